@@ -1,0 +1,135 @@
+//! Domain types shared by the store and the forwarders: a stored event read back as a typed view,
+//! and the HTTP request context captured when it arrived (IP, user agent, first-party cookies).
+//!
+//! Every field the tag may omit is optional and unknown keys are kept or ignored, never
+//! refused: the payload schema is enforced on the way in, so reading is lenient. This is what
+//! makes later payload additions (consent, hashed `user_data` identifiers) additive.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::payload::integer_value;
+
+/// A stored event as the forwarders see it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EventView {
+    pub event_id: String,
+    pub event_name: String,
+    #[serde(deserialize_with = "lenient_integer")]
+    pub event_time: i64,
+    #[serde(deserialize_with = "lenient_optional_integer")]
+    pub event_time_ms: Option<i64>,
+    pub event_source_url: String,
+    pub referrer: Option<String>,
+    pub user_data: UserData,
+    /// Canonical Meta-named parameters plus any custom ones, as the tag sent them.
+    pub custom_data: Map<String, Value>,
+    /// Keyed by URL parameter name (`fbclid`, `ttclid`, `gclid`, …).
+    pub click_ids: BTreeMap<String, ClickId>,
+    pub utm: Value,
+    pub client_id: String,
+    pub tag_version: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct UserData {
+    pub fbp: Option<String>,
+    pub fbc: Option<String>,
+    pub ttp: Option<String>,
+    /// Keys a later payload version adds (hashed `em`, `ph`, …); forwarders pick what they know.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ClickId {
+    pub value: String,
+    /// Unix ms when the click ID was first seen.
+    #[serde(deserialize_with = "lenient_integer")]
+    pub ts: i64,
+}
+
+impl EventView {
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    pub fn click_id(&self, name: &str) -> Option<&ClickId> {
+        self.click_ids.get(name).filter(|click| !click.value.is_empty())
+    }
+
+    pub fn custom_str(&self, key: &str) -> Option<&str> {
+        self.custom_data.get(key).and_then(Value::as_str).filter(|text| !text.is_empty())
+    }
+}
+
+/// What the HTTP request told us about the browser, stored beside the event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// First-party cookies sent with the beacon (same site as the shop).
+    pub cookie_fbp: Option<String>,
+    pub cookie_fbc: Option<String>,
+    pub cookie_ttp: Option<String>,
+    /// GA4's client id taken from the `_ga` cookie (`GA1.1.<random>.<seconds>` → `<random>.<seconds>`).
+    pub ga_client_id: Option<String>,
+}
+
+impl RequestContext {
+    pub fn from_json(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+}
+
+fn lenient_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    Ok(integer_value(&Value::deserialize(deserializer)?).unwrap_or(0))
+}
+
+fn lenient_optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(integer_value(&Value::deserialize(deserializer)?))
+}
+
+/// Lower-case hex SHA-256, the form Meta and TikTok expect for hashed identifiers.
+pub fn sha256_hex(input: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(input.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// True for a 64-character lower-case hex string (an identifier the tag already hashed).
+pub fn is_sha256_hex(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_leniently() {
+        let view = EventView::from_json(r#"{"event_id":"e","event_time":1.7e9,"user_data":{"fbp":"fb.1.2.3","em":"x"},"later_field":{"a":1}}"#)
+            .expect("parses");
+        assert_eq!(view.event_time, 1_700_000_000);
+        assert_eq!(view.user_data.fbp.as_deref(), Some("fb.1.2.3"));
+        assert!(view.user_data.other.contains_key("em"));
+        assert_eq!(view.event_time_ms, None);
+    }
+
+    #[test]
+    fn hashes() {
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(is_sha256_hex(&sha256_hex("x")));
+        assert!(!is_sha256_hex("abc"));
+    }
+}

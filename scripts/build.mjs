@@ -1,0 +1,130 @@
+// Builds dist/: the loader (tandem.js), its wasm (tandem_bg.wasm), the ES module (tandem.mjs) and
+// the type declarations (tandem.d.ts).
+//
+//   node scripts/build.mjs                 -> dist/
+//   node scripts/build.mjs --test-hooks    -> dist-test/ (adds test-only commands: a deliberate panic, a reset)
+//
+// Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the glue is
+// wrapped in a factory (so a crashed instance can be replaced), its inline_js snippets inlined, and
+// combined with www/loader.js into a classic script and an ES module, minified by esbuild.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { transformSync } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const testHooks = process.argv.includes('--test-hooks');
+const outDir = join(root, testHooks ? 'dist-test' : 'dist');
+const bindgenDir = join(root, 'target', testHooks ? 'bindgen-test' : 'bindgen');
+const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+
+function run(command, args) {
+  execFileSync(command, args, { cwd: root, stdio: 'inherit' });
+}
+
+const cargoArgs = ['build', '--release', '--lib', '-p', 'tandem', '--target', 'wasm32-unknown-unknown'];
+if (testHooks) cargoArgs.push('--features', 'test-hooks', '--target-dir', join(root, 'target', 'test-hooks'));
+run('cargo', cargoArgs);
+const rawWasm = join(root, 'target', testHooks ? 'test-hooks' : '', 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
+
+rmSync(bindgenDir, { recursive: true, force: true });
+run('wasm-bindgen', ['--target', 'web', '--no-typescript', '--out-dir', bindgenDir, '--out-name', 'tandem', rawWasm]);
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+run(join(root, 'node_modules', 'binaryen', 'bin', 'wasm-opt'), [
+  '-Oz', '--strip-debug', '--strip-producers', join(bindgenDir, 'tandem_bg.wasm'), '-o', join(outDir, 'tandem_bg.wasm'),
+]);
+
+function listFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? listFiles(path) : [path];
+  });
+}
+
+// wasm-bindgen's ES-module glue, turned into a factory function body: snippets inlined, exports
+// made local, and the default wasm URL (import.meta.url, invalid in a classic script) removed,
+// since the loader always passes the compiled module.
+function glueFactory() {
+  let glue = readFileSync(join(bindgenDir, 'tandem.js'), 'utf8');
+  const snippetsDir = join(bindgenDir, 'snippets');
+  let snippets = '';
+  try {
+    for (const file of listFiles(snippetsDir)) {
+      snippets += readFileSync(file, 'utf8').replace(/^export\s+function/gm, 'function') + '\n';
+    }
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error;
+  }
+  glue = glue.replace(/^import \{[^}]*\} from '\.\/snippets\/[^']*';\n/gm, '');
+  if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
+  glue = glue.replace(/^export function /gm, 'function ');
+  glue = glue.replace(/^export \{[^}]*\};?\s*$/gm, '');
+  glue = glue.replace(/new URL\('tandem_bg\.wasm', import\.meta\.url\)/, 'undefined');
+  if (glue.includes('import.meta')) throw new Error('import.meta left in the wasm-bindgen glue');
+  const exported = ['command', 'set_script_nonce'];
+  return `function createGlue() {\n${snippets}${glue}\nreturn { init: __wbg_init, ${exported.map((name) => `${name}: ${name}`).join(', ')} };\n}\n`;
+}
+
+const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8');
+const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\n${glueFactory()}${loader}`;
+
+const classic = `(function () {
+'use strict';
+${shared}
+if (typeof window !== 'undefined') {
+  var currentScript = document.currentScript;
+  bootTandem(window, {
+    src: currentScript ? currentScript.src : '',
+    nonce: currentScript ? currentScript.nonce || currentScript.getAttribute('nonce') || '' : '',
+    wasm: currentScript ? currentScript.getAttribute('data-tandem-wasm') : null,
+  });
+}
+})();
+`;
+
+// The module touches no browser global until it is called, so it is safe to import during
+// server-side rendering; it installs the same window.tandem as the snippet (one instance a page).
+const moduleSource = `${shared}
+function live() {
+  return bootTandem(window, { src: import.meta.url, nonce: '', wasm: null });
+}
+export function tandem() {
+  if (typeof window === 'undefined') return null;
+  var api = live();
+  return api.apply(null, arguments);
+}
+export function ready(timeoutMs) {
+  if (typeof window === 'undefined') return Promise.resolve(false);
+  live();
+  var deadline = Date.now() + (timeoutMs || 10000);
+  return new Promise(function (resolve) {
+    (function check() {
+      if (window.tandem && window.tandem.loaded === true) resolve(true);
+      else if (Date.now() > deadline) resolve(false);
+      else setTimeout(check, 10);
+    })();
+  });
+}
+export default tandem;
+`;
+
+function minify(code, format) {
+  return transformSync(code, { minify: true, target: 'es2020', format, legalComments: 'none' }).code;
+}
+
+writeFileSync(join(outDir, 'tandem.js'), minify(classic, undefined));
+writeFileSync(join(outDir, 'tandem.mjs'), minify(moduleSource, 'esm'));
+copyFileSync(join(root, 'www', 'tandem.d.ts'), join(outDir, 'tandem.d.ts'));
+
+let total = 0;
+for (const name of ['tandem.js', 'tandem_bg.wasm']) {
+  const bytes = readFileSync(join(outDir, name));
+  const gz = gzipSync(bytes, { level: 9 }).length;
+  total += gz;
+  console.log(`${name.padEnd(16)} ${String(bytes.length).padStart(7)} B  gzip -9 ${String(gz).padStart(6)} B`);
+}
+console.log(`${'loaded by page'.padEnd(16)} ${' '.repeat(9)}  gzip -9 ${String(total).padStart(6)} B`);

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need, skipping what is already there:
+# the wasm32 target, wasm-bindgen-cli (pinned to the wasm-bindgen crate's exact version),
+# Chromium and ChromeDriver (Debian packages), and the npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-unknown-unknown >/dev/null
+
+wanted=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+if [ -z "$wanted" ]; then echo "setup: cannot read the wasm-bindgen version from Cargo.toml" >&2; exit 1; fi
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $wanted\$"; then
+  echo "setup: installing wasm-bindgen-cli $wanted (about 3 minutes)"
+  cargo install wasm-bindgen-cli --version "=$wanted"
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "setup: installing chromium and chromium-driver"
+  sudo_=""
+  if [ "$(id -u)" != 0 ]; then sudo_="sudo"; fi
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi

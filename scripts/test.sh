@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: native core and collector tests, the shell's tests in headless Chromium
+# (wasm-bindgen-test), the build with its size guard, and the end-to-end browser tests.
+# Installs what it needs first, so it works on a fresh machine (see scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== native tests (core, platforms, collector)"
+cargo test --workspace
+
+echo "== shell tests in headless Chromium (wasm-bindgen-test)"
+CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
+  cargo test -p tandem --target wasm32-unknown-unknown --features test-hooks --test web
+
+echo "== build"
+node scripts/build.mjs
+node scripts/build.mjs --test-hooks
+
+echo "== end-to-end tests in headless Chromium"
+node --test --test-concurrency=1 --test-timeout=120000 tests/e2e/

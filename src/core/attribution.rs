@@ -1,0 +1,302 @@
+//! Attribution state: click IDs and UTM first/last touch, read from landing URLs and kept in
+//! `localStorage["tandem:attribution"]` for the attribution window, so a conversion pages later
+//! still carries the click that brought the visitor.
+//!
+//! Storage is shared with the site and other scripts, so whatever is stored there is treated as
+//! untrusted: unreadable or foreign data is ignored field by field, never an error.
+
+use crate::core::json::{self, obj, truncate_utf8, Value};
+
+pub const STORAGE_KEY: &str = "tandem:attribution";
+pub const DEFAULT_WINDOW_DAYS: u64 = 90;
+/// Same cap as URL values; also the schema's limit.
+pub const VALUE_CAP: usize = 500;
+
+/// Click-ID URL parameters, spelled as the platforms spell them (keys are case-sensitive).
+pub const CLICK_IDS: &[&str] = &[
+    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "ttclid", "msclkid", "li_fat_id", "ScCid", "epik", "rdt_cid", "twclid",
+];
+
+/// `(URL parameter, stored field)` for UTMs.
+pub const UTMS: &[(&str, &str)] = &[
+    ("utm_source", "source"),
+    ("utm_medium", "medium"),
+    ("utm_campaign", "campaign"),
+    ("utm_term", "term"),
+    ("utm_content", "content"),
+    ("utm_id", "id"),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClickId {
+    pub name: &'static str,
+    pub value: String,
+    /// Unix ms when this value was first seen.
+    pub ts: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touch {
+    /// `(field, value)` in `UTMS` order, non-empty values only.
+    pub fields: Vec<(&'static str, String)>,
+    pub ts: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attribution {
+    pub click_ids: Vec<ClickId>,
+    pub first: Option<Touch>,
+    pub last: Option<Touch>,
+}
+
+/// Drops control characters and caps the length; `None` when nothing is left.
+pub fn clean(raw: &str) -> Option<String> {
+    let mut s: String = raw.chars().filter(|c| !c.is_control()).collect();
+    truncate_utf8(&mut s, VALUE_CAP);
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+pub(crate) fn ts_of(v: Option<&Value>) -> Option<u64> {
+    match v {
+        Some(Value::Number(n)) if !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(n.bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')))
+        }
+        _ => None,
+    }
+}
+
+fn touch_from(v: Option<&Value>) -> Option<Touch> {
+    let v = v?;
+    let ts = ts_of(v.get("ts"))?;
+    let fields: Vec<(&'static str, String)> = UTMS
+        .iter()
+        .filter_map(|(_, field)| Some((*field, clean(v.get(field)?.as_str()?)?)))
+        .collect();
+    if fields.is_empty() {
+        None
+    } else {
+        Some(Touch { fields, ts })
+    }
+}
+
+impl Attribution {
+    /// The stored state; anything unreadable is left out.
+    pub fn load(stored: Option<&str>) -> Attribution {
+        let v = match stored.map(json::parse) {
+            Some(Ok(v)) => v,
+            _ => return Attribution::default(),
+        };
+        let mut a = Attribution::default();
+        if let Some(ids) = v.get("click_ids") {
+            for name in CLICK_IDS {
+                let Some(entry) = ids.get(name) else { continue };
+                if let (Some(value), Some(ts)) = (entry.get("value").and_then(Value::as_str).and_then(clean), ts_of(entry.get("ts"))) {
+                    a.click_ids.push(ClickId { name, value, ts });
+                }
+            }
+        }
+        if let Some(utm) = v.get("utm") {
+            a.first = touch_from(utm.get("first"));
+            a.last = touch_from(utm.get("last"));
+        }
+        a
+    }
+
+    /// Takes click IDs and UTMs from a landing URL's parameters. A new click-ID value replaces
+    /// the old one with a new time; the same value keeps its first time. First touch is set
+    /// once; last touch is replaced by any landing that carries UTMs.
+    pub fn observe(&mut self, params: &[(String, String)], now_ms: u64) {
+        for name in CLICK_IDS {
+            let Some(value) = crate::core::url::param(params, name).and_then(clean) else { continue };
+            match self.click_ids.iter_mut().find(|c| c.name == *name) {
+                Some(c) if c.value == value => {}
+                Some(c) => {
+                    c.value = value;
+                    c.ts = now_ms;
+                }
+                None => self.click_ids.push(ClickId { name, value, ts: now_ms }),
+            }
+        }
+        let fields: Vec<(&'static str, String)> = UTMS
+            .iter()
+            .filter_map(|(p, field)| Some((*field, clean(crate::core::url::param(params, p)?)?)))
+            .collect();
+        if !fields.is_empty() {
+            let touch = Touch { fields, ts: now_ms };
+            if self.first.is_none() {
+                self.first = Some(touch.clone());
+            }
+            self.last = Some(touch);
+        }
+    }
+
+    /// Forgets entries older than the window.
+    pub fn expire(&mut self, now_ms: u64, window_days: u64) {
+        let window_ms = window_days.saturating_mul(86_400_000);
+        let fresh = |ts: u64| now_ms.saturating_sub(ts) <= window_ms;
+        self.click_ids.retain(|c| fresh(c.ts));
+        if self.first.as_ref().is_some_and(|t| !fresh(t.ts)) {
+            self.first = None;
+        }
+        if self.last.as_ref().is_some_and(|t| !fresh(t.ts)) {
+            self.last = None;
+        }
+    }
+
+    pub fn click_id(&self, name: &str) -> Option<&ClickId> {
+        self.click_ids.iter().find(|c| c.name == name)
+    }
+
+    /// `{name: {value, ts}}` as in the payload schema.
+    pub fn click_ids_value(&self) -> Value {
+        let mut o = obj();
+        for c in &self.click_ids {
+            o.push(c.name, obj().s("value", &c.value).u("ts", c.ts).build());
+        }
+        o.build()
+    }
+
+    /// `{first?, last?}` as in the payload schema.
+    pub fn utm_value(&self) -> Value {
+        let touch = |t: &Touch| {
+            let mut o = obj();
+            for (k, v) in &t.fields {
+                o.push(k, Value::String(v.clone()));
+            }
+            o.u("ts", t.ts).build()
+        };
+        let mut o = obj();
+        if let Some(t) = &self.first {
+            o.push("first", touch(t));
+        }
+        if let Some(t) = &self.last {
+            o.push("last", touch(t));
+        }
+        o.build()
+    }
+
+    /// The stored form, which is also the payload's shape: `{"click_ids":{…},"utm":{…}}`.
+    pub fn to_json(&self) -> String {
+        obj().v("click_ids", self.click_ids_value()).v("utm", self.utm_value()).build().to_json()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::url::query_params;
+
+    const DAY: u64 = 86_400_000;
+    const T0: u64 = 1_700_000_000_000;
+
+    /// Loads `stored`, then for each `(url, now)` landing expires and observes (as `Tag` does),
+    /// and compares the stored JSON.
+    fn check(stored: Option<&str>, landings: &[(&str, u64)], expected: &str) {
+        let mut a = Attribution::load(stored);
+        let mut last_now = T0;
+        for (url, now) in landings {
+            a.expire(*now, DEFAULT_WINDOW_DAYS);
+            a.observe(&query_params(url), *now);
+            last_now = *now;
+        }
+        a.expire(last_now, DEFAULT_WINDOW_DAYS);
+        assert_eq!(a.to_json(), expected);
+        // What is stored loads back identically.
+        assert_eq!(Attribution::load(Some(&a.to_json())), a);
+    }
+
+    #[test]
+    fn every_click_id_is_read() {
+        for name in CLICK_IDS {
+            let url = String::from("https://s.example/?") + name + "=v_" + name;
+            let mut want = String::from(r#"{"click_ids":{""#);
+            want.push_str(name);
+            want.push_str(r#"":{"value":"v_"#);
+            want.push_str(name);
+            want.push_str(r#"","ts":1700000000000}},"utm":{}}"#);
+            check(None, &[(&url, T0)], &want);
+        }
+        // Case matters: "sccid" is not Snapchat's "ScCid".
+        check(None, &[("https://s.example/?sccid=1&GCLID=2", T0)], r#"{"click_ids":{},"utm":{}}"#);
+    }
+
+    #[test]
+    fn click_id_updates() {
+        let first = ("https://s.example/?gclid=A", T0);
+        // Same value later keeps the first ts.
+        check(None, &[first, ("https://s.example/?gclid=A", T0 + DAY)], r#"{"click_ids":{"gclid":{"value":"A","ts":1700000000000}},"utm":{}}"#);
+        // A new value replaces it with a new ts.
+        check(None, &[first, ("https://s.example/?gclid=B", T0 + DAY)], r#"{"click_ids":{"gclid":{"value":"B","ts":1700086400000}},"utm":{}}"#);
+        // A landing without it keeps it.
+        check(None, &[first, ("https://s.example/", T0 + DAY)], r#"{"click_ids":{"gclid":{"value":"A","ts":1700000000000}},"utm":{}}"#);
+        // Empty and control-only values are dropped.
+        check(None, &[("https://s.example/?gclid=&fbclid=%00%01", T0)], r#"{"click_ids":{},"utm":{}}"#);
+        check(None, &[("https://s.example/?gclid=a%0Ab", T0)], r#"{"click_ids":{"gclid":{"value":"ab","ts":1700000000000}},"utm":{}}"#);
+    }
+
+    #[test]
+    fn utm_first_and_last_touch() {
+        check(
+            None,
+            &[("https://s.example/?utm_source=google&utm_medium=cpc&utm_campaign=x&utm_term=t&utm_content=c&utm_id=9", T0)],
+            r#"{"click_ids":{},"utm":{"first":{"source":"google","medium":"cpc","campaign":"x","term":"t","content":"c","id":"9","ts":1700000000000},"last":{"source":"google","medium":"cpc","campaign":"x","term":"t","content":"c","id":"9","ts":1700000000000}}}"#,
+        );
+        check(
+            None,
+            &[
+                ("https://s.example/?utm_source=google&utm_medium=cpc", T0),
+                ("https://s.example/?x=1", T0 + DAY),
+                ("https://s.example/?utm_source=news", T0 + 2 * DAY),
+            ],
+            r#"{"click_ids":{},"utm":{"first":{"source":"google","medium":"cpc","ts":1700000000000},"last":{"source":"news","ts":1700172800000}}}"#,
+        );
+        // Empty UTMs are not a touch.
+        check(None, &[("https://s.example/?utm_source=", T0)], r#"{"click_ids":{},"utm":{}}"#);
+    }
+
+    #[test]
+    fn window_expiry() {
+        let stored = r#"{"click_ids":{"gclid":{"value":"old","ts":1600000000000},"fbclid":{"value":"new","ts":1699999999999}},"utm":{"first":{"source":"a","ts":1600000000000},"last":{"source":"b","ts":1699000000000}}}"#;
+        check(
+            Some(stored),
+            &[("https://s.example/", T0)],
+            r#"{"click_ids":{"fbclid":{"value":"new","ts":1699999999999}},"utm":{"last":{"source":"b","ts":1699000000000}}}"#,
+        );
+        // Exactly at the window edge is kept, one ms later is not.
+        let edge = T0 - DEFAULT_WINDOW_DAYS * DAY;
+        let mut a = Attribution { click_ids: vec![ClickId { name: "gclid", value: "x".into(), ts: edge }], ..Default::default() };
+        a.expire(T0, DEFAULT_WINDOW_DAYS);
+        assert_eq!(a.click_ids.len(), 1);
+        a.expire(T0 + 1, DEFAULT_WINDOW_DAYS);
+        assert!(a.click_ids.is_empty());
+        // After expiry a new first touch can be recorded.
+        check(
+            Some(r#"{"click_ids":{},"utm":{"first":{"source":"a","ts":1}}}"#),
+            &[("https://s.example/?utm_source=z", T0)],
+            r#"{"click_ids":{},"utm":{"first":{"source":"z","ts":1700000000000},"last":{"source":"z","ts":1700000000000}}}"#,
+        );
+    }
+
+    #[test]
+    fn corrupt_or_foreign_storage_is_ignored() {
+        let empty = r#"{"click_ids":{},"utm":{}}"#;
+        for stored in [
+            "", "garbage", "null", "[]", "42", r#"{"click_ids":[]}"#, r#"{"click_ids":{"gclid":"x"}}"#,
+            r#"{"click_ids":{"gclid":{"value":"x","ts":"1"}}}"#, r#"{"click_ids":{"gclid":{"value":"x","ts":-1}}}"#,
+            r#"{"click_ids":{"gclid":{"value":"","ts":1700000000000}}}"#, r#"{"click_ids":{"evil":{"value":"x","ts":1700000000000}}}"#,
+            r#"{"utm":{"first":{"source":"a"}}}"#, r#"{"utm":{"first":{"ts":1700000000000}}}"#,
+        ] {
+            check(Some(stored), &[], empty);
+        }
+        // Good parts survive next to bad ones.
+        check(
+            Some(r#"{"click_ids":{"gclid":{"value":"g","ts":1699999999999},"ttclid":7},"utm":{"last":{"source":5,"medium":"m","ts":1699999999999}},"other":1}"#),
+            &[],
+            r#"{"click_ids":{"gclid":{"value":"g","ts":1699999999999}},"utm":{"last":{"medium":"m","ts":1699999999999}}}"#,
+        );
+    }
+}

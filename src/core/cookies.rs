@@ -1,0 +1,293 @@
+//! First-party cookies: reading `document.cookie`, finding the registrable domain, rendering
+//! `Set-Cookie` strings, and Meta's `_fbp` / `_fbc` formats.
+//!
+//! `_fbp` = `fb.{subdomainIndex}.{creationTime ms}.{random}`, `_fbc` =
+//! `fb.{subdomainIndex}.{creationTime ms}.{fbclid}` (Meta, "fbp and fbc parameters"). Cookies
+//! fbevents.js or Meta's parameter builder wrote (4 segments, or 5 with a trailing appendix) are
+//! reused as they are: rewriting them would change the identifier Meta already knows.
+
+use crate::core::json::write_u64;
+
+pub const FBP: &str = "_fbp";
+pub const FBC: &str = "_fbc";
+pub const CLIENT_ID: &str = "_tandem_cid";
+/// Meta's 90 days for `_fbp` / `_fbc`.
+pub const FB_MAX_AGE_S: u64 = 90 * 24 * 3600;
+/// Chrome caps cookie lifetimes at 400 days, so asking for more only differs between browsers.
+pub const CLIENT_ID_MAX_AGE_S: u64 = 400 * 24 * 3600;
+/// Meta's parameter builder ignores longer click IDs.
+pub const FBCLID_CAP: usize = 500;
+
+/// `name=value` pairs of a `document.cookie` string, in order. Junk without `=` is skipped;
+/// values are kept raw (no decoding): the tag only reads cookies whose values need none.
+fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|part| {
+        let (name, value) = part.split_once('=')?;
+        let name = name.trim();
+        let value = value.trim();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        if name.is_empty() {
+            None
+        } else {
+            Some((name, value))
+        }
+    })
+}
+
+/// All cookies of a `document.cookie` string, in order (see `pairs`).
+pub fn parse_cookie_header(header: &str) -> Vec<(String, String)> {
+    pairs(header).map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
+/// The first cookie called `name`; browsers list the most specific path first.
+pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    pairs(header).find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
+pub fn is_ip_or_local(host: &str) -> bool {
+    let is_ipv4 = host.split('.').count() == 4 && host.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    host.starts_with('[') || host.contains(':') || is_ipv4 || !host.contains('.')
+}
+
+/// Candidate cookie domains, shortest first ("co.uk", "example.co.uk", …, the full host). The shell
+/// sets a test cookie on each in turn; browsers refuse public suffixes, so the first that sticks
+/// is the registrable domain, without shipping the public suffix list.
+pub fn domain_candidates(host: &str) -> Vec<String> {
+    if is_ip_or_local(host) {
+        return Vec::new();
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.iter().any(|l| l.is_empty()) {
+        return Vec::new();
+    }
+    (2..=labels.len())
+        .map(|n| labels.get(labels.len() - n..).unwrap_or_default().join("."))
+        .collect()
+}
+
+/// Meta's subdomainIndex: the number of labels of the cookie's domain minus one (com=0,
+/// example.com=1, www.example.com=2). For a host-only cookie the host is that domain; IPs and
+/// localhost get 0 because they are not domain names (an IPv4 address is not "4 labels") and
+/// Meta only uses the index to tell cookies apart, not to locate them.
+pub fn subdomain_index(cookie_domain: Option<&str>, host: &str) -> u64 {
+    match cookie_domain {
+        Some(d) if !d.is_empty() => d.trim_start_matches('.').split('.').count().saturating_sub(1) as u64,
+        _ if is_ip_or_local(host) => 0,
+        _ => host.split('.').count().saturating_sub(1) as u64,
+    }
+}
+
+/// RFC 6265 cookie-octet: what may appear in a value without quoting or encoding.
+pub fn is_cookie_value(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+}
+
+/// A `document.cookie` assignment. Bytes a cookie value may not hold are left out, as a last
+/// defence: callers only pass values that already passed `is_cookie_value`.
+pub fn render_set_cookie(name: &str, value: &str, max_age_s: u64, domain: Option<&str>, secure: bool) -> String {
+    let mut s = String::with_capacity(name.len() + value.len() + 64);
+    s.push_str(name);
+    s.push('=');
+    s.extend(value.chars().filter(|c| c.is_ascii() && is_cookie_value(c.encode_utf8(&mut [0; 4]))));
+    s.push_str("; Max-Age=");
+    write_u64(&mut s, max_age_s);
+    s.push_str("; Path=/");
+    if let Some(d) = domain.filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')) {
+        s.push_str("; Domain=");
+        s.push_str(d);
+    }
+    s.push_str("; SameSite=Lax");
+    if secure {
+        s.push_str("; Secure");
+    }
+    s
+}
+
+/// A parsed `_fbp` / `_fbc` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FbCookie<'a> {
+    pub subdomain_index: u64,
+    pub creation_ms: u64,
+    /// The random number (`_fbp`) or the fbclid (`_fbc`).
+    pub payload: &'a str,
+    /// The optional 5th segment Meta's parameter builder appends.
+    pub appendix: Option<&'a str>,
+}
+
+/// Parses `fb.{index}.{ms}.{payload}[.{appendix}]`; `None` for anything else.
+pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
+    if !is_cookie_value(value) {
+        return None;
+    }
+    let parts: Vec<&str> = value.split('.').collect();
+    let (index, ms, payload, appendix) = match parts.as_slice() {
+        ["fb", i, ms, p] => (*i, *ms, *p, None),
+        ["fb", i, ms, p, a] => (*i, *ms, *p, Some(*a)),
+        _ => return None,
+    };
+    if payload.is_empty() || appendix.is_some_and(str::is_empty) {
+        return None;
+    }
+    Some(FbCookie { subdomain_index: digits(index)?, creation_ms: digits(ms)?, payload, appendix })
+}
+
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+}
+
+fn render_fb(index: u64, creation_ms: u64, payload: &str) -> String {
+    let mut s = String::from("fb.");
+    write_u64(&mut s, index);
+    s.push('.');
+    write_u64(&mut s, creation_ms);
+    s.push('.');
+    s.push_str(payload);
+    s
+}
+
+/// A new `_fbp` value; `random` is a 31-bit number as fbevents.js uses.
+pub fn new_fbp(index: u64, now_ms: u64, random: u32) -> String {
+    let mut r = String::new();
+    write_u64(&mut r, u64::from(random & 0x7FFF_FFFF));
+    render_fb(index, now_ms, &r)
+}
+
+/// What to do about `_fbc` given the cookie and the landing URL's fbclid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FbcDecision {
+    /// Keep the current cookie (or the absence of one).
+    Keep(Option<String>),
+    /// Write this new value.
+    Set(String),
+}
+
+/// Meta's rules: the same fbclid keeps the cookie (and its creation time); a different one makes
+/// a new cookie with a new creation time; an fbclid over 500 chars, or one that cannot be stored
+/// in a cookie unchanged, is ignored. The fbclid is never modified (it is case-sensitive).
+pub fn decide_fbc(existing: Option<&str>, fbclid: Option<&str>, index: u64, now_ms: u64) -> FbcDecision {
+    let current = existing.filter(|v| parse_fb(v).is_some()).map(str::to_string);
+    let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !c.contains('.'));
+    match usable {
+        Some(id) if current.as_deref().and_then(parse_fb).map(|c| c.payload) != Some(id) => {
+            FbcDecision::Set(render_fb(index, now_ms, id))
+        }
+        _ => FbcDecision::Keep(current),
+    }
+}
+
+/// An existing `_fbp` worth keeping.
+pub fn valid_fbp(existing: Option<&str>) -> Option<&str> {
+    existing.filter(|v| parse_fb(v).is_some())
+}
+
+/// An existing `_tandem_cid` worth keeping.
+pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
+    existing.filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_headers() {
+        let h = " a=1; ; junk;b = two ; _fbp=fb.1.2.3;c=\"q\";=x; a=dup";
+        let all = parse_cookie_header(h);
+        let all: Vec<(&str, &str)> = all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(all, vec![("a", "1"), ("b", "two"), ("_fbp", "fb.1.2.3"), ("c", "q"), ("a", "dup")]);
+        // The shell's probe: comparing names with a &str works on the owned pairs.
+        assert!(parse_cookie_header(h).iter().any(|(name, _)| name == "_fbp"));
+        assert_eq!(get(h, "a"), Some("1"));
+        assert_eq!(get(h, "zz"), None);
+        assert_eq!(get("", "a"), None);
+    }
+
+    #[test]
+    fn domain_candidate_lists() {
+        let check = |host: &str, want: &[&str]| assert_eq!(domain_candidates(host), want, "{host}");
+        check("a.b.example.co.uk", &["co.uk", "example.co.uk", "b.example.co.uk", "a.b.example.co.uk"]);
+        check("www.example.com", &["example.com", "www.example.com"]);
+        check("example.com", &["example.com"]);
+        check("localhost", &[]);
+        check("127.0.0.1", &[]);
+        check("[::1]", &[]);
+        check("fe80::1", &[]);
+        check("a..b", &[]);
+    }
+
+    #[test]
+    fn subdomain_indexes() {
+        assert_eq!(subdomain_index(Some("com"), "x"), 0);
+        assert_eq!(subdomain_index(Some("example.com"), "www.example.com"), 1);
+        assert_eq!(subdomain_index(Some(".example.com"), "www.example.com"), 1);
+        assert_eq!(subdomain_index(Some("www.example.com"), "www.example.com"), 2);
+        assert_eq!(subdomain_index(None, "shop.example.com"), 2);
+        assert_eq!(subdomain_index(None, "localhost"), 0);
+        assert_eq!(subdomain_index(None, "192.168.0.1"), 0);
+        assert_eq!(subdomain_index(None, "[::1]"), 0);
+    }
+
+    #[test]
+    fn renders_cookies() {
+        assert_eq!(
+            render_set_cookie("_fbp", "fb.1.2.3", 7776000, Some("example.com"), true),
+            "_fbp=fb.1.2.3; Max-Age=7776000; Path=/; Domain=example.com; SameSite=Lax; Secure"
+        );
+        assert_eq!(render_set_cookie("a", "b", 1, None, false), "a=b; Max-Age=1; Path=/; SameSite=Lax");
+        // Injection attempts lose their dangerous bytes.
+        assert_eq!(
+            render_set_cookie("a", "x; Domain=evil.com", 1, Some("bad;domain"), false),
+            "a=xDomain=evil.com; Max-Age=1; Path=/; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn fb_cookie_formats() {
+        let four = parse_fb("fb.1.1596403881668.1116446470").unwrap();
+        assert_eq!((four.subdomain_index, four.creation_ms, four.payload, four.appendix), (1, 1596403881668, "1116446470", None));
+        let five = parse_fb("fb.2.1700000000000.IwAR2xyz.AQ").unwrap();
+        assert_eq!((five.payload, five.appendix), ("IwAR2xyz", Some("AQ")));
+        for bad in ["", "fb", "fb.1.2", "fb.1.2.", "fb.x.2.3", "fb.1.-2.3", "gb.1.2.3", "fb.1.2.3.4.5", "fb.1.2.3.", "fb.1.2.3 4"] {
+            assert_eq!(parse_fb(bad), None, "{bad}");
+        }
+        assert_eq!(new_fbp(1, 1700000000000, 0xFFFF_FFFF), "fb.1.1700000000000.2147483647");
+        assert!(parse_fb(&new_fbp(0, 1, 5)).is_some());
+    }
+
+    #[test]
+    fn fbc_decisions() {
+        let now = 1_700_000_000_000;
+        let old = "fb.1.1600000000000.AbC";
+        // No cookie, new fbclid: set.
+        assert_eq!(decide_fbc(None, Some("AbC"), 1, now), FbcDecision::Set("fb.1.1700000000000.AbC".into()));
+        // Same fbclid: keep the original creation time.
+        assert_eq!(decide_fbc(Some(old), Some("AbC"), 1, now), FbcDecision::Keep(Some(old.into())));
+        // Five-segment cookie with the same fbclid: kept.
+        assert_eq!(decide_fbc(Some("fb.1.1600000000000.AbC.AQ"), Some("AbC"), 1, now), FbcDecision::Keep(Some("fb.1.1600000000000.AbC.AQ".into())));
+        // Different fbclid (case-sensitive): new cookie, new time.
+        assert_eq!(decide_fbc(Some(old), Some("abc"), 1, now), FbcDecision::Set("fb.1.1700000000000.abc".into()));
+        // Too long: ignored.
+        let long = "x".repeat(501);
+        assert_eq!(decide_fbc(Some(old), Some(&long), 1, now), FbcDecision::Keep(Some(old.into())));
+        assert!(matches!(decide_fbc(None, Some(&"x".repeat(500)), 1, now), FbcDecision::Set(_)));
+        // Not storable unchanged: ignored, never rewritten.
+        assert_eq!(decide_fbc(None, Some("a b"), 1, now), FbcDecision::Keep(None));
+        // No fbclid: keep a valid cookie, drop a corrupt one.
+        assert_eq!(decide_fbc(Some(old), None, 1, now), FbcDecision::Keep(Some(old.into())));
+        assert_eq!(decide_fbc(Some("garbage"), None, 1, now), FbcDecision::Keep(None));
+    }
+
+    #[test]
+    fn client_ids() {
+        assert_eq!(valid_client_id(Some("abcDEF012-_")), Some("abcDEF012-_"));
+        assert_eq!(valid_client_id(Some("")), None);
+        assert_eq!(valid_client_id(Some("a b")), None);
+        assert_eq!(valid_client_id(Some(&"a".repeat(65))), None);
+        assert_eq!(valid_fbp(Some("fb.1.2.3")), Some("fb.1.2.3"));
+        assert_eq!(valid_fbp(Some("fb.1.2")), None);
+    }
+}

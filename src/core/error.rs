@@ -1,0 +1,25 @@
+//! Errors as values. Every rejected input becomes a `TagError` with a stable `code`, a message a site
+//! owner can act on, and the offending input (truncated), which the loader hands to `onError` and,
+//! in debug mode, to the console.
+
+/// One problem with something the page passed in. Never thrown: returned and reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagError {
+    /// Stable, machine-readable code, e.g. `"missing_field"`, `"invalid_currency"`.
+    pub code: &'static str,
+    /// A sentence saying what is wrong and how to fix it.
+    pub message: String,
+    /// The offending input as the page gave it (JSON text, capped at `INPUT_CAP` bytes).
+    pub input: String,
+}
+
+/// Offending inputs are echoed back capped, so a megabyte string is not copied into every report.
+pub const INPUT_CAP: usize = 200;
+
+impl TagError {
+    pub fn new(code: &'static str, message: impl Into<String>, input: impl Into<String>) -> TagError {
+        let mut input = input.into();
+        crate::core::json::truncate_utf8(&mut input, INPUT_CAP);
+        TagError { code, message: message.into(), input }
+    }
+}

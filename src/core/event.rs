@@ -1,0 +1,690 @@
+//! The event model: canonical names (Meta's standard events), canonical parameters, and the
+//! validation that turns what a page passed to `tandem.track` into a `ValidEvent`.
+//!
+//! Failure rules: a bad name, or a Purchase without value and currency, rejects the event; a bad
+//! parameter is dropped with an error naming it and the event still goes, because a conversion
+//! with one wrong field is worth more than none.
+
+use crate::core::error::TagError;
+use crate::core::json::{is_number_literal, truncate_utf8, Value};
+
+/// Meta's standard events, which Tandem uses as its canonical names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standard {
+    PageView,
+    ViewContent,
+    Search,
+    AddToCart,
+    AddToWishlist,
+    InitiateCheckout,
+    AddPaymentInfo,
+    Purchase,
+    Lead,
+    CompleteRegistration,
+    Contact,
+    CustomizeProduct,
+    Donate,
+    FindLocation,
+    Schedule,
+    StartTrial,
+    SubmitApplication,
+    Subscribe,
+}
+
+use Standard::*;
+
+impl Standard {
+    pub const ALL: &'static [Standard] = &[
+        PageView, ViewContent, Search, AddToCart, AddToWishlist, InitiateCheckout, AddPaymentInfo, Purchase, Lead,
+        CompleteRegistration, Contact, CustomizeProduct, Donate, FindLocation, Schedule, StartTrial, SubmitApplication,
+        Subscribe,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PageView => "PageView",
+            ViewContent => "ViewContent",
+            Search => "Search",
+            AddToCart => "AddToCart",
+            AddToWishlist => "AddToWishlist",
+            InitiateCheckout => "InitiateCheckout",
+            AddPaymentInfo => "AddPaymentInfo",
+            Purchase => "Purchase",
+            Lead => "Lead",
+            CompleteRegistration => "CompleteRegistration",
+            Contact => "Contact",
+            CustomizeProduct => "CustomizeProduct",
+            Donate => "Donate",
+            FindLocation => "FindLocation",
+            Schedule => "Schedule",
+            StartTrial => "StartTrial",
+            SubmitApplication => "SubmitApplication",
+            Subscribe => "Subscribe",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Standard> {
+        Standard::ALL.iter().copied().find(|s| s.name() == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventName {
+    Standard(Standard),
+    /// Passed the GA4 naming rules (which are the strictest of the three platforms).
+    Custom(String),
+}
+
+impl EventName {
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventName::Standard(s) => s.name(),
+            EventName::Custom(c) => c,
+        }
+    }
+    pub fn standard(&self) -> Option<Standard> {
+        match self {
+            EventName::Standard(s) => Some(*s),
+            EventName::Custom(_) => None,
+        }
+    }
+}
+
+pub const NAME_MAX: usize = 40;
+/// GA4's reserved prefixes (support.google.com/analytics/answer/13316687: `query_id` for web
+/// event names; `google_`, `ga_`, `firebase_` are reserved across GA4).
+const RESERVED_PREFIXES: &[&str] = &["google_", "ga_", "firebase_", "query_id"];
+/// GA4's reserved web event names (same page).
+const RESERVED_NAMES: &[&str] = &[
+    "ad_impression", "app_remove", "app_store_refund", "app_store_subscription_cancel", "app_store_subscription_renew",
+    "click", "error", "file_download", "first_open", "first_visit", "form_start", "form_submit", "in_app_purchase",
+    "page_view", "scroll", "session_start", "user_engagement", "view_complete", "video_progress", "video_start",
+    "view_search_results",
+];
+
+/// One line item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Content {
+    pub id: String,
+    /// Integer literal.
+    pub quantity: Option<String>,
+    /// Number literal, ≥ 0.
+    pub price: Option<String>,
+    pub name: Option<String>,
+    pub category: Option<String>,
+}
+
+/// Canonical parameters, validated. Numbers are JSON literal text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params {
+    pub value: Option<String>,
+    /// Uppercase ISO 4217.
+    pub currency: Option<String>,
+    pub order_id: Option<String>,
+    pub contents: Vec<Content>,
+    pub content_ids: Vec<String>,
+    pub content_type: Option<&'static str>,
+    pub content_name: Option<String>,
+    pub content_category: Option<String>,
+    pub num_items: Option<String>,
+    pub search_string: Option<String>,
+    pub predicted_ltv: Option<String>,
+    /// A string or a boolean.
+    pub status: Option<Value>,
+    /// Any other key, as given.
+    pub custom: Vec<(String, Value)>,
+}
+
+impl Params {
+    /// `content_ids`, or else the ids of `contents`.
+    pub fn ids(&self) -> Vec<&str> {
+        if self.content_ids.is_empty() {
+            self.contents.iter().map(|c| c.id.as_str()).collect()
+        } else {
+            self.content_ids.iter().map(String::as_str).collect()
+        }
+    }
+}
+
+/// An event that passed validation; the only thing destinations and the payload accept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidEvent {
+    pub name: EventName,
+    pub params: Params,
+    pub event_id: String,
+    pub time_ms: u64,
+    pub url: String,
+    pub referrer: String,
+}
+
+/// Active ISO 4217 codes, packed three letters each (funds and metals left out). Sorted; a
+/// test keeps it so.
+const CURRENCIES: &str = concat!(
+    "AEDAFNALLAMDANGAOAARSAUDAWGAZNBAMBBDBDTBGNBHDBIFBMDBNDBOBBOVBRLBSDBTNBWPBYNBZDCADCDFCHECHFCHWCLFCLPCNYCOPCOU",
+    "CRCCUPCVECZKDJFDKKDOPDZDEGPERNETBEURFJDFKPGBPGELGHSGIPGMDGNFGTQGYDHKDHNLHTGHUFIDRILSINRIQDIRRISKJMDJODJPYKES",
+    "KGSKHRKMFKPWKRWKWDKYDKZTLAKLBPLKRLRDLSLLYDMADMDLMGAMKDMMKMNTMOPMRUMURMVRMWKMXNMXVMYRMZNNADNGNNIONOKNPRNZDOMR",
+    "PABPENPGKPHPPKRPLNPYGQARRONRSDRUBRWFSARSBDSCRSDGSEKSGDSHPSLESOSSRDSSPSTNSVCSYPSZLTHBTJSTMTTNDTOPTRYTTDTWDTZS",
+    "UAHUGXUSDUSNUYIUYUUYWUZSVEDVESVNDVUVWSTXAFXCDXCGXOFXPFYERZARZMWZWG",
+);
+
+pub fn is_currency(code: &str) -> bool {
+    code.len() == 3 && CURRENCIES.as_bytes().chunks(3).any(|c| c == code.as_bytes())
+}
+
+const TEXT_CAP: usize = 500;
+const ID_CAP: usize = 256;
+const LIST_CAP: usize = 200;
+pub const ORDER_ID_MAX: usize = 64;
+
+/// Collects errors while validating, naming each field.
+struct Check<'a> {
+    errors: &'a mut Vec<TagError>,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Check<'_> {
+    fn bad(&mut self, code: &'static str, field: &str, rule: &str, v: &Value) {
+        let mut m = String::from("params.");
+        m.push_str(field);
+        m.push(' ');
+        m.push_str(rule);
+        m.push_str("; got ");
+        m.push_str(v.kind());
+        m.push_str(". The field was dropped; the event was still sent.");
+        self.errors.push(TagError::new(code, m, v.to_json()));
+    }
+}
+
+/// A number literal from a number or a numeric string ("12.50"), kept as written. Exponents are
+/// limited so the value stays finite in every JSON reader.
+fn number_text(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::Number(n) => n.as_str(),
+        Value::String(s) => s.trim(),
+        _ => return None,
+    };
+    // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
+    let exp_digits = s.find(['e', 'E']).map_or(0, |i| s.bytes().skip(i).filter(u8::is_ascii_digit).count());
+    if is_number_literal(s) && s.len() <= 40 && exp_digits <= 2 {
+        Some(s.to_string())
+    } else {
+        None
+    }
+}
+
+fn non_negative(s: String) -> Option<String> {
+    let negative = s.starts_with('-') && s.bytes().take_while(|b| *b != b'e' && *b != b'E').any(|b| (b'1'..=b'9').contains(&b));
+    if negative {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// A non-negative integer literal (quantities, counts).
+fn count_text(v: &Value) -> Option<String> {
+    let s = number_text(v)?;
+    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Some(s)
+    } else {
+        None
+    }
+}
+
+/// A product or order id: a string or an integer, 1..=`max` chars without control characters.
+fn id_text(v: &Value, max: usize) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if is_number_literal(n) && !n.contains(['.', 'e', 'E']) => n.clone(),
+        _ => return None,
+    };
+    let len = s.chars().count();
+    if len == 0 || len > max || s.chars().any(char::is_control) || s.trim().is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    let mut s = v.as_str()?.to_string();
+    truncate_utf8(&mut s, TEXT_CAP);
+    Some(s)
+}
+
+fn currency(v: &Value) -> Option<String> {
+    let code = v.as_str()?.trim().to_ascii_uppercase();
+    if is_currency(&code) {
+        Some(code)
+    } else {
+        None
+    }
+}
+
+/// Validates an event name; `None` (with an error) when it cannot be sent.
+pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> Option<EventName> {
+    let reject = |errors: &mut Vec<TagError>, why: &str| {
+        let mut m = String::from("Event name ");
+        m.push_str(why);
+        errors.push(TagError::new("invalid_event_name", m, name.to_json()));
+        None
+    };
+    let s = match name {
+        Value::String(s) => s.as_str(),
+        other => {
+            let mut why = String::from("must be a non-empty string, got ");
+            why.push_str(other.kind());
+            return reject(errors, &why);
+        }
+    };
+    if s.is_empty() {
+        return reject(errors, "must be a non-empty string, got an empty string");
+    }
+    if let Some(st) = Standard::from_name(s) {
+        return Some(EventName::Standard(st));
+    }
+    if s.chars().count() > NAME_MAX {
+        return reject(errors, "must be at most 40 characters (Google Analytics' limit)");
+    }
+    if !s.chars().next().is_some_and(char::is_alphabetic) {
+        return reject(errors, "must start with a letter (Google Analytics naming rule)");
+    }
+    if !s.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return reject(errors, "may contain only letters, digits and underscores (Google Analytics naming rule)");
+    }
+    let lower = s.to_ascii_lowercase();
+    if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return reject(errors, "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)");
+    }
+    if RESERVED_NAMES.contains(&s) {
+        return reject(errors, "is reserved by Google Analytics; pick another name");
+    }
+    if let Some(st) = Standard::ALL.iter().find(|st| st.name().eq_ignore_ascii_case(s)) {
+        let mut w = String::from("Event name \"");
+        w.push_str(s);
+        w.push_str("\" is sent as a custom event; did you mean the standard event \"");
+        w.push_str(st.name());
+        w.push_str("\"? Names are case-sensitive.");
+        warnings.push(w);
+    }
+    Some(EventName::Custom(s.to_string()))
+}
+
+fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
+    let mut field = String::from("contents[");
+    crate::core::json::write_u64(&mut field, i as u64);
+    field.push(']');
+    let Value::Object(members) = item else {
+        c.bad("invalid_param", &field, "must be an object with an id", item);
+        return None;
+    };
+    let sub = |name: &str| {
+        let mut f = field.clone();
+        f.push('.');
+        f.push_str(name);
+        f
+    };
+    let Some(id) = item.get("id").and_then(|v| id_text(v, ID_CAP)) else {
+        c.bad("invalid_param", &sub("id"), "is required: a string or integer of 1 to 256 characters; the item was dropped", item.get("id").unwrap_or(&Value::Null));
+        return None;
+    };
+    let mut out = Content { id, ..Content::default() };
+    for (k, v) in members {
+        match k.as_str() {
+            "id" => {}
+            "quantity" => match count_text(v) {
+                Some(q) => out.quantity = Some(q),
+                None => c.bad("invalid_param", &sub("quantity"), "must be an integer ≥ 0", v),
+            },
+            "price" => match number_text(v).and_then(non_negative) {
+                Some(p) => out.price = Some(p),
+                None => c.bad("invalid_param", &sub("price"), "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
+            },
+            "name" | "category" => match text(v) {
+                Some(t) if k == "name" => out.name = Some(t),
+                Some(t) => out.category = Some(t),
+                None => c.bad("invalid_param", &sub(k), "must be a string", v),
+            },
+            _ => {
+                let mut w = String::from("params.");
+                w.push_str(&sub(k));
+                w.push_str(" is not a contents field (id, quantity, price, name, category) and was ignored");
+                c.warnings.push(w);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Validates `params` for event `name`. `None` (with errors) when the event must not be sent.
+pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> Option<Params> {
+    let mut c = Check { errors, warnings };
+    let mut p = Params::default();
+    let members: &[(String, Value)] = match params {
+        Value::Object(m) => m,
+        Value::Null => &[],
+        other => {
+            let mut m = String::from("Event params must be an object, got ");
+            m.push_str(other.kind());
+            m.push_str("; the event was sent without params.");
+            c.errors.push(TagError::new("invalid_params", m, other.to_json()));
+            &[]
+        }
+    };
+    // Walk in order, letting a later duplicate key win like JSON.parse does.
+    let last_of = |i: usize, k: &str| !members.iter().skip(i + 1).any(|(k2, _)| k2 == k);
+    for (i, (k, v)) in members.iter().enumerate() {
+        if !last_of(i, k) {
+            continue;
+        }
+        match k.as_str() {
+            "value" => match number_text(v).and_then(non_negative) {
+                Some(n) => p.value = Some(n),
+                None => c.bad("invalid_value", "value", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
+            },
+            "currency" => match currency(v) {
+                Some(code) => p.currency = Some(code),
+                None => c.bad("invalid_currency", "currency", "must be an active ISO 4217 code such as \"EUR\" or \"USD\"", v),
+            },
+            "order_id" => match id_text(v, ORDER_ID_MAX) {
+                Some(id) => p.order_id = Some(id),
+                None => c.bad("invalid_param", "order_id", "must be a non-empty string or integer of at most 64 characters (Google's transaction_id limit; an empty id merges purchases)", v),
+            },
+            "contents" => match v {
+                Value::Array(items) => {
+                    for (j, item) in items.iter().enumerate() {
+                        if j == LIST_CAP {
+                            c.bad("invalid_param", "contents", "may hold at most 200 items; the rest were dropped", v);
+                            break;
+                        }
+                        if let Some(ct) = content(&mut c, j, item) {
+                            p.contents.push(ct);
+                        }
+                    }
+                }
+                _ => c.bad("invalid_param", "contents", "must be an array of {id, quantity, price, name, category}", v),
+            },
+            "content_ids" => {
+                let single = std::slice::from_ref(v);
+                let items = match v {
+                    Value::Array(items) => items.as_slice(),
+                    Value::String(_) | Value::Number(_) => single,
+                    _ => {
+                        c.bad("invalid_param", "content_ids", "must be an array of strings or integers", v);
+                        &[]
+                    }
+                };
+                for item in items.iter().take(LIST_CAP) {
+                    match id_text(item, ID_CAP) {
+                        Some(id) => p.content_ids.push(id),
+                        None => c.bad("invalid_param", "content_ids[]", "entries must be strings or integers of 1 to 256 characters", item),
+                    }
+                }
+            }
+            "content_type" => match v.as_str() {
+                Some("product") => p.content_type = Some("product"),
+                Some("product_group") => p.content_type = Some("product_group"),
+                _ => c.bad("invalid_param", "content_type", "must be \"product\" or \"product_group\"", v),
+            },
+            "content_name" | "content_category" | "search_string" => match text(v) {
+                Some(t) if k == "content_name" => p.content_name = Some(t),
+                Some(t) if k == "content_category" => p.content_category = Some(t),
+                Some(t) => p.search_string = Some(t),
+                None => c.bad("invalid_param", k, "must be a string", v),
+            },
+            "num_items" => match count_text(v) {
+                Some(n) => p.num_items = Some(n),
+                None => c.bad("invalid_param", "num_items", "must be an integer ≥ 0", v),
+            },
+            "predicted_ltv" => match number_text(v) {
+                Some(n) => p.predicted_ltv = Some(n),
+                None => c.bad("invalid_param", "predicted_ltv", "must be a number or a numeric string", v),
+            },
+            "status" => match v {
+                Value::String(_) | Value::Bool(_) => p.status = Some(v.clone()),
+                _ => c.bad("invalid_param", "status", "must be a string or a boolean", v),
+            },
+            _ if v.contains_invalid() => {
+                let reason = match v {
+                    Value::Invalid(r) => r.as_str(),
+                    _ => "it contains a value that could not be read",
+                };
+                let mut rule = String::from("could not be read (");
+                rule.push_str(reason);
+                rule.push(')');
+                c.bad("invalid_param", k, &rule, v);
+            }
+            _ => p.custom.push((k.clone(), v.clone())),
+        }
+    }
+
+    if name.standard() == Some(Purchase) {
+        let missing: Vec<&str> = [("value", p.value.is_none()), ("currency", p.currency.is_none())]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(f, _)| *f)
+            .collect();
+        if !missing.is_empty() {
+            let mut m = String::from("Purchase requires value and currency (Meta and Google both need them); missing: ");
+            m.push_str(&missing.join(", "));
+            m.push_str(". The event was not sent.");
+            c.errors.push(TagError::new("missing_field", m, params.to_json()));
+            return None;
+        }
+    } else if let (Some(value), None) = (&p.value, &p.currency) {
+        // GA4 ignores a value without currency and Meta rejects it; dropping the value keeps
+        // every destination consistent while still counting the event.
+        c.errors.push(TagError::new(
+            "missing_field",
+            "params.value needs params.currency (missing: currency); the value was dropped and the event sent without it.",
+            value.as_str(),
+        ));
+        p.value = None;
+    }
+    Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::parse;
+
+    /// Validates `name` + `params` (JSON) and checks the outcome: `Ok(debug of Params)` pieces
+    /// that must appear, or the error codes/messages expected.
+    fn check(name: &str, params: &str, expected: Result<&[&str], &[(&str, &str)]>) -> Option<Params> {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let name_v = parse(name).unwrap();
+        let params_v = parse(params).unwrap();
+        let got = validate_name(&name_v, &mut errors, &mut warnings).and_then(|n| validate_params(&n, &params_v, &mut errors, &mut warnings));
+        match expected {
+            Ok(fragments) => {
+                let p = got.unwrap_or_else(|| panic!("{name} {params}: rejected with {errors:?}"));
+                let dbg = format!("{p:?}");
+                for f in fragments {
+                    assert!(dbg.contains(f), "{name} {params}: {dbg} lacks {f}");
+                }
+                Some(p)
+            }
+            Err(want) => {
+                for (code, msg) in want {
+                    assert!(
+                        errors.iter().any(|e| e.code == *code && e.message.contains(msg)),
+                        "{name} {params}: want {code} / {msg}, got {errors:?}"
+                    );
+                }
+                got
+            }
+        }
+    }
+
+    #[test]
+    fn standard_names() {
+        for st in Standard::ALL {
+            let mut name = String::from("\"");
+            name.push_str(st.name());
+            name.push('"');
+            let params = if *st == Purchase { r#"{"value":1,"currency":"EUR"}"# } else { "{}" };
+            let (mut e, mut w) = (Vec::new(), Vec::new());
+            assert_eq!(validate_name(&parse(&name).unwrap(), &mut e, &mut w), Some(EventName::Standard(*st)));
+            check(&name, params, Ok(&[]));
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        let r = |name: &str, msg: &str| assert!(check(name, "{}", Err(&[("invalid_event_name", msg)])).is_none(), "{name}");
+        r("null", "non-empty string, got null");
+        r("42", "got a number");
+        r("{}", "got an object");
+        r(r#"{"\u0000tandem_invalid":"symbol"}"#, "got an unreadable value");
+        r(r#""""#, "got an empty string");
+        r(r#""aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa""#, "at most 40");
+        r(r#""1abc""#, "start with a letter");
+        r(r#""_abc""#, "start with a letter");
+        r(r#""add to cart""#, "letters, digits and underscores");
+        r(r#""ab-c""#, "letters, digits and underscores");
+        r(r#""google_x""#, "prefixes");
+        r(r#""GA_x""#, "prefixes");
+        r(r#""firebase_x""#, "prefixes");
+        r(r#""page_view""#, "reserved");
+        r(r#""session_start""#, "reserved");
+        check(r#""BookDemo""#, "{}", Ok(&[]));
+        check(r#""café_visit""#, "{}", Ok(&[]));
+        check(r#""aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa""#, "{}", Ok(&[]));
+        let (mut e, mut w) = (Vec::new(), Vec::new());
+        assert_eq!(validate_name(&parse("\"purchase\"").unwrap(), &mut e, &mut w), Some(EventName::Custom("purchase".into())));
+        assert!(w.first().is_some_and(|w| w.contains("did you mean the standard event \"Purchase\"")));
+    }
+
+    #[test]
+    fn purchase_requires_value_and_currency() {
+        let e = |params: &str, msg: &str| assert!(check("\"Purchase\"", params, Err(&[("missing_field", msg)])).is_none(), "{params}");
+        e("{}", "missing: value, currency");
+        e(r#"{"value":10}"#, "missing: currency");
+        e(r#"{"currency":"EUR"}"#, "missing: value");
+        e(r#"{"value":"abc","currency":"EUR"}"#, "missing: value");
+        e(r#"{"value":10,"currency":"XYZ"}"#, "missing: currency");
+        e("null", "missing: value, currency");
+        check("\"Purchase\"", r#"{"value":"12.50","currency":"eur"}"#, Ok(&["value: Some(\"12.50\")", "currency: Some(\"EUR\")"]));
+    }
+
+    #[test]
+    fn value_without_currency_is_dropped_elsewhere() {
+        let p = check("\"AddToCart\"", r#"{"value":5}"#, Err(&[("missing_field", "missing: currency")])).unwrap();
+        assert_eq!(p.value, None);
+    }
+
+    #[test]
+    fn values_and_numbers() {
+        for ok in ["0", "12.50", "\"12.50\"", "\" 3 \"", "1e3", "1E+99", "-0"] {
+            let params = String::from(r#"{"currency":"USD","value":"#) + ok + "}";
+            check("\"Lead\"", &params, Ok(&["value: Some("]));
+        }
+        for bad in ["\"abc\"", "\"\"", "\"NaN\"", "-1", "\"-0.5\"", "true", "null", "[1]", "1e999999", "1e400", "1E+100", r#"{"\u0000tandem_invalid":"NaN"}"#] {
+            let params = String::from(r#"{"currency":"USD","value":"#) + bad + "}";
+            check("\"Lead\"", &params, Err(&[("invalid_value", "params.value must be a number")]));
+        }
+    }
+
+    #[test]
+    fn currencies() {
+        let sorted: Vec<&[u8]> = CURRENCIES.as_bytes().chunks(3).collect();
+        assert!(sorted.windows(2).all(|w| w[0] < w[1]), "CURRENCIES must stay sorted and unique");
+        assert_eq!(CURRENCIES.len() % 3, 0);
+        for ok in ["EUR", "USD", "JPY", "GBP", "CHF", "BRL", "ZWG", "XCG"] {
+            assert!(is_currency(ok), "{ok}");
+        }
+        for bad in ["", "EU", "EURO", "XXX", "eur", "HRK", "ABC", "XAU"] {
+            assert!(!is_currency(bad), "{bad}");
+        }
+        check("\"Lead\"", r#"{"currency":" usd "}"#, Ok(&["currency: Some(\"USD\")"]));
+        check("\"Lead\"", r#"{"currency":"US$"}"#, Err(&[("invalid_currency", "ISO 4217")]));
+        check("\"Lead\"", r#"{"currency":978}"#, Err(&[("invalid_currency", "got a number")]));
+    }
+
+    #[test]
+    fn canonical_params() {
+        let p = check(
+            "\"ViewContent\"",
+            r#"{"order_id":1001,"contents":[{"id":"A","quantity":2,"price":"9.99","name":"Shoe","category":"Shoes"},{"id":7}],
+               "content_type":"product","content_name":"N","content_category":"C","num_items":3,"search_string":"s",
+               "predicted_ltv":-5,"status":true,"my_param":{"a":[1]}}"#,
+            Ok(&[]),
+        )
+        .unwrap();
+        assert_eq!(p.order_id.as_deref(), Some("1001"));
+        assert_eq!(
+            p.contents,
+            vec![
+                Content { id: "A".into(), quantity: Some("2".into()), price: Some("9.99".into()), name: Some("Shoe".into()), category: Some("Shoes".into()) },
+                Content { id: "7".into(), ..Content::default() },
+            ]
+        );
+        assert_eq!(p.ids(), vec!["A", "7"]);
+        assert_eq!((p.content_type, p.num_items.as_deref(), p.predicted_ltv.as_deref()), (Some("product"), Some("3"), Some("-5")));
+        assert_eq!(p.status, Some(Value::Bool(true)));
+        assert_eq!(p.custom, vec![("my_param".to_string(), parse(r#"{"a":[1]}"#).unwrap())]);
+        let p = check("\"Search\"", r#"{"content_ids":["x",5],"search_string":"shoes"}"#, Ok(&[])).unwrap();
+        assert_eq!(p.ids(), vec!["x", "5"]);
+        let p = check("\"Search\"", r#"{"content_ids":"x"}"#, Ok(&[])).unwrap();
+        assert_eq!(p.content_ids, vec!["x"]);
+    }
+
+    #[test]
+    fn bad_params_are_dropped_with_named_errors() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"order_id":""}"#, "params.order_id must be a non-empty"),
+            (r#"{"order_id":"  "}"#, "params.order_id"),
+            (r#"{"order_id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#, "at most 64"),
+            (r#"{"order_id":1.5}"#, "params.order_id"),
+            (r#"{"contents":"A"}"#, "params.contents must be an array"),
+            (r#"{"contents":[{"quantity":1}]}"#, "params.contents[0].id is required"),
+            (r#"{"contents":[5]}"#, "params.contents[0] must be an object"),
+            (r#"{"contents":[{"id":"a","quantity":-1}]}"#, "params.contents[0].quantity"),
+            (r#"{"contents":[{"id":"a","quantity":1.5}]}"#, "params.contents[0].quantity"),
+            (r#"{"contents":[{"id":"a","price":"x"}]}"#, "params.contents[0].price"),
+            (r#"{"content_ids":[""]}"#, "params.content_ids[]"),
+            (r#"{"content_ids":{}}"#, "params.content_ids must be an array"),
+            (r#"{"content_type":"sku"}"#, "params.content_type must be \"product\""),
+            (r#"{"content_name":5}"#, "params.content_name must be a string"),
+            (r#"{"num_items":"two"}"#, "params.num_items"),
+            (r#"{"predicted_ltv":"x"}"#, "params.predicted_ltv"),
+            (r#"{"status":5}"#, "params.status"),
+            (r#"{"custom":{"\u0000tandem_invalid":"circular reference"}}"#, "params.custom could not be read (circular reference)"),
+            (r#"{"deep":[1,{"\u0000tandem_invalid":"bigint"}]}"#, "params.deep could not be read"),
+        ];
+        for (params, msg) in cases {
+            let p = check("\"ViewContent\"", params, Err(&[("", "")][..0])).unwrap();
+            let (mut e, mut w) = (Vec::new(), Vec::new());
+            validate_params(&EventName::Standard(ViewContent), &parse(params).unwrap(), &mut e, &mut w);
+            assert!(e.iter().any(|e| e.message.contains(msg)), "{params}: {e:?}");
+            assert_eq!((p.order_id, p.content_ids, p.custom), (None, vec![], vec![]), "{params}");
+            // A bad item field drops that field; a bad item drops the item.
+            assert!(p.contents.iter().all(|c| c.id == "a" && c.quantity.is_none() && c.price.is_none()), "{params}");
+        }
+    }
+
+    #[test]
+    fn params_must_be_an_object() {
+        let p = check("\"Lead\"", r#""oops""#, Err(&[("invalid_params", "must be an object, got a string")])).unwrap();
+        assert_eq!(p, Params::default());
+        let (mut e, mut w) = (Vec::new(), Vec::new());
+        validate_params(&EventName::Standard(Lead), &Value::Null, &mut e, &mut w);
+        assert!(e.is_empty(), "no params is fine");
+    }
+
+    #[test]
+    fn contents_are_capped() {
+        let items: Vec<String> = (0..250).map(|i| String::from(r#"{"id":"#) + &i.to_string() + "}").collect();
+        let params = String::from(r#"{"contents":["#) + &items.join(",") + "]}";
+        let p = check("\"AddToCart\"", &params, Err(&[("invalid_param", "at most 200")])).unwrap();
+        assert_eq!(p.contents.len(), 200);
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        let p = check("\"Lead\"", r#"{"currency":"XX","currency":"EUR","x":1,"x":2}"#, Ok(&[])).unwrap();
+        assert_eq!(p.currency.as_deref(), Some("EUR"));
+        assert_eq!(p.custom, vec![("x".to_string(), Value::Number("2".into()))]);
+    }
+}

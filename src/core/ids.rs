@@ -1,0 +1,118 @@
+//! Identifiers: UUID v4 event ids, the anonymous client id, and validation of a site's own
+//! `options.eventId`.
+//!
+//! The event_id is the one id every destination shares (fbq eventID, gtag event_id / Ads
+//! transaction_id fallback, ttq event_id, the endpoint), so it must be acceptable to all of them.
+
+use crate::core::error::TagError;
+use crate::core::json::{is_number_literal, Value};
+
+/// Google's transaction_id limit, which the event id may be used as.
+pub const EVENT_ID_MAX: usize = 64;
+
+/// A lowercase, dashed UUID v4 from 16 random bytes (version and variant bits set).
+pub fn uuid_v4(mut b: [u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(char::from(HEX[usize::from(byte >> 4)]));
+        s.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    s
+}
+
+/// Unpadded base64url of `bytes`: 16 bytes give the 22-char client id.
+pub fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut s = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            s.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    s
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+}
+
+/// A site-supplied event id: a string or an integer, 1..=64 of `[A-Za-z0-9_.:-]`.
+pub fn validate_event_id(v: &Value) -> Result<String, TagError> {
+    let text = match v {
+        Value::String(s) => s.as_str(),
+        Value::Number(n) if is_number_literal(n) && !n.contains(['.', 'e', 'E']) => n.as_str(),
+        other => {
+            let mut m = String::from("options.eventId must be a string or an integer, got ");
+            m.push_str(other.kind());
+            return Err(TagError::new("invalid_event_id", m, other.to_json()));
+        }
+    };
+    if text.is_empty() || text.len() > EVENT_ID_MAX || !text.chars().all(is_id_char) {
+        return Err(TagError::new(
+            "invalid_event_id",
+            "options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : - (it is also used as Google's transaction_id, which is limited to 64)",
+            text,
+        ));
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids() {
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(uuid_v4([0xFF; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let u = uuid_v4(*b"0123456789abcdef");
+        assert_eq!(u.len(), 36);
+        assert!(validate_event_id(&Value::String(u)).is_ok());
+    }
+
+    #[test]
+    fn base64url_encoding() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(&[0xFB, 0xFF]), "-_8");
+        assert_eq!(base64url(&[7; 16]).len(), 22);
+    }
+
+    fn check(input: Value, expected: Result<&str, &str>) {
+        match (validate_event_id(&input), expected) {
+            (Ok(id), Ok(want)) => assert_eq!(id, want),
+            (Err(e), Err(want)) => {
+                assert_eq!(e.code, "invalid_event_id");
+                assert!(e.message.contains(want), "{input:?}: {}", e.message);
+            }
+            (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn event_ids() {
+        let s = |x: &str| Value::String(x.to_string());
+        let n = |x: &str| Value::Number(x.to_string());
+        check(s("order-1001:a_b.c"), Ok("order-1001:a_b.c"));
+        check(n("12345"), Ok("12345"));
+        check(s(&"a".repeat(64)), Ok(&"a".repeat(64)));
+        check(s(&"a".repeat(65)), Err("limited to 64"));
+        check(s(""), Err("1 to 64"));
+        check(s("has space"), Err("A-Z"));
+        check(s("é"), Err("A-Z"));
+        check(n("1.5"), Err("integer, got a number"));
+        check(Value::Null, Err("got null"));
+        check(Value::Bool(true), Err("got a boolean"));
+        check(Value::Object(vec![]), Err("got an object"));
+        check(Value::Invalid("symbol".into()), Err("unreadable"));
+    }
+}

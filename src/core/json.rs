@@ -1,0 +1,602 @@
+//! A small JSON value, parser and writer.
+//!
+//! Why not serde_json: every byte of wasm is downloaded by every visitor, and the tag only needs a
+//! tree it can validate and a writer for payloads. Numbers keep their source text (`Number(String)`)
+//! so the tag never needs Rust's float formatting machinery, and so `12.50` reaches the pixels as
+//! the page wrote it.
+//!
+//! The loader's sanitizer encodes values it could not read (a circular reference, a getter that
+//! threw, a Symbol, a BigInt, NaN) as an object with the single key `INVALID_MARKER`, whose string
+//! value says why; the parser turns that into `Value::Invalid(reason)` so the core can name the
+//! field in its error.
+
+/// Key the loader uses to mark an unreadable JS value; see the module docs.
+pub const INVALID_MARKER: &str = "\u{0}tandem_invalid";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// A JSON number literal exactly as written (validated syntax).
+    Number(String),
+    String(String),
+    Array(Vec<Value>),
+    /// Keys in input order; later duplicates replace earlier ones on lookup via `get`.
+    Object(Vec<(String, Value)>),
+    /// A value the loader could not read, with the reason.
+    Invalid(String),
+}
+
+/// Nesting deeper than this is refused: page data is never that deep, and a bound keeps the
+/// recursive parser's stack use small whatever a page passes in.
+pub const MAX_DEPTH: usize = 32;
+
+impl Value {
+    /// Member `key` of an object; the last duplicate wins, as in `JSON.parse`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// A short name of the value's kind, for error messages ("expected a string, got a number").
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+            Value::Invalid(_) => "an unreadable value",
+        }
+    }
+
+    /// True when an `Invalid` hides anywhere inside (custom params are checked with this).
+    pub fn contains_invalid(&self) -> bool {
+        match self {
+            Value::Invalid(_) => true,
+            Value::Array(items) => items.iter().any(Value::contains_invalid),
+            Value::Object(members) => members.iter().any(|(_, v)| v.contains_invalid()),
+            _ => false,
+        }
+    }
+
+    /// Compact JSON text. `Invalid` is written as `null` (callers drop it before writing).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        write_value(&mut out, self);
+        out
+    }
+}
+
+/// Parses strict JSON (RFC 8259). Never panics; nesting is limited to `MAX_DEPTH`.
+pub fn parse(text: &str) -> Result<Value, String> {
+    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != p.b.len() {
+        return Err(p.err("unexpected text after the JSON value"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, what: &str) -> String {
+        let mut s = String::from(what);
+        s.push_str(" at byte ");
+        write_u64(&mut s, self.i as u64);
+        s
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &str) -> bool {
+        if self.b.get(self.i..self.i + lit.len()) == Some(lit.as_bytes()) {
+            self.i += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        match self.peek() {
+            None => Err(self.err("unexpected end of JSON")),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) if self.eat("true") => Ok(Value::Bool(true)),
+            Some(_) if self.eat("false") => Ok(Value::Bool(false)),
+            Some(_) if self.eat("null") => Ok(Value::Null),
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("JSON nested too deeply"));
+        }
+        self.i += 1;
+        let mut members = Vec::new();
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(Value::Object(members));
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a string key"));
+            }
+            let key = self.string()?;
+            self.ws();
+            if !self.eat(":") {
+                return Err(self.err("expected ':'"));
+            }
+            self.ws();
+            let v = self.value(depth)?;
+            members.push((key, v));
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    break;
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+        // The loader's marker for a JS value it could not read (see module docs).
+        if let [(k, Value::String(reason))] = members.as_slice() {
+            if k == INVALID_MARKER {
+                return Ok(Value::Invalid(reason.clone()));
+            }
+        }
+        Ok(Value::Object(members))
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("JSON nested too deeply"));
+        }
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.ws();
+            items.push(self.value(depth)?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        let text = self.b.get(start..self.i).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("");
+        if is_number_literal(text) {
+            Ok(Value::Number(text.to_string()))
+        } else {
+            self.i = start;
+            Err(self.err("invalid number"))
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let mut n = 0u32;
+        for _ in 0..4 {
+            let d = match self.peek() {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return Err(self.err("invalid \\u escape")),
+            };
+            n = n * 16 + u32::from(d);
+            self.i += 1;
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            // Copy the run of plain bytes at once; the input is a &str, so runs that stop at
+            // ASCII delimiters are valid UTF-8.
+            let start = self.i;
+            while let Some(c) = self.peek() {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.i += 1;
+            }
+            if let Some(run) = self.b.get(start..self.i).and_then(|s| std::str::from_utf8(s).ok()) {
+                out.push_str(run);
+            }
+            match self.peek() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = self.peek().ok_or_else(|| self.err("unterminated string"))?;
+                    self.i += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xD800..0xDC00).contains(&hi) {
+                                if !self.eat("\\u") {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            match char::from_u32(code) {
+                                Some(ch) => out.push(ch),
+                                None => return Err(self.err("lone surrogate in \\u escape")),
+                            }
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                Some(_) => return Err(self.err("control character in string")),
+            }
+        }
+    }
+}
+
+/// JSON number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+pub fn is_number_literal(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.first() == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Cuts `s` to at most `max_bytes`, backing off to a char boundary.
+pub fn truncate_utf8(s: &mut String, max_bytes: usize) {
+    if s.len() <= max_bytes {
+        return;
+    }
+    let mut end = max_bytes;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+}
+
+/// Decimal digits of `n`, without `format!` (which would link the formatting machinery).
+pub fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// `s` as a JSON string literal. U+2028/2029 are escaped too, so the text is also safe inside
+/// a JS string or an inline script.
+pub fn write_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize) >> 4]));
+                out.push(char::from(HEX[(c as usize) & 15]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+pub fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Null | Value::Invalid(_) => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        // Numbers are validated literals; anything else would break the document, so guard.
+        Value::Number(n) if is_number_literal(n) => out.push_str(n),
+        Value::Number(_) => out.push_str("null"),
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, k);
+                out.push(':');
+                write_value(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Builds an object member list tersely: `obj().s("a", "x").n("b", "1").build()`.
+#[derive(Default)]
+pub struct Obj(pub Vec<(String, Value)>);
+
+pub fn obj() -> Obj {
+    Obj::default()
+}
+
+impl Obj {
+    pub fn v(mut self, k: &str, v: Value) -> Obj {
+        self.0.push((k.to_string(), v));
+        self
+    }
+    pub fn s(self, k: &str, s: &str) -> Obj {
+        self.v(k, Value::String(s.to_string()))
+    }
+    pub fn opt_s(self, k: &str, s: Option<&str>) -> Obj {
+        match s {
+            Some(s) => self.s(k, s),
+            None => self,
+        }
+    }
+    pub fn opt_n(self, k: &str, n: Option<&str>) -> Obj {
+        match n {
+            Some(n) => self.v(k, Value::Number(n.to_string())),
+            None => self,
+        }
+    }
+    pub fn u(self, k: &str, n: u64) -> Obj {
+        let mut s = String::new();
+        write_u64(&mut s, n);
+        self.v(k, Value::Number(s))
+    }
+    pub fn push(&mut self, k: &str, v: Value) {
+        self.0.push((k.to_string(), v));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn build(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// JSON array text of string arguments, for `Effect` args.
+pub fn str_array(items: &[&str]) -> String {
+    Value::Array(items.iter().map(|s| Value::String((*s).to_string())).collect()).to_json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `input` and writes it back; `expected` is the re-written text or `Err` prefix.
+    fn check(input: &str, expected: Result<&str, &str>) {
+        match (parse(input), expected) {
+            (Ok(v), Ok(want)) => assert_eq!(v.to_json(), want, "input {input:?}"),
+            (Err(e), Err(want)) => assert!(e.starts_with(want), "input {input:?}: error {e:?}"),
+            (got, want) => panic!("input {input:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_and_writes() {
+        check("null", Ok("null"));
+        check(" true ", Ok("true"));
+        check("[1, -0, 12.50, 1e5, -2.5E-3]", Ok("[1,-0,12.50,1e5,-2.5E-3]"));
+        check(r#"{"a":{"b":[]},"c":"d"}"#, Ok(r#"{"a":{"b":[]},"c":"d"}"#));
+        check(r#""\u00e9\ud83d\ude00\n\/""#, Ok("\"é😀\\n/\""));
+        check("\"\u{2028}\\u0001\"", Ok(r#""\u2028\u0001""#));
+        check("{}", Ok("{}"));
+        check("[]", Ok("[]"));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "", " ", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "1e", "-", "NaN", "Infinity",
+            "tru", "nul", "\"abc", "\"\\x\"", "\"\\ud800\"", "\"\\udc00x\"", "\"\\u12\"", "{a:1}",
+            "[1 2]", "1 2", "\"tab\there\"", "{\"a\" 1}", "'a'", "[\"\\ud800\\u0041\"]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(&ok).is_ok());
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        check(&deep, Err("JSON nested too deeply"));
+        let very_deep = "{\"a\":".repeat(100_000);
+        assert!(parse(&very_deep).is_err());
+    }
+
+    #[test]
+    fn get_last_duplicate_wins() {
+        let v = parse(r#"{"a":1,"b":2,"a":3}"#).unwrap();
+        assert_eq!(v.get("a"), Some(&Value::Number("3".into())));
+        assert_eq!(v.get("z"), None);
+        assert_eq!(Value::Null.get("a"), None);
+    }
+
+    #[test]
+    fn invalid_marker_becomes_invalid() {
+        let text = r#"{"\u0000tandem_invalid":"circular reference"}"#;
+        assert_eq!(parse(text).unwrap(), Value::Invalid("circular reference".into()));
+        // Only a lone marker key with a string value counts.
+        let two = r#"{"\u0000tandem_invalid":"x","b":1}"#;
+        assert!(matches!(parse(two).unwrap(), Value::Object(_)));
+        assert!(parse(r#"[{"\u0000tandem_invalid":"bigint"}]"#).unwrap().contains_invalid());
+    }
+
+    #[test]
+    fn number_literals() {
+        for ok in ["0", "-0", "12.50", "1e5", "1E+5", "1e-5", "123456789012345678901234567890"] {
+            assert!(is_number_literal(ok), "{ok}");
+        }
+        for bad in ["", "-", "00", "1.", ".1", "1e", "1e+", "abc", "NaN", " 1", "1 ", "0x10", "+1"] {
+            assert!(!is_number_literal(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn truncates_at_char_boundary() {
+        let mut s = String::from("aé😀");
+        truncate_utf8(&mut s, 5);
+        assert_eq!(s, "aé");
+        let mut s = String::from("abc");
+        truncate_utf8(&mut s, 10);
+        assert_eq!(s, "abc");
+        truncate_utf8(&mut s, 0);
+        assert_eq!(s, "");
+    }
+
+    #[test]
+    fn writes_u64() {
+        for (n, want) in [(0u64, "0"), (7, "7"), (1700000000123, "1700000000123"), (u64::MAX, "18446744073709551615")] {
+            let mut s = String::new();
+            write_u64(&mut s, n);
+            assert_eq!(s, want);
+        }
+    }
+
+    /// Cheap property test: pseudo-random byte strings (biased towards JSON punctuation) never
+    /// panic the parser, and whatever parses re-parses to the same value after writing.
+    #[test]
+    fn never_panics_on_noise() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let alphabet = b"{}[]\",:\\u0123456789abcdefnrtl-+.eE \x00\x1f\xc3\xa9\xed\xa0\x80";
+        for round in 0..20_000 {
+            let len = (round % 40) + 1;
+            let mut bytes = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let pick = (x % (alphabet.len() as u64 + 16)) as usize;
+                bytes.push(alphabet.get(pick).copied().unwrap_or((x >> 32) as u8));
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(v) = parse(&text) {
+                assert_eq!(parse(&v.to_json()).as_ref(), Ok(&v), "round trip of {text:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The endpoint body, `{"events":[…]}`, as described by `schema/collect.schema.json`. Field
+//! names follow Meta's Conversions API where one exists, so the endpoint forwards with little
+//! mapping. Takes a list of events so the shell can batch.
+
+use crate::core::attribution::Attribution;
+use crate::core::event::ValidEvent;
+use crate::core::json::{obj, truncate_utf8, Value};
+
+pub const TAG_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The schema's limit for URLs.
+const URL_CAP: usize = 2048;
+
+/// One event with the identifiers the tag holds when it is tracked.
+pub struct Envelope<'a> {
+    pub event: &'a ValidEvent,
+    pub fbp: Option<&'a str>,
+    pub fbc: Option<&'a str>,
+    /// TikTok's `_ttp` cookie, when the site runs the TikTok pixel.
+    pub ttp: Option<&'a str>,
+    pub attribution: &'a Attribution,
+    pub client_id: &'a str,
+}
+
+fn capped(s: &str, cap: usize) -> Value {
+    let mut s = s.to_string();
+    truncate_utf8(&mut s, cap);
+    Value::String(s)
+}
+
+fn custom_data(ev: &ValidEvent) -> Value {
+    let p = &ev.params;
+    let mut o = obj()
+        .opt_n("value", p.value.as_deref())
+        .opt_s("currency", p.currency.as_deref())
+        .opt_s("order_id", p.order_id.as_deref());
+    if !p.contents.is_empty() {
+        let items = p
+            .contents
+            .iter()
+            .map(|c| {
+                obj()
+                    .s("id", &c.id)
+                    .opt_n("quantity", c.quantity.as_deref())
+                    .opt_n("item_price", c.price.as_deref())
+                    .opt_s("title", c.name.as_deref())
+                    .opt_s("category", c.category.as_deref())
+                    .build()
+            })
+            .collect();
+        o = o.v("contents", Value::Array(items));
+    }
+    if !p.content_ids.is_empty() {
+        o = o.v("content_ids", Value::Array(p.content_ids.iter().map(|id| Value::String(id.clone())).collect()));
+    }
+    let mut o = o
+        .opt_s("content_type", p.content_type)
+        .opt_s("content_name", p.content_name.as_deref())
+        .opt_s("content_category", p.content_category.as_deref())
+        .opt_n("num_items", p.num_items.as_deref())
+        .opt_s("search_string", p.search_string.as_deref())
+        .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
+    if let Some(st) = &p.status {
+        o.push("status", st.clone());
+    }
+    for (k, v) in &p.custom {
+        o.push(k, v.clone());
+    }
+    o.build()
+}
+
+/// One event object of the payload.
+pub fn event_value(e: &Envelope) -> Value {
+    let ev = e.event;
+    let user = obj().opt_s("fbp", e.fbp).opt_s("fbc", e.fbc).opt_s("ttp", e.ttp).build();
+    let mut o = obj()
+        .s("event_id", &ev.event_id)
+        .s("event_name", ev.name.as_str())
+        .u("event_time", ev.time_ms / 1000)
+        .u("event_time_ms", ev.time_ms)
+        .v("event_source_url", capped(&ev.url, URL_CAP));
+    if !ev.referrer.is_empty() {
+        o = o.v("referrer", capped(&ev.referrer, URL_CAP));
+    }
+    o.s("action_source", "website")
+        .v("user_data", user)
+        .v("custom_data", custom_data(ev))
+        .v("click_ids", e.attribution.click_ids_value())
+        .v("utm", e.attribution.utm_value())
+        .s("client_id", e.client_id)
+        .s("tag_version", TAG_VERSION)
+        .build()
+}
+
+/// The request body for a batch of events.
+pub fn body(events: &[Envelope]) -> String {
+    obj().v("events", Value::Array(events.iter().map(event_value).collect())).build().to_json()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::core::json::parse;
+    use crate::platforms::test_support::event;
+
+    /// A validator for the subset of JSON Schema that collect.schema.json uses (type, required,
+    /// properties, additionalProperties, propertyNames, items, enum, const, min/max length,
+    /// items and values, $ref, and its few patterns checked by hand). Returns the first problem.
+    pub fn validate(schema: &Value, root: &Value, v: &Value, path: &str) -> Result<(), String> {
+        let fail = |what: &str| Err(String::from(path) + ": " + what);
+        if let Some(Value::String(r)) = schema.get("$ref") {
+            let name = r.trim_start_matches("#/$defs/");
+            let def = root.get("$defs").and_then(|d| d.get(name)).ok_or_else(|| String::from("missing $ref ") + r)?;
+            return validate(def, root, v, path);
+        }
+        let num = |v: &Value| match v {
+            Value::Number(n) => n.parse::<f64>().ok(),
+            _ => None,
+        };
+        let type_ok = |t: &str| match (t, v) {
+            ("object", Value::Object(_)) | ("array", Value::Array(_)) | ("string", Value::String(_)) | ("boolean", Value::Bool(_)) => true,
+            ("number", Value::Number(_)) => num(v).is_some_and(f64::is_finite),
+            ("integer", Value::Number(_)) => num(v).is_some_and(|n| n.fract() == 0.0),
+            _ => false,
+        };
+        match schema.get("type") {
+            Some(Value::String(t)) if !type_ok(t) => return fail("wrong type"),
+            Some(Value::Array(ts)) if !ts.iter().any(|t| t.as_str().is_some_and(type_ok)) => return fail("wrong type"),
+            _ => {}
+        }
+        if let Some(c) = schema.get("const") {
+            if c != v {
+                return fail("const");
+            }
+        }
+        if let Some(Value::Array(options)) = schema.get("enum") {
+            if !options.contains(v) {
+                return fail("enum");
+            }
+        }
+        let limit = |k: &str| schema.get(k).and_then(num);
+        if let Value::String(s) = v {
+            let n = s.chars().count() as f64;
+            if limit("minLength").is_some_and(|m| n < m) || limit("maxLength").is_some_and(|m| n > m) {
+                return fail("length");
+            }
+        }
+        if let Some(n) = num(v) {
+            if limit("minimum").is_some_and(|m| n < m) {
+                return fail("minimum");
+            }
+        }
+        if let Value::Array(items) = v {
+            let n = items.len() as f64;
+            if limit("minItems").is_some_and(|m| n < m) || limit("maxItems").is_some_and(|m| n > m) {
+                return fail("item count");
+            }
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    validate(item_schema, root, item, &(String::from(path) + "[" + &i.to_string() + "]"))?;
+                }
+            }
+        }
+        if let Value::Object(members) = v {
+            if let Some(Value::Array(req)) = schema.get("required") {
+                for r in req {
+                    if !members.iter().any(|(k, _)| Some(k.as_str()) == r.as_str()) {
+                        return fail(&(String::from("missing required ") + r.as_str().unwrap_or("?")));
+                    }
+                }
+            }
+            for (k, item) in members {
+                let sub = String::from(path) + "." + k;
+                if let Some(names) = schema.get("propertyNames") {
+                    validate(names, root, &Value::String(k.clone()), &sub)?;
+                }
+                match schema.get("properties").and_then(|p| p.get(k)) {
+                    Some(ps) => validate(ps, root, item, &sub)?,
+                    None => match schema.get("additionalProperties") {
+                        Some(Value::Bool(false)) => return fail(&(String::from("unexpected key ") + k)),
+                        Some(ap @ Value::Object(_)) => validate(ap, root, item, &sub)?,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema's patterns, by hand (no regex crate).
+    fn patterns_ok(ev: &Value) -> Result<(), String> {
+        let id = ev.get("event_id").and_then(Value::as_str).unwrap_or("");
+        if !id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)) {
+            return Err(String::from("event_id pattern"));
+        }
+        let user = ev.get("user_data").ok_or("user_data")?;
+        if let Some(fbp) = user.get("fbp").and_then(Value::as_str) {
+            let p = crate::core::cookies::parse_fb(fbp).ok_or("fbp pattern")?;
+            if p.payload.contains('.') {
+                return Err(String::from("fbp pattern"));
+            }
+        }
+        if let Some(fbc) = user.get("fbc").and_then(Value::as_str) {
+            crate::core::cookies::parse_fb(fbc).ok_or("fbc pattern")?;
+        }
+        if let Some(c) = ev.get("custom_data").and_then(|c| c.get("currency")).and_then(Value::as_str) {
+            if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(String::from("currency pattern"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn check_against_schema(body: &str) {
+        let schema_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/collect.schema.json")).expect("schema");
+        let schema = parse(&schema_text).expect("schema parses");
+        let v = parse(body).expect("body parses");
+        validate(&schema, &schema, &v, "$").unwrap_or_else(|e| panic!("{e}\n{body}"));
+        if let Some(Value::Array(events)) = v.get("events") {
+            for ev in events {
+                patterns_ok(ev).unwrap_or_else(|e| panic!("{e}\n{body}"));
+            }
+        }
+    }
+
+    fn attribution() -> Attribution {
+        let mut a = Attribution::default();
+        a.observe(&crate::core::url::query_params("https://shop.example/?gclid=G1&fbclid=F1&utm_source=google&utm_medium=cpc"), 1_699_000_000_000);
+        a.observe(&crate::core::url::query_params("https://shop.example/?utm_source=news"), 1_699_500_000_000);
+        a
+    }
+
+    /// Builds the body for one event and checks it; also writes it for the JS schema validator.
+    fn check(fixture: &str, name: &str, params: &str, expected_custom_data: &str) {
+        let mut ev = event(name, params);
+        ev.referrer = "https://www.google.com/".into();
+        let a = attribution();
+        let env = Envelope {
+            event: &ev,
+            fbp: Some("fb.1.1699000000000.123456789"),
+            fbc: Some("fb.1.1699000000000.F1"),
+            ttp: None,
+            attribution: &a,
+            client_id: "AAAAAAAAAAAAAAAAAAAAAA",
+        };
+        let text = body(&[env]);
+        check_against_schema(&text);
+        let v = parse(&text).unwrap();
+        let cd = v.get("events").and_then(|e| match e {
+            Value::Array(a) => a.first(),
+            _ => None,
+        });
+        assert_eq!(cd.and_then(|e| e.get("custom_data")).map(Value::to_json).as_deref(), Some(expected_custom_data));
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/payloads");
+        if std::fs::create_dir_all(dir).is_ok() {
+            let _ = std::fs::write(String::from(dir) + "/" + fixture + ".json", text + "\n");
+        }
+    }
+
+    #[test]
+    fn payloads_follow_the_schema() {
+        check(
+            "purchase",
+            "Purchase",
+            r#"{"value":"59.90","currency":"eur","order_id":"A-1001","contents":[{"id":"sku-1","quantity":2,"price":"19.95","name":"Sock","category":"Socks"},{"id":42,"quantity":1,"price":20}],"content_type":"product","num_items":3,"coupon":"WELCOME"}"#,
+            r#"{"value":59.90,"currency":"EUR","order_id":"A-1001","contents":[{"id":"sku-1","quantity":2,"item_price":19.95,"title":"Sock","category":"Socks"},{"id":"42","quantity":1,"item_price":20}],"content_type":"product","num_items":3,"coupon":"WELCOME"}"#,
+        );
+        check("page_view", "PageView", "null", "{}");
+        check(
+            "search",
+            "Search",
+            r#"{"search_string":"red socks","content_ids":["sku-1",7],"content_category":"Socks"}"#,
+            r#"{"content_ids":["sku-1","7"],"content_category":"Socks","search_string":"red socks"}"#,
+        );
+        check(
+            "lead",
+            "Lead",
+            r#"{"value":0,"currency":"USD","content_name":"Demo form","status":true,"predicted_ltv":-3.5}"#,
+            r#"{"value":0,"currency":"USD","content_name":"Demo form","predicted_ltv":-3.5,"status":true}"#,
+        );
+        check("custom", "BookDemo", r#"{"plan":"pro","seats":5,"nested":{"a":[1,null]}}"#, r#"{"plan":"pro","seats":5,"nested":{"a":[1,null]}}"#);
+    }
+
+    #[test]
+    fn envelope_fields() {
+        let mut ev = event("Lead", "{}");
+        ev.url = String::from("https://shop.example/?q=") + &"é".repeat(2000);
+        let a = Attribution::default();
+        let env = Envelope { event: &ev, fbp: None, fbc: None, ttp: Some("ttp1"), attribution: &a, client_id: "c" };
+        let text = body(&[env]);
+        check_against_schema(&text);
+        let v = parse(&text).unwrap();
+        let Some(Value::Array(events)) = v.get("events") else { panic!() };
+        let e = &events[0];
+        assert_eq!(e.get("event_time").map(Value::to_json).as_deref(), Some("1700000000"));
+        assert_eq!(e.get("event_time_ms").map(Value::to_json).as_deref(), Some("1700000000000"));
+        assert_eq!(e.get("referrer"), None);
+        assert_eq!(e.get("user_data").map(Value::to_json).as_deref(), Some(r#"{"ttp":"ttp1"}"#));
+        assert!(e.get("event_source_url").and_then(Value::as_str).is_some_and(|u| u.len() <= 2048));
+        assert_eq!(e.get("tag_version").and_then(Value::as_str), Some(TAG_VERSION));
+        // The validator itself rejects what the schema forbids.
+        let schema = parse(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/collect.schema.json")).unwrap()).unwrap();
+        for bad in [
+            r#"{"events":[]}"#,
+            &text.replace("\"website\"", "\"app\""),
+            &text.replace("\"client_id\":\"c\"", "\"client_id\":\"\""),
+            &text.replace("\"ttp\":", "\"em\":"),
+        ] {
+            assert!(validate(&schema, &schema, &parse(bad).unwrap(), "$").is_err(), "{bad}");
+        }
+    }
+}

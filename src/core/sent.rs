@@ -1,0 +1,122 @@
+//! Conversions already sent from this browser, kept across page loads, so a reloaded thank-you
+//! page (or a back/forward visit) does not send the same Purchase again.
+//!
+//! Keys are Purchase order ids (`o:<id>`) and site-supplied event ids (`e:<id>`): both name one
+//! logical conversion. Generated UUIDs are not kept: they are new on every call by definition.
+//! Stored as JSON `[["o:A-1", <ms>], …]` in localStorage, the newest `MAX_ENTRIES` for
+//! `MAX_AGE_MS`, which covers the platforms' 48-hour dedup windows with room to spare.
+
+use crate::core::attribution::ts_of;
+use crate::core::json::{self, Value};
+
+/// localStorage key.
+pub const STORAGE_KEY: &str = "tandem:sent";
+const MAX_ENTRIES: usize = 100;
+const MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+const MAX_KEY_BYTES: usize = 80;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SentLog {
+    /// (key, ms first sent), oldest first.
+    entries: Vec<(String, u64)>,
+}
+
+impl SentLog {
+    /// The stored log without expired entries; anything unreadable is left out, never an error.
+    pub fn load(stored: Option<&str>, now_ms: u64) -> SentLog {
+        let mut log = SentLog::default();
+        if let Some(Ok(Value::Array(items))) = stored.map(json::parse) {
+            for item in items {
+                let Value::Array(pair) = item else { continue };
+                let (Some(Value::String(key)), ts) = (pair.first(), ts_of(pair.get(1))) else { continue };
+                if let Some(ts) = ts {
+                    if key.len() <= MAX_KEY_BYTES && now_ms.saturating_sub(ts) < MAX_AGE_MS {
+                        log.entries.push((key.clone(), ts));
+                    }
+                }
+            }
+        }
+        log.trim();
+        log
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k == key)
+    }
+
+    /// Records `key`; returns false (and changes nothing) when it was already there.
+    pub fn insert(&mut self, key: String, now_ms: u64) -> bool {
+        if self.contains(&key) {
+            return false;
+        }
+        self.entries.push((key, now_ms));
+        self.trim();
+        true
+    }
+
+    fn trim(&mut self) {
+        if self.entries.len() > MAX_ENTRIES {
+            let excess = self.entries.len() - MAX_ENTRIES;
+            self.entries.drain(..excess);
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let items = self
+            .entries
+            .iter()
+            .map(|(key, ts)| Value::Array(vec![Value::String(key.clone()), Value::Number(number(*ts))]))
+            .collect();
+        Value::Array(items).to_json()
+    }
+}
+
+/// The key for a logical conversion: `o:` + order id, `e:` + site-supplied event id.
+pub fn key(prefix: &str, id: &str) -> String {
+    let mut key = String::from(prefix);
+    key.push_str(id);
+    key
+}
+
+fn number(n: u64) -> String {
+    let mut s = String::new();
+    json::write_u64(&mut s, n);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn round_trips_and_refuses_doubles() {
+        let mut log = SentLog::load(None, NOW);
+        assert!(log.insert(key("o:", "A-1"), NOW));
+        assert!(!log.insert(key("o:", "A-1"), NOW + 1));
+        let again = SentLog::load(Some(&log.to_json()), NOW + 1000);
+        assert!(again.contains("o:A-1"));
+        assert!(!again.contains("e:A-1"));
+    }
+
+    #[test]
+    fn expires_and_bounds_entries() {
+        let old = format!(r#"[["o:old",{}],["o:new",{}]]"#, NOW - MAX_AGE_MS - 1, NOW - 5);
+        let log = SentLog::load(Some(&old), NOW);
+        assert!(!log.contains("o:old") && log.contains("o:new"));
+        let mut log = SentLog::default();
+        for i in 0..(MAX_ENTRIES + 7) {
+            log.insert(format!("o:{i}"), NOW);
+        }
+        assert_eq!(log.entries.len(), MAX_ENTRIES);
+        assert!(!log.contains("o:0") && log.contains(&format!("o:{}", MAX_ENTRIES + 6)));
+    }
+
+    #[test]
+    fn foreign_or_corrupt_storage_is_ignored() {
+        for stored in ["", "{", "null", r#"{"a":1}"#, r#"[1,"x",[2,3],["o:x"],["o:y","12a"]]"#] {
+            assert_eq!(SentLog::load(Some(stored), NOW), SentLog::default(), "{stored}");
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! The tag's state machine: `Tag::init`, `Tag::track`, `Tag::page`.
+//!
+//! Sans-IO: each call takes the page facts the shell read (`PageFacts`) and a source of randomness
+//! (`Entropy`), and returns an `Outcome` listing effects for the shell to carry out in order, plus
+//! errors and warnings for the loader to report. Nothing here can fail the host page: bad input is
+//! data, returned with its errors.
+//!
+//! Pipeline stages and their failure rules (after Segment's):
+//! 1. before: config and event validation. A failure drops the event and reports why.
+//! 2. enrichment: event_id, click IDs, UTMs, fbp/fbc, client id. A failure logs and continues.
+//! 3. destinations: each platform maps the event independently; one that fails never stops another,
+//!    and the endpoint copy is built whatever the platforms did.
+
+use crate::core::error::TagError;
+use crate::core::json::Value;
+
+/// What the shell read from the page for one call.
+#[derive(Clone, Debug, Default)]
+pub struct PageFacts {
+    /// `location.href`.
+    pub url: String,
+    /// `document.referrer` (may be empty).
+    pub referrer: String,
+    /// `document.cookie`.
+    pub cookie_header: String,
+    /// `localStorage["tandem:attribution"]`, when readable.
+    pub stored_attribution: Option<String>,
+    /// `localStorage["tandem:sent"]`, conversions already sent (see `sent`), when readable.
+    pub stored_sent: Option<String>,
+    /// The registrable domain the shell found by probing (see `cookies::domain_candidates`),
+    /// `None` on localhost and IP hosts.
+    pub registrable_domain: Option<String>,
+    /// `location.protocol == "https:"`.
+    pub https: bool,
+    /// `Date.now()`.
+    pub now_ms: u64,
+    /// The `nonce` of the loader's own script tag, passed to scripts Tandem injects.
+    pub nonce: String,
+}
+
+/// Randomness for event ids, `_fbp` and the client id. The shell uses getrandom; tests use a
+/// deterministic twin.
+pub trait Entropy {
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// Something for the shell to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Assign this string to `document.cookie` (already fully rendered: name=value; attributes).
+    SetCookie(String),
+    /// `localStorage.setItem(key, value)`; failures (quota, disabled storage) are ignored by design.
+    Store { key: String, value: String },
+    /// Inject a platform's own base code, the way its snippet does (`load: true`).
+    /// `platform` is the registry key; `args_json` a JSON array handed to its loader.
+    LoadBaseCode { platform: &'static str, args_json: String },
+    /// Call a page global, e.g. `fbq(...)`, `gtag(...)`, `ttq.track(...)`: `function` is a dotted
+    /// path from `window`; `args_json` is a JSON array of arguments. If the function is absent the
+    /// shell skips it with a debug warning naming `platform`.
+    Call { platform: &'static str, function: &'static str, args_json: String },
+    /// POST `body` (JSON text) to the endpoint by sendBeacon, falling back to fetch keepalive.
+    Send { url: String, body: String },
+    /// Debug-mode console line (never contains raw personal data).
+    Log(String),
+}
+
+/// The result of one API call.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The event_id of a tracked event; `None` when it was rejected.
+    pub event_id: Option<String>,
+    pub effects: Vec<Effect>,
+    /// Reported to `onError` and `console.error`.
+    pub errors: Vec<TagError>,
+    /// Reported to the console in debug mode only (e.g. a platform skipped).
+    pub warnings: Vec<String>,
+}
+
+use crate::core::attribution::{Attribution, STORAGE_KEY};
+use crate::core::config::{self, Config};
+use crate::core::cookies::{self, FbcDecision};
+use crate::core::event::{self, EventName, Standard, ValidEvent};
+use crate::core::ids;
+use crate::core::json::{obj, write_str};
+use crate::core::payload::{self, Envelope};
+use crate::core::sent::{self, SentLog};
+use crate::core::url;
+use crate::platforms::SetupCtx;
+
+impl Outcome {
+    /// `{"event_id":…|null,"errors":[{code,message,input}],"warnings":[…]}` for the loader.
+    /// Effects are not included: the shell carries them out.
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{\"event_id\":");
+        match &self.event_id {
+            Some(id) => write_str(&mut out, id),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"errors\":[");
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&obj().s("code", e.code).s("message", &e.message).s("input", &e.input).build().to_json());
+        }
+        out.push_str("],\"warnings\":[");
+        for (i, w) in self.warnings.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_str(&mut out, w);
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+/// The tag for one page load (one instance per document).
+pub struct Tag {
+    config: Config,
+    attribution: Attribution,
+    /// What storage holds (or will hold once the shell runs our `Store`), to store only changes.
+    stored_attribution: String,
+    /// Cookie domain (`Domain=`), `None` for host-only cookies.
+    cookie_domain: Option<String>,
+    subdomain_index: u64,
+    fbp: String,
+    fbc: Option<String>,
+    client_id: String,
+    /// Event ids sent by this instance: the same id twice is sent once.
+    sent_event_ids: Vec<String>,
+    /// Purchase order ids and site-supplied event ids sent from this browser, across page loads.
+    sent_log: SentLog,
+}
+
+fn random_u32(rng: &mut dyn Entropy) -> u32 {
+    let mut b = [0u8; 4];
+    rng.fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+fn log(out: &mut Vec<Effect>, parts: &[&str]) {
+    let mut line = String::from("[tandem] ");
+    for p in parts {
+        line.push_str(p);
+    }
+    out.push(Effect::Log(line));
+}
+
+impl Tag {
+    /// Reads the config and the page, sets identifier cookies, stores attribution, sets up the
+    /// platforms and (unless `autoPageView: false`) tracks the first PageView. `None` only when
+    /// the config is not an object at all.
+    pub fn init(config: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> (Option<Tag>, Outcome) {
+        let mut out = Outcome::default();
+        if !matches!(config, Value::Object(_) | Value::Null) {
+            let mut m = String::from("tandem.init expects a config object, got ");
+            m.push_str(config.kind());
+            out.errors.push(TagError::new("invalid_config", m, config.to_json()));
+            return (None, out);
+        }
+        let config = config::parse(config, &page.url, &mut out.errors, &mut out.warnings);
+        let host = url::host(&page.url).unwrap_or_default();
+        let cookie_domain = config.cookie_domain.clone().or_else(|| page.registrable_domain.clone()).filter(|d| !d.is_empty());
+        let subdomain_index = cookies::subdomain_index(cookie_domain.as_deref(), &host);
+        let mut tag = Tag {
+            config,
+            attribution: Attribution::default(),
+            stored_attribution: page.stored_attribution.clone().unwrap_or_default(),
+            cookie_domain,
+            subdomain_index,
+            fbp: String::new(),
+            fbc: None,
+            client_id: String::new(),
+            sent_event_ids: Vec::new(),
+            sent_log: SentLog::load(page.stored_sent.as_deref(), page.now_ms),
+        };
+        tag.attribution = Attribution::load(page.stored_attribution.as_deref());
+
+        // Identifiers: reuse what is there (ours or fbevents.js's), create only what is missing.
+        match cookies::valid_fbp(cookies::get(&page.cookie_header, cookies::FBP)) {
+            Some(v) => tag.fbp = v.to_string(),
+            None => {
+                tag.fbp = cookies::new_fbp(subdomain_index, page.now_ms, random_u32(rng));
+                out.effects.push(tag.cookie(cookies::FBP, &tag.fbp, cookies::FB_MAX_AGE_S, page.https));
+            }
+        }
+        let (fbc_cookie, store) = tag.observe_landing(page);
+        out.effects.extend(fbc_cookie);
+        match cookies::valid_client_id(cookies::get(&page.cookie_header, cookies::CLIENT_ID)) {
+            Some(v) => tag.client_id = v.to_string(),
+            None => {
+                let mut b = [0u8; 16];
+                rng.fill(&mut b);
+                tag.client_id = ids::base64url(&b);
+                out.effects.push(tag.cookie(cookies::CLIENT_ID, &tag.client_id, cookies::CLIENT_ID_MAX_AGE_S, page.https));
+            }
+        }
+        out.effects.extend(store);
+
+        let ctx = SetupCtx { nonce: &page.nonce };
+        for d in &tag.config.destinations {
+            let setup = d.setup(&ctx);
+            if tag.config.debug {
+                log(&mut out.effects, &[d.key(), ": set up with ", count(setup.len()).as_str(), " call(s)"]);
+            }
+            out.effects.extend(setup);
+        }
+        if tag.config.auto_page_view {
+            let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+            out.event_id = pv.event_id;
+            out.effects.extend(pv.effects);
+            out.warnings.extend(pv.warnings);
+        }
+        (Some(tag), out)
+    }
+
+    pub fn debug(&self) -> bool {
+        self.config.debug
+    }
+
+    /// The client id Tandem uses (the `_tandem_cid` cookie's value).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age_s: u64, https: bool) -> Effect {
+        Effect::SetCookie(cookies::render_set_cookie(name, value, max_age_s, self.cookie_domain.as_deref(), https))
+    }
+
+    /// Click IDs, UTMs and `_fbc` from the current URL: the `SetCookie(_fbc)` and `Store`
+    /// effects, each when something changed.
+    fn observe_landing(&mut self, page: &PageFacts) -> (Option<Effect>, Option<Effect>) {
+        let mut cookie = None;
+        let params = url::query_params(&page.url);
+        let existing = cookies::get(&page.cookie_header, cookies::FBC).or(self.fbc.as_deref()).map(str::to_string);
+        match cookies::decide_fbc(existing.as_deref(), url::param(&params, "fbclid"), self.subdomain_index, page.now_ms) {
+            FbcDecision::Set(v) => {
+                cookie = Some(self.cookie(cookies::FBC, &v, cookies::FB_MAX_AGE_S, page.https));
+                self.fbc = Some(v);
+            }
+            FbcDecision::Keep(v) => self.fbc = v,
+        }
+        self.attribution.expire(page.now_ms, self.config.attribution_window_days);
+        self.attribution.observe(&params, page.now_ms);
+        let json = self.attribution.to_json();
+        if json == self.stored_attribution {
+            return (cookie, None);
+        }
+        self.stored_attribution = json.clone();
+        (cookie, Some(Effect::Store { key: STORAGE_KEY.to_string(), value: json }))
+    }
+
+    /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then
+    /// tracks PageView.
+    pub fn page(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        let (cookie, store) = self.observe_landing(page);
+        let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+        let mut effects: Vec<Effect> = cookie.into_iter().chain(store).collect();
+        effects.append(&mut out.effects);
+        out.effects = effects;
+        out
+    }
+
+    /// `tandem.track(name, params, options)`.
+    pub fn track(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        let mut out = Outcome::default();
+        let mut event_id = None;
+        match options {
+            Value::Null => {}
+            Value::Object(members) => {
+                for (k, _) in members {
+                    if k != "eventId" {
+                        let mut w = String::from("Unknown option \"");
+                        w.push_str(k);
+                        w.push_str("\" ignored (known: eventId)");
+                        out.warnings.push(w);
+                    }
+                }
+                if let Some(v) = options.get("eventId").filter(|v| !matches!(v, Value::Null)) {
+                    match ids::validate_event_id(v) {
+                        Ok(id) => event_id = Some(id),
+                        // A random id instead would break deduplication with the site's
+                        // server, which already uses its own id: the event is refused.
+                        Err(e) => {
+                            out.errors.push(e);
+                            return out;
+                        }
+                    }
+                }
+            }
+            other => {
+                let mut m = String::from("track options must be an object like {eventId: \"…\"}, got ");
+                m.push_str(other.kind());
+                m.push_str("; ignored");
+                out.errors.push(TagError::new("invalid_options", m, other.to_json()));
+            }
+        }
+        let Some(name) = event::validate_name(name, &mut out.errors, &mut out.warnings) else { return out };
+        let Some(params) = event::validate_params(&name, params, &mut out.errors, &mut out.warnings) else { return out };
+        let mut sent = self.track_valid(name, params, event_id, page, rng);
+        out.event_id = sent.event_id;
+        out.effects = sent.effects;
+        out.errors.append(&mut sent.errors);
+        out.warnings.append(&mut sent.warnings);
+        out
+    }
+
+    /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
+    fn track_valid(&mut self, name: EventName, params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        let mut out = Outcome::default();
+        let site_event_id = event_id.is_some();
+        let event_id = event_id.unwrap_or_else(|| {
+            let mut b = [0u8; 16];
+            rng.fill(&mut b);
+            ids::uuid_v4(b)
+        });
+        if self.sent_event_ids.contains(&event_id) {
+            let mut w = String::from("event_id ");
+            w.push_str(&event_id);
+            w.push_str(" was already sent from this page; not sent again");
+            out.warnings.push(w);
+            out.event_id = Some(event_id);
+            return out;
+        }
+        // A site-supplied id names one logical conversion: remembered across page loads, so a
+        // reloaded thank-you page answers with the same id and sends nothing.
+        let site_key = site_event_id.then(|| sent::key("e:", &event_id));
+        if site_key.as_deref().is_some_and(|k| self.sent_log.contains(k)) {
+            let mut w = String::from("event_id ");
+            w.push_str(&event_id);
+            w.push_str(" was already sent from this browser; not sent again");
+            out.warnings.push(w);
+            out.event_id = Some(event_id);
+            return out;
+        }
+        let order_key = match (&name, &params.order_id) {
+            (EventName::Standard(Standard::Purchase), Some(order)) => Some(sent::key("o:", order)),
+            _ => None,
+        };
+        if order_key.as_deref().is_some_and(|k| self.sent_log.contains(k)) {
+            let mut w = String::from("Purchase with order_id ");
+            w.push_str(params.order_id.as_deref().unwrap_or_default());
+            w.push_str(" was already sent from this browser; not sent again");
+            out.warnings.push(w);
+            return out;
+        }
+        let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
+        let debug = self.config.debug;
+        for d in &self.config.destinations {
+            let effects = d.event(&ev);
+            if debug {
+                if effects.is_empty() {
+                    log(&mut out.effects, &[d.key(), ": ", ev.name.as_str(), " not sent to this platform (see its sendPageView option) event_id=", &ev.event_id]);
+                }
+                for e in &effects {
+                    if let Effect::Call { function, args_json, .. } = e {
+                        log(&mut out.effects, &[d.key(), " ← ", function, "(", args_json.trim_start_matches('[').trim_end_matches(']'), ") event_id=", &ev.event_id]);
+                    }
+                }
+            }
+            out.effects.extend(effects);
+        }
+        let ttp = cookies::get(&page.cookie_header, "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v));
+        match &self.config.endpoint {
+            Some(endpoint) => {
+                let body = payload::body(&[Envelope {
+                    event: &ev,
+                    fbp: Some(&self.fbp),
+                    fbc: self.fbc.as_deref(),
+                    ttp,
+                    attribution: &self.attribution,
+                    client_id: &self.client_id,
+                }]);
+                if debug {
+                    log(&mut out.effects, &["endpoint ← ", endpoint, " ", &body]);
+                }
+                out.effects.push(Effect::Send { url: endpoint.clone(), body });
+            }
+            None => out.warnings.push(String::from("No endpoint could be resolved for this page; the event went to the pixels only")),
+        }
+        self.sent_event_ids.push(event_id.clone());
+        let mut remembered = false;
+        for key in [site_key, order_key].into_iter().flatten() {
+            remembered |= self.sent_log.insert(key, page.now_ms);
+        }
+        if remembered {
+            out.effects.push(Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() });
+        }
+        out.event_id = Some(event_id);
+        out
+    }
+}
+
+fn count(n: usize) -> String {
+    let mut s = String::new();
+    crate::core::json::write_u64(&mut s, n as u64);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::parse;
+
+    /// Deterministic entropy: 0, 1, 2, … byte by byte.
+    struct Counter(u8);
+    impl Entropy for Counter {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for b in buf {
+                *b = self.0;
+                self.0 = self.0.wrapping_add(1);
+            }
+        }
+    }
+
+    const NOW: u64 = 1_700_000_000_000;
+    const ALL: &str = r#"{"meta":{"pixelId":"123456789012345","load":true},"google":{"tagId":"G-ABC123","ads":{"id":"AW-9","labels":{"Purchase":"buy"}},"load":true},"tiktok":{"pixelId":"CABCDEFGHIJ1234567890","load":true}}"#;
+
+    fn page(url: &str, cookies: &str) -> PageFacts {
+        PageFacts {
+            url: url.into(),
+            referrer: "https://www.google.com/".into(),
+            cookie_header: cookies.into(),
+            stored_attribution: None,
+            stored_sent: None,
+            registrable_domain: Some("shop.example".into()),
+            https: true,
+            now_ms: NOW,
+            nonce: "n0".into(),
+        }
+    }
+
+    /// One line per effect, compact, so expectations read like the shell's log.
+    fn lines(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::SetCookie(c) => String::from("cookie ") + c,
+                Effect::Store { key, value } => String::from("store ") + key + " " + value,
+                Effect::LoadBaseCode { platform, args_json } => String::from("load ") + platform + args_json,
+                Effect::Call { function, args_json, .. } => String::from(*function) + args_json,
+                Effect::Send { url, .. } => String::from("send ") + url,
+                Effect::Log(l) => String::from("log ") + l,
+            })
+            .collect()
+    }
+
+    fn init(config: &str, p: &PageFacts) -> (Tag, Outcome) {
+        let (tag, out) = Tag::init(&parse(config).unwrap(), p, &mut Counter(0));
+        (tag.expect("tag"), out)
+    }
+
+    fn sent_body(out: &Outcome) -> Value {
+        let bodies: Vec<&String> = out.effects.iter().filter_map(|e| if let Effect::Send { body, .. } = e { Some(body) } else { None }).collect();
+        assert_eq!(bodies.len(), 1, "exactly one Send");
+        crate::core::payload::tests::check_against_schema(bodies[0]);
+        parse(bodies[0]).unwrap()
+    }
+
+    #[test]
+    fn init_on_a_fresh_landing() {
+        let p = page("https://www.shop.example/?fbclid=IwAR1&gclid=G1&utm_source=fb", "");
+        let (tag, out) = init(ALL, &p);
+        assert!(out.errors.is_empty() && out.warnings.is_empty(), "{out:?}");
+        let l = lines(&out.effects);
+        let pv = out.event_id.clone().unwrap();
+        let store = r#"store tandem:attribution {"click_ids":{"gclid":{"value":"G1","ts":1700000000000},"fbclid":{"value":"IwAR1","ts":1700000000000}},"utm":{"first":{"source":"fb","ts":1700000000000},"last":{"source":"fb","ts":1700000000000}}}"#;
+        let expected = vec![
+            String::from("cookie _fbp=fb.1.1700000000000.50462976; Max-Age=7776000; Path=/; Domain=shop.example; SameSite=Lax; Secure"),
+            String::from("cookie _fbc=fb.1.1700000000000.IwAR1; Max-Age=7776000; Path=/; Domain=shop.example; SameSite=Lax; Secure"),
+            String::from("cookie _tandem_cid=BAUGBwgJCgsMDQ4PEBESEw; Max-Age=34560000; Path=/; Domain=shop.example; SameSite=Lax; Secure"),
+            String::from(store),
+            String::from(r#"load meta["n0"]"#),
+            String::from(r#"fbq["init","123456789012345"]"#),
+            String::from(r#"load google["G-ABC123","n0"]"#),
+            String::from(r#"gtag["config","G-ABC123",{"send_page_view":false}]"#),
+            String::from(r#"gtag["config","AW-9"]"#),
+            String::from(r#"load tiktok["CABCDEFGHIJ1234567890","n0"]"#),
+            String::from(r#"fbq["track","PageView",{},{"eventID":""#) + &pv + "\"}]",
+            String::from(r#"gtag["event","page_view",{"event_id":""#) + &pv + r#"","send_to":"G-ABC123"}]"#,
+            String::from("ttq.page[]"),
+            String::from("send https://www.shop.example/collect"),
+        ];
+        assert_eq!(l, expected);
+        assert_eq!(pv, "14151617-1819-4a1b-9c1d-1e1f20212223");
+        let body = sent_body(&out);
+        let ev = match body.get("events") {
+            Some(Value::Array(e)) => e[0].clone(),
+            _ => panic!(),
+        };
+        assert_eq!(ev.get("user_data").unwrap().to_json(), r#"{"fbp":"fb.1.1700000000000.50462976","fbc":"fb.1.1700000000000.IwAR1"}"#);
+        assert_eq!(ev.get("client_id").and_then(Value::as_str), Some(tag.client_id()));
+        assert_eq!(ev.get("event_name").and_then(Value::as_str), Some("PageView"));
+        assert!(!tag.debug());
+    }
+
+    #[test]
+    fn existing_identifiers_are_reused() {
+        let stored = r#"{"click_ids":{"fbclid":{"value":"IwAR1","ts":1699000000000}},"utm":{}}"#;
+        let mut p = page(
+            "https://www.shop.example/?fbclid=IwAR1",
+            "_fbp=fb.2.1600000000000.999.AQ; _fbc=fb.2.1690000000000.IwAR1; _tandem_cid=abc",
+        );
+        p.stored_attribution = Some(stored.into());
+        let (tag, out) = init(r#"{"meta":{"pixelId":"123456789012345"},"autoPageView":false}"#, &p);
+        assert_eq!(lines(&out.effects), [r#"fbq["init","123456789012345"]"#]);
+        assert_eq!((tag.fbp.as_str(), tag.fbc.as_deref(), tag.client_id()), ("fb.2.1600000000000.999.AQ", Some("fb.2.1690000000000.IwAR1"), "abc"));
+        assert_eq!(out.event_id, None);
+    }
+
+    #[test]
+    fn a_new_fbclid_gives_a_new_fbc() {
+        let mut p = page("https://www.shop.example/?fbclid=NEW", "_fbp=fb.1.1600000000000.999; _fbc=fb.1.1690000000000.OLD; _tandem_cid=abc");
+        p.registrable_domain = None;
+        let (tag, out) = init(r#"{"autoPageView":false}"#, &p);
+        // Host-only cookie on www.shop.example: subdomainIndex 2, no Domain attribute.
+        assert_eq!(lines(&out.effects)[0], "cookie _fbc=fb.2.1700000000000.NEW; Max-Age=7776000; Path=/; SameSite=Lax; Secure");
+        assert_eq!(tag.fbc.as_deref(), Some("fb.2.1700000000000.NEW"));
+        // A configured cookieDomain wins over the probed one.
+        let mut p = page("http://www.shop.example/", "");
+        p.https = false;
+        p.registrable_domain = Some("other.example".into());
+        let (_, out) = init(r#"{"cookieDomain":"www.shop.example","autoPageView":false}"#, &p);
+        assert_eq!(lines(&out.effects)[0], "cookie _fbp=fb.2.1700000000000.50462976; Max-Age=7776000; Path=/; Domain=www.shop.example; SameSite=Lax");
+        // localhost: index 0, host-only.
+        let mut p = page("http://localhost:3000/", "");
+        p.registrable_domain = None;
+        let (_, out) = init(r#"{"autoPageView":false}"#, &p);
+        assert!(lines(&out.effects)[0].starts_with("cookie _fbp=fb.0.1700000000000."), "{:?}", out.effects);
+    }
+
+    #[test]
+    fn track_sends_one_event_id_everywhere() {
+        let p = page("https://www.shop.example/thanks", "_fbp=fb.1.1.2; _tandem_cid=abc; _ttp=tt-1");
+        let (mut tag, _) = init(ALL, &p);
+        let out = tag.track(
+            &parse("\"Purchase\"").unwrap(),
+            &parse(r#"{"value":"59.90","currency":"EUR","order_id":"A-1"}"#).unwrap(),
+            &parse(r#"{"eventId":"ord-A-1"}"#).unwrap(),
+            &p,
+            &mut Counter(0),
+        );
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.event_id.as_deref(), Some("ord-A-1"));
+        assert_eq!(lines(&out.effects), [
+            r#"fbq["track","Purchase",{"value":59.90,"currency":"EUR"},{"eventID":"ord-A-1"}]"#,
+            r#"gtag["event","purchase",{"value":59.90,"currency":"EUR","transaction_id":"A-1","event_id":"ord-A-1","send_to":"G-ABC123"}]"#,
+            r#"gtag["event","conversion",{"send_to":"AW-9/buy","value":59.90,"currency":"EUR","transaction_id":"A-1"}]"#,
+            r#"ttq.track["Purchase",{"value":59.90,"currency":"EUR","order_id":"A-1"},{"event_id":"ord-A-1"}]"#,
+            "send https://www.shop.example/collect",
+            r#"store tandem:sent [["e:ord-A-1",1700000000000],["o:A-1",1700000000000]]"#,
+        ]);
+        let body = sent_body(&out);
+        let body_text = body.to_json();
+        assert!(body_text.contains(r#""event_id":"ord-A-1""#) && body_text.contains(r#""ttp":"tt-1""#), "{body_text}");
+
+        // Same event id again: the id comes back, nothing is sent.
+        let again = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"ord-A-1"}"#).unwrap(), &p, &mut Counter(0));
+        assert_eq!((again.event_id.as_deref(), again.effects.len()), (Some("ord-A-1"), 0));
+        assert!(again.warnings[0].contains("already sent"));
+        // Same order id with a new event id: not sent again.
+        let reorder = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":1,"currency":"EUR","order_id":"A-1"}"#).unwrap(), &Value::Null, &p, &mut Counter(9));
+        assert_eq!((reorder.event_id, reorder.effects.len()), (None, 0));
+        assert!(reorder.warnings[0].contains("order_id A-1"));
+    }
+
+    #[test]
+    fn a_reloaded_thank_you_page_sends_its_purchase_once() {
+        let mut p = page("https://www.shop.example/thanks", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let purchase = |tag: &mut Tag, p: &PageFacts, event_id: &str| {
+            let options = if event_id.is_empty() { Value::Null } else { parse(&format!(r#"{{"eventId":"{event_id}"}}"#)).unwrap() };
+            tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":5,"currency":"EUR","order_id":"B-7"}"#).unwrap(), &options, p, &mut Counter(3))
+        };
+        let (mut first_load, _) = init(ALL, &p);
+        let first = purchase(&mut first_load, &p, "");
+        let stored = first.effects.iter().find_map(|e| match e {
+            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            _ => None,
+        });
+        assert!(stored.is_some(), "{:?}", first.effects);
+        // The reload is a new Tag that reads what the first one stored.
+        p.stored_sent = stored;
+        p.now_ms += 60_000;
+        let (mut reload, _) = init(ALL, &p);
+        let again = purchase(&mut reload, &p, "");
+        assert_eq!((again.event_id, again.effects.len()), (None, 0));
+        // A site-supplied event id is remembered too, and answered with the same id.
+        let with_id = purchase(&mut reload, &p, "ord-9");
+        assert_eq!(with_id.event_id, None, "order B-7 was already sent");
+        let lead = |tag: &mut Tag, p: &PageFacts| tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"lead-1"}"#).unwrap(), p, &mut Counter(4));
+        let sent_lead = lead(&mut reload, &p);
+        p.stored_sent = sent_lead.effects.iter().find_map(|e| match e {
+            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            _ => None,
+        });
+        let (mut third_load, _) = init(ALL, &p);
+        let repeat = lead(&mut third_load, &p);
+        assert_eq!((repeat.event_id.as_deref(), repeat.effects.len()), (Some("lead-1"), 0));
+    }
+
+    #[test]
+    fn rejected_events_send_nothing() {
+        let p = page("https://www.shop.example/", "");
+        let (mut tag, _) = init(ALL, &p);
+        for (name, params, options, code) in [
+            ("\"Purchase\"", r#"{"value":5}"#, "null", "missing_field"),
+            ("42", "{}", "null", "invalid_event_name"),
+            ("\"Lead\"", "{}", r#"{"eventId":"bad id"}"#, "invalid_event_id"),
+            ("\"Lead\"", "{}", r#"{"eventId":1.5}"#, "invalid_event_id"),
+        ] {
+            let out = tag.track(&parse(name).unwrap(), &parse(params).unwrap(), &parse(options).unwrap(), &p, &mut Counter(0));
+            assert_eq!((out.event_id.as_deref(), out.effects.len()), (None, 0), "{name} {params} {options}");
+            assert_eq!(out.errors.first().map(|e| e.code), Some(code));
+        }
+        // Bad options or params do not stop the event.
+        let out = tag.track(&parse("\"Lead\"").unwrap(), &parse("\"x\"").unwrap(), &parse("5").unwrap(), &p, &mut Counter(50));
+        assert!(out.event_id.is_some());
+        let codes: Vec<&str> = out.errors.iter().map(|e| e.code).collect();
+        assert_eq!(codes, ["invalid_options", "invalid_params"]);
+        let out = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventID":"x"}"#).unwrap(), &p, &mut Counter(90));
+        assert!(out.event_id.is_some() && out.warnings[0].contains("Unknown option \"eventID\""));
+    }
+
+    #[test]
+    fn spa_page_views_update_attribution() {
+        let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, out) = init(r#"{"tiktok":{"pixelId":"CABCDEFGHIJ1234567890","load":true}}"#, &p);
+        assert!(lines(&out.effects).iter().any(|l| l.starts_with("store ")), "first store of empty state");
+        let mut p2 = page("https://www.shop.example/next?ttclid=E.C.P.x", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        p2.now_ms = NOW + 1000;
+        let out = tag.page(&p2, &mut Counter(7));
+        let l = lines(&out.effects);
+        assert_eq!(l[0], r#"store tandem:attribution {"click_ids":{"ttclid":{"value":"E.C.P.x","ts":1700000001000}},"utm":{}}"#);
+        assert_eq!(&l[1..], ["ttq.page[]", "send https://www.shop.example/collect"]);
+        let body = sent_body(&out).to_json();
+        assert!(body.contains(r#""event_source_url":"https://www.shop.example/next?ttclid=E.C.P.x""#) && body.contains(r#""event_time":1700000001"#));
+        // Nothing new: no store.
+        let out = tag.page(&p2, &mut Counter(70));
+        assert!(!lines(&out.effects).iter().any(|l| l.starts_with("store ")));
+    }
+
+    #[test]
+    fn debug_logs_name_destinations_and_event_ids() {
+        let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, _) = init(r#"{"debug":true,"autoPageView":false,"meta":{"pixelId":"123456789012345","sendPageView":false},"google":{"tagId":"G-ABC123"}}"#, &p);
+        assert!(tag.debug());
+        let out = tag.track(&parse("\"PageView\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"pv1"}"#).unwrap(), &p, &mut Counter(0));
+        let logs: Vec<String> = lines(&out.effects).into_iter().filter(|l| l.starts_with("log ")).collect();
+        assert_eq!(logs.len(), 3, "{logs:?}");
+        assert!(logs[0].contains("meta: PageView not sent") && logs[0].ends_with("event_id=pv1"));
+        assert!(logs[1].contains("google: PageView not sent"));
+        assert!(logs[2].contains("endpoint ← https://www.shop.example/collect"));
+        let out = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"l1"}"#).unwrap(), &p, &mut Counter(0));
+        let logs: Vec<String> = lines(&out.effects).into_iter().filter(|l| l.starts_with("log ")).collect();
+        assert!(logs[0].contains(r#"meta ← fbq("track","Lead",{},{"eventID":"l1"}) event_id=l1"#), "{logs:?}");
+    }
+
+    #[test]
+    fn init_rejects_a_non_object_config() {
+        let (tag, out) = Tag::init(&parse("\"G-1\"").unwrap(), &page("https://a.example/", ""), &mut Counter(0));
+        assert!(tag.is_none());
+        assert_eq!(out.errors[0].code, "invalid_config");
+        // A broken platform still leaves a working tag.
+        let (tag, out) = Tag::init(&parse(r#"{"meta":{"pixelId":"x"}}"#).unwrap(), &page("https://a.example/", ""), &mut Counter(0));
+        assert!(tag.is_some() && out.event_id.is_some());
+        assert!(out.errors.iter().any(|e| e.message.contains("meta is disabled")));
+    }
+
+    #[test]
+    fn outcome_json() {
+        let o = Outcome {
+            event_id: Some("e\"1".into()),
+            effects: vec![Effect::Log("x".into())],
+            errors: vec![TagError::new("missing_field", "Purchase needs\nvalue", "{}")],
+            warnings: vec!["w\u{2028}".into()],
+        };
+        assert_eq!(o.to_json(), r#"{"event_id":"e\"1","errors":[{"code":"missing_field","message":"Purchase needs\nvalue","input":"{}"}],"warnings":["w\u2028"]}"#);
+        assert_eq!(Outcome::default().to_json(), r#"{"event_id":null,"errors":[],"warnings":[]}"#);
+        assert!(parse(&o.to_json()).is_ok());
+    }
+}

@@ -1,0 +1,290 @@
+//! Just enough URL handling for a tag: the query parameters of the landing URL (click IDs, UTMs),
+//! the host (cookie domains) and resolving a relative endpoint against the page.
+//!
+//! Landing URLs are written by ad platforms, link shorteners and people, so nothing here fails:
+//! a parameter that cannot be decoded is dropped, the rest are kept.
+
+use crate::core::json::truncate_utf8;
+
+/// Decoded values are capped: click IDs are far shorter, and a megabyte query string must not
+/// be copied into storage and every payload.
+pub const VALUE_CAP: usize = 500;
+/// Only the first parameters are looked at, so a hostile query string costs bounded work.
+pub const MAX_PARAMS: usize = 100;
+/// Keys longer than this cannot be any parameter the tag reads.
+const KEY_CAP: usize = 64;
+
+/// Query parameters of `url`, decoded (`+` is a space). A key repeated keeps its first non-empty
+/// value. Keys are case-sensitive (`ScCid` is Snapchat's spelling).
+pub fn query_params(url: &str) -> Vec<(String, String)> {
+    let before_fragment = url.split('#').next().unwrap_or("");
+    let query = match before_fragment.split_once('?') {
+        Some((_, q)) => q,
+        None => return Vec::new(),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for piece in query.split('&').take(MAX_PARAMS) {
+        let (raw_key, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+        if raw_key.is_empty() || raw_key.len() > KEY_CAP * 3 {
+            continue;
+        }
+        let (key, value) = match (decode(raw_key, KEY_CAP), decode(raw_value, VALUE_CAP)) {
+            (Some(k), Some(v)) if !k.is_empty() => (k, v),
+            _ => continue,
+        };
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, existing)) if existing.is_empty() => *existing = value,
+            Some(_) => {}
+            None => out.push((key, value)),
+        }
+    }
+    out
+}
+
+/// The value of `key` among `params`, if present.
+pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Percent-decodes `raw` (with `+` as space) up to about `cap` bytes of output. `None` when the
+/// encoding is broken or the bytes are not UTF-8; a value cut by the cap is cut at a char boundary.
+fn decode(raw: &str, cap: usize) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len().min(cap + 4));
+    let mut i = 0;
+    // Decode a few bytes past the cap so a multi-byte char straddling it is seen whole.
+    while i < b.len() && out.len() < cap + 4 {
+        match b.get(i) {
+            Some(b'%') => {
+                let hi = b.get(i + 1).and_then(|c| hex(*c))?;
+                let lo = b.get(i + 2).and_then(|c| hex(*c))?;
+                out.push(hi * 16 + lo);
+                i += 3;
+            }
+            Some(b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            Some(c) => {
+                out.push(*c);
+                i += 1;
+            }
+            None => break,
+        }
+    }
+    let truncated = i < b.len();
+    let mut s = match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => {
+            // Bytes cut mid-character by the cap are fine; invalid bytes inside the value are not.
+            let utf8 = e.utf8_error();
+            if truncated && utf8.error_len().is_none() {
+                let valid = utf8.valid_up_to();
+                let mut bytes = e.into_bytes();
+                bytes.truncate(valid);
+                String::from_utf8(bytes).ok()?
+            } else {
+                return None;
+            }
+        }
+    };
+    truncate_utf8(&mut s, cap);
+    Some(s)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `(scheme, authority)` of an absolute http(s) URL; the scheme is lowercased.
+fn split_origin(url: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..end)?;
+    if authority.is_empty() {
+        return None;
+    }
+    Some((scheme, authority))
+}
+
+/// The host of an http(s) URL, lowercased, without user info, port or trailing dot. IPv6 hosts
+/// keep their brackets (`[::1]`), which is what `cookies::domain_candidates` expects.
+pub fn host(url: &str) -> Option<String> {
+    let (_, authority) = split_origin(url.trim())?;
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        hostport.get(..=end)?
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() {
+        None
+    } else {
+        Some(host)
+    }
+}
+
+/// Resolves the configured endpoint against the page URL: absolute `http(s)://…`, protocol-relative
+/// `//host/path`, root-relative `/path` and path-relative `path`. `None` for other schemes
+/// (`javascript:`, `data:`) or when a relative endpoint meets a page URL that is not http(s).
+pub fn resolve(base: &str, reference: &str) -> Option<String> {
+    let reference = reference.trim();
+    if reference.is_empty() || reference.chars().any(|c| c.is_control() || c == ' ' || c == '\\') {
+        return None;
+    }
+    if split_origin(reference).is_some() {
+        return Some(reference.to_string());
+    }
+    if reference.contains("://") || has_scheme(reference) {
+        return None;
+    }
+    let base = base.trim();
+    let (scheme, authority) = split_origin(base)?;
+    let mut out = scheme;
+    if let Some(rest) = reference.strip_prefix("//") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return None;
+        }
+        out.push_str("://");
+        out.push_str(rest);
+        return Some(out);
+    }
+    out.push_str("://");
+    out.push_str(authority);
+    if reference.starts_with('/') {
+        out.push_str(reference);
+        return Some(out);
+    }
+    // Path-relative: replace the last segment of the base path.
+    let after_origin = base.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let path_and_more = after_origin.get(authority.len()..).unwrap_or("");
+    let path = path_and_more.split(['?', '#']).next().unwrap_or("");
+    let dir = match path.rfind('/') {
+        Some(i) => path.get(..=i).unwrap_or("/"),
+        None => "/",
+    };
+    out.push_str(dir);
+    out.push_str(reference);
+    Some(out)
+}
+
+/// `javascript:`, `mailto:` … (an RFC 3986 scheme followed by ':' before any '/').
+fn has_scheme(s: &str) -> bool {
+    match s.find(':') {
+        Some(i) => {
+            let scheme = s.get(..i).unwrap_or("");
+            !scheme.is_empty()
+                && !scheme.contains('/')
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, expected: &[(&str, &str)]) {
+        let got = query_params(url);
+        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, expected, "url {url:?}");
+    }
+
+    #[test]
+    fn query_parsing() {
+        check("https://shop.example/p?gclid=abc&utm_source=news+letter#frag", &[("gclid", "abc"), ("utm_source", "news letter")]);
+        check("https://shop.example/p", &[]);
+        check("https://shop.example/p#a=b", &[]);
+        check("https://shop.example/p?#a=b", &[]);
+        check("https://shop.example/p?a=1#x?b=2", &[("a", "1")]);
+        check("https://shop.example/?&&=&a", &[("a", "")]);
+        check("https://shop.example/?a=%C3%A9%20x", &[("a", "é x")]);
+        // Broken encodings drop only that value.
+        check("https://shop.example/?a=%ZZ&b=1", &[("b", "1")]);
+        check("https://shop.example/?a=%E0%A4%A&b=1", &[("b", "1")]);
+        check("https://shop.example/?a=%E0%A4&b=2", &[("b", "2")]);
+        check("https://shop.example/?a=%&b=3", &[("b", "3")]);
+        check("https://shop.example/?a=%FF&b=4", &[("b", "4")]);
+        check("https://shop.example/?%ZZ=1&b=5", &[("b", "5")]);
+        // Repeated keys: first non-empty wins.
+        check("https://shop.example/?a=1&a=2", &[("a", "1")]);
+        check("https://shop.example/?a=&a=2&a=3", &[("a", "2")]);
+        // Keys are case-sensitive.
+        check("https://shop.example/?ScCid=1&sccid=2", &[("ScCid", "1"), ("sccid", "2")]);
+        check("https://shop.example/?a=b=c", &[("a", "b=c")]);
+    }
+
+    #[test]
+    fn huge_values_are_capped() {
+        let url = String::from("https://shop.example/?fbclid=") + &"x".repeat(1 << 20) + "&b=1";
+        let params = query_params(&url);
+        assert_eq!(param(&params, "fbclid").map(str::len), Some(VALUE_CAP));
+        assert_eq!(param(&params, "b"), Some("1"));
+        // A multi-byte character straddling the cap is cut whole.
+        let url = String::from("https://shop.example/?a=") + &"x".repeat(VALUE_CAP - 1) + &"%C3%A9".repeat(10);
+        let params = query_params(&url);
+        assert_eq!(param(&params, "a").map(str::len), Some(VALUE_CAP - 1));
+    }
+
+    #[test]
+    fn param_count_is_bounded() {
+        let mut url = String::from("https://shop.example/?");
+        for _ in 0..MAX_PARAMS {
+            url.push_str("x=1&");
+        }
+        url.push_str("late=1");
+        assert_eq!(param(&query_params(&url), "late"), None);
+    }
+
+    #[test]
+    fn hosts() {
+        for (url, want) in [
+            ("https://WWW.Shop.Example:8443/p?q", Some("www.shop.example")),
+            ("http://user:pw@shop.example./", Some("shop.example")),
+            ("https://[::1]:8080/", Some("[::1]")),
+            ("https://127.0.0.1/", Some("127.0.0.1")),
+            ("http://localhost:3000", Some("localhost")),
+            ("https://shop.example?x=1", Some("shop.example")),
+            ("file:///etc/passwd", None),
+            ("not a url", None),
+            ("https:///path", None),
+        ] {
+            assert_eq!(host(url).as_deref(), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn resolves_endpoints() {
+        let base = "https://shop.example/a/b/page.html?x=1#y";
+        for (reference, want) in [
+            ("/collect", Some("https://shop.example/collect")),
+            ("collect", Some("https://shop.example/a/b/collect")),
+            ("//t.shop.example/c", Some("https://t.shop.example/c")),
+            ("https://t.example/c", Some("https://t.example/c")),
+            ("HTTP://t.example/c", Some("HTTP://t.example/c")),
+            ("javascript:alert(1)", None),
+            ("data:text/plain,x", None),
+            ("ftp://t.example/c", None),
+            ("", None),
+            ("//", None),
+            ("/a b", None),
+        ] {
+            assert_eq!(resolve(base, reference).as_deref(), want, "{reference}");
+        }
+        assert_eq!(resolve("https://shop.example", "c").as_deref(), Some("https://shop.example/c"));
+        assert_eq!(resolve("about:blank", "/collect"), None);
+        assert_eq!(resolve("about:blank", "https://t.example/c").as_deref(), Some("https://t.example/c"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Tandem: a conversion tracking tag.
+//!
+//! `core` and `platforms` are pure Rust (no web-sys types) and are tested natively with `cargo test`.
+//! `shell` is the thin browser layer compiled only for wasm32: it reads the page (URL, cookies,
+//! storage, clock, randomness), hands that to the core, and carries out the effects the core returns.
+
+pub mod core;
+pub mod platforms;
+
+#[cfg(target_arch = "wasm32")]
+pub mod shell;

@@ -1,0 +1,342 @@
+//! Google tag (gtag.js): GA4 events and Google Ads conversions.
+//!
+//! Canonical names map to GA4 recommended events where one exists (Purchase → purchase, …);
+//! the rest go as snake_case custom events, and custom names pass through (they already obey
+//! GA4's naming rules). Every GA4 event carries `event_id` and `send_to` the configured tag, so
+//! Tandem's calls do not fan out to other Google tags the site runs.
+//!
+//! PageView → page_view only when Tandem loads gtag (`load: true`, where it configures the tag
+//! with `send_page_view: false`) or `sendPageView: true`: a site's own `gtag('config')` already
+//! sends page_view, and a second one would double every page view.
+
+use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use crate::core::error::TagError;
+use crate::core::event::{Standard, ValidEvent};
+use crate::core::json::{obj, str_array, Value};
+use crate::core::tag::Effect;
+
+pub const KEY: &str = "google";
+const KNOWN: &[&str] = &["tagId", "ads", "load", "sendPageView"];
+/// Params Tandem sets itself; a custom param with these names is not passed to gtag.
+const RESERVED: &[&str] = &["send_to", "event_id", "value", "currency", "transaction_id", "items", "search_term"];
+
+struct Ads {
+    id: String,
+    /// `(event name, conversion label)`.
+    labels: Vec<(String, String)>,
+}
+
+pub struct Google {
+    tag_id: Option<String>,
+    ads: Option<Ads>,
+    load: bool,
+    send_page_view: bool,
+}
+
+/// GA4's name for a canonical event.
+pub fn ga4_name(st: Standard) -> &'static str {
+    match st {
+        Standard::PageView => "page_view",
+        Standard::ViewContent => "view_item",
+        Standard::Search => "search",
+        Standard::AddToCart => "add_to_cart",
+        Standard::AddToWishlist => "add_to_wishlist",
+        Standard::InitiateCheckout => "begin_checkout",
+        Standard::AddPaymentInfo => "add_payment_info",
+        Standard::Purchase => "purchase",
+        Standard::Lead => "generate_lead",
+        Standard::CompleteRegistration => "sign_up",
+        // No GA4 recommended event: snake_case custom events.
+        Standard::Contact => "contact",
+        Standard::CustomizeProduct => "customize_product",
+        Standard::Donate => "donate",
+        Standard::FindLocation => "find_location",
+        Standard::Schedule => "schedule",
+        Standard::StartTrial => "start_trial",
+        Standard::SubmitApplication => "submit_application",
+        Standard::Subscribe => "subscribe",
+    }
+}
+
+fn id_with_prefix(v: &Value, prefixes: &[&str], digits_only: bool) -> Option<String> {
+    let id = v.as_str()?.trim();
+    let rest = prefixes.iter().find_map(|p| id.strip_prefix(p))?;
+    let ok = !rest.is_empty()
+        && rest.len() <= 20
+        && rest.bytes().all(|b| if digits_only { b.is_ascii_digit() } else { b.is_ascii_uppercase() || b.is_ascii_digit() });
+    ok.then(|| id.to_string())
+}
+
+fn is_label(l: &str) -> bool {
+    !l.is_empty() && l.len() <= 64 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
+    members("google.ads", v, &["id", "labels"], warnings).map_err(|_| config_error(KEY, "ads", "must be an object {id, labels}", v))?;
+    let id = v.get("id").and_then(|id| id_with_prefix(id, &["AW-"], true));
+    let Some(id) = id else {
+        return Err(config_error(KEY, "ads.id", "must be a Google Ads id like \"AW-123456789\"", v.get("id").unwrap_or(&Value::Null)));
+    };
+    let mut labels = Vec::new();
+    match v.get("labels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, label) in m {
+                match label.as_str() {
+                    Some(l) if is_label(l) => labels.push((name.clone(), l.to_string())),
+                    _ => return Err(config_error(KEY, "ads.labels", "values must be conversion labels (letters, digits, _ and -)", label)),
+                }
+                if Standard::from_name(name).is_none() {
+                    let mut w = String::from("google.ads.labels.");
+                    w.push_str(name);
+                    w.push_str(" is not a standard event name; it applies to the custom event of that exact name");
+                    warnings.push(w);
+                }
+            }
+        }
+        Some(other) => return Err(config_error(KEY, "ads.labels", "must be an object {EventName: \"label\"}", other)),
+    }
+    Ok(Ads { id, labels })
+}
+
+pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
+    members(KEY, v, KNOWN, warnings)?;
+    let tag_id = match v.get("tagId") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(
+            id_with_prefix(t, &["G-", "GT-"], false)
+                .ok_or_else(|| config_error(KEY, "tagId", "must be a Google tag id like \"G-ABC123XYZ\"", t))?,
+        ),
+    };
+    let ads = match v.get("ads") {
+        None | Some(Value::Null) => None,
+        Some(a) => Some(ads(a, warnings)?),
+    };
+    if tag_id.is_none() && ads.is_none() {
+        return Err(config_error(KEY, "", "needs tagId (GA4) or ads.id (Google Ads)", v));
+    }
+    let load = opt_bool(KEY, v, "load")?.unwrap_or(false);
+    let send_page_view = opt_bool(KEY, v, "sendPageView")?.unwrap_or(load);
+    Ok(Box::new(Google { tag_id, ads, load, send_page_view }))
+}
+
+/// A transaction_id for deduplication: the order id, else the event id (never empty).
+fn transaction_id(ev: &ValidEvent) -> &str {
+    ev.params.order_id.as_deref().unwrap_or(&ev.event_id)
+}
+
+fn ga4_params(ev: &ValidEvent, tag_id: &str) -> Value {
+    let p = &ev.params;
+    let mut o = obj().opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    if ev.name.standard() == Some(Standard::Purchase) {
+        o = o.s("transaction_id", transaction_id(ev));
+    } else {
+        o = o.opt_s("transaction_id", p.order_id.as_deref());
+    }
+    let items: Vec<Value> = if p.contents.is_empty() {
+        p.content_ids.iter().map(|id| obj().s("item_id", id).build()).collect()
+    } else {
+        p.contents
+            .iter()
+            .map(|c| {
+                obj()
+                    .s("item_id", &c.id)
+                    .opt_s("item_name", c.name.as_deref())
+                    .opt_n("price", c.price.as_deref())
+                    .opt_n("quantity", c.quantity.as_deref())
+                    .opt_s("item_category", c.category.as_deref())
+                    .build()
+            })
+            .collect()
+    };
+    if !items.is_empty() {
+        o = o.v("items", Value::Array(items));
+    }
+    let mut o = o.opt_s("search_term", p.search_string.as_deref());
+    push_custom(&mut o, ev, RESERVED);
+    o.s("event_id", &ev.event_id).s("send_to", tag_id).build()
+}
+
+impl Destination for Google {
+    fn key(&self) -> &'static str {
+        KEY
+    }
+
+    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if !self.load {
+            return out;
+        }
+        let primary = self.tag_id.as_deref().or(self.ads.as_ref().map(|a| a.id.as_str())).unwrap_or_default();
+        out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[primary, ctx.nonce]) });
+        if let Some(t) = &self.tag_id {
+            out.push(call(KEY, "gtag", vec![s("config"), s(t), obj().v("send_page_view", Value::Bool(false)).build()]));
+        }
+        if let Some(a) = &self.ads {
+            out.push(call(KEY, "gtag", vec![s("config"), s(&a.id)]));
+        }
+        out
+    }
+
+    fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let name = match ev.name.standard() {
+            Some(Standard::PageView) if !self.send_page_view => None,
+            Some(st) => Some(ga4_name(st)),
+            None => Some(ev.name.as_str()),
+        };
+        if let (Some(tag_id), Some(name)) = (&self.tag_id, name) {
+            out.push(call(KEY, "gtag", vec![s("event"), s(name), ga4_params(ev, tag_id)]));
+        }
+        if let Some(ads) = &self.ads {
+            if let Some((_, label)) = ads.labels.iter().find(|(n, _)| n == ev.name.as_str()) {
+                let mut send_to = ads.id.clone();
+                send_to.push('/');
+                send_to.push_str(label);
+                let params = obj()
+                    .s("send_to", &send_to)
+                    .opt_n("value", ev.params.value.as_deref())
+                    .opt_s("currency", ev.params.currency.as_deref())
+                    .s("transaction_id", transaction_id(ev))
+                    .build();
+                out.push(call(KEY, "gtag", vec![s("event"), s("conversion"), params]));
+            }
+        }
+        out
+    }
+}
+
+/// Google's base code, as gtag's snippet does it (`dataLayer`, a `gtag` that pushes `arguments`,
+/// `gtag('js', new Date())`, then gtag.js), skipped when the page already has a `gtag`.
+/// Args: `[tag id, nonce]`; the `config` calls come from `setup`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function load_google(argsJson) {
+  var args = JSON.parse(argsJson), w = window, d = document;
+  if (typeof w.gtag === 'function') return;
+  w.dataLayer = w.dataLayer || [];
+  w.gtag = function () { w.dataLayer.push(arguments); };
+  w.gtag('js', new Date());
+  var s = d.createElement('script');
+  s.async = true;
+  s.src = 'https://www.googletagmanager.com/gtag/js?id=' + encodeURIComponent(args[0]);
+  if (args[1]) s.nonce = args[1];
+  (d.head || d.documentElement).appendChild(s);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = load_google)]
+    pub fn load_base_code(args_json: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{configure, event, lines};
+    use super::*;
+
+    const GA: &str = r#"{"tagId":"G-ABC123","load":true}"#;
+
+    fn check(config: &str, name: &str, params: &str, expected: &[&str]) {
+        let d = configure("google", config).unwrap();
+        assert_eq!(lines(&d.event(&event(name, params))), expected, "{name} {params}");
+    }
+
+    #[test]
+    fn every_standard_event_maps_to_its_ga4_name() {
+        let table: &[(&str, &str)] = &[
+            ("PageView", "page_view"), ("ViewContent", "view_item"), ("Search", "search"), ("AddToCart", "add_to_cart"),
+            ("AddToWishlist", "add_to_wishlist"), ("InitiateCheckout", "begin_checkout"), ("AddPaymentInfo", "add_payment_info"),
+            ("Lead", "generate_lead"), ("CompleteRegistration", "sign_up"), ("Contact", "contact"),
+            ("CustomizeProduct", "customize_product"), ("Donate", "donate"), ("FindLocation", "find_location"),
+            ("Schedule", "schedule"), ("StartTrial", "start_trial"), ("SubmitApplication", "submit_application"),
+            ("Subscribe", "subscribe"),
+        ];
+        assert_eq!(table.len() + 1, Standard::ALL.len(), "Purchase is checked separately");
+        for (name, ga4) in table {
+            let want = String::from(r#"gtag["event",""#) + ga4 + r#"",{"event_id":"ev-1","send_to":"G-ABC123"}]"#;
+            check(GA, name, "{}", &[&want]);
+        }
+        check(GA, "Purchase", r#"{"value":1,"currency":"EUR"}"#, &[
+            r#"gtag["event","purchase",{"value":1,"currency":"EUR","transaction_id":"ev-1","event_id":"ev-1","send_to":"G-ABC123"}]"#,
+        ]);
+    }
+
+    #[test]
+    fn custom_names_pass_through() {
+        check(GA, "BookDemo", r#"{"plan":"pro","send_to":"G-EVIL"}"#, &[r#"gtag["event","BookDemo",{"plan":"pro","event_id":"ev-1","send_to":"G-ABC123"}]"#]);
+    }
+
+    #[test]
+    fn params_in_ga4_shape() {
+        check(
+            GA,
+            "Purchase",
+            r#"{"value":"30.00","currency":"usd","order_id":"A-1","contents":[{"id":"s1","quantity":2,"price":"15.00","name":"Shoe","category":"Shoes"}],"coupon":"X"}"#,
+            &[r#"gtag["event","purchase",{"value":30.00,"currency":"USD","transaction_id":"A-1","items":[{"item_id":"s1","item_name":"Shoe","price":15.00,"quantity":2,"item_category":"Shoes"}],"coupon":"X","event_id":"ev-1","send_to":"G-ABC123"}]"#],
+        );
+        check(GA, "Search", r#"{"search_string":"red shoes","content_ids":["a"]}"#, &[
+            r#"gtag["event","search",{"items":[{"item_id":"a"}],"search_term":"red shoes","event_id":"ev-1","send_to":"G-ABC123"}]"#,
+        ]);
+    }
+
+    #[test]
+    fn page_view_rules() {
+        check(r#"{"tagId":"G-ABC123"}"#, "PageView", "{}", &[]);
+        check(r#"{"tagId":"G-ABC123","sendPageView":true}"#, "PageView", "{}", &[r#"gtag["event","page_view",{"event_id":"ev-1","send_to":"G-ABC123"}]"#]);
+        check(r#"{"tagId":"G-ABC123","load":true,"sendPageView":false}"#, "PageView", "{}", &[]);
+    }
+
+    #[test]
+    fn ads_conversions() {
+        let cfg = r#"{"tagId":"G-ABC123","ads":{"id":"AW-123","labels":{"Purchase":"abC_1","Lead":"xyz","BookDemo":"bd"}}}"#;
+        check(cfg, "Purchase", r#"{"value":5,"currency":"EUR","order_id":"o-9"}"#, &[
+            r#"gtag["event","purchase",{"value":5,"currency":"EUR","transaction_id":"o-9","event_id":"ev-1","send_to":"G-ABC123"}]"#,
+            r#"gtag["event","conversion",{"send_to":"AW-123/abC_1","value":5,"currency":"EUR","transaction_id":"o-9"}]"#,
+        ]);
+        check(cfg, "Lead", "{}", &[
+            r#"gtag["event","generate_lead",{"event_id":"ev-1","send_to":"G-ABC123"}]"#,
+            r#"gtag["event","conversion",{"send_to":"AW-123/xyz","transaction_id":"ev-1"}]"#,
+        ]);
+        check(cfg, "BookDemo", "{}", &[
+            r#"gtag["event","BookDemo",{"event_id":"ev-1","send_to":"G-ABC123"}]"#,
+            r#"gtag["event","conversion",{"send_to":"AW-123/bd","transaction_id":"ev-1"}]"#,
+        ]);
+        // Ads only: no GA4 event.
+        check(r#"{"ads":{"id":"AW-123","labels":{"Lead":"xyz"}}}"#, "Lead", "{}", &[r#"gtag["event","conversion",{"send_to":"AW-123/xyz","transaction_id":"ev-1"}]"#]);
+        check(r#"{"ads":{"id":"AW-123","labels":{"Lead":"xyz"}}}"#, "AddToCart", "{}", &[]);
+    }
+
+    #[test]
+    fn setup_effects() {
+        let ctx = SetupCtx { nonce: "n" };
+        let d = configure("google", r#"{"tagId":"G-ABC123","ads":{"id":"AW-1"},"load":true}"#).unwrap();
+        assert_eq!(lines(&d.setup(&ctx)), [
+            r#"load:google["G-ABC123","n"]"#,
+            r#"gtag["config","G-ABC123",{"send_page_view":false}]"#,
+            r#"gtag["config","AW-1"]"#,
+        ]);
+        let d = configure("google", r#"{"ads":{"id":"AW-1"},"load":true}"#).unwrap();
+        assert_eq!(lines(&d.setup(&ctx)), [r#"load:google["AW-1","n"]"#, r#"gtag["config","AW-1"]"#]);
+        let d = configure("google", r#"{"tagId":"G-ABC123"}"#).unwrap();
+        assert!(d.setup(&ctx).is_empty());
+    }
+
+    #[test]
+    fn config_errors() {
+        for (cfg, msg) in [
+            ("{}", "needs tagId"),
+            (r#"{"tagId":"UA-123-1"}"#, "google.tagId must be"),
+            (r#"{"tagId":"G-abc"}"#, "google.tagId must be"),
+            (r#"{"tagId":5}"#, "google.tagId must be"),
+            (r#"{"ads":{"id":"123"}}"#, "google.ads.id must be"),
+            (r#"{"ads":"AW-1"}"#, "google.ads must be an object"),
+            (r#"{"ads":{"id":"AW-1","labels":{"Lead":"a b"}}}"#, "google.ads.labels values"),
+            (r#"{"ads":{"id":"AW-1","labels":["x"]}}"#, "google.ads.labels must be"),
+            (r#"{"tagId":"G-ABC123","sendPageView":1}"#, "google.sendPageView must be true or false"),
+        ] {
+            let e = configure("google", cfg).err().unwrap_or_else(|| panic!("{cfg} accepted"));
+            assert!(e.message.contains(msg), "{cfg}: {}", e.message);
+        }
+        assert!(configure("google", r#"{"tagId":"GT-ABC123"}"#).is_ok());
+    }
+}

@@ -1,0 +1,225 @@
+//! Meta Pixel: `fbq('init')` at setup, `fbq('track' | 'trackCustom', …, {eventID})` per event, or
+//! `trackSingle` / `trackSingleCustom` per pixel when several pixels are configured (so each
+//! pixel gets the event exactly once, whatever other pixels the site runs itself).
+//!
+//! Params follow Meta's standard-event parameters. `order_id` is left out of fbq: it is not a
+//! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
+//! carries it to CAPI.
+
+use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use crate::core::error::TagError;
+use crate::core::event::{Standard, ValidEvent};
+use crate::core::json::{obj, Value};
+use crate::core::tag::Effect;
+
+pub const KEY: &str = "meta";
+const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
+
+pub struct Meta {
+    pixels: Vec<String>,
+    load: bool,
+    send_page_view: bool,
+}
+
+fn pixel_id(v: &Value) -> Result<String, TagError> {
+    match v {
+        Value::String(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::Number(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id.clone()),
+        other => Err(config_error(KEY, "pixelId", "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)", other)),
+    }
+}
+
+pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
+    members(KEY, v, KNOWN, warnings)?;
+    let mut pixels: Vec<String> = Vec::new();
+    match v.get("pixelId") {
+        Some(Value::Array(ids)) if !ids.is_empty() => {
+            for id in ids {
+                let id = pixel_id(id)?;
+                if !pixels.contains(&id) {
+                    pixels.push(id);
+                }
+            }
+        }
+        Some(one @ (Value::String(_) | Value::Number(_))) => pixels.push(pixel_id(one)?),
+        other => {
+            return Err(config_error(KEY, "pixelId", "is required: a Pixel ID string or an array of them", other.unwrap_or(&Value::Null)))
+        }
+    }
+    let load = opt_bool(KEY, v, "load")?.unwrap_or(false);
+    // Tandem owns PageView for Meta (with its event_id, so Meta can dedup it against the endpoint
+    // copy); a site moving to Tandem removes fbq('track', 'PageView') from its own snippet, or sets
+    // sendPageView: false to keep it.
+    let send_page_view = opt_bool(KEY, v, "sendPageView")?.unwrap_or(true);
+    Ok(Box::new(Meta { pixels, load, send_page_view }))
+}
+
+/// Meta's shape of the canonical params.
+fn params(ev: &ValidEvent) -> Value {
+    let p = &ev.params;
+    let mut o = obj().opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    let ids = p.ids();
+    if !ids.is_empty() {
+        o = o.v("content_ids", Value::Array(ids.iter().map(|id| s(id)).collect()));
+    }
+    if !p.contents.is_empty() {
+        let items = p.contents.iter().map(|c| obj().s("id", &c.id).opt_n("quantity", c.quantity.as_deref()).build()).collect();
+        o = o.v("contents", Value::Array(items));
+    }
+    let mut o = o
+        .opt_s("content_type", p.content_type)
+        .opt_s("content_name", p.content_name.as_deref())
+        .opt_s("content_category", p.content_category.as_deref())
+        .opt_n("num_items", p.num_items.as_deref())
+        .opt_s("search_string", p.search_string.as_deref())
+        .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
+    if let Some(st) = &p.status {
+        o.push("status", st.clone());
+    }
+    push_custom(&mut o, ev, &[]);
+    o.build()
+}
+
+impl Destination for Meta {
+    fn key(&self) -> &'static str {
+        KEY
+    }
+
+    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.load {
+            out.push(Effect::LoadBaseCode { platform: KEY, args_json: crate::core::json::str_array(&[ctx.nonce]) });
+        }
+        for id in &self.pixels {
+            out.push(call(KEY, "fbq", vec![s("init"), s(id)]));
+        }
+        out
+    }
+
+    fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
+        let standard = ev.name.standard();
+        if standard == Some(Standard::PageView) && !self.send_page_view {
+            return Vec::new();
+        }
+        let name = s(ev.name.as_str());
+        let params = params(ev);
+        let options = obj().s("eventID", &ev.event_id).build();
+        if self.pixels.len() == 1 {
+            let method = if standard.is_some() { "track" } else { "trackCustom" };
+            return vec![call(KEY, "fbq", vec![s(method), name, params, options])];
+        }
+        let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
+        self.pixels
+            .iter()
+            .map(|id| call(KEY, "fbq", vec![s(method), s(id), name.clone(), params.clone(), options.clone()]))
+            .collect()
+    }
+}
+
+/// Meta's base code, as its snippet does it (a queueing `fbq` stub, then fbevents.js), with the
+/// loader's CSP nonce on the injected script. Args: `[nonce]`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function load_meta(argsJson) {
+  var args = JSON.parse(argsJson), w = window, d = document;
+  if (w.fbq) return;
+  var n = w.fbq = function () { n.callMethod ? n.callMethod.apply(n, arguments) : n.queue.push(arguments); };
+  if (!w._fbq) w._fbq = n;
+  n.push = n; n.loaded = true; n.version = '2.0'; n.queue = [];
+  var s = d.createElement('script');
+  s.async = true;
+  s.src = 'https://connect.facebook.net/en_US/fbevents.js';
+  if (args[0]) s.nonce = args[0];
+  (d.head || d.documentElement).appendChild(s);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = load_meta)]
+    pub fn load_base_code(args_json: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{configure, event, lines};
+    use crate::core::event::Standard;
+
+    const ONE: &str = r#"{"pixelId":"123456789012345","load":true}"#;
+
+    fn check(config: &str, name: &str, params: &str, expected: &[&str]) {
+        let d = configure("meta", config).unwrap();
+        assert_eq!(lines(&d.event(&event(name, params))), expected, "{name} {params}");
+    }
+
+    #[test]
+    fn every_standard_event_is_tracked_by_name() {
+        for st in Standard::ALL {
+            let params = if *st == Standard::Purchase { r#"{"value":1,"currency":"EUR"}"# } else { "{}" };
+            let want = String::from(r#"fbq["track",""#) + st.name() + "\"," + params + r#",{"eventID":"ev-1"}]"#;
+            check(ONE, st.name(), params, &[&want]);
+        }
+    }
+
+    #[test]
+    fn custom_events_use_track_custom() {
+        check(ONE, "BookDemo", r#"{"plan":"pro"}"#, &[r#"fbq["trackCustom","BookDemo",{"plan":"pro"},{"eventID":"ev-1"}]"#]);
+    }
+
+    #[test]
+    fn several_pixels_use_track_single() {
+        let two = r#"{"pixelId":["111111111111111","222222222222222","111111111111111"],"load":true}"#;
+        check(two, "Lead", "{}", &[
+            r#"fbq["trackSingle","111111111111111","Lead",{},{"eventID":"ev-1"}]"#,
+            r#"fbq["trackSingle","222222222222222","Lead",{},{"eventID":"ev-1"}]"#,
+        ]);
+        check(two, "BookDemo", "{}", &[
+            r#"fbq["trackSingleCustom","111111111111111","BookDemo",{},{"eventID":"ev-1"}]"#,
+            r#"fbq["trackSingleCustom","222222222222222","BookDemo",{},{"eventID":"ev-1"}]"#,
+        ]);
+    }
+
+    #[test]
+    fn params_in_meta_shape() {
+        check(
+            ONE,
+            "Purchase",
+            r#"{"value":"12.50","currency":"eur","order_id":"A-1","contents":[{"id":"s1","quantity":2,"price":5,"name":"Shoe"}],
+               "content_type":"product","content_name":"n","content_category":"c","num_items":2,"search_string":"q",
+               "predicted_ltv":100,"status":"ok","coupon":"X"}"#,
+            &[r#"fbq["track","Purchase",{"value":12.50,"currency":"EUR","content_ids":["s1"],"contents":[{"id":"s1","quantity":2}],"content_type":"product","content_name":"n","content_category":"c","num_items":2,"search_string":"q","predicted_ltv":100,"status":"ok","coupon":"X"},{"eventID":"ev-1"}]"#],
+        );
+        check(ONE, "ViewContent", r#"{"content_ids":["a",7]}"#, &[r#"fbq["track","ViewContent",{"content_ids":["a","7"]},{"eventID":"ev-1"}]"#]);
+    }
+
+    #[test]
+    fn page_view_unless_the_site_keeps_its_own() {
+        check(r#"{"pixelId":"123456789012345"}"#, "PageView", "{}", &[r#"fbq["track","PageView",{},{"eventID":"ev-1"}]"#]);
+        check(r#"{"pixelId":"123456789012345","sendPageView":false}"#, "PageView", "{}", &[]);
+        check(r#"{"pixelId":"123456789012345","sendPageView":true}"#, "PageView", "{}", &[r#"fbq["track","PageView",{},{"eventID":"ev-1"}]"#]);
+        check(r#"{"pixelId":"123456789012345","load":true,"sendPageView":false}"#, "PageView", "{}", &[]);
+    }
+
+    #[test]
+    fn setup_effects() {
+        let d = configure("meta", ONE).unwrap();
+        let ctx = super::SetupCtx { nonce: "n0nce" };
+        assert_eq!(lines(&d.setup(&ctx)), [r#"load:meta["n0nce"]"#, r#"fbq["init","123456789012345"]"#]);
+        let d = configure("meta", r#"{"pixelId":["111111111111111","222222222222222"]}"#).unwrap();
+        assert_eq!(lines(&d.setup(&ctx)), [r#"fbq["init","111111111111111"]"#, r#"fbq["init","222222222222222"]"#]);
+    }
+
+    #[test]
+    fn config_errors() {
+        for (cfg, msg) in [
+            ("[]", "meta must be an object"),
+            ("{}", "meta.pixelId is required"),
+            (r#"{"pixelId":"abc"}"#, "5 to 20 digits"),
+            (r#"{"pixelId":"1234"}"#, "5 to 20 digits"),
+            (r#"{"pixelId":[]}"#, "is required"),
+            (r#"{"pixelId":["123456789012345","x"]}"#, "5 to 20 digits"),
+            (r#"{"pixelId":"123456789012345","load":"yes"}"#, "meta.load must be true or false"),
+        ] {
+            let e = configure("meta", cfg).err().unwrap_or_else(|| panic!("{cfg} accepted"));
+            assert!(e.message.contains(msg) && e.message.ends_with("meta is disabled."), "{cfg}: {}", e.message);
+        }
+    }
+}

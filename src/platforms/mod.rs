@@ -1,0 +1,187 @@
+//! Destinations: one file per ad platform, and the registry that lists them.
+//!
+//! A destination turns a `ValidEvent` into calls on the platform's own browser API (`fbq`,
+//! `gtag`, `ttq`) as `Effect::Call`s; it never touches the page itself. Each is configured from
+//! its own key of the init config and is independent: a bad config disables only that platform,
+//! and one destination's mapping never affects another's.
+//!
+//! Adding a platform (say Pinterest) = `pinterest.rs` with a `configure` function and a
+//! `Destination` impl, `pub mod pinterest;` below, and one line in `REGISTRY`.
+
+pub mod google;
+pub mod meta;
+pub mod tiktok;
+
+use crate::core::error::TagError;
+use crate::core::event::ValidEvent;
+use crate::core::json::{self, Value};
+use crate::core::tag::Effect;
+
+/// What `setup` may need from the page.
+pub struct SetupCtx<'a> {
+    /// The loader script's nonce, handed to injected base code (CSP).
+    pub nonce: &'a str,
+}
+
+pub trait Destination {
+    /// The registry key (also the config key), e.g. `"meta"`.
+    fn key(&self) -> &'static str;
+    /// Effects run once at init, after cookies and storage: base-code injection
+    /// (`Effect::LoadBaseCode` when the config says `load: true`) and `init`/`config` calls.
+    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect>;
+    /// The calls that send `ev` to this platform, carrying `ev.event_id` for deduplication. Empty
+    /// when this platform does not take the event (e.g. a PageView the site's own snippet sends).
+    fn event(&self, ev: &ValidEvent) -> Vec<Effect>;
+}
+
+/// Reads a platform's sub-config; warnings (unknown keys) are pushed, a fatal problem returned.
+pub type Configure = fn(&Value, &mut Vec<String>) -> Result<Box<dyn Destination>, TagError>;
+
+pub struct PlatformEntry {
+    /// The init-config key and `Effect` platform name.
+    pub key: &'static str,
+    pub configure: Configure,
+    /// Injects the platform's own base code for `Effect::LoadBaseCode` (browser build only).
+    #[cfg(target_arch = "wasm32")]
+    pub load_base_code: fn(&str),
+}
+
+macro_rules! entry {
+    ($key:literal, $platform:ident) => {
+        PlatformEntry {
+            key: $key,
+            configure: $platform::configure,
+            #[cfg(target_arch = "wasm32")]
+            load_base_code: $platform::load_base_code,
+        }
+    };
+}
+
+pub const REGISTRY: &[PlatformEntry] = &[entry!("meta", meta), entry!("google", google), entry!("tiktok", tiktok)];
+
+// ---- helpers shared by the platform files ----
+
+/// An `Effect::Call` with a JSON args array.
+pub(crate) fn call(platform: &'static str, function: &'static str, args: Vec<Value>) -> Effect {
+    Effect::Call { platform, function, args_json: Value::Array(args).to_json() }
+}
+
+pub(crate) fn s(text: &str) -> Value {
+    Value::String(text.to_string())
+}
+
+/// A config error for `platform`: `"<platform>.<field> …; <platform> is disabled"`.
+pub(crate) fn config_error(platform: &str, field: &str, rule: &str, input: &Value) -> TagError {
+    let mut m = String::from(platform);
+    if !field.is_empty() {
+        m.push('.');
+        m.push_str(field);
+    }
+    m.push(' ');
+    m.push_str(rule);
+    m.push_str("; ");
+    m.push_str(platform);
+    m.push_str(" is disabled.");
+    TagError::new("invalid_config", m, input.to_json())
+}
+
+/// The platform config's members, or an error if it is not an object. Keys outside `known` are
+/// warned about (a typo like `pixelID` should be visible in debug mode).
+pub(crate) fn members<'a>(
+    platform: &str,
+    v: &'a Value,
+    known: &[&str],
+    warnings: &mut Vec<String>,
+) -> Result<&'a [(String, Value)], TagError> {
+    let Value::Object(m) = v else {
+        return Err(config_error(platform, "", "must be an object", v));
+    };
+    for (k, _) in m {
+        if !known.contains(&k.as_str()) {
+            let mut w = String::from("Unknown config key ");
+            w.push_str(platform);
+            w.push('.');
+            w.push_str(k);
+            w.push_str(" ignored (known: ");
+            w.push_str(&known.join(", "));
+            w.push(')');
+            warnings.push(w);
+        }
+    }
+    Ok(m)
+}
+
+/// An optional boolean option.
+pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str) -> Result<Option<bool>, TagError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(config_error(platform, key, "must be true or false", other)),
+    }
+}
+
+/// Custom params, minus keys the platform sets itself (so a site cannot override `send_to`).
+pub(crate) fn push_custom(o: &mut json::Obj, ev: &ValidEvent, reserved: &[&str]) {
+    for (k, v) in &ev.params.custom {
+        if !reserved.contains(&k.as_str()) && !o.0.iter().any(|(existing, _)| existing == k) {
+            o.push(k, v.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::core::event::{validate_name, validate_params};
+    use crate::core::json::parse;
+
+    /// A validated event from JSON, for the mapping tests.
+    pub fn event(name: &str, params: &str) -> ValidEvent {
+        let (mut e, mut w) = (Vec::new(), Vec::new());
+        let n = validate_name(&Value::String(name.to_string()), &mut e, &mut w).expect("valid name");
+        let p = validate_params(&n, &parse(params).expect("json"), &mut e, &mut w).expect("valid params");
+        assert!(e.is_empty(), "{e:?}");
+        ValidEvent {
+            name: n,
+            params: p,
+            event_id: "ev-1".into(),
+            time_ms: 1_700_000_000_000,
+            url: "https://shop.example/p".into(),
+            referrer: String::new(),
+        }
+    }
+
+    pub fn configure(key: &str, config: &str) -> Result<Box<dyn Destination>, TagError> {
+        let entry = REGISTRY.iter().find(|e| e.key == key).expect("registered");
+        let mut w = Vec::new();
+        (entry.configure)(&parse(config).expect("json"), &mut w)
+    }
+
+    /// `function(args)` lines, for compact assertions.
+    pub fn lines(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::Call { function, args_json, .. } => String::from(*function) + args_json,
+                Effect::LoadBaseCode { platform, args_json } => String::from("load:") + platform + args_json,
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_keys_are_unique_and_match_destinations() {
+        for (i, e) in REGISTRY.iter().enumerate() {
+            assert!(REGISTRY.iter().skip(i + 1).all(|o| o.key != e.key));
+        }
+        for (key, cfg) in [("meta", r#"{"pixelId":"123456789012345"}"#), ("google", r#"{"tagId":"G-ABC123"}"#), ("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#)] {
+            let d = test_support::configure(key, cfg).unwrap_or_else(|e| panic!("{key}: {e:?}"));
+            assert_eq!(d.key(), key);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! TikTok Pixel: `ttq.track(Name, props, {event_id})`, and `ttq.page()` for PageView.
+//!
+//! Canonical names are TikTok's own where TikTok has that standard event (its list since May 2025,
+//! which uses Meta's names: Purchase, Lead, …). Donate has no TikTok standard event and goes as a
+//! custom event of the same name; custom names pass through. `ttq.page()` takes no event_id, so
+//! TikTok cannot dedup PageViews with the endpoint. Tandem owns PageView: a site moving to Tandem
+//! removes `ttq.page()` from its own snippet, or sets `sendPageView: false` to keep it.
+
+use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use crate::core::error::TagError;
+use crate::core::event::{Standard, ValidEvent};
+use crate::core::json::{obj, str_array, Value};
+use crate::core::tag::Effect;
+
+pub const KEY: &str = "tiktok";
+const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
+
+/// Canonical events that are TikTok standard events under the same name.
+pub const TIKTOK_STANDARD: &[Standard] = &[
+    Standard::AddPaymentInfo,
+    Standard::AddToCart,
+    Standard::AddToWishlist,
+    Standard::CompleteRegistration,
+    Standard::Contact,
+    Standard::CustomizeProduct,
+    Standard::FindLocation,
+    Standard::InitiateCheckout,
+    Standard::Lead,
+    Standard::Purchase,
+    Standard::Schedule,
+    Standard::Search,
+    Standard::StartTrial,
+    Standard::SubmitApplication,
+    Standard::Subscribe,
+    Standard::ViewContent,
+];
+
+pub struct TikTok {
+    pixel_id: String,
+    load: bool,
+    send_page_view: bool,
+}
+
+pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
+    members(KEY, v, KNOWN, warnings)?;
+    let pixel_id = match v.get("pixelId") {
+        Some(Value::String(id)) if (8..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) => id.clone(),
+        other => {
+            return Err(config_error(KEY, "pixelId", "is required: the pixel code, letters and digits (about 20 characters)", other.unwrap_or(&Value::Null)))
+        }
+    };
+    let load = opt_bool(KEY, v, "load")?.unwrap_or(false);
+    let send_page_view = opt_bool(KEY, v, "sendPageView")?.unwrap_or(true);
+    Ok(Box::new(TikTok { pixel_id, load, send_page_view }))
+}
+
+fn props(ev: &ValidEvent) -> Value {
+    let p = &ev.params;
+    let mut o = obj().opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    let contents: Vec<Value> = if p.contents.is_empty() {
+        p.content_ids.iter().map(|id| obj().s("content_id", id).build()).collect()
+    } else {
+        p.contents
+            .iter()
+            .map(|c| {
+                obj()
+                    .s("content_id", &c.id)
+                    .opt_n("quantity", c.quantity.as_deref())
+                    .opt_n("price", c.price.as_deref())
+                    .opt_s("content_name", c.name.as_deref())
+                    .opt_s("content_category", c.category.as_deref())
+                    .build()
+            })
+            .collect()
+    };
+    if !contents.is_empty() {
+        o = o.v("contents", Value::Array(contents));
+    }
+    let mut o = o
+        .opt_s("content_type", p.content_type)
+        // TikTok's parameter page names search_string; its standard-event table names query.
+        .opt_s("search_string", p.search_string.as_deref())
+        .opt_s("query", p.search_string.as_deref())
+        .opt_s("order_id", p.order_id.as_deref());
+    push_custom(&mut o, ev, &[]);
+    o.build()
+}
+
+impl Destination for TikTok {
+    fn key(&self) -> &'static str {
+        KEY
+    }
+
+    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
+        if self.load {
+            // The base code runs ttq.load(pixelId) (not ttq.page(): PageView is Tandem's).
+            vec![Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[&self.pixel_id, ctx.nonce]) }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
+        if ev.name.standard() == Some(Standard::PageView) {
+            return if self.send_page_view { vec![call(KEY, "ttq.page", Vec::new())] } else { Vec::new() };
+        }
+        let options = obj().s("event_id", &ev.event_id).build();
+        vec![call(KEY, "ttq.track", vec![s(ev.name.as_str()), props(ev), options])]
+    }
+}
+
+/// TikTok's base code, as its snippet does it (the `ttq` method queue, then events.js via
+/// `ttq.load`), without the snippet's `ttq.page()`: PageView is Tandem's. Args: `[pixel id, nonce]`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function load_tiktok(argsJson) {
+  var args = JSON.parse(argsJson), w = window, d = document, name = 'ttq';
+  w.TiktokAnalyticsObject = name;
+  var ttq = w[name] = w[name] || [];
+  if (ttq._i && ttq._i[args[0]]) return;
+  ttq.methods = ['page', 'track', 'identify', 'instances', 'debug', 'on', 'off', 'once', 'ready', 'alias', 'group', 'enableCookie', 'disableCookie', 'holdConsent', 'revokeConsent', 'grantConsent'];
+  ttq.setAndDefer = function (target, method) {
+    target[method] = function () { target.push([method].concat(Array.prototype.slice.call(arguments, 0))); };
+  };
+  for (var i = 0; i < ttq.methods.length; i++) ttq.setAndDefer(ttq, ttq.methods[i]);
+  ttq.instance = function (id) {
+    for (var e = ttq._i[id] || [], n = 0; n < ttq.methods.length; n++) ttq.setAndDefer(e, ttq.methods[n]);
+    return e;
+  };
+  ttq.load = function (id, options) {
+    var url = 'https://analytics.tiktok.com/i18n/pixel/events.js';
+    ttq._i = ttq._i || {}; ttq._i[id] = []; ttq._i[id]._u = url;
+    ttq._t = ttq._t || {}; ttq._t[id] = +new Date();
+    ttq._o = ttq._o || {}; ttq._o[id] = options || {};
+    var s = d.createElement('script');
+    s.async = true;
+    s.src = url + '?sdkid=' + encodeURIComponent(id) + '&lib=' + name;
+    if (args[1]) s.nonce = args[1];
+    (d.head || d.documentElement).appendChild(s);
+  };
+  ttq.load(args[0]);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = load_tiktok)]
+    pub fn load_base_code(args_json: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{configure, event, lines};
+    use super::*;
+
+    const TT: &str = r#"{"pixelId":"CABCDEFGHIJ1234567890","load":true}"#;
+
+    fn check(config: &str, name: &str, params: &str, expected: &[&str]) {
+        let d = configure("tiktok", config).unwrap();
+        assert_eq!(lines(&d.event(&event(name, params))), expected, "{name} {params}");
+    }
+
+    #[test]
+    fn every_canonical_event() {
+        for st in Standard::ALL {
+            if *st == Standard::PageView {
+                check(TT, "PageView", "{}", &["ttq.page[]"]);
+                continue;
+            }
+            let params = if *st == Standard::Purchase { r#"{"value":1,"currency":"EUR"}"# } else { "{}" };
+            let want = String::from(r#"ttq.track[""#) + st.name() + "\"," + params + r#",{"event_id":"ev-1"}]"#;
+            check(TT, st.name(), params, &[&want]);
+        }
+        // Donate is sent under its own name but is not a TikTok standard event.
+        assert!(!TIKTOK_STANDARD.contains(&Standard::Donate));
+        assert_eq!(TIKTOK_STANDARD.len(), Standard::ALL.len() - 2);
+    }
+
+    #[test]
+    fn props_in_tiktok_shape() {
+        check(
+            TT,
+            "Purchase",
+            r#"{"value":20,"currency":"GBP","order_id":"o1","content_type":"product","contents":[{"id":"s1","quantity":1,"price":"20.00","name":"Hat","category":"Hats"}],"coupon":"X"}"#,
+            &[r#"ttq.track["Purchase",{"value":20,"currency":"GBP","contents":[{"content_id":"s1","quantity":1,"price":20.00,"content_name":"Hat","content_category":"Hats"}],"content_type":"product","order_id":"o1","coupon":"X"},{"event_id":"ev-1"}]"#],
+        );
+        check(TT, "Search", r#"{"search_string":"hats","content_ids":[1,2]}"#, &[
+            r#"ttq.track["Search",{"contents":[{"content_id":"1"},{"content_id":"2"}],"search_string":"hats","query":"hats"},{"event_id":"ev-1"}]"#,
+        ]);
+        check(TT, "BookDemo", r#"{"plan":"pro"}"#, &[r#"ttq.track["BookDemo",{"plan":"pro"},{"event_id":"ev-1"}]"#]);
+    }
+
+    #[test]
+    fn page_view_rules_and_setup() {
+        check(r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#, "PageView", "{}", &["ttq.page[]"]);
+        check(r#"{"pixelId":"CABCDEFGHIJ1234567890","sendPageView":false}"#, "PageView", "{}", &[]);
+        let ctx = SetupCtx { nonce: "n" };
+        assert_eq!(lines(&configure("tiktok", TT).unwrap().setup(&ctx)), [r#"load:tiktok["CABCDEFGHIJ1234567890","n"]"#]);
+        assert!(configure("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#).unwrap().setup(&ctx).is_empty());
+    }
+
+    #[test]
+    fn config_errors() {
+        for cfg in ["{}", r#"{"pixelId":"short"}"#, r#"{"pixelId":"has space 123456"}"#, r#"{"pixelId":12345678901}"#, "null"] {
+            assert!(configure("tiktok", cfg).is_err(), "{cfg}");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Page access for the shell: reading page facts, randomness, and carrying out the core's effects
+//! (cookies, storage, platform base code, platform calls, the endpoint beacon). Every browser call
+//! that can fail is caught here and turned into a skipped effect or a debug warning.
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::core::{cookies, sent};
+use crate::core::tag::{Effect, Entropy, PageFacts};
+use crate::platforms::REGISTRY;
+
+const ATTRIBUTION_KEY: &str = "tandem:attribution";
+const PROBE_COOKIE: &str = "_tandem_probe";
+
+thread_local! {
+    static NONCE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The registrable domain found by probing, computed once per page (`Some(None)`: host-only).
+    static REGISTRABLE_DOMAIN: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function send_to_endpoint(url, body) {
+  try {
+    if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return true;
+  } catch (e) { /* fall through to fetch */ }
+  try {
+    fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'include', headers: { 'Content-Type': 'text/plain' } }).catch(function () {});
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+"#)]
+extern "C" {
+    /// sendBeacon (text/plain: no CORS preflight), falling back to fetch keepalive. The fetch
+    /// promise is caught so a refused request never becomes an unhandled rejection on the page.
+    fn send_to_endpoint(url: &str, body: &str) -> bool;
+}
+
+pub fn set_nonce(nonce: &str) {
+    NONCE.with(|slot| *slot.borrow_mut() = nonce.to_string());
+}
+
+pub struct BrowserEntropy;
+
+impl Entropy for BrowserEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        if getrandom::fill(buf).is_err() {
+            // No crypto.getRandomValues (very old or locked-down browsers): ids must still differ.
+            for byte in buf.iter_mut() {
+                *byte = (js_sys::Math::random() * 256.0) as u8;
+            }
+        }
+    }
+}
+
+fn html_document() -> Option<web_sys::HtmlDocument> {
+    web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()
+}
+
+fn read_cookies() -> String {
+    html_document().and_then(|doc| doc.cookie().ok()).unwrap_or_default()
+}
+
+fn write_cookie(cookie: &str) {
+    if let Some(doc) = html_document() {
+        let _ = doc.set_cookie(cookie);
+    }
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    // Storage access throws in some sandboxed iframes and with cookies blocked.
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn stored(key: &str) -> Option<String> {
+    local_storage().and_then(|storage| storage.get_item(key).ok().flatten())
+}
+
+pub fn page_facts() -> PageFacts {
+    let window = web_sys::window();
+    let location = window.as_ref().map(|w| w.location());
+    let document = window.as_ref().and_then(|w| w.document());
+    let url = location.as_ref().and_then(|l| l.href().ok()).unwrap_or_default();
+    let https = location.as_ref().and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
+    let host = location.as_ref().and_then(|l| l.hostname().ok()).unwrap_or_default();
+    PageFacts {
+        url,
+        referrer: document.map(|d| d.referrer()).unwrap_or_default(),
+        cookie_header: read_cookies(),
+        stored_attribution: stored(ATTRIBUTION_KEY),
+        stored_sent: stored(sent::STORAGE_KEY),
+        registrable_domain: registrable_domain(&host),
+        https,
+        now_ms: js_sys::Date::now() as u64,
+        nonce: NONCE.with(|slot| slot.borrow().clone()),
+    }
+}
+
+/// The shortest parent domain the browser lets us set a cookie on is the registrable domain
+/// (the browser knows the public suffix list; the tag does not ship it).
+fn registrable_domain(host: &str) -> Option<String> {
+    REGISTRABLE_DOMAIN.with(|cache| {
+        if let Some(found) = cache.borrow().as_ref() {
+            return found.clone();
+        }
+        let found = cookies::domain_candidates(host).into_iter().find(|domain| {
+            let probe = [PROBE_COOKIE, "=1; Path=/; SameSite=Lax; Domain=", domain].concat();
+            write_cookie(&probe);
+            let stuck = cookies::parse_cookie_header(&read_cookies())
+                .iter()
+                .any(|(name, _)| name == PROBE_COOKIE);
+            if stuck {
+                write_cookie(&[PROBE_COOKIE, "=; Path=/; Max-Age=0; Domain=", domain].concat());
+            }
+            stuck
+        });
+        *cache.borrow_mut() = Some(found.clone());
+        found
+    })
+}
+
+pub fn apply(effects: &[Effect], debug: bool) {
+    for effect in effects {
+        match effect {
+            Effect::SetCookie(cookie) => write_cookie(cookie),
+            Effect::Store { key, value } => {
+                if let Some(storage) = local_storage() {
+                    // QuotaExceededError or disabled storage: attribution stays in memory this page.
+                    let _ = storage.set_item(key, value);
+                }
+            }
+            Effect::LoadBaseCode { platform, args_json } => {
+                match REGISTRY.iter().find(|entry| entry.key == *platform) {
+                    Some(entry) => (entry.load_base_code)(args_json),
+                    None => warn(debug, &["no base code loader for ", platform]),
+                }
+            }
+            Effect::Call { platform, function, args_json } => call_global(platform, function, args_json, debug),
+            Effect::Send { url, body } => {
+                if !send_to_endpoint(url, body) {
+                    warn(debug, &["the endpoint request could not be sent to ", url]);
+                }
+            }
+            Effect::Log(line) => {
+                if debug {
+                    web_sys::console::log_1(&JsValue::from_str(&["[tandem] ", line].concat()));
+                }
+            }
+        }
+    }
+}
+
+/// Calls `window.<path>(...args)` with `this` bound to the object holding the function, as
+/// `ttq.track(...)` needs. An absent function skips the platform with a debug warning.
+fn call_global(platform: &str, path: &str, args_json: &str, debug: bool) {
+    let Some(window) = web_sys::window() else { return };
+    let mut this: JsValue = window.into();
+    let mut target = this.clone();
+    for part in path.split('.') {
+        this = target;
+        target = Reflect::get(&this, &JsValue::from_str(part)).unwrap_or(JsValue::UNDEFINED);
+    }
+    let Some(function) = target.dyn_ref::<Function>() else {
+        warn(debug, &[path, " is not on the page; ", platform, " skipped (load it, or set load: true)"]);
+        return;
+    };
+    let Ok(args) = js_sys::JSON::parse(args_json) else { return };
+    if let Err(error) = function.apply(&this, args.unchecked_ref()) {
+        warn(debug, &[path, " threw: ", &error.as_string().unwrap_or_else(|| String::from("an exception"))]);
+    }
+}
+
+fn warn(debug: bool, parts: &[&str]) {
+    if debug {
+        let mut line = String::from("[tandem] ");
+        for part in parts {
+            line.push_str(part);
+        }
+        web_sys::console::warn_1(&JsValue::from_str(&line));
+    }
+}

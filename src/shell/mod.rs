@@ -1,0 +1,89 @@
+//! The browser shell: the one place JS calls into Rust and errors leave it.
+//!
+//! `command(name, args_json)` is the single entry point the loader uses. It reads the page
+//! (`browser::page_facts`), runs the pure core, carries out the effects the core returns, and
+//! replies with the core's outcome as JSON text (event_id, errors, warnings) for the loader to
+//! report. It never throws into the page: platform functions that throw are caught where they are
+//! called, and storage or cookie failures are ignored by design (the event still goes out).
+
+mod browser;
+
+use std::cell::RefCell;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::core::error::TagError;
+use crate::core::json::{self, Value};
+use crate::core::tag::{Outcome, Tag};
+
+thread_local! {
+    static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
+}
+
+/// The nonce of the loader's script tag, given once after instantiation, passed to injected scripts.
+#[wasm_bindgen]
+pub fn set_script_nonce(nonce: &str) {
+    browser::set_nonce(nonce);
+}
+
+/// Runs one API call: `init`, `track`, `page`, or `restore` (re-creating the core's state on a
+/// fresh instance after a crash, without repeating init's effects). `args_json` is the JSON array
+/// of the call's arguments as the loader serialised them.
+#[wasm_bindgen]
+pub fn command(name: &str, args_json: &str) -> String {
+    let args = match json::parse(args_json) {
+        Ok(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let null = Value::Null;
+    let arg = |index: usize| args.get(index).unwrap_or(&null);
+    let mut entropy = browser::BrowserEntropy;
+    let page = browser::page_facts();
+
+    let outcome = TAG.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        match (name, slot.as_mut()) {
+            ("init", Some(_)) => Outcome {
+                warnings: vec!["tandem('init') was called again; the first configuration stays in force".into()],
+                ..Outcome::default()
+            },
+            ("init", None) | ("restore", None) => {
+                let (tag, outcome) = Tag::init(arg(0), &page, &mut entropy);
+                *slot = tag;
+                if name == "restore" {
+                    Outcome::default()
+                } else {
+                    outcome
+                }
+            }
+            ("restore", Some(_)) => Outcome::default(),
+            #[cfg(feature = "test-hooks")]
+            ("__test_panic", _) => panic!("deliberate test panic"),
+            #[cfg(feature = "test-hooks")]
+            ("__test_reset", _) => {
+                *slot = None;
+                Outcome::default()
+            }
+            ("track", Some(tag)) => tag.track(arg(0), arg(1), arg(2), &page, &mut entropy),
+            ("page", Some(tag)) => tag.page(&page, &mut entropy),
+            ("track", None) | ("page", None) => rejected(TagError::new(
+                "not_initialized",
+                "Call tandem('init', config) before tracking events",
+                name,
+            )),
+            _ => rejected(TagError::new(
+                "unknown_command",
+                "Unknown command; use 'init', 'track' or 'page'",
+                name,
+            )),
+        }
+    });
+
+    let debug = TAG.with(|slot| slot.borrow().as_ref().is_some_and(Tag::debug));
+    browser::apply(&outcome.effects, debug);
+    outcome.to_json()
+}
+
+fn rejected(error: TagError) -> Outcome {
+    Outcome { errors: vec![error], ..Outcome::default() }
+}

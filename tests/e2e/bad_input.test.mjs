@@ -1,0 +1,205 @@
+// Hostile and broken input: nothing may reach the page as an exception, every rejection is reported
+// through onError with {code, message, input}, and the tag keeps working afterwards.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  setup, needsDist, waitForLoaded, waitForEvents, getCalls, settle, eventSchemaErrors, assertPayloadsValid, UUID_V4,
+} from './helpers.mjs';
+
+let env;
+before(async () => { env = await setup(); });
+after(async () => { await env?.teardown(); });
+
+async function loadedPage() {
+  const p = await env.newPage({ overrides: { autoPageView: false } });
+  await p.page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(p.page);
+  return p;
+}
+
+/**
+ * Runs each named case in the page. A case is the source of a function body that calls tandem;
+ * returns per case { name, threw, ret, errors: [new onError reports] }.
+ */
+async function runCases(page, cases) {
+  return page.evaluate((cases) => cases.map(([name, src]) => {
+    const before = window.__errors.length;
+    let ret, threw;
+    try { ret = new Function(src)(); } catch (e) { threw = String(e && e.stack || e); }
+    let retOut;
+    try { retOut = ret === undefined ? 'undefined' : JSON.parse(JSON.stringify(ret)); } catch { retOut = String(ret); }
+    return { name, threw, ret: retOut, errors: window.__errors.slice(before) };
+  }), cases);
+}
+
+// Each of these must be rejected: return null, report through onError, send nothing.
+const REJECTED = [
+  ['null name', `return tandem('track', null);`],
+  ['numeric name', `return tandem('track', 42);`],
+  ['object name', `return tandem('track', { name: 'Purchase' });`],
+  ['undefined name', `return tandem('track');`],
+  ['empty name', `return tandem('track', '');`],
+  ['1 MB name', `return tandem('track', 'x'.repeat(1 << 20));`],
+  ['non-numeric value', `return tandem('track', 'Purchase', { value: 'abc', currency: 'EUR', order_id: 'bad-1' });`],
+  ['NaN value', `return tandem('track', 'Purchase', { value: NaN, currency: 'EUR', order_id: 'bad-2' });`],
+  ['negative value', `return tandem('track', 'Purchase', { value: -5, currency: 'EUR', order_id: 'bad-3' });`],
+  ['throwing getter', `const p = { currency: 'EUR' }; Object.defineProperty(p, 'value', { enumerable: true, get() { throw new Error('boom'); } }); return tandem('track', 'Purchase', p);`],
+  ['Symbol value', `return tandem('track', 'Purchase', { value: Symbol('v'), currency: 'EUR', order_id: 'bad-4' });`],
+  ['BigInt value', `return tandem('track', 'Purchase', { value: 10n, currency: 'EUR', order_id: 'bad-5' });`],
+  ['Purchase without currency', `return tandem('track', 'Purchase', { value: 10, order_id: 'bad-6' });`],
+  ["currency 'EURO'", `return tandem('track', 'Purchase', { value: 10, currency: 'EURO', order_id: 'bad-7' });`],
+  ['eventId is an object', `return tandem('track', 'Lead', {}, { eventId: { id: 1 } });`],
+];
+
+// Each of these may be repaired rather than rejected (the bad field dropped, the event still sent),
+// but must never throw, must be reported through onError, and what is sent must be clean.
+const REPAIRED = [
+  ['circular params', 'r-circ', `const p = { value: 1, currency: 'EUR' }; p.self = p; return tandem('track', 'Lead', p, { eventId: 'r-circ' });`, 'self'],
+  ['params is a string', 'r-str', `return tandem('track', 'Lead', 'value=1', { eventId: 'r-str' });`, null],
+  ['throwing getter on a custom field', 'r-get', `const p = { value: 1, currency: 'EUR' }; Object.defineProperty(p, 'coupon', { enumerable: true, get() { throw new Error('boom'); } }); return tandem('track', 'Lead', p, { eventId: 'r-get' });`, 'coupon'],
+  ['Symbol in a custom field', 'r-sym', `return tandem('track', 'Lead', { value: 1, currency: 'EUR', tag: Symbol('t') }, { eventId: 'r-sym' });`, 'tag'],
+  ['function in a custom field', 'r-fn', `return tandem('track', 'Lead', { value: 1, currency: 'EUR', cb: function () {} }, { eventId: 'r-fn' });`, 'cb'],
+];
+
+test('rejected input never throws, is reported through onError, and sends nothing', needsDist, async () => {
+  const { page, pageErrors } = await loadedPage();
+  const callsBefore = (await getCalls(page)).length;
+  const eventsBefore = env.server.events.length;
+  const res = await runCases(page, REJECTED);
+  const problems = [];
+  for (const r of res) {
+    if (r.threw) { problems.push(`${r.name}: threw ${r.threw.split('\n')[0]}`); continue; }
+    if (r.ret !== null) problems.push(`${r.name}: returned ${JSON.stringify(r.ret)} instead of null`);
+    if (r.errors.length < 1) { problems.push(`${r.name}: onError was not called`); continue; }
+    const e = r.errors[0];
+    if (typeof e.code !== 'string' || !e.code) problems.push(`${r.name}: onError without a code ${JSON.stringify(e)}`);
+    if (typeof e.message !== 'string' || !e.message) problems.push(`${r.name}: onError without a message`);
+    if (!('input' in e)) problems.push(`${r.name}: onError without input`);
+    if (typeof e.input === 'string' && e.input.length > 4096) problems.push(`${r.name}: onError input not capped (${e.input.length} chars)`);
+  }
+  const noCur = res.find((r) => r.name === 'Purchase without currency');
+  if (noCur?.errors[0] && !/currency/i.test(`${noCur.errors[0].code} ${noCur.errors[0].message}`)) {
+    problems.push(`Purchase without currency: the error does not name currency: ${JSON.stringify(noCur.errors[0])}`);
+  }
+  await settle(400);
+  const newCalls = (await getCalls(page)).slice(callsBefore);
+  if (newCalls.length) problems.push(`platform calls made for rejected input: ${JSON.stringify(newCalls).slice(0, 500)}`);
+  const newEvents = env.server.events.slice(eventsBefore);
+  if (newEvents.length) problems.push(`endpoint received rejected input: ${newEvents.map((e) => e.event_name?.slice(0, 20)).join(', ')}`);
+  if (pageErrors.length) problems.push(`uncaught page errors: ${pageErrors.join(' | ')}`);
+  assert.deepEqual(problems, []);
+
+  // The tag still works.
+  const id = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 1.5, currency: 'EUR', order_id: 'after-bad' }));
+  assert.match(String(id), UUID_V4);
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+  assert.deepEqual(eventSchemaErrors(ev), []);
+});
+
+test('repairable input is reported, and what is sent is clean', needsDist, async () => {
+  const { page, pageErrors } = await loadedPage();
+  const res = await runCases(page, REPAIRED.map(([name, , src]) => [name, src]));
+  const problems = [];
+  for (const [i, r] of res.entries()) {
+    const [, id, , badKey] = REPAIRED[i];
+    if (r.threw) { problems.push(`${r.name}: threw ${r.threw.split('\n')[0]}`); continue; }
+    if (r.errors.length < 1) problems.push(`${r.name}: onError was not called`);
+    for (const e of r.errors) if (typeof e.code !== 'string' || typeof e.message !== 'string' || !('input' in e)) problems.push(`${r.name}: malformed report ${JSON.stringify(e)}`);
+    if (r.ret === null) continue; // rejected outright: also fine
+    if (r.ret !== id) { problems.push(`${r.name}: returned ${JSON.stringify(r.ret)}`); continue; }
+    const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+    const errs = eventSchemaErrors(ev);
+    if (errs.length) problems.push(`${r.name}: schema ${errs.join('; ')}`);
+    if (badKey && ev.custom_data && badKey in ev.custom_data) problems.push(`${r.name}: ${badKey} was sent: ${JSON.stringify(ev.custom_data[badKey])}`);
+  }
+  await settle(300);
+  for (const [, id] of REPAIRED) {
+    const n = env.server.events.filter((e) => e.event_id === id).length;
+    if (n > 1) problems.push(`${id} sent ${n} times`);
+  }
+  const calls = await getCalls(page);
+  if (JSON.stringify(calls).includes('__symbol') || JSON.stringify(calls).includes('__function') || JSON.stringify(calls).includes('__circular')) {
+    problems.push('an unserialisable value reached a platform call');
+  }
+  if (pageErrors.length) problems.push(`uncaught page errors: ${pageErrors.join(' | ')}`);
+  assert.deepEqual(problems, []);
+});
+
+test('rejections are also logged with console.error', needsDist, async () => {
+  const { page, consoleErrors } = await loadedPage();
+  const n = consoleErrors.length;
+  await runCases(page, [['bad currency', `return tandem('track', 'Purchase', { value: 10, currency: 'EURO' });`]]);
+  await settle(100);
+  assert.ok(consoleErrors.length > n, 'a console.error for the rejection');
+});
+
+test('a 1 MB custom parameter does not break the endpoint budget', needsDist, async () => {
+  const { page, pageErrors } = await loadedPage();
+  const [r] = await runCases(page, [['1 MB param', `return tandem('track', 'ViewContent', { content_name: 'x'.repeat(1 << 20), content_ids: ['sku1'] }, { eventId: 'big-1' });`]]);
+  assert.equal(r.threw, undefined, r.threw);
+  if (r.ret === null) {
+    assert.ok(r.errors.length >= 1, 'rejected through onError');
+  } else {
+    assert.equal(r.ret, 'big-1');
+    const [ev] = await waitForEvents(env.server, (e) => e.event_id === 'big-1');
+    assert.deepEqual(eventSchemaErrors(ev), [], 'trimmed to the schema');
+  }
+  await settle(300);
+  const over = env.server.payloads.filter((p) => p.status === 413);
+  assert.equal(over.length, 0, 'the tag never posts more than 64 KB');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a polluted Object.prototype does not leak into events or break the tag', needsDist, async () => {
+  const { page, pageErrors } = await loadedPage();
+  const r = await page.evaluate(() => {
+    Object.prototype.polluted = 'evil';
+    Object.prototype.eventId = 'not valid id';
+    Object.prototype.event_id = 'evil-id';
+    Object.prototype.value = 'evil';
+    try {
+      return { ret: window.tandem('track', 'Lead', { value: 3, currency: 'EUR' }) };
+    } catch (e) { return { threw: String(e) }; }
+    finally {
+      delete Object.prototype.polluted; delete Object.prototype.eventId; delete Object.prototype.event_id; delete Object.prototype.value;
+    }
+  });
+  assert.equal(r.threw, undefined, r.threw);
+  assert.match(String(r.ret), UUID_V4, `a valid call still returns a fresh id: ${r.ret}`);
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === r.ret);
+  assert.deepEqual(eventSchemaErrors(ev), []);
+  assert.ok(!JSON.stringify(ev).includes('evil'), 'no polluted key in the event');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('garbage commands and configs never throw', needsDist, async () => {
+  const { page, pageErrors } = await loadedPage();
+  const res = await runCases(page, [
+    ['unknown command', `return tandem('frobnicate', 1, 2);`],
+    ['no arguments', `return tandem();`],
+    ['init null', `return tandem('init', null);`],
+    ['init number', `return tandem('init', 7);`],
+    ['init twice', `return tandem('init', window.__tandemConfig);`],
+    ['page with junk', `return tandem('page', { toString() { throw new Error('x'); } });`],
+    ['track with options null', `return tandem('track', 'Lead', {}, null);`],
+  ]);
+  for (const r of res) assert.equal(r.threw, undefined, `${r.name} threw ${r.threw}`);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }));
+  assert.match(String(id), UUID_V4);
+  await waitForEvents(env.server, (e) => e.event_id === id);
+  assertPayloadsValid(env.server);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a Purchase with the same order id is sent once (thank-you page reload)', needsDist, async () => {
+  const { page } = await loadedPage();
+  const first = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 20, currency: 'EUR', order_id: 'dup-order-1' }));
+  assert.match(String(first), UUID_V4);
+  await waitForEvents(env.server, (e) => e.event_id === first);
+  await page.reload();
+  await waitForLoaded(page);
+  const second = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 20, currency: 'EUR', order_id: 'dup-order-1' }));
+  await settle(500);
+  const purchases = env.server.events.filter((e) => e.event_name === 'Purchase' && e.custom_data?.order_id === 'dup-order-1');
+  assert.equal(purchases.length, 1, `order dup-order-1 sent ${purchases.length} times (second call returned ${JSON.stringify(second)})`);
+});

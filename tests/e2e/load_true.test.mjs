@@ -1,0 +1,48 @@
+// load: true — Tandem injects each platform's base code itself. The platforms' script URLs are routed
+// to local stand-ins (tests/e2e/stubs/); anything else off 127.0.0.1 is aborted and reported.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, needsDist, waitForLoaded, waitForEvents, waitFor } from './helpers.mjs';
+
+let env;
+before(async () => { env = await setup(); });
+after(async () => { await env?.teardown(); });
+
+test('load: true injects the base code of Meta, Google and TikTok (routed to local stand-ins)', needsDist, async () => {
+  const { page, context, pageErrors } = await env.newPage({
+    stubs: false,
+    overrides: {
+      meta: { pixelId: '333333333333333', load: true },
+      google: { tagId: 'G-LOADTRUE1', load: true },
+      tiktok: { pixelId: 'CLOADTRUE00000000000', load: true },
+    },
+  });
+  const stubFor = { 'connect.facebook.net': 'fbevents.js', 'www.googletagmanager.com': 'gtag.js', 'analytics.tiktok.com': 'events.js' };
+  const offsite = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, async (route) => {
+    const host = new URL(route.request().url()).host;
+    if (stubFor[host]) {
+      const r = await fetch(`${env.server.url}/stub/${stubFor[host]}`);
+      return route.fulfill({ status: 200, contentType: 'text/javascript', body: await r.text() });
+    }
+    offsite.push(route.request().url());
+    return route.abort();
+  });
+  await page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(page);
+  await waitFor(() => page.evaluate(() => window.__stubLoaded && window.__stubLoaded.meta && window.__stubLoaded.google && window.__stubLoaded.tiktok), { message: 'the three platform scripts were requested', timeout: 5000 });
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }));
+  await waitForEvents(env.server, (e) => e.event_id === id);
+  const state = await page.evaluate(() => ({
+    fbqQueue: JSON.stringify((window.fbq && window.fbq.queue || []).map((a) => Array.from(a))),
+    dataLayer: JSON.stringify((window.dataLayer || []).map((a) => Array.from(a))),
+    ttq: typeof window.ttq,
+  }));
+  assert.ok(state.fbqQueue.includes('"init","333333333333333"'), `fbq init queued: ${state.fbqQueue.slice(0, 300)}`);
+  assert.ok(state.fbqQueue.includes(id), 'the Lead (with its eventID) is queued for fbevents.js');
+  assert.ok(state.dataLayer.includes('"config","G-LOADTRUE1"'), `gtag config: ${state.dataLayer.slice(0, 300)}`);
+  assert.ok(state.dataLayer.includes(id), 'the Lead is in the dataLayer');
+  assert.notEqual(state.ttq, 'undefined');
+  assert.deepEqual(offsite, [], 'no other off-site request');
+  assert.deepEqual(pageErrors, []);
+});

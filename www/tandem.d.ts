@@ -1,0 +1,90 @@
+// Types for Tandem's API, the same through the snippet (window.tandem) and dist/tandem.mjs.
+
+export type StandardEvent =
+  | 'PageView' | 'ViewContent' | 'Search' | 'AddToCart' | 'AddToWishlist' | 'InitiateCheckout'
+  | 'AddPaymentInfo' | 'Purchase' | 'Lead' | 'CompleteRegistration' | 'Contact' | 'CustomizeProduct'
+  | 'Donate' | 'FindLocation' | 'Schedule' | 'StartTrial' | 'SubmitApplication' | 'Subscribe';
+
+export interface TandemError {
+  /** Stable code, e.g. 'missing_field', 'invalid_currency', 'invalid_event_name'. */
+  code: string;
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** The offending input, as JSON text (capped). */
+  input: string;
+}
+
+export interface TandemConfig {
+  /** First-party endpoint, relative or absolute. Default '/collect'. */
+  endpoint?: string;
+  meta?: { pixelId: string | string[]; load?: boolean };
+  google?: {
+    tagId?: string;
+    ads?: { id: string; labels: Partial<Record<StandardEvent | string, string>> };
+    load?: boolean;
+    /** Send page_view from Tandem when gtag is the site's own (its config usually sends one). */
+    sendPageView?: boolean;
+  };
+  tiktok?: { pixelId: string; load?: boolean };
+  /** Cookie domain; default: the registrable domain. */
+  cookieDomain?: string;
+  /** Send a PageView on init. Default true. */
+  autoPageView?: boolean;
+  /** Days click IDs and UTMs are kept. Default 90. */
+  attributionWindowDays?: number;
+  debug?: boolean;
+  onError?: (error: TandemError) => void;
+}
+
+export interface ContentItem {
+  id: string | number;
+  quantity?: number;
+  price?: number;
+  name?: string;
+  category?: string;
+}
+
+export interface EventParams {
+  value?: number;
+  /** ISO 4217, e.g. 'EUR'. Required with value. */
+  currency?: string;
+  order_id?: string | number;
+  contents?: ContentItem[];
+  content_ids?: Array<string | number>;
+  content_type?: 'product' | 'product_group';
+  content_name?: string;
+  content_category?: string;
+  num_items?: number;
+  search_string?: string;
+  predicted_ltv?: number;
+  status?: string | boolean;
+  [custom: string]: unknown;
+}
+
+export interface TrackOptions {
+  /** Your own id for this event (e.g. the order id your backend also sends). 1-64 of [A-Za-z0-9_.:-]. */
+  eventId?: string | number;
+}
+
+export interface Tandem {
+  (command: 'init', config: TandemConfig): null;
+  /** Returns the event_id once loaded; null if rejected (see onError), undefined while queued. */
+  (command: 'track', name: StandardEvent | string, params?: EventParams, options?: TrackOptions): string | null | undefined;
+  (command: 'page'): string | null | undefined;
+  q?: IArguments[];
+  loaded?: boolean;
+  version?: string;
+  /** Override where the wasm file is fetched from (set on the stub before the loader runs). */
+  wasmUrl?: string;
+}
+
+export declare const tandem: Tandem;
+/** Resolves true once the wasm is live (false after timeoutMs, default 10 s, or on the server). */
+export declare function ready(timeoutMs?: number): Promise<boolean>;
+export default tandem;
+
+declare global {
+  interface Window {
+    tandem: Tandem;
+  }
+}
