@@ -3,6 +3,7 @@
 //
 //   node scripts/build.mjs                 -> dist/
 //   node scripts/build.mjs --test-hooks    -> dist-test/ (adds test-only commands: a deliberate panic, a reset)
+//   node scripts/build.mjs --out DIR       -> DIR instead (the e2e server serves it with TANDEM_DIST_DIR=DIR)
 //
 // Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the glue is
 // wrapped in a factory (so a crashed instance can be replaced), its inline_js snippets inlined, and
@@ -16,8 +17,10 @@ import { transformSync } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testHooks = process.argv.includes('--test-hooks');
-const outDir = join(root, testHooks ? 'dist-test' : 'dist');
-const bindgenDir = join(root, 'target', testHooks ? 'bindgen-test' : 'bindgen');
+const outFlag = process.argv.indexOf('--out');
+const outName = outFlag > 0 ? process.argv[outFlag + 1] : (testHooks ? 'dist-test' : 'dist');
+const outDir = join(root, outName);
+const bindgenDir = join(root, 'target', 'bindgen-' + outName.replace(/[^A-Za-z0-9_-]/g, '_'));
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 
 function run(command, args) {
