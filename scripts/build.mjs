@@ -27,10 +27,26 @@ function run(command, args) {
   execFileSync(command, args, { cwd: root, stdio: 'inherit' });
 }
 
-const cargoArgs = ['build', '--release', '--lib', '-p', 'tandem', '--target', 'wasm32-unknown-unknown'];
-if (testHooks) cargoArgs.push('--features', 'test-hooks', '--target-dir', join(root, 'target', 'test-hooks'));
-run('cargo', cargoArgs);
-const rawWasm = join(root, 'target', testHooks ? 'test-hooks' : '', 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
+// std is rebuilt with panics as an immediate trap (`-Cpanic=immediate-abort`): without it every
+// bounds check links Rust's panic-message formatting, about 8 KB of gzip for nothing a visitor can
+// use. A trap is what a panic already was under panic = "abort"; the loader recovers from it.
+// These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
+const targetDir = join(root, 'target', testHooks ? 'wasm-test-hooks' : 'wasm');
+const cargoArgs = [
+  'build', '--release', '--lib', '-p', 'tandem', '--target', 'wasm32-unknown-unknown',
+  '--target-dir', targetDir, '-Zbuild-std=std,panic_abort',
+];
+if (testHooks) cargoArgs.push('--features', 'test-hooks');
+execFileSync('cargo', cargoArgs, {
+  cwd: root,
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    RUSTC_BOOTSTRAP: '1',
+    CARGO_ENCODED_RUSTFLAGS: ['--cfg', 'getrandom_backend="wasm_js"', '-Zunstable-options', '-Cpanic=immediate-abort'].join('\x1f'),
+  },
+});
+const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
 
 rmSync(bindgenDir, { recursive: true, force: true });
 run('wasm-bindgen', ['--target', 'web', '--no-typescript', '--out-dir', bindgenDir, '--out-name', 'tandem', rawWasm]);

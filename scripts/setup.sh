@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-unknown-unknown >/dev/null
+# The tag's release build rebuilds std (see scripts/build.mjs), which needs std's source.
+rustup component add rust-src >/dev/null
 
 wanted=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
 if [ -z "$wanted" ]; then echo "setup: cannot read the wasm-bindgen version from Cargo.toml" >&2; exit 1; fi

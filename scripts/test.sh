@@ -16,6 +16,7 @@ CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
 
 echo "== build"
 node scripts/build.mjs
+node scripts/check-size.mjs
 node scripts/build.mjs --test-hooks
 
 echo "== end-to-end tests in headless Chromium"

@@ -78,10 +78,18 @@ fn props(ev: &ValidEvent) -> Value {
     }
     let mut o = o
         .opt_s("content_type", p.content_type)
+        .opt_s("content_name", p.content_name.as_deref())
+        .opt_s("content_category", p.content_category.as_deref())
         // TikTok's parameter page names search_string; its standard-event table names query.
         .opt_s("search_string", p.search_string.as_deref())
         .opt_s("query", p.search_string.as_deref())
         .opt_s("order_id", p.order_id.as_deref());
+    // TikTok documents status as a string.
+    match &p.status {
+        Some(Value::Bool(done)) => o.push("status", Value::String(String::from(if *done { "true" } else { "false" }))),
+        Some(other) => o.push("status", other.clone()),
+        None => {}
+    }
     push_custom(&mut o, ev, &[]);
     o.build()
 }
@@ -186,6 +194,9 @@ mod tests {
             r#"ttq.track["Search",{"contents":[{"content_id":"1"},{"content_id":"2"}],"search_string":"hats","query":"hats"},{"event_id":"ev-1"}]"#,
         ]);
         check(TT, "BookDemo", r#"{"plan":"pro"}"#, &[r#"ttq.track["BookDemo",{"plan":"pro"},{"event_id":"ev-1"}]"#]);
+        check(TT, "CompleteRegistration", r#"{"content_name":"Newsletter","content_category":"Mail","status":true}"#, &[
+            r#"ttq.track["CompleteRegistration",{"content_name":"Newsletter","content_category":"Mail","status":"true"},{"event_id":"ev-1"}]"#,
+        ]);
     }
 
     #[test]
