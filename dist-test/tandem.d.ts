@@ -32,6 +32,10 @@ export interface TandemConfig {
   autoPageView?: boolean;
   /** Days click IDs and UTMs are kept. Default 90. */
   attributionWindowDays?: number;
+  /** Endpoint batching. Defaults: windowMs 1000, maxEvents 20, maxBytes 16384. */
+  batch?: { windowMs?: number; maxEvents?: number; maxBytes?: number };
+  /** Bounds of the undelivered queue in localStorage. Defaults: maxEvents 100, maxBytes 100000. */
+  queue?: { maxEvents?: number; maxBytes?: number };
   debug?: boolean;
   onError?: (error: TandemError) => void;
 }
