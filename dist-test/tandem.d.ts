@@ -32,12 +32,16 @@ export interface TandemConfig {
   autoPageView?: boolean;
   /** Days click IDs and UTMs are kept. Default 90. */
   attributionWindowDays?: number;
-  /** Endpoint batching. Defaults: windowMs 1000, maxEvents 20, maxBytes 16384. */
+  /** Endpoint batching. Defaults: windowMs 0 (the end of the current task), maxEvents 20, maxBytes 16384. */
   batch?: { windowMs?: number; maxEvents?: number; maxBytes?: number };
   /** Bounds of the undelivered queue in localStorage. Defaults: maxEvents 100, maxBytes 100000. */
   queue?: { maxEvents?: number; maxBytes?: number };
   debug?: boolean;
   onError?: (error: TandemError) => void;
+  /** 'advanced' (default): counted without identifiers while denied; 'basic': nothing sent without ad consent. */
+  consentMode?: 'advanced' | 'basic';
+  /** Global Privacy Control: 'honor' (default) denies ad_user_data and ad_personalization. */
+  gpc?: 'honor' | 'ignore';
 }
 
 export interface ContentItem {
@@ -70,11 +74,37 @@ export interface TrackOptions {
   eventId?: string | number;
 }
 
+export type ConsentSignal = 'granted' | 'denied';
+/** Google Consent Mode v2 purposes; wait_for_update (ms) only on a default. */
+export interface ConsentValues {
+  ad_storage?: ConsentSignal;
+  analytics_storage?: ConsentSignal;
+  ad_user_data?: ConsentSignal;
+  ad_personalization?: ConsentSignal;
+  wait_for_update?: number;
+}
+/** Hashed in the browser to each platform's rules; null removes a field. */
+export interface Identity {
+  email?: string | null;
+  phone?: string | number | null;
+  firstName?: string | null;
+  lastName?: string | null;
+  city?: string | null;
+  state?: string | null;
+  zip?: string | number | null;
+  country?: string | null;
+  gender?: string | null;
+  dateOfBirth?: string | null;
+  externalId?: string | number | null;
+}
+
 export interface Tandem {
   (command: 'init', config: TandemConfig): null;
   /** Returns the event_id once loaded; null if rejected (see onError), undefined while queued. */
   (command: 'track', name: StandardEvent | string, params?: EventParams, options?: TrackOptions): string | null | undefined;
   (command: 'page'): string | null | undefined;
+  (command: 'consent', kind: 'default' | 'update', values: ConsentValues): null | undefined;
+  (command: 'identify', values: Identity | null): null | undefined;
   q?: IArguments[];
   loaded?: boolean;
   version?: string;

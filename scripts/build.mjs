@@ -79,12 +79,19 @@ function glueFactory() {
     if (error.code !== 'ENOENT') throw error;
   }
   glue = glue.replace(/^import \{[^}]*\} from '\.\/snippets\/[^']*';\n/gm, '');
+  // A snippet function the wasm imports directly (no JS shim, e.g. one taking only a JsValue) comes
+  // as a namespace import: make it an object of the (now local) snippet functions.
+  glue = glue.replace(/^import \* as (\w+) from ["']\.\/snippets\/([^"']*)["'];?\n/gm, (line, name, rel) => {
+    const source = readFileSync(join(snippetsDir, rel), 'utf8');
+    const names = [...source.matchAll(/^export\s+function\s+(\w+)/gm)].map((m) => m[1]);
+    return `var ${name} = { ${names.join(', ')} };\n`;
+  });
   if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
   glue = glue.replace(/^export function /gm, 'function ');
   glue = glue.replace(/^export \{[^}]*\};?\s*$/gm, '');
   glue = glue.replace(/new URL\('tandem_bg\.wasm', import\.meta\.url\)/, 'undefined');
   if (glue.includes('import.meta')) throw new Error('import.meta left in the wasm-bindgen glue');
-  const exported = ['command', 'set_script_nonce'];
+  const exported = ['command', 'set_script_nonce', 'set_relay'];
   return `function createGlue() {\n${snippets}${glue}\nreturn { init: __wbg_init, ${exported.map((name) => `${name}: ${name}`).join(', ')} };\n}\n`;
 }
 

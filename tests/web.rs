@@ -10,7 +10,7 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const CONFIG: &str = r#"[{"endpoint":"/collect","meta":{"pixelId":"123456789012345"},"google":{"tagId":"G-TEST123","ads":{"id":"AW-987654","labels":{"Purchase":"buyLabel"}},"sendPageView":true},"tiktok":{"pixelId":"CTEST12345ABCDEFGHIJ"},"autoPageView":false}]"#;
+const CONFIG: &str = r#"[{"endpoint":"/collect","meta":{"pixelId":"123456789012345"},"google":{"tagId":"G-TEST123","ads":{"id":"AW-987654","labels":{"Purchase":"buyLabel"}},"sendPageView":true},"tiktok":{"pixelId":"CTEST12345ABCDEFGHIJ"},"autoPageView":false,"batch":{"windowMs":0}}]"#;
 
 fn eval(code: &str) -> JsValue {
     js_sys::eval(code).expect("test JS evaluates")
@@ -34,6 +34,16 @@ fn fresh_page(query: &str) {
         window.ttq = {{ track: record('ttq.track'), page: record('ttq.page') }};
         window.__beacons = [];
         navigator.sendBeacon = function (url, body) {{ __beacons.push([url, JSON.parse(body)]); return true; }};
+        // The transport's fetch: recorded like a beacon, answered from __statuses (0: a network error).
+        window.__statuses = [];
+        window.__fetches = [];
+        window.fetch = function (url, init) {{
+          var body = JSON.parse(init.body);
+          __beacons.push([url, body]);
+          __fetches.push([url, body, init.keepalive]);
+          var status = __statuses.length ? __statuses.shift() : 200;
+          return status ? Promise.resolve({{ status: status }}) : Promise.reject(new TypeError('Failed to fetch'));
+        }};
         "#
     ));
 }
@@ -165,4 +175,124 @@ fn the_same_event_id_tracked_twice_goes_out_once() {
     assert_eq!(get(&second, "event_id").as_string().as_deref(), Some("lead-42"));
     assert_eq!(Array::from(&eval("window.__beacons")).length(), 1);
     assert_eq!(calls_to("ttq.track").len(), 1);
+}
+
+// ---------------------------------------------------------------- delivery (shell/transport.rs)
+
+use wasm_bindgen::closure::Closure;
+
+/// The loader's relay, played by the test: timers and fetch results come back into `command`.
+fn install_relay() {
+    let relay = Closure::<dyn FnMut(String, JsValue)>::new(|name: String, args: JsValue| {
+        let json = JSON::stringify(&args).ok().and_then(|s| s.as_string()).unwrap_or_else(|| String::from("[]"));
+        command(&name, &json);
+    });
+    tandem::shell::transport::set_relay(relay.as_ref().clone(), "webtest");
+    relay.forget();
+}
+
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let window = web_sys::window().expect("window");
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+fn config_with(batch: &str) -> String {
+    CONFIG.replace(r#""batch":{"windowMs":0}"#, batch)
+}
+
+fn fetched_ids() -> Vec<Vec<String>> {
+    Array::from(&eval("window.__fetches"))
+        .iter()
+        .map(|f| {
+            let events = Array::from(&get(&Array::from(&f).get(1), "events"));
+            events.iter().map(|e| get(&e, "event_id").as_string().unwrap_or_default()).collect()
+        })
+        .collect()
+}
+
+fn queue_key() -> Option<String> {
+    eval("localStorage.getItem('tandem:q:webtest')").as_string()
+}
+
+#[wasm_bindgen_test]
+async fn events_close_in_time_go_in_one_request() {
+    fresh_page("");
+    install_relay();
+    reply("init", &config_with(r#""batch":{"windowMs":150}"#));
+    for id in ["b-1", "b-2", "b-3"] {
+        reply("track", &(String::from(r#"["Lead",{},{"eventId":""#) + id + "\"}]"));
+    }
+    assert!(fetched_ids().is_empty(), "nothing before the window closes");
+    assert!(queue_key().unwrap_or_default().contains("b-3"), "the waiting events are persisted");
+    sleep(400).await;
+    assert_eq!(fetched_ids(), [["b-1", "b-2", "b-3"]]);
+    assert_eq!(get(&Array::from(&eval("window.__fetches")).get(0), "2").as_bool(), Some(true), "keepalive");
+    assert_eq!(queue_key(), None, "delivered: the queue is gone from storage");
+}
+
+#[wasm_bindgen_test]
+async fn a_5xx_or_network_error_is_retried_with_the_same_event_id() {
+    fresh_page("");
+    install_relay();
+    eval("window.__statuses = [503, 0];");
+    reply("init", CONFIG);
+    reply("track", r#"["Lead",{},{"eventId":"r-1"}]"#);
+    sleep(50).await;
+    assert_eq!(fetched_ids(), [["r-1"]]);
+    assert!(queue_key().unwrap_or_default().contains("r-1"), "kept while undelivered");
+    // 503, then a network error, then 200: backoff 0.5-1 s, then 1-2 s.
+    sleep(3300).await;
+    assert_eq!(fetched_ids(), [["r-1"], ["r-1"], ["r-1"]]);
+    assert_eq!(queue_key(), None);
+}
+
+#[wasm_bindgen_test]
+async fn a_4xx_is_reported_and_not_retried() {
+    fresh_page("");
+    install_relay();
+    eval("window.__statuses = [400];");
+    reply("init", CONFIG);
+    reply("track", r#"["Lead",{},{"eventId":"bad-1"}]"#);
+    sleep(1500).await;
+    assert_eq!(fetched_ids(), [["bad-1"]]);
+    assert_eq!(queue_key(), None);
+}
+
+#[wasm_bindgen_test]
+fn pagehide_hands_the_waiting_events_to_send_beacon() {
+    fresh_page("");
+    install_relay();
+    reply("init", &config_with(r#""batch":{"windowMs":5000}"#));
+    reply("track", r#"["Lead",{},{"eventId":"u-1"}]"#);
+    reply("track", r#"["Lead",{},{"eventId":"u-2"}]"#);
+    eval("window.__beacons = [];");
+    reply("__flush", r#"["pagehide"]"#);
+    let beacons = Array::from(&eval("window.__beacons"));
+    assert_eq!(beacons.length(), 1, "one beacon for both");
+    assert_eq!(get(&Array::from(&beacons.get(0)).get(1), "events.length").as_f64(), Some(2.0));
+    assert_eq!(queue_key(), None, "handed over: nothing left for the next page");
+    assert!(fetched_ids().is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn a_restarted_instance_adopts_this_tabs_persisted_queue() {
+    fresh_page("");
+    install_relay();
+    eval("window.__statuses = [0];");
+    reply("init", CONFIG);
+    reply("track", r#"["Lead",{},{"eventId":"p-1"}]"#);
+    sleep(50).await;
+    assert!(queue_key().unwrap_or_default().contains("p-1"));
+    // A crash and restart: a fresh core, the same tab id from the loader.
+    command("__test_reset", "[]");
+    reply("init", CONFIG);
+    sleep(100).await;
+    let ids = fetched_ids();
+    assert_eq!(ids.first().map(Vec::as_slice), Some(&[String::from("p-1")][..]));
+    assert!(ids.iter().skip(1).all(|batch| batch == &[String::from("p-1")]), "{ids:?}");
+    sleep(50).await;
+    assert_eq!(queue_key(), None);
 }

@@ -161,16 +161,166 @@ function randomId() {
 // The plain-JS path used when WebAssembly cannot run: a minimal, schema-valid endpoint event with
 // the canonical money fields, the stored click IDs and the Meta cookies, under the same event_id
 // rules as the wasm path. Anything it cannot vouch for is left out rather than guessed.
-function createJsPath(win, version, report) {
+// Delivery keeps the wasm path's guarantees in small: fetch keepalive with its status checked,
+// retries with backoff and jitter (5xx, network, offline; 4xx dropped), the queue persisted in
+// the wasm path's format (`tandem:q:<tab id>`, so either path on a later page adopts it), and
+// sendBeacon on unload unless the endpoint was failing.
+var QUEUE_PREFIX = 'tandem:q:';
+var QUEUE_MAX = 100;
+var WEEK_MS = 7 * 24 * 3600 * 1000;
+
+function createJsPath(win, version, report, tabId) {
   var doc = win.document;
   var endpoint = '/collect';
-  function send(body) {
+  var key = QUEUE_PREFIX + tabId;
+  var queue = []; // [endpoint URL, event], oldest first
+  var sending = null; // the entries of the request on its way
+  var failures = 0;
+  var timer = 0;
+  var released = false;
+  var sentIds = [];
+  // Consent on this path mirrors the core's rules (src/core/consent.rs) without the wait: the
+  // site's consent calls, GPC (unless gpc: 'ignore'), and basic mode dropping what ad consent
+  // does not allow. No identifier leaves while ad_user_data is not granted.
+  var consentSet = {};
+  var consentManaged = false;
+  var consentBasic = false;
+  var honorGpc = true;
+  function consentState() {
+    var gpc = false;
+    try { gpc = honorGpc && win.navigator.globalPrivacyControl === true; } catch (e) { /* no navigator */ }
+    var out = {};
+    var purposes = ['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization'];
+    for (var i = 0; i < purposes.length; i++) {
+      out[purposes[i]] = consentSet[purposes[i]] === 'denied' || (gpc && i > 1) ? 'denied' : 'granted';
+    }
+    if (gpc) out.gpc = true;
+    if (!consentManaged) out.managed = false;
+    return out;
+  }
+  function setConsent(kind, values) {
+    if ((kind !== 'default' && kind !== 'update') || !values || typeof values !== 'object') return null;
+    consentManaged = true;
+    for (var k in values) {
+      if (Object.prototype.hasOwnProperty.call(values, k) && (values[k] === 'granted' || values[k] === 'denied')) consentSet[k] = values[k];
+    }
+    return null;
+  }
+  function storage() {
+    try { return win.localStorage; } catch (e) { return null; }
+  }
+  function store() {
+    var ls = storage();
+    if (!ls) return;
     try {
-      if (win.navigator.sendBeacon && win.navigator.sendBeacon(endpoint, body)) return;
-    } catch (e) { /* fall through to fetch */ }
+      if (queue.length) ls.setItem(key, JSON.stringify({ until: released ? 0 : Date.now() + 120000, items: queue }));
+      else ls.removeItem(key);
+    } catch (e) {
+      try { ls.removeItem(key); } catch (e2) { /* nothing to do */ }
+    }
+  }
+  function queued(id) {
+    for (var i = 0; i < queue.length; i++) if (queue[i][1].event_id === id) return true;
+    return false;
+  }
+  function adopt() {
+    var ls = storage();
+    var now = Date.now();
+    if (!ls) return;
+    for (var i = ls.length - 1; i >= 0; i--) {
+      try {
+        var k = ls.key(i);
+        if (!k || k.indexOf(QUEUE_PREFIX) !== 0) continue;
+        var stored = JSON.parse(ls.getItem(k));
+        if (k !== key && !(stored && stored.until <= now)) continue; // another live tab's queue
+        var items = stored && Array.isArray(stored.items) ? stored.items : [];
+        for (var j = 0; j < items.length; j++) {
+          var p = items[j];
+          var ev = Array.isArray(p) && p[1];
+          if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
+              EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
+            queue.push([p[0], ev]);
+          }
+        }
+        if (k !== key) ls.removeItem(k);
+      } catch (e) { /* an unreadable entry: skip it */ }
+    }
+    while (queue.length > QUEUE_MAX) queue.shift();
+  }
+  function body(entries) {
+    return JSON.stringify({ events: entries.map(function (p) { return p[1]; }) });
+  }
+  function nextBatch() {
+    var out = [];
+    for (var i = 0; i < queue.length && out.length < 20; i++) {
+      if (queue[i][0] === queue[0][0] && (!sending || sending.indexOf(queue[i]) < 0)) out.push(queue[i]);
+    }
+    return out;
+  }
+  function without(entries) {
+    queue = queue.filter(function (p) { return entries.indexOf(p) < 0; });
+  }
+  function schedule(ms) {
     try {
-      win.fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'include', headers: { 'Content-Type': 'text/plain' } }).catch(function () {});
-    } catch (e) { /* nothing left to try */ }
+      clearTimeout(timer);
+      timer = setTimeout(pump, ms);
+    } catch (e) { /* no timers */ }
+  }
+  function settle(batch, status) {
+    sending = null;
+    var refused = status >= 400 && status < 500 && status !== 408 && status !== 429;
+    if ((status >= 200 && status < 300) || refused) {
+      without(batch);
+      failures = 0;
+      if (refused) report({ code: 'delivery_refused', message: 'The endpoint refused ' + batch.length + ' event(s) with HTTP ' + status + '; they are dropped, not retried', input: '' });
+      schedule(0);
+    } else {
+      failures++;
+      schedule(Math.min(60000, 1000 * Math.pow(2, failures - 1)) * (0.5 + Math.random() / 2));
+    }
+    store();
+  }
+  function pump() {
+    if (sending || !queue.length) return;
+    var batch = nextBatch();
+    sending = batch;
+    try {
+      win.fetch(batch[0][0], { method: 'POST', body: body(batch), keepalive: true, credentials: 'include', headers: { 'Content-Type': 'text/plain' } })
+        .then(function (r) { return r.status; }, function () { return 0; })
+        .then(function (status) { settle(batch, status); })
+        .catch(function () {});
+    } catch (e) {
+      settle(batch, 0);
+    }
+  }
+  // visibilitychange→hidden or pagehide: beacon what waits (within a 48 KB budget) unless the
+  // endpoint was failing; either way what is not handed over stays persisted for the next page.
+  function flush(pagehide) {
+    if (pagehide) released = true;
+    var budget = 48 * 1024;
+    while (!failures && queue.length) {
+      var batch = nextBatch();
+      var text = body(batch);
+      if (!batch.length || text.length > budget) break;
+      budget -= text.length;
+      var handed = false;
+      try { handed = win.navigator.sendBeacon(batch[0][0], text); } catch (e) { /* keep it */ }
+      if (!handed) break;
+      without(batch);
+    }
+    store();
+  }
+  function enqueue(ev) {
+    var url = endpoint;
+    try { url = String(new URL(endpoint, win.location.href)); } catch (e) { /* keep it relative */ }
+    queue.push([url, ev]);
+    if (queue.length > QUEUE_MAX) {
+      queue.splice(sending ? sending.length : 0, 1);
+      report({ code: 'queue_full', message: 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the oldest undelivered event', input: '1' });
+    }
+    released = false;
+    store();
+    if (!failures) pump();
   }
   function storedClickIds() {
     var out = {};
@@ -206,32 +356,47 @@ function createJsPath(win, version, report) {
       return null;
     }
     var now = Date.now();
+    var consent = consentState();
+    var identifiers = consent.ad_user_data === 'granted';
+    if (consentBasic && !(identifiers && consent.ad_storage === 'granted')) return null;
     var userData = {};
-    var fbp = readCookie(doc, '_fbp');
-    var fbc = readCookie(doc, '_fbc');
+    var fbp = identifiers ? readCookie(doc, '_fbp') : '';
+    var fbc = identifiers ? readCookie(doc, '_fbc') : '';
     if (/^fb\.[0-9]+\.[0-9]+\.[^.]+(\.[^.]+)?$/.test(fbp)) userData.fbp = fbp;
     if (/^fb\.[0-9]+\.[0-9]+\..+$/.test(fbc)) userData.fbc = fbc;
-    var clientId = readCookie(doc, '_tandem_cid');
-    send(JSON.stringify({ events: [{
+    var clientId = consent.analytics_storage === 'granted' ? readCookie(doc, '_tandem_cid') : '';
+    var pageUrl = String(win.location.href);
+    if (!identifiers) pageUrl = pageUrl.replace(new RegExp('([?&])(' + CLICK_ID_NAMES.join('|') + ')=[^&#]*&?', 'g'), '$1').replace(/[?&]+(#|$)/, '$1');
+    if (sentIds.indexOf(eventId) !== -1 || queued(eventId)) return eventId; // the same event_id goes out once
+    sentIds.push(eventId);
+    enqueue({
       event_id: eventId,
       event_name: name,
       event_time: Math.floor(now / 1000),
       event_time_ms: now,
-      event_source_url: String(win.location.href).slice(0, 2048),
+      event_source_url: pageUrl.slice(0, 2048),
       referrer: String(doc.referrer || '').slice(0, 2048),
       action_source: 'website',
       user_data: userData,
       custom_data: custom,
-      click_ids: storedClickIds(),
+      click_ids: identifiers ? storedClickIds() : {},
       utm: {},
       client_id: /^[A-Za-z0-9_-]{1,64}$/.test(clientId) ? clientId : randomId(),
       tag_version: version,
-    }] }));
+      consent: consent,
+    });
     return eventId;
   }
   return function (command, a, b, c) {
+    if (command === '__flush') return flush(a === 'pagehide');
+    if (command === '__online') return pump();
+    if (command === 'consent') return setConsent(a, b);
     if (command === 'init') {
       if (a && typeof a.endpoint === 'string' && a.endpoint) endpoint = a.endpoint;
+      consentBasic = !!a && a.consentMode === 'basic';
+      honorGpc = !a || a.gpc !== 'ignore';
+      adopt();
+      if (queue.length) schedule(0);
       var quiet = b === true; // the wasm path already ran init on this page
       if (!quiet && (!a || a.autoPageView !== false)) track('PageView', {}, undefined);
       return null;
@@ -262,8 +427,14 @@ function bootTandem(win, script) {
   var onError = null;
   var debug = false;
   var held = []; // calls made after load but before init
+  var consentCalls = []; // every consent call, replayed first on a fresh instance after a crash
+  function rememberConsent(args) {
+    if (consentCalls.length < MAX_HELD) consentCalls.push(args);
+  }
   var restarts = 0;
   var MAX_RESTARTS = 3;
+  var tabId = randomId(); // names this page's persisted delivery queue, across wasm restarts
+  var jsPath = null; // the plain-JS path, once WebAssembly has failed
 
   function report(error) {
     try {
@@ -289,6 +460,30 @@ function bootTandem(win, script) {
       return null;
     }
   }
+  // Timers, request results and page lifecycle for delivery (src/shell/transport.rs): routed like
+  // calls, so while an instance restarts they wait in the queue for the fresh one.
+  function relay(name, args) {
+    try {
+      if (jsPath) return jsPath(name, args && args[0]);
+      if (initConfig === null) return null;
+      if (!glue) {
+        stub.q.push([name].concat(args || []));
+        return null;
+      }
+      return invoke(name, args || []);
+    } catch (error) {
+      return null;
+    }
+  }
+  try {
+    // Registered once per page. Never `unload`: it would keep the page out of the back/forward cache.
+    win.addEventListener('pagehide', function () { relay('__flush', ['pagehide']); });
+    win.addEventListener('online', function () { relay('__online', []); });
+    win.document.addEventListener('visibilitychange', function () {
+      if (win.document.visibilityState === 'hidden') relay('__flush', ['hidden']);
+    });
+  } catch (error) { /* no events: delivery still runs on timers */ }
+
   live.__tandem = TANDEM_VERSION;
   live.loaded = true;
   live.version = TANDEM_VERSION;
@@ -302,6 +497,11 @@ function bootTandem(win, script) {
       return null;
     }
     if (command === 'init') return init(args[1]);
+    if (command === 'consent') rememberConsent(args);
+    if (initConfig === null && (command === 'consent' || command === 'identify')) {
+      // Before init, straight to the core: init starts under them (src/shell/privacy.rs).
+      return invoke(command, args.slice(1));
+    }
     if (initConfig === null) {
       if (held.length < MAX_HELD) {
         held.push(args);
@@ -372,6 +572,7 @@ function bootTandem(win, script) {
     var fresh = createGlue();
     return fresh.init({ module_or_path: compiled }).then(function () {
       fresh.set_script_nonce(script.nonce || '');
+      fresh.set_relay(relay, tabId);
       return fresh;
     });
   }
@@ -380,8 +581,19 @@ function bootTandem(win, script) {
     glue = fresh;
     if (initConfig !== null) {
       // Re-create the core's state on a fresh instance after a crash, without repeating what init
-      // already did on the page (platform setup, the automatic PageView).
+      // already did on the page (platform setup, the automatic PageView). The consent calls come
+      // first, so the fresh core starts under the visitor's choices, never the defaults.
+      for (var c = 0; c < consentCalls.length; c++) invoke('consent', consentCalls[c].slice(1));
       invoke('restore', [initConfig]);
+    } else {
+      // Consent defaults queued after init in the snippet still apply before it (as gtag's
+      // defaults do); every other call keeps its order.
+      var queuedCalls = stub.q.splice(0, stub.q.length);
+      for (var d = 0; d < queuedCalls.length; d++) {
+        var call = argumentsToArray(queuedCalls[d]);
+        if (call[0] === 'consent' && call[1] === 'default') dispatch(call);
+        else stub.q.push(queuedCalls[d]);
+      }
     }
     // Replay in order; calls queued during the replay land at the end of the same queue.
     while (stub.q.length) {
@@ -408,7 +620,8 @@ function bootTandem(win, script) {
     try {
       console_.warn('[tandem] WebAssembly could not start (' + describeError(error) + '); events go to the first-party endpoint only');
     } catch (e) { /* ignore */ }
-    var fallback = createJsPath(win, TANDEM_VERSION, report);
+    var fallback = createJsPath(win, TANDEM_VERSION, report, tabId);
+    jsPath = fallback;
     function degraded() {
       var args = argumentsToArray(arguments);
       try {
@@ -418,7 +631,8 @@ function bootTandem(win, script) {
           captureReporting(initConfig);
           return fallback('init', initConfig);
         }
-        if (initConfig === null) {
+        if (args[0] === 'consent') rememberConsent(args);
+        if (initConfig === null && args[0] !== 'consent') {
           if (held.length < MAX_HELD) held.push(args);
           return null;
         }
@@ -432,6 +646,7 @@ function bootTandem(win, script) {
     degraded.degraded = true;
     degraded.version = TANDEM_VERSION;
     degraded.q = [];
+    for (var k = 0; k < consentCalls.length; k++) fallback('consent', consentCalls[k][1], consentCalls[k][2]);
     if (initConfig !== null) fallback('init', initConfig, true);
     var queued = stub.q.splice(0, stub.q.length);
     var waiting = held;

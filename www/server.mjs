@@ -13,6 +13,8 @@
 //   POST /collect               minimal first-party endpoint (or a proxy to TANDEM_COLLECTOR_URL)
 //   GET  /events                everything /collect received, in arrival order
 //   DELETE /events              forget it (tests)
+//   POST /__fault {status, count}  the next `count` POSTs to /collect answer `status` (e.g. 503)
+//                               and are not recorded as received (an endpoint that is down)
 // Any static file accepts ?delay=<ms> (max 10 s) to simulate a slow network (queue tests).
 // startServer({ cdnPort }) also starts a second listener serving /dist/* with
 // Access-Control-Allow-Origin: * (a "CDN" on another origin).
@@ -162,6 +164,7 @@ export async function startServer({
   const events = [];
   const payloads = [];
   const seen = new Set();
+  const fault = { status: 0, count: 0 };
   const log = (...a) => { if (!quiet) console.log(...a); };
 
   async function handleCollect(req, res) {
@@ -174,6 +177,11 @@ export async function startServer({
       return sendJson(res, 413, { error: 'payload too large', limit: MAX_BODY });
     }
     record.text = body.toString('utf8');
+    if (fault.count > 0) {
+      fault.count -= 1;
+      record.status = fault.status;
+      return sendJson(res, fault.status, { error: 'injected fault' });
+    }
     let parsed;
     try { parsed = JSON.parse(record.text); } catch { parsed = undefined; }
     record.body = parsed ?? null;
@@ -216,6 +224,13 @@ export async function startServer({
         if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST only' }, { Allow: 'POST, OPTIONS' });
         for (const [k, v] of Object.entries(cors(req))) res.setHeader(k, v);
         return await handleCollect(req, res);
+      }
+      if (p === '/__fault' && req.method === 'POST') {
+        let f = {};
+        try { f = JSON.parse((await readBody(req, 1024)).body.toString('utf8')); } catch { f = {}; }
+        fault.status = Number(f.status) || 503;
+        fault.count = Number(f.count) || 0;
+        return sendJson(res, 200, { ok: true, ...fault });
       }
       if (p === '/events') {
         if (req.method === 'DELETE') { events.length = 0; payloads.length = 0; seen.clear(); return sendJson(res, 200, { ok: true }); }
@@ -265,7 +280,9 @@ export async function startServer({
     events,
     payloads,
     collectorUrl: collectorUrl || null,
-    reset() { events.length = 0; payloads.length = 0; seen.clear(); },
+    reset() { events.length = 0; payloads.length = 0; seen.clear(); fault.count = 0; },
+    /** The next `count` POSTs to /collect answer `status` and are not recorded (0 clears). */
+    setFault(status, count) { fault.status = status; fault.count = count; },
     async close() {
       const closing = [new Promise((r) => server.close(() => r()))];
       if (cdn) closing.push(new Promise((r) => cdn.close(() => r())));

@@ -32,6 +32,12 @@ pub struct EventView {
     pub utm: Value,
     pub client_id: String,
     pub tag_version: String,
+    /// `tandem('identify')` hashed to Google's rules (gtag `user_data` names).
+    pub google_user_data: Map<String, Value>,
+    /// `tandem('identify')` hashed to TikTok's rules (`email`, `phone_number`, `external_id`).
+    pub tiktok_user_data: Map<String, Value>,
+    /// The consent state the tag sent the event under (absent from older tags: all granted).
+    pub consent: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +67,21 @@ impl EventView {
 
     pub fn click_id(&self, name: &str) -> Option<&ClickId> {
         self.click_ids.get(name).filter(|click| !click.value.is_empty())
+    }
+
+    /// False when the event was sent with ad_user_data denied: then no identifier (hashes, click
+    /// IDs, fbp/fbc/ttp, external ids derived from the client id, the IP) is forwarded.
+    pub fn user_data_allowed(&self) -> bool {
+        !self.denied("ad_user_data")
+    }
+
+    /// ad_personalization denied: forwarded with each platform's limited-use flag.
+    pub fn personalization_denied(&self) -> bool {
+        self.denied("ad_personalization")
+    }
+
+    fn denied(&self, purpose: &str) -> bool {
+        self.consent.get(purpose).and_then(Value::as_str) == Some("denied")
     }
 
     pub fn custom_str(&self, key: &str) -> Option<&str> {

@@ -12,7 +12,11 @@ use crate::core::url;
 use crate::platforms::{Destination, REGISTRY};
 
 pub const DEFAULT_ENDPOINT: &str = "/collect";
-const KEYS: &[&str] = &["endpoint", "cookieDomain", "autoPageView", "debug", "attributionWindowDays"];
+const KEYS: &[&str] = &["endpoint", "cookieDomain", "autoPageView", "debug", "attributionWindowDays",
+    // Delivery settings, parsed by `outbox::Settings`.
+    "batch", "queue",
+    // Consent switches, parsed by `consent::settings`.
+    "consentMode", "gpc"];
 
 pub struct Config {
     /// Absolute endpoint URL; `None` when it could not be resolved (nothing is sent then).

@@ -4,12 +4,16 @@
 
 pub mod attribution;
 pub mod config;
+pub mod consent;
 pub mod cookies;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod ids;
 pub mod json;
+pub mod outbox;
 pub mod payload;
 pub mod sent;
+pub mod sha256;
 pub mod tag;
 pub mod url;

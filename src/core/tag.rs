@@ -82,7 +82,7 @@ use crate::core::cookies::{self, FbcDecision};
 use crate::core::event::{self, EventName, Standard, ValidEvent};
 use crate::core::ids;
 use crate::core::json::{obj, write_str};
-use crate::core::payload::{self, Envelope};
+use crate::core::payload::Envelope;
 use crate::core::sent::{self, SentLog};
 use crate::core::url;
 use crate::platforms::SetupCtx;
@@ -131,7 +131,19 @@ pub struct Tag {
     sent_event_ids: Vec<String>,
     /// Purchase order ids and site-supplied event ids sent from this browser, across page loads.
     sent_log: SentLog,
+    /// The last PageView (URL, ms, event_id): the same URL again within `PAGE_VIEW_DOUBLE_MS` is
+    /// the same view reported twice (a router and a history hook both firing).
+    last_page_view: Option<(String, u64, String)>,
+    /// Consent and identity (`tag_consent.rs`).
+    privacy: tag_consent::Privacy,
 }
+
+/// See `Tag::last_page_view`.
+pub const PAGE_VIEW_DOUBLE_MS: u64 = 1000;
+
+#[path = "tag_consent.rs"]
+mod tag_consent;
+pub use tag_consent::Pre;
 
 fn random_u32(rng: &mut dyn Entropy) -> u32 {
     let mut b = [0u8; 4];
@@ -152,6 +164,12 @@ impl Tag {
     /// platforms and (unless `autoPageView: false`) tracks the first PageView. `None` only when
     /// the config is not an object at all.
     pub fn init(config: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> (Option<Tag>, Outcome) {
+        Tag::init_with(config, page, rng, Pre::default())
+    }
+
+    /// `init` with what the page said before it: consent defaults, identity, GPC (`Pre`), all in
+    /// force before init's first effect.
+    pub fn init_with(config: &Value, page: &PageFacts, rng: &mut dyn Entropy, pre: Pre) -> (Option<Tag>, Outcome) {
         let mut out = Outcome::default();
         if !matches!(config, Value::Object(_) | Value::Null) {
             let mut m = String::from("tandem.init expects a config object, got ");
@@ -159,6 +177,7 @@ impl Tag {
             out.errors.push(TagError::new("invalid_config", m, config.to_json()));
             return (None, out);
         }
+        let privacy = tag_consent::Privacy::new(pre, config, &mut out.errors);
         let config = config::parse(config, &page.url, &mut out.errors, &mut out.warnings);
         let host = url::host(&page.url).unwrap_or_default();
         let cookie_domain = config.cookie_domain.clone().or_else(|| page.registrable_domain.clone()).filter(|d| !d.is_empty());
@@ -174,6 +193,8 @@ impl Tag {
             client_id: String::new(),
             sent_event_ids: Vec::new(),
             sent_log: SentLog::load(page.stored_sent.as_deref(), page.now_ms),
+            last_page_view: None,
+            privacy,
         };
         tag.attribution = Attribution::load(page.stored_attribution.as_deref());
 
@@ -182,23 +203,27 @@ impl Tag {
             Some(v) => tag.fbp = v.to_string(),
             None => {
                 tag.fbp = cookies::new_fbp(subdomain_index, page.now_ms, random_u32(rng));
-                out.effects.push(tag.cookie(cookies::FBP, &tag.fbp, cookies::FB_MAX_AGE_S, page.https));
+                let c = tag.cookie(cookies::FBP, &tag.fbp, cookies::FB_MAX_AGE_S, page.https);
+                out.effects.extend(tag.gate_writes([c], page.now_ms));
             }
         }
         let (fbc_cookie, store) = tag.observe_landing(page);
-        out.effects.extend(fbc_cookie);
-        match cookies::valid_client_id(cookies::get(&page.cookie_header, cookies::CLIENT_ID)) {
+        out.effects.extend(tag.gate_writes(fbc_cookie, page.now_ms));
+        let cid_cookie = cookies::get(&page.cookie_header, cookies::CLIENT_ID).filter(|_| tag.may_read_client_id(page.now_ms));
+        match cookies::valid_client_id(cid_cookie) {
             Some(v) => tag.client_id = v.to_string(),
             None => {
                 let mut b = [0u8; 16];
                 rng.fill(&mut b);
                 tag.client_id = ids::base64url(&b);
-                out.effects.push(tag.cookie(cookies::CLIENT_ID, &tag.client_id, cookies::CLIENT_ID_MAX_AGE_S, page.https));
+                let c = tag.cookie(cookies::CLIENT_ID, &tag.client_id, cookies::CLIENT_ID_MAX_AGE_S, page.https);
+                out.effects.extend(tag.gate_writes([c], page.now_ms));
             }
         }
-        out.effects.extend(store);
+        out.effects.extend(tag.gate_writes(store, page.now_ms));
 
-        let ctx = SetupCtx { nonce: &page.nonce };
+        let consent = tag.setup_privacy(page.now_ms);
+        let ctx = SetupCtx { nonce: &page.nonce, consent: &consent, identity: tag.privacy.identity(&consent) };
         for d in &tag.config.destinations {
             let setup = d.setup(&ctx);
             if tag.config.debug {
@@ -208,6 +233,7 @@ impl Tag {
         }
         if tag.config.auto_page_view {
             let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+            tag.last_page_view = pv.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
             out.event_id = pv.event_id;
             out.effects.extend(pv.effects);
             out.warnings.extend(pv.warnings);
@@ -254,9 +280,18 @@ impl Tag {
     /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then
     /// tracks PageView.
     pub fn page(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        if let Some((url, at, id)) = &self.last_page_view {
+            if *url == page.url && page.now_ms.saturating_sub(*at) < PAGE_VIEW_DOUBLE_MS {
+                let mut w = String::from("PageView for this URL was already sent (event_id ");
+                w.push_str(id);
+                w.push_str("); a second one within a second is the same view and is not sent");
+                return Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() };
+            }
+        }
         let (cookie, store) = self.observe_landing(page);
         let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
-        let mut effects: Vec<Effect> = cookie.into_iter().chain(store).collect();
+        self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
+        let mut effects: Vec<Effect> = self.gate_writes(cookie.into_iter().chain(store), page.now_ms);
         effects.append(&mut out.effects);
         out.effects = effects;
         out
@@ -308,13 +343,23 @@ impl Tag {
 
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
     fn track_valid(&mut self, name: EventName, params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
-        let mut out = Outcome::default();
         let site_event_id = event_id.is_some();
         let event_id = event_id.unwrap_or_else(|| {
             let mut b = [0u8; 16];
             rng.fill(&mut b);
             ids::uuid_v4(b)
         });
+        // Consent: held while a wait runs, dropped in basic mode without ad consent.
+        if let Some(out) = self.consent_gate(&name, &params, &event_id, site_event_id, page) {
+            return out;
+        }
+        self.send_valid(name, params, event_id, site_event_id, page, rng)
+    }
+
+    /// Deduplication, destinations, endpoint, for an event with its id (also a held event
+    /// released by a consent update, with the page facts of when it was tracked).
+    fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, _rng: &mut dyn Entropy) -> Outcome {
+        let mut out = Outcome::default();
         if self.sent_event_ids.contains(&event_id) {
             let mut w = String::from("event_id ");
             w.push_str(&event_id);
@@ -364,14 +409,11 @@ impl Tag {
         let ttp = cookies::get(&page.cookie_header, "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v));
         match &self.config.endpoint {
             Some(endpoint) => {
-                let body = payload::body(&[Envelope {
-                    event: &ev,
-                    fbp: Some(&self.fbp),
-                    fbc: self.fbc.as_deref(),
-                    ttp,
-                    attribution: &self.attribution,
-                    client_id: &self.client_id,
-                }]);
+                // Identifiers, hashed identity and the consent state: see `tag_consent::endpoint_body`.
+                let body = self.endpoint_body(
+                    &Envelope { event: &ev, fbp: Some(&self.fbp), fbc: self.fbc.as_deref(), ttp, attribution: &self.attribution, client_id: &self.client_id },
+                    page.now_ms,
+                );
                 if debug {
                     log(&mut out.effects, &["endpoint ← ", endpoint, " ", &body]);
                 }
@@ -385,7 +427,8 @@ impl Tag {
             remembered |= self.sent_log.insert(key, page.now_ms);
         }
         if remembered {
-            out.effects.push(Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() });
+            let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() };
+            out.effects.extend(self.gate_writes([store], page.now_ms));
         }
         out.event_id = Some(event_id);
         out
@@ -636,8 +679,34 @@ mod tests {
         let body = sent_body(&out).to_json();
         assert!(body.contains(r#""event_source_url":"https://www.shop.example/next?ttclid=E.C.P.x""#) && body.contains(r#""event_time":1700000001"#));
         // Nothing new: no store.
+        p2.now_ms += PAGE_VIEW_DOUBLE_MS;
         let out = tag.page(&p2, &mut Counter(70));
         assert!(!lines(&out.effects).iter().any(|l| l.starts_with("store ")));
+    }
+
+    #[test]
+    fn a_page_view_fired_twice_for_one_url_is_sent_once() {
+        let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, first) = init(ALL, &p);
+        let sends = |o: &Outcome| o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
+        // The router fires again for the landing URL: one view.
+        let again = tag.page(&p, &mut Counter(1));
+        assert_eq!((again.event_id.clone(), sends(&again)), (first.event_id.clone(), 0));
+        assert!(again.warnings[0].contains("already sent"));
+        // pushState to /b, then back to /: each is a new view, and /b's double is one.
+        let mut b = page("https://www.shop.example/b", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        b.now_ms = NOW + 10;
+        let to_b = tag.page(&b, &mut Counter(2));
+        assert_eq!(sends(&to_b), 1);
+        assert_eq!(sends(&tag.page(&b, &mut Counter(3))), 0);
+        let mut back = p.clone();
+        back.now_ms = NOW + 20;
+        let view = tag.page(&back, &mut Counter(4));
+        assert_eq!(sends(&view), 1);
+        assert_ne!(view.event_id, first.event_id);
+        // The same URL after the window is a new view (a reload of the route).
+        back.now_ms = NOW + 20 + PAGE_VIEW_DOUBLE_MS;
+        assert_eq!(sends(&tag.page(&back, &mut Counter(5))), 1);
     }
 
     #[test]

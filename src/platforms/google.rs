@@ -10,8 +10,10 @@
 //! sends page_view, and a second one would double every page view.
 
 use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{Standard, ValidEvent};
+use crate::core::identity::Identity;
 use crate::core::json::{obj, str_array, Value};
 use crate::core::tag::Effect;
 
@@ -164,11 +166,19 @@ impl Destination for Google {
 
     fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
         let mut out = Vec::new();
+        if self.load {
+            let primary = self.tag_id.as_deref().or(self.ads.as_ref().map(|a| a.id.as_str())).unwrap_or_default();
+            out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[primary, ctx.nonce]) });
+        }
+        // Consent default and user_data before any config or event (with the site's own gtag,
+        // its config may have run already: set Consent Mode defaults there too).
+        out.extend(self.consent(ctx.consent, true));
+        if let Some(identity) = ctx.identity {
+            out.extend(self.identify(identity));
+        }
         if !self.load {
             return out;
         }
-        let primary = self.tag_id.as_deref().or(self.ads.as_ref().map(|a| a.id.as_str())).unwrap_or_default();
-        out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[primary, ctx.nonce]) });
         if let Some(t) = &self.tag_id {
             out.push(call(KEY, "gtag", vec![s("config"), s(t), obj().v("send_page_view", Value::Bool(false)).build()]));
         }
@@ -176,6 +186,23 @@ impl Destination for Google {
             out.push(call(KEY, "gtag", vec![s("config"), s(&a.id)]));
         }
         out
+    }
+
+    /// Consent Mode v2: `gtag('consent', 'default', {…})` at setup when the site manages consent
+    /// through Tandem, `gtag('consent', 'update', {…})` for every change; when only GPC denied
+    /// something, an update of ad_user_data and ad_personalization (the site may have its own
+    /// default). Pending is sent as denied: Tandem holds its own events meanwhile.
+    fn consent(&self, state: &State, initial: bool) -> Vec<Effect> {
+        if !state.mirrored() {
+            return Vec::new();
+        }
+        let kind = if initial && state.managed { "default" } else { "update" };
+        vec![call(KEY, "gtag", vec![s("consent"), s(kind), state.gtag_value(!state.managed)])]
+    }
+
+    /// Enhanced conversions: `gtag('set', 'user_data', {sha256_email_address, …})`.
+    fn identify(&self, identity: &Identity) -> Vec<Effect> {
+        identity.google_value().map(|v| vec![call(KEY, "gtag", vec![s("set"), s("user_data"), v])]).unwrap_or_default()
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -308,7 +335,8 @@ mod tests {
 
     #[test]
     fn setup_effects() {
-        let ctx = SetupCtx { nonce: "n" };
+        let unmanaged = State::unmanaged();
+        let ctx = SetupCtx { nonce: "n", consent: &unmanaged, identity: None };
         let d = configure("google", r#"{"tagId":"G-ABC123","ads":{"id":"AW-1"},"load":true}"#).unwrap();
         assert_eq!(lines(&d.setup(&ctx)), [
             r#"load:google["G-ABC123","n"]"#,

@@ -7,8 +7,10 @@
 //! carries it to CAPI.
 
 use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{Standard, ValidEvent};
+use crate::core::identity::Identity;
 use crate::core::json::{obj, Value};
 use crate::core::tag::Effect;
 
@@ -90,10 +92,36 @@ impl Destination for Meta {
         if self.load {
             out.push(Effect::LoadBaseCode { platform: KEY, args_json: crate::core::json::str_array(&[ctx.nonce]) });
         }
+        // Limited Data Use must precede init (Meta: data processing options for US users); Tandem
+        // asks for it when ad_personalization is denied, with Meta geolocating (0, 0).
+        if ctx.consent.mirrored() && !ctx.consent.granted(AD_PERSONALIZATION) {
+            out.push(call(KEY, "fbq", vec![s("dataProcessingOptions"), Value::Array(vec![s("LDU")]), Value::Number("0".into()), Value::Number("0".into())]));
+        }
+        // fbq('consent', …) before init, as Meta documents it.
+        out.extend(self.consent(ctx.consent, true));
         for id in &self.pixels {
-            out.push(call(KEY, "fbq", vec![s("init"), s(id)]));
+            let mut args = vec![s("init"), s(id)];
+            if let Some(identity) = ctx.identity {
+                // Advanced matching: SHA-256 hashes, which the pixel takes as they are.
+                args.push(identity.meta_value());
+            }
+            out.push(call(KEY, "fbq", args));
         }
         out
+    }
+
+    /// `fbq('consent', 'grant' | 'revoke')`: the pixel sets `_fbp` and sends it with every event,
+    /// so it runs only with ad_storage and ad_user_data both granted (pending is revoke).
+    fn consent(&self, state: &State, _initial: bool) -> Vec<Effect> {
+        if !state.mirrored() {
+            return Vec::new();
+        }
+        vec![call(KEY, "fbq", vec![s("consent"), s(if state.ad_pixels() { "grant" } else { "revoke" })])]
+    }
+
+    /// Advanced matching after init: `fbq('init', id, {em, ph, …})` again with the hashes.
+    fn identify(&self, identity: &Identity) -> Vec<Effect> {
+        self.pixels.iter().map(|id| call(KEY, "fbq", vec![s("init"), s(id), identity.meta_value()])).collect()
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -201,7 +229,8 @@ mod tests {
     #[test]
     fn setup_effects() {
         let d = configure("meta", ONE).unwrap();
-        let ctx = super::SetupCtx { nonce: "n0nce" };
+        let unmanaged = crate::core::consent::State::unmanaged();
+        let ctx = super::SetupCtx { nonce: "n0nce", consent: &unmanaged, identity: None };
         assert_eq!(lines(&d.setup(&ctx)), [r#"load:meta["n0nce"]"#, r#"fbq["init","123456789012345"]"#]);
         let d = configure("meta", r#"{"pixelId":["111111111111111","222222222222222"]}"#).unwrap();
         assert_eq!(lines(&d.setup(&ctx)), [r#"fbq["init","111111111111111"]"#, r#"fbq["init","222222222222222"]"#]);

@@ -12,8 +12,10 @@ pub mod google;
 pub mod meta;
 pub mod tiktok;
 
+use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::ValidEvent;
+use crate::core::identity::Identity;
 use crate::core::json::{self, Value};
 use crate::core::tag::Effect;
 
@@ -21,6 +23,11 @@ use crate::core::tag::Effect;
 pub struct SetupCtx<'a> {
     /// The loader script's nonce, handed to injected base code (CSP).
     pub nonce: &'a str,
+    /// The consent state at init: each platform mirrors it in its own terms before its first
+    /// measurement call (`Destination::consent`).
+    pub consent: &'a State,
+    /// The hashed identity, when there is one and ad_user_data allows it.
+    pub identity: Option<&'a Identity>,
 }
 
 pub trait Destination {
@@ -32,6 +39,15 @@ pub trait Destination {
     /// The calls that send `ev` to this platform, carrying `ev.event_id` for deduplication. Empty
     /// when this platform does not take the event (e.g. a PageView the site's own snippet sends).
     fn event(&self, ev: &ValidEvent) -> Vec<Effect>;
+    /// The consent state in this platform's terms (`initial`: at setup, before its first
+    /// measurement call). Nothing when the site does not manage consent and GPC denied nothing.
+    fn consent(&self, _state: &State, _initial: bool) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// The hashed identity in this platform's terms (only called while ad_user_data is granted).
+    fn identify(&self, _identity: &Identity) -> Vec<Effect> {
+        Vec::new()
+    }
 }
 
 /// Reads a platform's sub-config; warnings (unknown keys) are pushed, a fatal problem returned.

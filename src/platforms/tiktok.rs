@@ -7,8 +7,10 @@
 //! removes `ttq.page()` from its own snippet, or sets `sendPageView: false` to keep it.
 
 use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{Standard, ValidEvent};
+use crate::core::identity::Identity;
 use crate::core::json::{obj, str_array, Value};
 use crate::core::tag::Effect;
 
@@ -100,12 +102,38 @@ impl Destination for TikTok {
     }
 
     fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
+        let mut out = Vec::new();
         if self.load {
             // The base code runs ttq.load(pixelId) (not ttq.page(): PageView is Tandem's).
-            vec![Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[&self.pixel_id, ctx.nonce]) }]
-        } else {
-            Vec::new()
+            out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[&self.pixel_id, ctx.nonce]) });
         }
+        out.extend(self.consent(ctx.consent, true));
+        if let Some(identity) = ctx.identity {
+            out.extend(self.identify(identity));
+        }
+        out
+    }
+
+    /// TikTok's cookie consent calls: `ttq.holdConsent()` while pending, then `grantConsent()` or
+    /// `revokeConsent()`; granted only with ad_storage and ad_user_data (the pixel sets `_ttp` and
+    /// sends it).
+    fn consent(&self, state: &State, _initial: bool) -> Vec<Effect> {
+        if !state.mirrored() {
+            return Vec::new();
+        }
+        let method = if state.pending() {
+            "ttq.holdConsent"
+        } else if state.ad_pixels() {
+            "ttq.grantConsent"
+        } else {
+            "ttq.revokeConsent"
+        };
+        vec![call(KEY, method, Vec::new())]
+    }
+
+    /// `ttq.identify({email, phone_number, external_id})` with SHA-256 hashes.
+    fn identify(&self, identity: &Identity) -> Vec<Effect> {
+        identity.tiktok_value().map(|v| vec![call(KEY, "ttq.identify", vec![v])]).unwrap_or_default()
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -203,7 +231,8 @@ mod tests {
     fn page_view_rules_and_setup() {
         check(r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#, "PageView", "{}", &["ttq.page[]"]);
         check(r#"{"pixelId":"CABCDEFGHIJ1234567890","sendPageView":false}"#, "PageView", "{}", &[]);
-        let ctx = SetupCtx { nonce: "n" };
+        let unmanaged = State::unmanaged();
+        let ctx = SetupCtx { nonce: "n", consent: &unmanaged, identity: None };
         assert_eq!(lines(&configure("tiktok", TT).unwrap().setup(&ctx)), [r#"load:tiktok["CABCDEFGHIJ1234567890","n"]"#]);
         assert!(configure("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#).unwrap().setup(&ctx).is_empty());
     }

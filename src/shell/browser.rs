@@ -1,11 +1,10 @@
 //! Page access for the shell: reading page facts, randomness, and carrying out the core's effects
-//! (cookies, storage, platform base code, platform calls, the endpoint beacon). Every browser call
+//! (cookies, storage, platform base code, platform calls; endpoint events go to `transport`). Every browser call
 //! that can fail is caught here and turned into a skipped effect or a debug warning.
 
 use std::cell::RefCell;
 
 use js_sys::{Function, Reflect};
-use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::{cookies, sent};
@@ -19,25 +18,6 @@ thread_local! {
     static NONCE: RefCell<String> = const { RefCell::new(String::new()) };
     /// The registrable domain found by probing, computed once per page (`Some(None)`: host-only).
     static REGISTRABLE_DOMAIN: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
-}
-
-#[wasm_bindgen(inline_js = r#"
-export function send_to_endpoint(url, body) {
-  try {
-    if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return true;
-  } catch (e) { /* fall through to fetch */ }
-  try {
-    fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'include', headers: { 'Content-Type': 'text/plain' } }).catch(function () {});
-    return true;
-  } catch (e) {
-    return false;
-  }
-}
-"#)]
-extern "C" {
-    /// sendBeacon (text/plain: no CORS preflight), falling back to fetch keepalive. The fetch
-    /// promise is caught so a refused request never becomes an unhandled rejection on the page.
-    fn send_to_endpoint(url: &str, body: &str) -> bool;
 }
 
 pub fn set_nonce(nonce: &str) {
@@ -71,7 +51,7 @@ fn write_cookie(cookie: &str) {
     }
 }
 
-fn local_storage() -> Option<web_sys::Storage> {
+pub(crate) fn local_storage() -> Option<web_sys::Storage> {
     // Storage access throws in some sandboxed iframes and with cookies blocked.
     web_sys::window()?.local_storage().ok()?
 }
@@ -140,11 +120,8 @@ pub fn apply(effects: &[Effect], debug: bool) {
                 }
             }
             Effect::Call { platform, function, args_json } => call_global(platform, function, args_json, debug),
-            Effect::Send { url, body } => {
-                if !send_to_endpoint(url, body) {
-                    warn(debug, &["the endpoint request could not be sent to ", url]);
-                }
-            }
+            // The outbox batches, persists and retries it (see transport.rs).
+            Effect::Send { url, body } => super::transport::enqueue(url, body),
             Effect::Log(line) => {
                 if debug {
                     web_sys::console::log_1(&JsValue::from_str(&["[tandem] ", line].concat()));

@@ -7,6 +7,8 @@
 //! called, and storage or cookie failures are ignored by design (the event still goes out).
 
 mod browser;
+mod privacy;
+pub mod transport;
 
 use std::cell::RefCell;
 
@@ -40,7 +42,7 @@ pub fn command(name: &str, args_json: &str) -> String {
     let mut entropy = browser::BrowserEntropy;
     let page = browser::page_facts();
 
-    let outcome = TAG.with(|slot| {
+    let mut outcome = TAG.with(|slot| {
         let mut slot = slot.borrow_mut();
         match (name, slot.as_mut()) {
             ("init", Some(_)) => Outcome {
@@ -48,7 +50,10 @@ pub fn command(name: &str, args_json: &str) -> String {
                 ..Outcome::default()
             },
             ("init", None) | ("restore", None) => {
-                let (tag, outcome) = Tag::init(arg(0), &page, &mut entropy);
+                let (tag, mut outcome) = Tag::init_with(arg(0), &page, &mut entropy, privacy::take());
+                if tag.is_some() {
+                    transport::start(arg(0), &mut outcome.errors);
+                }
                 *slot = tag;
                 if name == "restore" {
                     Outcome::default()
@@ -57,15 +62,22 @@ pub fn command(name: &str, args_json: &str) -> String {
                 }
             }
             ("restore", Some(_)) => Outcome::default(),
+            (internal, _) if transport::is_internal(internal) => transport::handle(internal, &args),
             #[cfg(feature = "test-hooks")]
             ("__test_panic", _) => panic!("deliberate test panic"),
             #[cfg(feature = "test-hooks")]
             ("__test_reset", _) => {
                 *slot = None;
+                transport::reset();
                 Outcome::default()
             }
             ("track", Some(tag)) => tag.track(arg(0), arg(1), arg(2), &page, &mut entropy),
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
+            ("consent", Some(tag)) => tag.consent(arg(0), arg(1), &page, &mut entropy),
+            ("identify", Some(tag)) => tag.identify(arg(0), page.now_ms),
+            ("__consent_wait", Some(tag)) => tag.wake(&page, &mut entropy),
+            ("consent", None) | ("identify", None) => privacy::before_init(name, &args, page.now_ms),
+            ("__consent_wait", None) => Outcome::default(),
             ("track", None) | ("page", None) => rejected(TagError::new(
                 "not_initialized",
                 "Call tandem('init', config) before tracking events",
@@ -73,14 +85,21 @@ pub fn command(name: &str, args_json: &str) -> String {
             )),
             _ => rejected(TagError::new(
                 "unknown_command",
-                "Unknown command; use 'init', 'track' or 'page'",
+                "Unknown command; use 'init', 'track', 'page', 'consent' or 'identify'",
                 name,
             )),
         }
     });
 
-    let debug = TAG.with(|slot| slot.borrow().as_ref().is_some_and(Tag::debug));
+    let debug = TAG.with(|slot| {
+        let slot = slot.borrow();
+        if let Some(tag) = slot.as_ref() {
+            privacy::schedule(tag, page.now_ms);
+        }
+        slot.as_ref().is_some_and(Tag::debug)
+    });
     browser::apply(&outcome.effects, debug);
+    transport::drain(&mut outcome);
     outcome.to_json()
 }
 

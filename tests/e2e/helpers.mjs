@@ -21,6 +21,9 @@ export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 export const DIST_DIR = process.env.TANDEM_DIST_DIR ? path.resolve(process.env.TANDEM_DIST_DIR) : path.join(REPO, 'dist');
 export const DIST_READY = fs.existsSync(path.join(DIST_DIR, 'tandem.js')) && fs.existsSync(path.join(DIST_DIR, 'tandem_bg.wasm'));
 export const MODULE_READY = fs.existsSync(path.join(DIST_DIR, 'tandem.mjs'));
+// The test-hooks build (`build.mjs --test-hooks`): dist-test/ unless TANDEM_TEST_DIST_DIR names another.
+export const TEST_DIST_DIR = process.env.TANDEM_TEST_DIST_DIR ? path.resolve(process.env.TANDEM_TEST_DIST_DIR) : path.join(REPO, 'dist-test');
+export const TEST_DIST_READY = fs.existsSync(path.join(TEST_DIST_DIR, 'tandem.js')) && fs.existsSync(path.join(TEST_DIST_DIR, 'tandem_bg.wasm'));
 /** Pass as the options of a test that needs the build: skips with a reason instead of failing. */
 export const needsDist = { skip: DIST_READY ? false : 'dist/ not built (run `npm run build`)', timeout: 30_000 };
 
@@ -207,8 +210,8 @@ export function ttqEvents(calls, name) {
  * One Chromium and one server per test file. Returns
  * { server, browser, url(path), newPage(opts), teardown() }.
  */
-export async function setup({ cdn = false } = {}) {
-  const server = await startServer({ port: 0, host: '127.0.0.1', cdnPort: cdn ? 0 : null });
+export async function setup({ cdn = false, distDir = null } = {}) {
+  const server = await startServer({ port: 0, host: '127.0.0.1', cdnPort: cdn ? 0 : null, ...(distDir ? { distDir } : {}) });
   let browser;
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 20_000 });

@@ -11,12 +11,18 @@
 //! cookie (`GA1.1.<random>.<seconds>`) its id is used, which joins the events to gtag's sessions;
 //! otherwise the tag's own client_id is sent as is (a separate, consistent GA4 user).
 //! Note: the Measurement Protocol answers 2xx even for malformed payloads.
+//!
+//! Identity: `user_data` {sha256_email_address[], sha256_phone_number[], address[{sha256_first_name,
+//! sha256_last_name}]} from the tag's `google_user_data` (normalised to Google's rules in the
+//! browser; developers.google.com/analytics/devguides/collection/ga4/uid-data). Consent: the
+//! request carries `consent: {ad_user_data, ad_personalization}` ("GRANTED" / "DENIED", GA4's own
+//! flags); with ad_user_data denied no user_data is sent either.
 
 use serde_json::{json, Map, Value};
 
 use super::{copy_keys, query_escape, Platform, PlatformRequest};
 use crate::config::Ga4Config;
-use crate::event::{EventView, RequestContext};
+use crate::event::{is_sha256_hex, EventView, RequestContext};
 
 pub struct Ga4MeasurementProtocol {
     config: Ga4Config,
@@ -90,6 +96,31 @@ pub fn client_id_from_ga_cookie(cookie: &str) -> Option<String> {
     None
 }
 
+/// The Measurement Protocol's `user_data` from the tag's gtag-shaped `google_user_data`.
+fn google_user_data(event: &EventView) -> Option<Value> {
+    if !event.user_data_allowed() {
+        return None;
+    }
+    let g = &event.google_user_data;
+    let hash = |v: Option<&Value>| v.and_then(Value::as_str).filter(|h| is_sha256_hex(h)).map(str::to_owned);
+    let mut out = Map::new();
+    for key in ["sha256_email_address", "sha256_phone_number"] {
+        if let Some(h) = hash(g.get(key)) {
+            out.insert(key.to_owned(), json!([h]));
+        }
+    }
+    let mut address = Map::new();
+    for key in ["sha256_first_name", "sha256_last_name"] {
+        if let Some(h) = hash(g.get("address").and_then(|a| a.get(key))) {
+            address.insert(key.to_owned(), json!(h));
+        }
+    }
+    if !address.is_empty() {
+        out.insert("address".to_owned(), json!([address]));
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
 impl Platform for Ga4MeasurementProtocol {
     fn name(&self) -> &'static str {
         "ga4"
@@ -142,6 +173,18 @@ impl Platform for Ga4MeasurementProtocol {
         params.insert("engagement_time_msec".to_owned(), json!(1));
 
         let timestamp_micros = event.event_time_ms.unwrap_or(event.event_time.saturating_mul(1000)).saturating_mul(1000);
+        let mut body = json!({
+            "client_id": client_id,
+            "timestamp_micros": timestamp_micros,
+            "events": [{"name": name, "params": Value::Object(params)}],
+        });
+        if let Some(user_data) = google_user_data(event) {
+            body["user_data"] = user_data;
+        }
+        if !event.consent.is_empty() {
+            let flag = |denied: bool| if denied { "DENIED" } else { "GRANTED" };
+            body["consent"] = json!({"ad_user_data": flag(!event.user_data_allowed()), "ad_personalization": flag(event.personalization_denied())});
+        }
         Ok(PlatformRequest {
             url: format!(
                 "{}/mp/collect?measurement_id={}&api_secret={}",
@@ -150,11 +193,7 @@ impl Platform for Ga4MeasurementProtocol {
                 query_escape(&self.config.api_secret)
             ),
             headers: Vec::new(),
-            body: json!({
-                "client_id": client_id,
-                "timestamp_micros": timestamp_micros,
-                "events": [{"name": name, "params": Value::Object(params)}],
-            }),
+            body,
         })
     }
 }
@@ -201,5 +240,25 @@ mod tests {
         );
         let with_ga = RequestContext { ga_client_id: Some("1.2".to_owned()), ..RequestContext::default() };
         assert_eq!(platform.build_request(&event, &with_ga).expect("builds").body["client_id"], "1.2");
+    }
+
+    #[test]
+    fn user_data_and_consent() {
+        use crate::event::sha256_hex;
+        let platform = Ga4MeasurementProtocol::new(Ga4Config { measurement_id: "G-T".to_owned(), api_secret: "s".to_owned(), base_url: "http://x".to_owned() });
+        let (em, fname) = (sha256_hex("ab@gmail.com"), sha256_hex("john"));
+        let event = |consent: &str| {
+            EventView::from_json(&format!(
+                r#"{{"event_id":"e","event_name":"Lead","event_time":1,"event_source_url":"https://s.example/","client_id":"c",
+                    "google_user_data":{{"sha256_email_address":"{em}","address":{{"sha256_first_name":"{fname}"}}}},"consent":{consent}}}"#
+            ))
+            .expect("json")
+        };
+        let body = platform.build_request(&event(r#"{"ad_user_data":"granted","ad_personalization":"denied"}"#), &RequestContext::default()).expect("builds").body;
+        assert_eq!(body["user_data"], json!({"sha256_email_address": [em], "address": [{"sha256_first_name": fname}]}));
+        assert_eq!(body["consent"], json!({"ad_user_data": "GRANTED", "ad_personalization": "DENIED"}));
+        let body = platform.build_request(&event(r#"{"ad_user_data":"denied","ad_personalization":"granted"}"#), &RequestContext::default()).expect("builds").body;
+        assert!(body.get("user_data").is_none());
+        assert_eq!(body["consent"], json!({"ad_user_data": "DENIED", "ad_personalization": "GRANTED"}));
     }
 }

@@ -5,8 +5,13 @@
 //! "Customer Information" and "Custom Data" parameters). Deduplication with the browser pixel
 //! needs the same `event_name` and `event_id` as fbq's `eventID` (48 h window), so both are sent
 //! exactly as the tag produced them. `fbp`, `fbc`, the IP and the user agent are never hashed;
-//! `external_id` is the SHA-256 of the tag's client id. Hashed identifiers a later payload
-//! version adds to `user_data` (em, ph, …) are passed through when they already are SHA-256 hex.
+//! `external_id` is the site's hashed `identify({externalId})`, else the SHA-256 of the tag's
+//! client id. The hashed identity in `user_data` (em, ph, fn, ln, ct, st, zp, country, ge, db,
+//! external_id, normalised to Meta's rules in the browser) is passed through when it is SHA-256 hex.
+//! Consent: with ad_user_data denied no identifier is forwarded (no fbp, fbc, hashes, external_id,
+//! IP; only the user agent); with ad_personalization denied the event carries Limited Data Use
+//! (`data_processing_options: ["LDU"]`, country and state 0: Meta geolocates), Meta's
+//! limited-use flag (developers.facebook.com/docs/marketing-apis/data-processing-options).
 
 use serde_json::{json, Map, Value};
 
@@ -43,16 +48,19 @@ impl Platform for MetaCapi {
             return Err("event has no event_id or event_name".to_owned());
         }
         let mut user_data = Map::new();
-        insert_str(&mut user_data, "fbp", non_empty(event.user_data.fbp.as_deref()).or(context.cookie_fbp.as_deref()));
-        insert_str(&mut user_data, "fbc", facebook_click_id(event, context).as_deref());
-        insert_str(&mut user_data, "client_ip_address", context.ip.as_deref());
+        let identifiers = event.user_data_allowed();
+        if identifiers {
+            insert_str(&mut user_data, "fbp", non_empty(event.user_data.fbp.as_deref()).or(context.cookie_fbp.as_deref()));
+            insert_str(&mut user_data, "fbc", facebook_click_id(event, context).as_deref());
+            insert_str(&mut user_data, "client_ip_address", context.ip.as_deref());
+        }
         insert_str(&mut user_data, "client_user_agent", context.user_agent.as_deref());
-        for key in HASHED_USER_KEYS {
+        for key in HASHED_USER_KEYS.iter().filter(|_| identifiers) {
             if let Some(value) = event.user_data.other.get(*key).filter(|value| is_hashed(value)) {
                 user_data.insert((*key).to_owned(), value.clone());
             }
         }
-        if !user_data.contains_key("external_id") && !event.client_id.is_empty() {
+        if identifiers && !user_data.contains_key("external_id") && !event.client_id.is_empty() {
             user_data.insert("external_id".to_owned(), json!([sha256_hex(&event.client_id)]));
         }
 
@@ -84,6 +92,11 @@ impl Platform for MetaCapi {
         server_event.insert("action_source".to_owned(), json!("website"));
         insert_str(&mut server_event, "event_source_url", Some(&event.event_source_url));
         server_event.insert("user_data".to_owned(), Value::Object(user_data));
+        if event.personalization_denied() {
+            server_event.insert("data_processing_options".to_owned(), json!(["LDU"]));
+            server_event.insert("data_processing_options_country".to_owned(), json!(0));
+            server_event.insert("data_processing_options_state".to_owned(), json!(0));
+        }
         if !custom_data.is_empty() {
             server_event.insert("custom_data".to_owned(), Value::Object(custom_data));
         }
@@ -149,5 +162,39 @@ mod tests {
                                 "contents": [{"id": "p", "quantity": 2, "item_price": 4.75}]}
             }]})
         );
+    }
+
+    #[test]
+    fn hashed_identity_and_consent() {
+        let platform = MetaCapi::new(MetaConfig {
+            pixel_id: "123".to_owned(),
+            access_token: "t".to_owned(),
+            base_url: "http://127.0.0.1:1".to_owned(),
+            api_version: "v21.0".to_owned(),
+            test_event_code: None,
+        });
+        let em = sha256_hex("a@example.com");
+        let ext = sha256_hex("u-1");
+        let event = |consent: &str| {
+            EventView::from_json(&format!(
+                r#"{{"event_id":"e","event_name":"Lead","event_time":1,"event_source_url":"https://s.example/","client_id":"c",
+                    "user_data":{{"fbp":"fb.1.1.2","em":["{em}"],"external_id":["{ext}"]}},"click_ids":{{"fbclid":{{"value":"F","ts":1}}}},
+                    "consent":{consent}}}"#
+            ))
+            .expect("json")
+        };
+        let context = RequestContext { ip: Some("203.0.113.9".to_owned()), user_agent: Some("UA".to_owned()), ..RequestContext::default() };
+        let granted = r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}"#;
+        let body = platform.build_request(&event(granted), &context).expect("builds").body;
+        assert_eq!(
+            body["data"][0]["user_data"],
+            json!({"fbp": "fb.1.1.2", "fbc": "fb.1.1.F", "client_ip_address": "203.0.113.9", "client_user_agent": "UA", "em": [em], "external_id": [ext]})
+        );
+        assert!(body["data"][0].get("data_processing_options").is_none());
+        let denied = r#"{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}"#;
+        let body = platform.build_request(&event(denied), &context).expect("builds").body;
+        assert_eq!(body["data"][0]["user_data"], json!({"client_user_agent": "UA"}));
+        assert_eq!(body["data"][0]["data_processing_options"], json!(["LDU"]));
+        assert_eq!(body["data"][0]["data_processing_options_country"], json!(0));
     }
 }

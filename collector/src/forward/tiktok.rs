@@ -7,12 +7,19 @@
 //! 2.0 reference; the field layout is confirmed by third-party copies of TikTok's sample, see
 //! shared/PLATFORMS.md). TikTok dedups the pixel's `ttq.track(…, {event_id})` against the same
 //! event name and `event_id` within 48 h.
+//!
+//! Identity: `user.email`, `user.phone` and `user.external_id` are the tag's `tiktok_user_data`
+//! hashes (TikTok's rules: email trimmed and lowercased, phone E.164 with `+`), external_id
+//! falling back to the SHA-256 of the client id. Consent: with ad_user_data denied no identifier
+//! is forwarded (ttclid, ttp, email, phone, external_id, IP); with ad_personalization denied the
+//! event carries `limited_data_use: true` (TikTok's Limited Data Use flag; the field name is from
+//! third-party copies of TikTok's Events API 2.0 reference, unconfirmed).
 
 use serde_json::{json, Map, Value};
 
 use super::{copy_keys, insert_str, non_empty, Platform, PlatformRequest};
 use crate::config::TikTokConfig;
-use crate::event::{sha256_hex, EventView, RequestContext};
+use crate::event::{is_sha256_hex, sha256_hex, EventView, RequestContext};
 
 pub struct TikTokEventsApi {
     config: TikTokConfig,
@@ -46,12 +53,21 @@ impl Platform for TikTokEventsApi {
             return Err("event has no event_id or event_name".to_owned());
         }
         let mut user = Map::new();
-        insert_str(&mut user, "ttclid", event.click_id("ttclid").map(|click| click.value.as_str()));
-        insert_str(&mut user, "ttp", non_empty(event.user_data.ttp.as_deref()).or(context.cookie_ttp.as_deref()));
-        if !event.client_id.is_empty() {
-            user.insert("external_id".to_owned(), json!(sha256_hex(&event.client_id)));
+        if event.user_data_allowed() {
+            insert_str(&mut user, "ttclid", event.click_id("ttclid").map(|click| click.value.as_str()));
+            insert_str(&mut user, "ttp", non_empty(event.user_data.ttp.as_deref()).or(context.cookie_ttp.as_deref()));
+            let hashed = |key: &str| event.tiktok_user_data.get(key).and_then(Value::as_str).filter(|h| is_sha256_hex(h));
+            insert_str(&mut user, "email", hashed("email"));
+            insert_str(&mut user, "phone", hashed("phone_number"));
+            match hashed("external_id") {
+                Some(id) => insert_str(&mut user, "external_id", Some(id)),
+                None if !event.client_id.is_empty() => {
+                    user.insert("external_id".to_owned(), json!(sha256_hex(&event.client_id)));
+                }
+                None => {}
+            }
+            insert_str(&mut user, "ip", context.ip.as_deref());
         }
-        insert_str(&mut user, "ip", context.ip.as_deref());
         insert_str(&mut user, "user_agent", context.user_agent.as_deref());
 
         let mut page = Map::new();
@@ -99,6 +115,9 @@ impl Platform for TikTokEventsApi {
         data.insert("user".to_owned(), Value::Object(user));
         data.insert("page".to_owned(), Value::Object(page));
         data.insert("properties".to_owned(), Value::Object(properties));
+        if event.personalization_denied() {
+            data.insert("limited_data_use".to_owned(), json!(true));
+        }
 
         let mut body = Map::new();
         body.insert("event_source".to_owned(), json!("web"));
@@ -146,5 +165,30 @@ mod tests {
                 "properties": {"contents": [{"content_id": "p", "quantity": 1, "price": 3}], "value": 3, "currency": "USD"}
             }]})
         );
+    }
+    #[test]
+    fn hashed_identity_and_consent() {
+        let platform = TikTokEventsApi::new(TikTokConfig {
+            pixel_id: "CPIXEL".to_owned(),
+            access_token: "tok".to_owned(),
+            base_url: "http://127.0.0.1:1".to_owned(),
+            test_event_code: None,
+        });
+        let (em, ph, ext) = (sha256_hex("a@example.com"), sha256_hex("+16505551212"), sha256_hex("U-1"));
+        let event = |consent: &str| {
+            EventView::from_json(&format!(
+                r#"{{"event_id":"e","event_name":"Lead","event_time":1,"event_source_url":"https://s.example/","client_id":"c",
+                    "user_data":{{"ttp":"t1"}},"tiktok_user_data":{{"email":"{em}","phone_number":"{ph}","external_id":"{ext}"}},
+                    "click_ids":{{"ttclid":{{"value":"E.C.P.x","ts":1}}}},"consent":{consent}}}"#
+            ))
+            .expect("json")
+        };
+        let context = RequestContext { ip: Some("::1".to_owned()), user_agent: Some("UA".to_owned()), ..RequestContext::default() };
+        let body = platform.build_request(&event(r#"{"ad_user_data":"granted","ad_personalization":"granted"}"#), &context).expect("builds").body;
+        assert_eq!(body["data"][0]["user"], json!({"ttclid": "E.C.P.x", "ttp": "t1", "email": em, "phone": ph, "external_id": ext, "ip": "::1", "user_agent": "UA"}));
+        assert!(body["data"][0].get("limited_data_use").is_none());
+        let body = platform.build_request(&event(r#"{"ad_user_data":"denied","ad_personalization":"denied"}"#), &context).expect("builds").body;
+        assert_eq!(body["data"][0]["user"], json!({"user_agent": "UA"}));
+        assert_eq!(body["data"][0]["limited_data_use"], json!(true));
     }
 }

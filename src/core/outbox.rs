@@ -1,0 +1,887 @@
+//! The delivery pipeline's decisions: batching, persistence, retries, unload, multi-tab safety.
+//!
+//! Pure and sans-IO like the rest of the core: the shell (`shell/transport.rs`) hands in what
+//! happened (an event to send, a timer that fired, an HTTP status, the page going away) and
+//! carries out the `Step` that comes back (requests, one timer, one localStorage write).
+//!
+//! Rules:
+//! - **Batching.** The first queued event opens a window (`batch.windowMs`, default 0: the end of the
+//!   current task, so the first beacon is not held back); when it closes, or
+//!   when `batch.maxEvents` are waiting, up to `batch.maxEvents` events and `batch.maxBytes` bytes
+//!   go in one request. One request is in flight at a time; a success sends the next batch at once.
+//! - **Results.** 2xx: done. 4xx (except 408 and 429): dropped with an error, never retried (an
+//!   oversize payload answered 413 is not retried forever). 5xx, 408, 429, network error or
+//!   offline: retried with exponential backoff (1 s doubling to 60 s, jitter: a random point in
+//!   the upper half), and at once on the `online` event. Every retry carries the same event_ids.
+//! - **Persistence.** Everything undelivered is kept in localStorage under `tandem:q:<tab id>` as
+//!   `{"until":<lease ms>,"items":[[<endpoint url>,<event object>],…]}`, bounded by
+//!   `queue.maxEvents` and `queue.maxBytes` (the oldest are dropped first, counted and reported)
+//!   and by age (7 days, the Conversions APIs' limit).
+//! - **Several tabs.** Each tab writes only its own key, with a lease it renews while it works. A
+//!   tab adopts (and deletes) another tab's key only once its lease has run out, and a tab whose
+//!   key has disappeared knows it was adopted and drops its copy, so no two tabs resend a queue.
+//!   `pagehide` releases the lease (`until: 0`) so the next page of the same visit adopts at once.
+//! - **Unload.** On `visibilitychange`→hidden and `pagehide` the waiting events go by sendBeacon
+//!   (`true` counts as handed over), in requests under `batch.maxBytes` and all together under
+//!   `UNLOAD_BUDGET`, well inside the browser's 64 KiB keepalive budget. When the endpoint was
+//!   failing they are not beaconed: they stay persisted for the next page, which avoids sending
+//!   an event twice into a failing endpoint.
+
+use crate::core::attribution::ts_of;
+use crate::core::error::TagError;
+use crate::core::json::{self, write_str, write_u64, Value};
+use crate::core::tag::Entropy;
+
+/// localStorage key prefix; the tab id follows.
+pub const KEY_PREFIX: &str = "tandem:q:";
+/// How long a tab's claim on its persisted queue lasts without renewal.
+pub const LEASE_MS: u64 = 120_000;
+/// Events older than this are not sent any more (Meta's and TikTok's server APIs refuse them).
+pub const MAX_AGE_MS: u64 = 7 * 24 * 3600 * 1000;
+pub const BACKOFF_BASE_MS: u64 = 1000;
+pub const BACKOFF_MAX_MS: u64 = 60_000;
+/// A request without an answer after this long counts as a network failure.
+pub const IN_FLIGHT_TIMEOUT_MS: u64 = 30_000;
+/// Bytes of beacons the tag allows itself on unload (the browser allows 64 KiB for the page).
+pub const UNLOAD_BUDGET: usize = 48 * 1024;
+/// Requests above this go without `keepalive` (which the browser would refuse).
+pub const KEEPALIVE_MAX: usize = 60 * 1024;
+const URL_MAX: usize = 2048;
+
+/// Delivery settings from the init config (`batch`, `queue`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub window_ms: u64,
+    pub batch_events: usize,
+    pub batch_bytes: usize,
+    pub queue_events: usize,
+    pub queue_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { window_ms: 0, batch_events: 20, batch_bytes: 16 * 1024, queue_events: 100, queue_bytes: 100_000 }
+    }
+}
+
+fn setting(section: &Value, name: &str, key: &str, range: (u64, u64), default: u64, errors: &mut Vec<TagError>) -> u64 {
+    let Some(v) = section.get(key).filter(|v| !matches!(v, Value::Null)) else { return default };
+    if let Value::Number(n) = v {
+        if let Ok(x) = n.parse::<u64>() {
+            if x >= range.0 && x <= range.1 {
+                return x;
+            }
+        }
+    }
+    let mut m = String::from("config.");
+    m.push_str(name);
+    m.push('.');
+    m.push_str(key);
+    m.push_str(" must be a whole number from ");
+    write_u64(&mut m, range.0);
+    m.push_str(" to ");
+    write_u64(&mut m, range.1);
+    m.push_str("; using ");
+    write_u64(&mut m, default);
+    errors.push(TagError::new("invalid_config", m, v.to_json()));
+    default
+}
+
+impl Settings {
+    /// `batch: { windowMs, maxEvents, maxBytes }` and `queue: { maxEvents, maxBytes }`; a bad value
+    /// falls back to its default with an error.
+    pub fn parse(config: &Value, errors: &mut Vec<TagError>) -> Settings {
+        let d = Settings::default();
+        let none = Value::Null;
+        let batch = config.get("batch").unwrap_or(&none);
+        let queue = config.get("queue").unwrap_or(&none);
+        for (name, section) in [("batch", batch), ("queue", queue)] {
+            if !matches!(section, Value::Null | Value::Object(_)) {
+                let mut m = String::from("config.");
+                m.push_str(name);
+                m.push_str(" must be an object; using defaults");
+                errors.push(TagError::new("invalid_config", m, section.to_json()));
+            }
+        }
+        Settings {
+            window_ms: setting(batch, "batch", "windowMs", (0, 60_000), d.window_ms, errors),
+            batch_events: setting(batch, "batch", "maxEvents", (1, 100), d.batch_events as u64, errors) as usize,
+            batch_bytes: setting(batch, "batch", "maxBytes", (1024, 60_000), d.batch_bytes as u64, errors) as usize,
+            queue_events: setting(queue, "queue", "maxEvents", (1, 1000), d.queue_events as u64, errors) as usize,
+            queue_bytes: setting(queue, "queue", "maxBytes", (1000, 1_000_000), d.queue_bytes as u64, errors) as usize,
+        }
+    }
+}
+
+/// One undelivered event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub url: String,
+    pub id: String,
+    /// `event_time_ms`, for the age limit.
+    pub time_ms: u64,
+    /// The event object as JSON text, exactly as it will be sent.
+    pub json: String,
+    in_flight: bool,
+}
+
+impl Item {
+    fn bytes(&self) -> usize {
+        self.url.len() + self.json.len() + 8
+    }
+}
+
+/// A request for the shell to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub url: String,
+    pub body: String,
+    /// The event_ids in the body, comma-separated: handed back with the result.
+    pub ids: String,
+    /// Unload: sendBeacon first (no status can be observed), fetch as fallback.
+    pub beacon: bool,
+    pub keepalive: bool,
+}
+
+/// What the shell does next, in this order: delete `forget` keys, write (`Some(Some(v))`) or
+/// remove (`Some(None)`) the tab's own key, make the requests, set the timer.
+#[derive(Debug, Default, PartialEq)]
+pub struct Step {
+    pub forget: Vec<String>,
+    pub persist: Option<Option<String>>,
+    pub requests: Vec<Request>,
+    /// Call `tick` after this many ms (replaces the previous timer).
+    pub wake_ms: Option<u64>,
+    pub errors: Vec<TagError>,
+    pub warnings: Vec<String>,
+}
+
+pub struct Outbox {
+    settings: Settings,
+    key: String,
+    items: Vec<Item>,
+    /// When the next batch may go (window or backoff); `None`: nothing scheduled.
+    next_send: Option<u64>,
+    failures: u32,
+    in_flight_since: u64,
+    /// Our key holds items we wrote: if it disappears, another tab adopted them.
+    persisted: bool,
+    storage_ok: bool,
+    /// We asked for our key to be written with items (so an empty queue must remove it).
+    written: bool,
+    /// After `pagehide`: persist with `until: 0` so the next page adopts at once.
+    released: bool,
+}
+
+fn is_event_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+fn is_endpoint(s: &str) -> bool {
+    s.len() <= URL_MAX && (s.starts_with("https://") || s.starts_with("http://"))
+}
+
+fn num(n: u64) -> String {
+    let mut s = String::new();
+    write_u64(&mut s, n);
+    s
+}
+
+/// Reads one stored queue: `(lease until, items)`; `None` when it is not one of ours. Items that
+/// are malformed or too old are left out, never an error.
+pub fn parse_stored(text: &str, now_ms: u64) -> Option<(u64, Vec<Item>)> {
+    let v = json::parse(text).ok()?;
+    let until = ts_of(v.get("until"))?;
+    let Some(Value::Array(list)) = v.get("items") else { return None };
+    let mut items = Vec::new();
+    for entry in list {
+        let Value::Array(pair) = entry else { continue };
+        let (Some(Value::String(url)), Some(ev @ Value::Object(_))) = (pair.first(), pair.get(1)) else { continue };
+        let Some(id) = ev.get("event_id").and_then(Value::as_str).filter(|id| is_event_id(id)) else { continue };
+        let time_ms = ts_of(ev.get("event_time_ms")).unwrap_or(now_ms);
+        if !is_endpoint(url) || now_ms.saturating_sub(time_ms) > MAX_AGE_MS {
+            continue;
+        }
+        items.push(Item { url: url.clone(), id: id.to_string(), time_ms, json: ev.to_json(), in_flight: false });
+    }
+    Some((until, items))
+}
+
+fn status_text(out: &mut String, status: u32) {
+    if status == 0 {
+        out.push_str("a network error");
+    } else {
+        out.push_str("HTTP ");
+        write_u64(out, u64::from(status));
+    }
+}
+
+impl Outbox {
+    pub fn new(settings: Settings, tab_id: &str) -> Outbox {
+        Outbox {
+            settings,
+            key: String::from(KEY_PREFIX) + tab_id,
+            items: Vec::new(),
+            next_send: None,
+            failures: 0,
+            in_flight_since: 0,
+            persisted: false,
+            storage_ok: true,
+            written: false,
+            released: false,
+        }
+    }
+
+    /// This tab's localStorage key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The event_ids waiting, oldest first (tests and debug).
+    pub fn ids(&self) -> Vec<&str> {
+        self.items.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    /// On start: takes over our own key (after a crash and restart) and the keys of tabs whose
+    /// lease ran out (`stored` = every `tandem:q:*` key and value).
+    pub fn adopt(&mut self, stored: &[(String, String)], now_ms: u64) -> Step {
+        let mut step = Step::default();
+        for (key, text) in stored {
+            if !key.starts_with(KEY_PREFIX) {
+                continue;
+            }
+            let own = *key == self.key;
+            let parsed = parse_stored(text, now_ms);
+            match &parsed {
+                Some((until, _)) if !own && *until > now_ms => continue, // a live tab's queue
+                _ => {}
+            }
+            if !own {
+                step.forget.push(key.clone());
+            }
+            for item in parsed.map(|(_, items)| items).unwrap_or_default() {
+                if !self.items.iter().any(|i| i.id == item.id) {
+                    // Oldest first (an insertion, not a sort: the sort code costs wasm bytes).
+                    let at = self.items.iter().position(|i| i.time_ms > item.time_ms).unwrap_or(self.items.len());
+                    self.items.insert(at, item);
+                }
+            }
+        }
+        self.bound(&mut step);
+        if !self.items.is_empty() {
+            // A short delay, so an answer still on its way to a crashed instance can land first.
+            self.next_send = Some(now_ms + self.settings.window_ms);
+        }
+        self.finish(&mut step, now_ms, true);
+        step
+    }
+
+    /// Queues the events of one endpoint body (`{"events":[…]}` from the core).
+    pub fn enqueue(&mut self, url: &str, body: &str, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        self.released = false;
+        let events = match json::parse(body) {
+            Ok(v) => match v.get("events") {
+                Some(Value::Array(list)) => list.clone(),
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
+        let mut added = false;
+        for ev in events {
+            let Some(id) = ev.get("event_id").and_then(Value::as_str).filter(|id| is_event_id(id)) else { continue };
+            if self.items.iter().any(|i| i.id == id) {
+                let mut w = String::from("event_id ");
+                w.push_str(id);
+                w.push_str(" is already queued; not queued twice");
+                step.warnings.push(w);
+                continue;
+            }
+            let time_ms = ts_of(ev.get("event_time_ms")).unwrap_or(now_ms);
+            self.items.push(Item { url: url.to_string(), id: id.to_string(), time_ms, json: ev.to_json(), in_flight: false });
+            added = true;
+        }
+        if !added {
+            return step;
+        }
+        self.bound(&mut step);
+        if self.next_send.is_none() {
+            self.next_send = Some(now_ms + self.settings.window_ms);
+        }
+        if self.failures == 0 && self.waiting() >= self.settings.batch_events {
+            self.next_send = Some(now_ms);
+        }
+        self.finish(&mut step, now_ms, true);
+        step
+    }
+
+    /// The timer fired. `own_stored` is what our key holds now.
+    pub fn tick(&mut self, now_ms: u64, own_stored: Option<&str>, rng: &mut dyn Entropy) -> Step {
+        let mut step = Step::default();
+        self.released = false;
+        if self.persisted && own_stored.is_none() {
+            // Another tab adopted our queue (our lease had run out): it sends those events now.
+            self.items.clear();
+            self.persisted = false;
+            self.next_send = None;
+            step.warnings.push(String::from("another tab took over this tab's undelivered events"));
+            return step;
+        }
+        if self.in_flight() && now_ms.saturating_sub(self.in_flight_since) >= IN_FLIGHT_TIMEOUT_MS {
+            let mut ids = String::new();
+            for item in self.items.iter().filter(|i| i.in_flight) {
+                ids.push_str(&item.id);
+                ids.push(',');
+            }
+            return self.delivered(&ids, 0, now_ms, rng);
+        }
+        self.finish(&mut step, now_ms, !self.items.is_empty());
+        step
+    }
+
+    /// The answer to a request: `status` 0 for a network error or offline.
+    pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
+        let mut step = Step::default();
+        let ids: Vec<&str> = id_list.split(',').filter(|s| !s.is_empty()).collect();
+        let before = self.items.len();
+        let matched = self.items.iter().filter(|i| ids.contains(&i.id.as_str())).count();
+        if matched == 0 {
+            return step;
+        }
+        let done = (200..300).contains(&status);
+        let refused = (400..500).contains(&status) && status != 408 && status != 429;
+        if done || refused {
+            self.items.retain(|i| !ids.contains(&i.id.as_str()));
+            self.failures = 0;
+            if refused {
+                let mut m = String::from("The endpoint refused ");
+                write_u64(&mut m, (before - self.items.len()) as u64);
+                m.push_str(" event(s) with ");
+                status_text(&mut m, status);
+                m.push_str("; they are dropped, not retried");
+                step.errors.push(TagError::new("delivery_refused", m, id_list));
+            }
+            if !self.items.is_empty() && !self.next_send.is_some_and(|t| t <= now_ms) && !self.in_flight() {
+                self.next_send = Some(now_ms);
+            }
+        } else {
+            for item in self.items.iter_mut().filter(|i| ids.contains(&i.id.as_str())) {
+                item.in_flight = false;
+            }
+            self.failures = self.failures.saturating_add(1);
+            let delay = self.backoff(rng);
+            self.next_send = Some(now_ms + delay);
+            let mut w = String::from("the endpoint could not take ");
+            write_u64(&mut w, matched as u64);
+            w.push_str(" event(s) (");
+            status_text(&mut w, status);
+            w.push_str("); retrying in ");
+            write_u64(&mut w, delay);
+            w.push_str(" ms with the same event_ids");
+            step.warnings.push(w);
+        }
+        self.finish(&mut step, now_ms, true);
+        step
+    }
+
+    /// The shell's immediate result for a request: handed over (a sendBeacon that returned true)
+    /// or not started at all (counts as a network error).
+    pub fn sent(&mut self, ids: &str, handed_over: bool, now_ms: u64, rng: &mut dyn Entropy) -> Step {
+        self.delivered(ids, if handed_over { 204 } else { 0 }, now_ms, rng)
+    }
+
+    /// The browser is back online: retry now.
+    pub fn online(&mut self, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        if !self.items.is_empty() && !self.in_flight() {
+            self.next_send = Some(now_ms);
+        }
+        self.finish(&mut step, now_ms, false);
+        step
+    }
+
+    /// `visibilitychange`→hidden (`pagehide` false) or `pagehide` (true).
+    pub fn hide(&mut self, now_ms: u64, pagehide: bool) -> Step {
+        let mut step = Step::default();
+        if pagehide && self.failures == 0 {
+            // A keepalive fetch already in flight outlives the page like a beacon does: with a
+            // healthy endpoint it counts as handed over. Keeping it stored would make the next
+            // page (a checkout's thank-you page) send the same events a second time.
+            self.items.retain(|item| !item.in_flight);
+        }
+        if self.failures == 0 || !self.storage_ok {
+            let mut budget = UNLOAD_BUDGET;
+            while let Some(req) = self.batch(true, budget) {
+                budget = budget.saturating_sub(req.body.len());
+                step.requests.push(req);
+            }
+        }
+        if pagehide {
+            self.released = true;
+        }
+        self.persist(&mut step, now_ms);
+        step
+    }
+
+    /// Whether the shell's write of our key worked (a failed write is removed by the shell, so
+    /// no stale copy is left for another page to resend).
+    pub fn persisted(&mut self, ok: bool) -> Option<String> {
+        let first_failure = ok != self.storage_ok && !ok;
+        self.storage_ok = ok;
+        self.persisted = ok && !self.items.is_empty();
+        first_failure.then(|| String::from("localStorage is full or unavailable: undelivered events are kept in memory only"))
+    }
+
+    /// `{"until":…,"items":[[url,event],…]}`, or `None` when nothing is waiting.
+    pub fn stored_value(&self, now_ms: u64) -> Option<String> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let mut out = String::from("{\"until\":");
+        write_u64(&mut out, if self.released { 0 } else { now_ms + LEASE_MS });
+        out.push_str(",\"items\":[");
+        for (n, item) in self.items.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            write_str(&mut out, &item.url);
+            out.push(',');
+            out.push_str(&item.json);
+            out.push(']');
+        }
+        out.push_str("]}");
+        Some(out)
+    }
+
+    fn persist(&mut self, step: &mut Step, now_ms: u64) {
+        if !self.items.is_empty() || self.written {
+            step.persist = Some(self.stored_value(now_ms));
+            self.written = !self.items.is_empty();
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.items.iter().any(|i| i.in_flight)
+    }
+
+    fn waiting(&self) -> usize {
+        self.items.iter().filter(|i| !i.in_flight).count()
+    }
+
+    fn bytes(&self) -> usize {
+        self.items.iter().map(Item::bytes).sum()
+    }
+
+    fn backoff(&self, rng: &mut dyn Entropy) -> u64 {
+        let exp = self.failures.saturating_sub(1).min(16);
+        let full = BACKOFF_BASE_MS.saturating_mul(1u64 << exp).min(BACKOFF_MAX_MS);
+        let mut b = [0u8; 4];
+        rng.fill(&mut b);
+        let half = full / 2;
+        half + ((u64::from(u32::from_le_bytes(b)) * (full - half + 1)) >> 32)
+    }
+
+    /// Drops the oldest events not in flight until the queue is within its bounds.
+    fn bound(&mut self, step: &mut Step) {
+        let mut dropped = 0u64;
+        while self.items.len() > self.settings.queue_events || self.bytes() > self.settings.queue_bytes {
+            let Some(pos) = self.items.iter().position(|i| !i.in_flight) else { break };
+            self.items.remove(pos);
+            dropped += 1;
+        }
+        if dropped > 0 {
+            let mut m = String::from("The delivery queue is full (at most ");
+            write_u64(&mut m, self.settings.queue_events as u64);
+            m.push_str(" events and ");
+            write_u64(&mut m, self.settings.queue_bytes as u64);
+            m.push_str(" bytes): dropped the ");
+            write_u64(&mut m, dropped);
+            m.push_str(" oldest undelivered event(s)");
+            step.errors.push(TagError::new("queue_full", m, num(dropped)));
+        }
+    }
+
+    /// The next batch of waiting events, marked in flight.
+    fn batch(&mut self, beacon: bool, budget: usize) -> Option<Request> {
+        let first = self.items.iter().position(|i| !i.in_flight)?;
+        let url = self.items[first].url.clone();
+        let limit = self.settings.batch_bytes.min(budget.max(1));
+        let mut body = String::from("{\"events\":[");
+        let mut ids = String::new();
+        let mut count = 0;
+        for item in self.items.iter_mut().skip(first) {
+            if item.in_flight || item.url != url {
+                continue;
+            }
+            let fits = body.len() + item.json.len() + 2 <= limit;
+            if count >= self.settings.batch_events || (count > 0 && !fits) {
+                break;
+            }
+            if count == 0 && !fits && beacon {
+                return None; // over the unload budget: it stays persisted for the next page
+            }
+            if count > 0 {
+                body.push(',');
+                ids.push(',');
+            }
+            body.push_str(&item.json);
+            ids.push_str(&item.id);
+            item.in_flight = true;
+            count += 1;
+        }
+        body.push_str("]}");
+        let keepalive = body.len() <= KEEPALIVE_MAX;
+        Some(Request { url, body, ids, beacon, keepalive })
+    }
+
+    /// Sends a batch when one is due, then persists (when `persist`) and sets the timer.
+    fn finish(&mut self, step: &mut Step, now_ms: u64, persist: bool) {
+        if !self.in_flight() {
+            if self.next_send.is_some_and(|due| due <= now_ms) {
+                if let Some(req) = self.batch(false, usize::MAX) {
+                    self.in_flight_since = now_ms;
+                    self.next_send = None;
+                    step.requests.push(req);
+                } else {
+                    self.next_send = None;
+                }
+            }
+        }
+        if persist {
+            self.persist(step, now_ms);
+        }
+        step.wake_ms = if self.in_flight() {
+            Some(IN_FLIGHT_TIMEOUT_MS)
+        } else {
+            self.next_send.map(|due| due.saturating_sub(now_ms))
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::parse;
+
+    struct Fixed(u8);
+    impl Entropy for Fixed {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for b in buf {
+                *b = self.0;
+            }
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000_000;
+    const URL: &str = "https://shop.example/collect";
+
+    fn event(id: &str, extra: usize) -> String {
+        let mut s = String::from(r#"{"event_id":""#);
+        s.push_str(id);
+        s.push_str(r#"","event_name":"Lead","event_time_ms":"#);
+        s.push_str(&num(NOW));
+        s.push_str(r#","pad":""#);
+        s.push_str(&"x".repeat(extra));
+        s.push_str("\"}");
+        s
+    }
+
+    fn body(ids: &[&str]) -> String {
+        let events: Vec<String> = ids.iter().map(|id| event(id, 0)).collect();
+        String::from(r#"{"events":["#) + &events.join(",") + "]}"
+    }
+
+    fn sent_ids(step: &Step) -> Vec<String> {
+        step.requests.iter().map(|r| r.ids.clone()).collect()
+    }
+
+    fn outbox(settings: Settings) -> Outbox {
+        Outbox::new(settings, "tab1")
+    }
+
+    #[test]
+    fn events_close_in_time_share_one_request() {
+        let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        let s = o.enqueue(URL, &body(&["a"]), NOW);
+        assert!(s.requests.is_empty());
+        assert_eq!(s.wake_ms, Some(1000));
+        assert!(s.persist.as_ref().unwrap().as_ref().unwrap().contains(r#""event_id":"a""#));
+        let s = o.enqueue(URL, &body(&["b", "c"]), NOW + 400);
+        assert_eq!(s.wake_ms, Some(600), "the window opened by the first event");
+        assert!(o.tick(NOW + 500, Some("x"), &mut Fixed(0)).requests.is_empty());
+        let s = o.tick(NOW + 1000, Some("x"), &mut Fixed(0));
+        assert_eq!(sent_ids(&s), ["a,b,c"]);
+        let req = &s.requests[0];
+        assert!(!req.beacon && req.keepalive && req.url == URL);
+        let parsed = parse(&req.body).unwrap();
+        assert!(matches!(parsed.get("events"), Some(Value::Array(e)) if e.len() == 3));
+        let s = o.delivered("a,b,c", 200, NOW + 1100, &mut Fixed(0));
+        assert_eq!(s.persist, Some(None), "an empty queue removes the key");
+        assert!(o.is_empty() && s.requests.is_empty() && s.errors.is_empty());
+    }
+
+    #[test]
+    fn batches_split_by_count_and_bytes() {
+        let mut o = outbox(Settings { batch_events: 2, ..Settings::default() });
+        let s = o.enqueue(URL, &body(&["a", "b", "c", "d", "e"]), NOW);
+        assert_eq!(sent_ids(&s), ["a,b"], "a full batch goes at once");
+        assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW + 10, &mut Fixed(0))), ["c,d"]);
+        assert_eq!(sent_ids(&o.delivered("c,d", 200, NOW + 20, &mut Fixed(0))), ["e"]);
+
+        let mut o = outbox(Settings { batch_bytes: 2000, window_ms: 0, ..Settings::default() });
+        let big: Vec<String> = ["a", "b", "c"].iter().map(|id| event(id, 900)).collect();
+        let s = o.enqueue(URL, &(String::from(r#"{"events":["#) + &big.join(",") + "]}"), NOW);
+        assert_eq!(sent_ids(&s), ["a,b"]);
+        assert!(s.requests[0].body.len() <= 2000);
+        assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW, &mut Fixed(0))), ["c"]);
+    }
+
+    #[test]
+    fn failures_retry_with_backoff_and_the_same_ids() {
+        let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
+        let first = o.enqueue(URL, &body(&["a", "b"]), NOW);
+        let body0 = first.requests[0].body.clone();
+        let mut now = NOW;
+        let mut delays = Vec::new();
+        for status in [503, 0, 500, 429, 408] {
+            let s = o.delivered("a,b", status, now, &mut Fixed(255));
+            assert!(s.requests.is_empty() && s.errors.is_empty(), "{status}");
+            assert!(s.warnings[0].contains("retrying"), "{:?}", s.warnings);
+            let wait = s.wake_ms.unwrap();
+            delays.push(wait);
+            now += wait;
+            let again = o.tick(now, Some("x"), &mut Fixed(0));
+            assert_eq!(again.requests[0].body, body0, "the same events, the same ids");
+        }
+        assert_eq!(delays, [1000, 2000, 4000, 8000, 16000], "rng at its maximum: the full delay");
+        for _ in 0..10 {
+            o.delivered("a,b", 503, now, &mut Fixed(0));
+            now += 60_000;
+            o.tick(now, Some("x"), &mut Fixed(0));
+        }
+        let s = o.delivered("a,b", 503, now, &mut Fixed(0));
+        assert_eq!(s.wake_ms, Some(30_000), "capped at 60 s, jittered into its upper half");
+        let s = o.delivered("a,b", 204, now, &mut Fixed(0));
+        assert!(o.is_empty() && s.persist == Some(None));
+    }
+
+    #[test]
+    fn jitter_stays_in_the_upper_half() {
+        for byte in 0..=255u8 {
+            let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
+            o.enqueue(URL, &body(&["a"]), NOW);
+            o.delivered("a", 0, NOW, &mut Fixed(0));
+            o.tick(NOW + 1000, Some("x"), &mut Fixed(0));
+            let d = o.delivered("a", 0, NOW, &mut Fixed(byte)).wake_ms.unwrap();
+            assert!((1000..=2000).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn a_4xx_is_dropped_with_an_error_not_retried() {
+        let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        o.enqueue(URL, &body(&["b"]), NOW);
+        let s = o.delivered("a", 413, NOW, &mut Fixed(0));
+        assert_eq!(s.errors[0].code, "delivery_refused");
+        assert!(s.errors[0].message.contains("HTTP 413"));
+        assert_eq!(sent_ids(&s), ["b"], "the next batch goes");
+        assert_eq!(o.ids(), ["b"]);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_drops_are_counted() {
+        let mut o = outbox(Settings { queue_events: 3, ..Settings::default() });
+        let s = o.enqueue(URL, &body(&["a", "b", "c", "d", "e"]), NOW);
+        assert_eq!(o.ids(), ["c", "d", "e"]);
+        assert_eq!((s.errors[0].code, s.errors[0].input.as_str()), ("queue_full", "2"));
+        let mut o = outbox(Settings { queue_bytes: 2500, ..Settings::default() });
+        let big: Vec<String> = ["a", "b", "c"].iter().map(|id| event(id, 900)).collect();
+        let s = o.enqueue(URL, &(String::from(r#"{"events":["#) + &big.join(",") + "]}"), NOW);
+        assert_eq!(o.ids(), ["b", "c"]);
+        assert_eq!(s.errors.len(), 1);
+        assert!(o.stored_value(NOW).unwrap().len() <= 2500);
+        // Events in flight are not dropped for room.
+        let mut o = outbox(Settings { queue_events: 1, window_ms: 0, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        let s = o.enqueue(URL, &body(&["b"]), NOW);
+        assert_eq!((o.ids(), s.errors.len()), (vec!["a"], 1));
+    }
+
+    #[test]
+    fn the_same_event_id_is_queued_once() {
+        let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        let s = o.enqueue(URL, &body(&["a"]), NOW);
+        assert_eq!(o.ids(), ["a"]);
+        assert!(s.warnings[0].contains("already queued") && s.persist.is_none());
+        for junk in ["", "{", r#"{"events":5}"#, r#"{"events":[{"event_id":"bad id"},{"x":1},7]}"#] {
+            assert_eq!(o.enqueue(URL, junk, NOW), Step::default(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_stored_queue_is_adopted_once_its_lease_is_over() {
+        let mut other = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        other.enqueue(URL, &body(&["x1", "x2"]), NOW);
+        let live = other.stored_value(NOW).unwrap();
+        other.hide(NOW, true);
+        let released = other.stored_value(NOW).unwrap();
+        assert!(released.starts_with(r#"{"until":0,"#), "{released}");
+        let mut own = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        own.enqueue(URL, &body(&["o1"]), NOW - 5);
+        let own_stored = own.stored_value(NOW).unwrap();
+
+        let mut o = Outbox::new(Settings { window_ms: 1000, ..Settings::default() }, "tab1");
+        let stored = vec![
+            (String::from("tandem:q:tab1"), own_stored),
+            (String::from("tandem:q:live"), live.clone()),
+            (String::from("tandem:q:gone"), released),
+            (String::from("tandem:q:junk"), String::from("{not json")),
+            (String::from("other"), live.clone()),
+        ];
+        let s = o.adopt(&stored, NOW + 1);
+        assert_eq!(o.ids(), ["o1", "x1", "x2"]);
+        assert_eq!(s.forget, ["tandem:q:gone", "tandem:q:junk"], "a live lease is left alone, our own key is rewritten");
+        assert_eq!(s.wake_ms, Some(1000));
+        let written = s.persist.unwrap().unwrap();
+        assert_eq!(parse_stored(&written, NOW).unwrap().1.len(), 3);
+        // After the lease, the live one is adopted too.
+        let mut later = Outbox::new(Settings { window_ms: 1000, ..Settings::default() }, "tab2");
+        later.adopt(&[(String::from("tandem:q:live"), live)], NOW + LEASE_MS + 1);
+        assert_eq!(later.ids(), ["x1", "x2"]);
+    }
+
+    #[test]
+    fn old_or_malformed_stored_items_are_left_out() {
+        let old = String::from(r#"{"until":0,"items":[["https://a.example/c",{"event_id":"old","event_time_ms":1}],["javascript:x",{"event_id":"js"}],["https://a.example/c",{"event_id":"bad id"}],["https://a.example/c",{"event_id":"ok"}],5,[]]}"#);
+        let (_, items) = parse_stored(&old, NOW).unwrap();
+        assert_eq!(items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["ok"]);
+        for junk in ["", "[]", "null", r#"{"until":"0","items":[]}"#, r#"{"until":0}"#] {
+            assert!(parse_stored(junk, NOW).is_none(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn unload_beacons_what_waits_within_budget() {
+        let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        o.enqueue(URL, &body(&["a", "b"]), NOW);
+        let s = o.hide(NOW + 10, true);
+        assert_eq!(sent_ids(&s), ["a,b"]);
+        assert!(s.requests[0].beacon);
+        let s = o.sent("a,b", true, NOW + 10, &mut Fixed(0));
+        assert_eq!(s.persist, Some(None), "handed over: nothing left for the next page");
+
+        // Many big events: several beacons, under the budget together; the rest stays stored.
+        let mut o = outbox(Settings { window_ms: 1000, batch_bytes: 16 * 1024, queue_bytes: 1_000_000, ..Settings::default() });
+        let ids: Vec<String> = (0..40).map(|n| String::from("e") + &num(n)).collect();
+        for id in &ids {
+            o.enqueue(URL, &(String::from(r#"{"events":["#) + &event(id, 3000) + "]}"), NOW);
+        }
+        // The queue filled a batch before the page went away: that fetch is already in flight.
+        let fetched_before = o.items.iter().filter(|i| i.in_flight).count();
+        let s = o.hide(NOW, true);
+        let total: usize = s.requests.iter().map(|r| r.body.len()).sum();
+        assert!(s.requests.len() >= 3 && total <= UNLOAD_BUDGET, "{} requests, {total} bytes", s.requests.len());
+        assert!(s.requests.iter().all(|r| r.body.len() <= 16 * 1024 && r.beacon));
+        let stored = s.persist.unwrap().unwrap();
+        assert!(stored.starts_with(r#"{"until":0,"#));
+        assert_eq!(
+            parse_stored(&stored, NOW).unwrap().1.len(),
+            40 - fetched_before,
+            "beaconed or not, all stay stored until handed over; a keepalive fetch in flight counts as handed over"
+        );
+    }
+
+    #[test]
+    fn a_failing_endpoint_is_not_beaconed_on_unload() {
+        let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        o.delivered("a", 503, NOW, &mut Fixed(0));
+        let s = o.hide(NOW + 1, true);
+        assert!(s.requests.is_empty());
+        assert!(s.persist.unwrap().unwrap().contains(r#""event_id":"a""#));
+        // Without storage the beacon is the last chance: it goes.
+        o.persisted(false);
+        assert_eq!(sent_ids(&o.hide(NOW + 2, true)), ["a"]);
+    }
+
+    #[test]
+    fn online_retries_now() {
+        let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        o.delivered("a", 0, NOW, &mut Fixed(0));
+        assert_eq!(sent_ids(&o.online(NOW + 5)), ["a"]);
+        assert!(o.online(NOW + 6).requests.is_empty(), "one request at a time");
+    }
+
+    #[test]
+    fn an_adopted_queue_is_dropped_by_its_old_tab() {
+        let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        assert!(o.persisted(true).is_none());
+        let s = o.tick(NOW + 1000, None, &mut Fixed(0));
+        assert!(s.requests.is_empty() && o.is_empty());
+        assert!(s.warnings[0].contains("another tab"));
+    }
+
+    #[test]
+    fn a_request_without_answer_times_out_into_a_retry() {
+        let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
+        let s = o.enqueue(URL, &body(&["a"]), NOW);
+        assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS));
+        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, Some("x"), &mut Fixed(0));
+        assert!(s.warnings[0].contains("network error"));
+        assert_eq!(o.len(), 1);
+        let s = o.sent("a", false, NOW + IN_FLIGHT_TIMEOUT_MS + 5000, &mut Fixed(0));
+        assert!(s.requests.is_empty(), "not sent: the item was not in flight, it waits for its retry");
+    }
+
+    #[test]
+    fn storage_failures_are_reported_once() {
+        let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
+        o.enqueue(URL, &body(&["a"]), NOW);
+        assert!(o.persisted(false).is_some());
+        assert!(o.persisted(false).is_none());
+        // Nothing persisted: a missing key does not mean another tab adopted us.
+        assert_eq!(o.tick(NOW + 1000, None, &mut Fixed(0)).requests.len(), 1);
+    }
+
+    #[test]
+    fn settings_from_config() {
+        let mut e = Vec::new();
+        let s = Settings::parse(&parse(r#"{"batch":{"windowMs":0,"maxEvents":5,"maxBytes":4096},"queue":{"maxEvents":10,"maxBytes":5000}}"#).unwrap(), &mut e);
+        assert!(e.is_empty());
+        assert_eq!(s, Settings { window_ms: 0, batch_events: 5, batch_bytes: 4096, queue_events: 10, queue_bytes: 5000 });
+        let s = Settings::parse(&parse(r#"{"batch":{"windowMs":-1,"maxEvents":"5","maxBytes":70000},"queue":7}"#).unwrap(), &mut e);
+        assert_eq!(s, Settings::default());
+        let messages: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(messages.contains(&"config.batch.windowMs must be a whole number from 0 to 60000; using 0"));
+        assert!(messages.contains(&"config.queue must be an object; using defaults"));
+    }
+
+    #[test]
+    fn a_keepalive_fetch_in_flight_at_pagehide_is_not_stored_for_the_next_page() {
+        let mut o = outbox(Settings::default());
+        let mut s = o.enqueue(URL, &body(&["buy"]), NOW);
+        if s.requests.is_empty() {
+            s = o.tick(NOW, Some("x"), &mut Fixed(0));
+        }
+        assert_eq!(sent_ids(&s), ["buy"], "window 0: sent without waiting");
+        assert!(!s.requests[0].beacon);
+        let s = o.hide(NOW + 5, true);
+        assert!(s.requests.is_empty(), "not beaconed again");
+        assert!(o.ids().is_empty(), "handed over, so the next page does not resend it");
+        // With a failing endpoint the same event would stay stored (see the retry tests).
+    }
+}

@@ -1,0 +1,541 @@
+//! Consent and identity inside the tag (a child module of `tag`, so it sees the tag's state):
+//! `Tag::consent`, `Tag::identify`, `Tag::wake`, the gate every event passes, the gate every
+//! cookie and storage write passes, and the endpoint body with hashed identity and the real
+//! consent state.
+//!
+//! Rules (README "Consent"): writes an unconsented purpose forbids are kept back (in memory) and
+//! carried out when it is granted; while a default's `wait_for_update` runs, events are held with
+//! their original page facts and timestamps and released on the update or the deadline; in basic
+//! mode an event without ad consent is dropped, and so is everything held when the wait ends that
+//! way; identifiers (hashes, click IDs, fbp/fbc/ttp) reach no payload while ad_user_data is denied.
+
+use super::{Effect, Entropy, Outcome, PageFacts, Tag};
+use crate::core::consent::{Consent, Settings, State};
+use crate::core::error::TagError;
+use crate::core::event::{EventName, Params};
+use crate::core::identity::Identity;
+use crate::core::json::{obj, Value};
+use crate::core::payload::{self, Envelope};
+use crate::core::{attribution, cookies, sent};
+
+/// What the shell collected before `init` (consent defaults, identify), applied before init's
+/// first effect.
+#[derive(Clone, Debug, Default)]
+pub struct Pre {
+    pub consent: Consent,
+    pub identity: Identity,
+    /// `navigator.globalPrivacyControl === true`.
+    pub gpc: bool,
+}
+
+impl Pre {
+    /// `consent` / `identify` called before `init`.
+    pub fn command(&mut self, name: &str, args: &[Value], now_ms: u64) -> Outcome {
+        let mut out = Outcome::default();
+        let null = Value::Null;
+        let arg = |i: usize| args.get(i).unwrap_or(&null);
+        match name {
+            "consent" => {
+                self.consent.apply(arg(0), arg(1), now_ms, &mut out.errors, &mut out.warnings);
+            }
+            _ => self.identity.merge(arg(0), &mut out.errors, &mut out.warnings),
+        }
+        out
+    }
+}
+
+struct Held {
+    name: EventName,
+    params: Params,
+    event_id: String,
+    site_event_id: bool,
+    page: PageFacts,
+}
+
+/// The tag's consent and identity state.
+pub struct Privacy {
+    consent: Consent,
+    settings: Settings,
+    gpc: bool,
+    identity: Identity,
+    /// Events waiting for a consent update (original page facts and timestamps).
+    held: Vec<Held>,
+    /// Cookie and storage writes waiting for their purpose to be granted (latest per key).
+    unsaved: Vec<Effect>,
+    /// The state platforms and the payload were last told, to send only changes.
+    told: Option<State>,
+}
+
+impl Privacy {
+    pub fn new(pre: Pre, config: &Value, errors: &mut Vec<TagError>) -> Privacy {
+        let settings = crate::core::consent::settings(config, errors);
+        Privacy { consent: pre.consent, settings, gpc: pre.gpc, identity: pre.identity, held: Vec::new(), unsaved: Vec::new(), told: None }
+    }
+
+    pub fn state(&self, now_ms: u64) -> State {
+        State::of(&self.consent, self.settings, self.gpc, now_ms)
+    }
+
+    /// The identity platforms may receive now (ad_user_data granted, something identified).
+    pub fn identity(&self, state: &State) -> Option<&Identity> {
+        (state.user_data() && !self.identity.is_empty()).then_some(&self.identity)
+    }
+}
+
+/// Which purpose a write needs: `None` for writes no purpose governs.
+fn purpose_allows(effect: &Effect, state: &State) -> bool {
+    match effect {
+        Effect::SetCookie(c) if c.starts_with(cookies::CLIENT_ID) => state.analytics_storage(),
+        Effect::SetCookie(c) if c.starts_with(cookies::FBP) || c.starts_with(cookies::FBC) => state.ad_storage(),
+        Effect::Store { key, .. } if key == attribution::STORAGE_KEY || key == sent::STORAGE_KEY => state.ad_storage(),
+        _ => true,
+    }
+}
+
+/// The cookie name or storage key a write replaces.
+fn write_key(effect: &Effect) -> &str {
+    match effect {
+        Effect::SetCookie(c) => c.split('=').next().unwrap_or_default(),
+        Effect::Store { key, .. } => key,
+        _ => "",
+    }
+}
+
+/// `url` without the click-ID query parameters (`fbclid`, `gclid`, …).
+fn without_click_ids(url: &str) -> String {
+    let (head, fragment) = url.split_once('#').map_or((url, None), |(h, f)| (h, Some(f)));
+    let Some((path, query)) = head.split_once('?') else { return url.to_string() };
+    let kept: Vec<&str> = query.split('&').filter(|p| !attribution::CLICK_IDS.contains(&p.split('=').next().unwrap_or_default())).collect();
+    let mut out = String::from(path);
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+impl Tag {
+    /// The consent state in force at `now_ms`.
+    pub fn consent_state(&self, now_ms: u64) -> State {
+        self.privacy.state(now_ms)
+    }
+
+    /// When a running wait ends (Unix ms), for the shell's timer: held events are released and
+    /// the platforms told (TikTok's holdConsent needs its grant or revoke) even with no update.
+    pub fn wake_at(&self) -> Option<u64> {
+        self.privacy.consent.wait_until().filter(|_| self.privacy.told.is_some_and(|t| t.pending()))
+    }
+
+    /// Cookie and storage writes, each carried out now if its purpose allows, else kept back for
+    /// when it is granted.
+    pub(super) fn gate_writes(&mut self, effects: impl IntoIterator<Item = Effect>, now_ms: u64) -> Vec<Effect> {
+        let state = self.privacy.state(now_ms);
+        let mut now = Vec::new();
+        for e in effects {
+            if purpose_allows(&e, &state) {
+                now.push(e);
+            } else {
+                let key = String::from(write_key(&e));
+                self.privacy.unsaved.retain(|u| write_key(u) != key);
+                self.privacy.unsaved.push(e);
+            }
+        }
+        now
+    }
+
+    /// The client id to use at init: the cookie's only with analytics_storage granted (reading
+    /// the cookie is storage access too); otherwise a fresh one for this page.
+    pub(super) fn may_read_client_id(&self, now_ms: u64) -> bool {
+        self.privacy.state(now_ms).analytics_storage()
+    }
+
+    /// Consent and identity for the platforms' setup.
+    pub(super) fn setup_privacy(&mut self, now_ms: u64) -> State {
+        let state = self.privacy.state(now_ms);
+        self.privacy.told = Some(state);
+        state
+    }
+
+    /// The gate every validated event passes: `Some` when it is held (waiting for consent) or
+    /// dropped (basic mode without ad consent); `None` when it goes out now.
+    pub(super) fn consent_gate(&mut self, name: &EventName, params: &Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
+        let state = self.privacy.state(page.now_ms);
+        let mut out = Outcome::default();
+        if state.pending() {
+            self.privacy.held.push(Held { name: name.clone(), params: params.clone(), event_id: event_id.to_string(), site_event_id, page: page.clone() });
+            let mut w = String::from("consent: ");
+            w.push_str(name.as_str());
+            w.push_str(" waits for a consent update (wait_for_update) event_id=");
+            w.push_str(event_id);
+            out.warnings.push(w);
+            out.event_id = Some(event_id.to_string());
+            return Some(out);
+        }
+        if !state.may_send() {
+            let mut w = String::from("consent: ");
+            w.push_str(name.as_str());
+            w.push_str(" not sent (consentMode 'basic' needs ad_storage and ad_user_data granted)");
+            out.warnings.push(w);
+            return Some(out);
+        }
+        None
+    }
+
+    /// The endpoint body for one event: identifiers only with ad_user_data granted, hashed identity
+    /// per platform, and the consent state in force.
+    pub(super) fn endpoint_body(&self, env: &Envelope, now_ms: u64) -> String {
+        let state = self.privacy.state(now_ms);
+        let mut ev = payload::event_value(env);
+        if let Value::Object(members) = &mut ev {
+            let identity = self.privacy.identity(&state);
+            for (k, v) in members.iter_mut() {
+                match (k.as_str(), v) {
+                    ("user_data", Value::Object(user)) => {
+                        if !state.user_data() {
+                            user.clear();
+                        }
+                        user.extend(identity.map(Identity::meta_arrays).unwrap_or_default());
+                    }
+                    ("click_ids", v) if !state.user_data() => *v = Value::Object(Vec::new()),
+                    // A landing URL carries the click IDs in its query: those go too.
+                    ("event_source_url" | "referrer", Value::String(url)) if !state.user_data() => *url = without_click_ids(url),
+                    _ => {}
+                }
+            }
+            if let Some(id) = identity {
+                if let Some(g) = id.google_value() {
+                    members.push((String::from("google_user_data"), g));
+                }
+                if let Some(t) = id.tiktok_value() {
+                    members.push((String::from("tiktok_user_data"), t));
+                }
+            }
+            members.push((String::from("consent"), state.to_value()));
+        }
+        obj().v("events", Value::Array(vec![ev])).build().to_json()
+    }
+
+    /// `tandem('consent', 'default' | 'update', values)` after init.
+    pub fn consent(&mut self, kind: &Value, values: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        let mut out = Outcome::default();
+        self.privacy.consent.apply(kind, values, page.now_ms, &mut out.errors, &mut out.warnings);
+        let mut changes = self.consent_changed(page, rng);
+        changes.errors.append(&mut out.errors);
+        changes.warnings.append(&mut out.warnings);
+        changes
+    }
+
+    /// The wait's deadline passed (the shell's timer): release what was held.
+    pub fn wake(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        self.privacy.consent.expire(page.now_ms);
+        self.consent_changed(page, rng)
+    }
+
+    /// After any change: tell the platforms, carry out writes now allowed, hand over identity
+    /// newly allowed, release or drop held events.
+    fn consent_changed(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        let mut out = Outcome::default();
+        self.privacy.consent.expire(page.now_ms);
+        let state = self.privacy.state(page.now_ms);
+        let before = self.privacy.told.replace(state);
+        if before == Some(state) {
+            return out;
+        }
+        if self.config.debug {
+            let mut line = String::from("[tandem] consent: ");
+            line.push_str(&state.to_value().to_json());
+            out.effects.push(Effect::Log(line));
+        }
+        for d in &self.config.destinations {
+            out.effects.extend(d.consent(&state, false));
+        }
+        // Writes kept back, now allowed: a cookie someone else set meanwhile is adopted instead.
+        let unsaved = std::mem::take(&mut self.privacy.unsaved);
+        for e in unsaved {
+            if !purpose_allows(&e, &state) {
+                self.privacy.unsaved.push(e);
+                continue;
+            }
+            if let Effect::SetCookie(c) = &e {
+                if c.starts_with(cookies::CLIENT_ID) {
+                    if let Some(v) = cookies::valid_client_id(cookies::get(&page.cookie_header, cookies::CLIENT_ID)) {
+                        self.client_id = v.to_string();
+                        continue;
+                    }
+                }
+                if c.starts_with(cookies::FBP) {
+                    if let Some(v) = cookies::valid_fbp(cookies::get(&page.cookie_header, cookies::FBP)) {
+                        self.fbp = v.to_string();
+                        continue;
+                    }
+                }
+            }
+            out.effects.push(e);
+        }
+        let was_allowed = before.is_some_and(|b| b.user_data());
+        if state.user_data() && !was_allowed && !self.privacy.identity.is_empty() {
+            for d in &self.config.destinations {
+                out.effects.extend(d.identify(&self.privacy.identity));
+            }
+        }
+        if !state.pending() {
+            let held = std::mem::take(&mut self.privacy.held);
+            let dropping = !state.may_send();
+            for h in held {
+                if dropping {
+                    let mut w = String::from("consent: held ");
+                    w.push_str(h.name.as_str());
+                    w.push_str(" dropped (consent not granted) event_id=");
+                    w.push_str(&h.event_id);
+                    out.warnings.push(w);
+                    continue;
+                }
+                let mut sent = self.send_valid(h.name, h.params, h.event_id, h.site_event_id, &h.page, rng);
+                out.effects.append(&mut sent.effects);
+                out.errors.append(&mut sent.errors);
+                out.warnings.append(&mut sent.warnings);
+            }
+        }
+        out
+    }
+
+    /// `tandem('identify', values)` after init: hashes kept in memory; handed to the platforms
+    /// (and the endpoint, with every later event) while ad_user_data is granted.
+    pub fn identify(&mut self, values: &Value, now_ms: u64) -> Outcome {
+        let mut out = Outcome::default();
+        self.privacy.identity.merge(values, &mut out.errors, &mut out.warnings);
+        let state = self.privacy.state(now_ms);
+        if self.config.debug {
+            out.effects.push(Effect::Log(String::from("[tandem] ") + &self.privacy.identity.debug_line()));
+        }
+        match self.privacy.identity(&state) {
+            Some(id) => {
+                for d in &self.config.destinations {
+                    out.effects.extend(d.identify(id));
+                }
+            }
+            None if !self.privacy.identity.is_empty() => {
+                out.warnings.push(String::from("identify: kept in memory; nothing is sent while ad_user_data is not granted"));
+            }
+            None => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::parse;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    struct Counter(u8);
+    impl Entropy for Counter {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for b in buf {
+                *b = self.0;
+                self.0 = self.0.wrapping_add(1);
+            }
+        }
+    }
+
+    fn page(url: &str, cookies: &str) -> PageFacts {
+        PageFacts {
+            url: url.into(),
+            cookie_header: cookies.into(),
+            registrable_domain: Some("shop.example".into()),
+            https: true,
+            now_ms: NOW,
+            ..PageFacts::default()
+        }
+    }
+
+    fn lines(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::SetCookie(c) => String::from("cookie ") + c,
+                Effect::Store { key, value } => String::from("store ") + key + " " + value,
+                Effect::Call { function, args_json, .. } => String::from(*function) + args_json,
+                Effect::Send { url, .. } => String::from("send ") + url,
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn init_with(config: &str, p: &PageFacts, pre: Pre) -> (Tag, Outcome) {
+        let (tag, out) = Tag::init_with(&parse(config).unwrap(), p, &mut Counter(0), pre);
+        (tag.expect("tag"), out)
+    }
+
+    /// The one event of the one Send, checked against the schema.
+    fn body_of(out: &Outcome) -> Value {
+        let bodies: Vec<&String> = out.effects.iter().filter_map(|e| if let Effect::Send { body, .. } = e { Some(body) } else { None }).collect();
+        assert_eq!(bodies.len(), 1, "exactly one Send: {:?}", out.effects);
+        crate::core::payload::tests::check_against_schema(bodies[0]);
+        match parse(bodies[0]).unwrap().get("events") {
+            Some(Value::Array(e)) => e[0].clone(),
+            _ => panic!("events"),
+        }
+    }
+
+    const CFG: &str = r#"{"meta":{"pixelId":"123456789012345"},"google":{"tagId":"G-ABC123"},"tiktok":{"pixelId":"CABCDEFGHIJ1234567890"}}"#;
+
+    fn pre(calls: &[(&str, &str)], gpc: bool) -> Pre {
+        let mut p = Pre { gpc, ..Pre::default() };
+        for (name, args) in calls {
+            let Value::Array(a) = parse(args).unwrap() else { panic!() };
+            let out = p.command(name, &a, NOW);
+            assert!(out.errors.is_empty(), "{out:?}");
+        }
+        p
+    }
+
+    #[test]
+    fn denied_storage_writes_nothing_until_granted() {
+        let p = page("https://www.shop.example/?fbclid=F1&gclid=G1", "");
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#;
+        let (mut tag, out) = init_with(CFG, &p, pre(&[("consent", denied)], false));
+        let l = lines(&out.effects);
+        assert!(!l.iter().any(|l| l.starts_with("cookie ") || l.starts_with("store ")), "{l:#?}");
+        // Platforms hear the state first: fbq consent before init, gtag default, ttq revoke.
+        assert_eq!(&l[..6], [
+            r#"fbq["dataProcessingOptions",["LDU"],0,0]"#,
+            r#"fbq["consent","revoke"]"#,
+            r#"fbq["init","123456789012345"]"#,
+            r#"gtag["consent","default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#,
+            "ttq.revokeConsent[]",
+            r#"fbq["track","PageView",{},{"eventID":"14151617-1819-4a1b-9c1d-1e1f20212223"}]"#,
+        ]);
+        // The PageView is still counted, without identifiers, with the real consent state.
+        let ev = body_of(&out);
+        assert_eq!(ev.get("user_data").map(Value::to_json).as_deref(), Some("{}"));
+        assert_eq!(ev.get("click_ids").map(Value::to_json).as_deref(), Some("{}"));
+        assert_eq!(ev.get("consent").and_then(|c| c.get("ad_storage")).and_then(Value::as_str), Some("denied"));
+        // Identify while denied: nothing leaves.
+        let id = tag.identify(&parse(r#"{"email":"a@example.com"}"#).unwrap(), NOW);
+        assert!(id.effects.is_empty() && id.warnings[0].contains("kept in memory"));
+        // Grant: the kept-back writes happen, platforms are told, identity is handed over.
+        let granted = parse(r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}"#).unwrap();
+        let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9));
+        let l = lines(&out.effects);
+        assert_eq!(l.iter().filter(|l| l.starts_with("cookie _fbp=") || l.starts_with("cookie _fbc=") || l.starts_with("cookie _tandem_cid=")).count(), 3, "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with("store tandem:attribution")), "{l:#?}");
+        assert!(l.contains(&String::from(r#"fbq["consent","grant"]"#)) && l.contains(&String::from("ttq.grantConsent[]")), "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with(r#"gtag["consent","update",{"ad_storage":"granted""#)), "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with(r#"fbq["init","123456789012345",{"em":""#)), "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with(r#"ttq.identify[{"email":""#)) && l.iter().any(|l| l.starts_with(r#"gtag["set","user_data",{"sha256_email_address""#)), "{l:#?}");
+        // The next event carries identifiers and hashes.
+        let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40));
+        let ev = body_of(&t);
+        let user = ev.get("user_data").unwrap();
+        assert!(user.get("fbp").is_some() && user.get("fbc").is_some() && user.get("em").is_some(), "{}", user.to_json());
+        assert_eq!(ev.get("click_ids").and_then(|c| c.get("gclid")).and_then(|g| g.get("value")).and_then(Value::as_str), Some("G1"));
+        assert!(ev.get("google_user_data").is_some() && ev.get("tiktok_user_data").is_some());
+        // The same state again changes nothing.
+        assert!(tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(1)).effects.is_empty());
+    }
+
+    #[test]
+    fn user_data_denied_strips_every_identifier() {
+        let p = page("https://www.shop.example/?fbclid=F1&ttclid=E.C.P.t", "_fbp=fb.1.1.2; _ttp=tt1; _tandem_cid=abc");
+        let calls = [("consent", r#"["default",{"ad_user_data":"denied"}]"#), ("identify", r#"[{"email":"a@example.com","phone":"+1 650 555 1212"}]"#)];
+        let (mut tag, out) = init_with(CFG, &p, pre(&calls, false));
+        let l = lines(&out.effects);
+        assert!(!l.iter().any(|l| l.contains("identify") || l.contains("\"set\",\"user_data\"") || l.contains("\"em\"")), "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with("cookie _fbc=")), "ad_storage is granted: cookies are written");
+        let t = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":1,"currency":"EUR"}"#).unwrap(), &Value::Null, &p, &mut Counter(3));
+        let text = body_of(&t).to_json();
+        for needle in ["fb.1.", "tt1", "E.C.P", "F1", "\"em\"", "google_user_data", "tiktok_user_data"] {
+            assert!(!text.contains(needle), "{needle} in {text}");
+        }
+        assert!(text.contains(r#""ad_user_data":"denied""#) && text.contains(r#""client_id":"abc""#), "{text}");
+        assert!(text.contains(r#""event_source_url":"https://www.shop.example/""#), "{text}");
+        assert_eq!(without_click_ids("https://a.example/p?x=1&gclid=G&y=2#top"), "https://a.example/p?x=1&y=2#top");
+        assert_eq!(without_click_ids("https://a.example/p?gclid=G"), "https://a.example/p");
+    }
+
+    #[test]
+    fn wait_for_update_holds_events_with_their_timestamps() {
+        let p = page("https://www.shop.example/", "");
+        let calls = [("consent", r#"["default",{"ad_storage":"denied","ad_user_data":"denied","wait_for_update":500}]"#)];
+        let (mut tag, out) = init_with(CFG, &p, pre(&calls, false));
+        assert!(!lines(&out.effects).iter().any(|l| l.starts_with("send") || l.contains("PageView")), "{:?}", out.effects);
+        assert_eq!(tag.wake_at(), Some(NOW + 500));
+        let pv = out.event_id.clone().unwrap();
+        let mut later = p.clone();
+        later.now_ms = NOW + 200;
+        let lead = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &later, &mut Counter(50));
+        assert!(lead.event_id.is_some() && lead.effects.is_empty());
+        // The update arrives: both go out, with their original times.
+        let mut at = p.clone();
+        at.now_ms = NOW + 300;
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at, &mut Counter(1));
+        let bodies: Vec<Value> = out.effects.iter().filter_map(|e| if let Effect::Send { body, .. } = e { parse(body).ok() } else { None }).collect();
+        assert_eq!(bodies.len(), 2);
+        let ev = |b: &Value| match b.get("events") {
+            Some(Value::Array(e)) => e[0].clone(),
+            _ => panic!(),
+        };
+        assert_eq!(ev(&bodies[0]).get("event_id").and_then(Value::as_str), Some(pv.as_str()));
+        assert_eq!(ev(&bodies[0]).get("event_time_ms").map(Value::to_json).as_deref(), Some("1700000000000"));
+        assert_eq!(ev(&bodies[1]).get("event_time_ms").map(Value::to_json).as_deref(), Some("1700000000200"));
+        assert_eq!(tag.wake_at(), None);
+    }
+
+    #[test]
+    fn basic_mode_drops_without_consent_and_what_waits_on_denial() {
+        let p = page("https://www.shop.example/", "");
+        let basic = CFG.replace("{\"meta\"", "{\"consentMode\":\"basic\",\"meta\"");
+        let calls = [("consent", r#"["default",{"ad_storage":"denied","ad_user_data":"denied"}]"#)];
+        let (mut tag, out) = init_with(&basic, &p, pre(&calls, false));
+        assert!(out.event_id.is_none() && !lines(&out.effects).iter().any(|l| l.starts_with("send") || l.contains("PageView")));
+        let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(5));
+        assert!(t.event_id.is_none() && t.effects.is_empty() && t.warnings[0].contains("basic"));
+        // With a wait: held, then dropped when the update denies.
+        let calls = [("consent", r#"["default",{"ad_storage":"denied","wait_for_update":1000}]"#)];
+        let (mut tag, _) = init_with(&basic, &p, pre(&calls, false));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"denied"}"#).unwrap(), &p, &mut Counter(5));
+        assert!(!lines(&out.effects).iter().any(|l| l.starts_with("send")) && out.warnings.iter().any(|w| w.contains("dropped")), "{out:?}");
+        // And on the deadline with the default's (granted) values: released.
+        let calls = [("consent", r#"["default",{"wait_for_update":1000}]"#)];
+        let (mut tag, _) = init_with(&basic, &p, pre(&calls, false));
+        let mut at = p.clone();
+        at.now_ms = NOW + 1000;
+        let out = tag.wake(&at, &mut Counter(5));
+        assert!(lines(&out.effects).iter().any(|l| l.starts_with("send")), "{out:?}");
+    }
+
+    #[test]
+    fn gpc_without_managed_consent_denies_user_data_only() {
+        let p = page("https://www.shop.example/?fbclid=F1", "");
+        let (_, out) = init_with(CFG, &p, pre(&[("identify", r#"[{"email":"a@example.com"}]"#)], true));
+        let l = lines(&out.effects);
+        assert!(l.iter().any(|l| l.starts_with("cookie _fbp=")), "storage is still granted");
+        assert!(l.contains(&String::from(r#"fbq["dataProcessingOptions",["LDU"],0,0]"#)), "{l:#?}");
+        assert!(l.contains(&String::from(r#"gtag["consent","update",{"ad_user_data":"denied","ad_personalization":"denied"}]"#)), "{l:#?}");
+        let ev = body_of(&out);
+        assert_eq!(ev.get("user_data").map(Value::to_json).as_deref(), Some("{}"));
+        assert_eq!(ev.get("consent").and_then(|c| c.get("gpc")), Some(&Value::Bool(true)));
+        // gpc: 'ignore'
+        let (_, out) = init_with(&CFG.replace("{\"meta\"", "{\"gpc\":\"ignore\",\"meta\""), &p, pre(&[], true));
+        assert!(body_of(&out).get("user_data").and_then(|u| u.get("fbp")).is_some());
+        assert!(!lines(&out.effects).iter().any(|l| l.contains("consent")));
+    }
+
+    #[test]
+    fn unmanaged_pages_look_as_before_but_report_the_state() {
+        let p = page("https://www.shop.example/", "");
+        let (_, out) = init_with(CFG, &p, pre(&[], false));
+        assert!(!lines(&out.effects).iter().any(|l| l.contains("consent")));
+        assert_eq!(
+            body_of(&out).get("consent").map(Value::to_json).as_deref(),
+            Some(r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted","managed":false}"#)
+        );
+    }
+}

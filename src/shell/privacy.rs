@@ -1,0 +1,69 @@
+//! Consent and identity in the browser: what the page said before `init` (kept here until the
+//! core exists, so a consent default set before init applies before init's first effect), Global
+//! Privacy Control, and the timer that ends a consent default's `wait_for_update`.
+
+use std::cell::RefCell;
+
+use js_sys::Reflect;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+
+use crate::core::json::Value;
+use crate::core::tag::{Outcome, Pre, Tag};
+
+thread_local! {
+    static PRE: RefCell<Pre> = RefCell::new(Pre::default());
+    static WAKE_AT: RefCell<Option<u64>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function consent_wake(ms) {
+  try {
+    setTimeout(function () {
+      try { var t = window.tandem; if (typeof t === 'function') t('__consent_wait'); } catch (e) { /* never into the page */ }
+    }, ms);
+  } catch (e) { /* no timers: the next call releases what waits */ }
+}
+"#)]
+extern "C" {
+    fn consent_wake(ms: u32);
+}
+
+/// `navigator.globalPrivacyControl === true`.
+fn gpc() -> bool {
+    web_sys::window()
+        .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
+        .is_some_and(|v| v.as_bool() == Some(true))
+}
+
+/// `consent` / `identify` before `init`.
+pub fn before_init(name: &str, args: &[Value], now_ms: u64) -> Outcome {
+    install();
+    PRE.with(|pre| pre.borrow_mut().command(name, args, now_ms))
+}
+
+/// `String.prototype.toLowerCase`, for identify's normalisation (see `identity::set_lowercase`).
+fn js_lowercase(s: &str) -> String {
+    String::from(js_sys::JsString::from(s).to_lower_case())
+}
+
+/// What init applies first (and forgets here: the tag holds it from now on).
+pub fn take() -> Pre {
+    install();
+    let mut pre = PRE.with(|pre| std::mem::take(&mut *pre.borrow_mut()));
+    pre.gpc = gpc();
+    pre
+}
+
+/// Arms the timer for a wait that holds events (once per deadline).
+pub fn schedule(tag: &Tag, now_ms: u64) {
+    let Some(at) = tag.wake_at() else { return };
+    let fresh = WAKE_AT.with(|w| w.borrow_mut().replace(at) != Some(at));
+    if fresh {
+        consent_wake(at.saturating_sub(now_ms).min(60_000) as u32 + 1);
+    }
+}
+
+fn install() {
+    crate::core::identity::set_lowercase(js_lowercase);
+}

@@ -1,0 +1,228 @@
+//! The delivery shell: carries out the outbox's decisions (`core::outbox`) in the browser.
+//!
+//! - Requests: `fetch` with `keepalive` (text/plain, so no CORS preflight), its status reported
+//!   back; on unload `sendBeacon` first (a `true` counts as handed over), fetch as fallback.
+//! - One timer (`setTimeout`) for the batching window, backoff and request timeouts.
+//! - Results and timers come back through the *relay*, a function the loader gives each instance
+//!   once (`set_relay`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
+//!   routes them like any call, so they survive a crash and restart of the wasm instance (queued
+//!   while it restarts, then handled by the fresh instance, which reloaded the persisted queue).
+//! - The loader also relays `pagehide`, `visibilitychange`→hidden (`__flush`) and `online`
+//!   (`__online`); it registers those listeners once per page, never `unload`.
+//! - localStorage: this tab's queue key, and other tabs' keys to adopt. Every call is guarded; a
+//!   write that fails (QuotaExceededError) removes the key so no stale copy is left behind.
+
+use std::cell::RefCell;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+
+use super::browser::{local_storage, BrowserEntropy};
+use crate::core::error::TagError;
+use crate::core::ids;
+use crate::core::json::Value;
+use crate::core::outbox::{Outbox, Settings, Step, KEY_PREFIX};
+use crate::core::tag::{Entropy, Outcome};
+
+#[wasm_bindgen(inline_js = r#"
+let tandemRelay = null;
+let tandemTimer = 0;
+export function transport_relay(f) {
+  tandemRelay = typeof f === 'function' ? f : null;
+}
+export function transport_wake(ms) {
+  try {
+    if (tandemTimer) clearTimeout(tandemTimer);
+    tandemTimer = setTimeout(function () {
+      tandemTimer = 0;
+      if (tandemRelay) tandemRelay('__tick', []);
+    }, ms);
+  } catch (e) { /* no timers: the next call or the next page sends */ }
+}
+export function transport_send(url, body, ids, beacon, keepalive) {
+  if (beacon) {
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return 1;
+    } catch (e) { /* fetch below */ }
+  }
+  try {
+    fetch(url, { method: 'POST', body: body, keepalive: keepalive, credentials: 'include', headers: { 'Content-Type': 'text/plain' } })
+      .then(function (r) { return r.status; }, function () { return 0; })
+      .then(function (status) { if (tandemRelay) tandemRelay('__delivered', [status, ids]); })
+      .catch(function () {});
+    return 0;
+  } catch (e) {
+    return -1;
+  }
+}
+"#)]
+extern "C" {
+    fn transport_relay(relay: &JsValue);
+    fn transport_wake(ms: u32);
+    /// 1: handed over (sendBeacon true); 0: a fetch is on its way, its status will be relayed;
+    /// -1: nothing could be sent.
+    fn transport_send(url: &str, body: &str, ids: &str, beacon: bool, keepalive: bool) -> i32;
+}
+
+#[derive(Default)]
+struct Report {
+    errors: Vec<TagError>,
+    warnings: Vec<String>,
+}
+
+thread_local! {
+    static OUTBOX: RefCell<Option<Outbox>> = const { RefCell::new(None) };
+    static TAB_ID: RefCell<String> = const { RefCell::new(String::new()) };
+    static REPORT: RefCell<Report> = RefCell::new(Report::default());
+}
+
+/// Given once per instance by the loader: the relay for timers and results, and the tab id (the
+/// loader's, so a restarted instance finds this tab's persisted queue again).
+#[wasm_bindgen]
+pub fn set_relay(relay: JsValue, tab_id: &str) {
+    transport_relay(&relay);
+    if !tab_id.is_empty() && tab_id.len() <= 64 {
+        TAB_ID.with(|t| *t.borrow_mut() = tab_id.to_string());
+    }
+}
+
+fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+fn tab_id() -> String {
+    TAB_ID.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.is_empty() {
+            let mut b = [0u8; 9];
+            BrowserEntropy.fill(&mut b);
+            *t = ids::base64url(&b);
+        }
+        t.clone()
+    })
+}
+
+/// Every `tandem:q:*` key in localStorage with its value.
+fn stored_queues() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(storage) = local_storage() else { return out };
+    let n = storage.length().unwrap_or(0);
+    for i in 0..n {
+        if let Ok(Some(key)) = storage.key(i) {
+            if key.starts_with(KEY_PREFIX) {
+                if let Ok(Some(value)) = storage.get_item(&key) {
+                    out.push((key, value));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Carries out one step of the outbox (and the steps that immediate send results cause).
+fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
+    let storage = local_storage();
+    if let Some(storage) = &storage {
+        for key in &step.forget {
+            let _ = storage.remove_item(key);
+        }
+    }
+    if let Some(value) = step.persist {
+        let key = outbox.key().to_string();
+        let ok = match (&storage, &value) {
+            (Some(s), Some(v)) => s.set_item(&key, v).is_ok(),
+            (Some(s), None) => s.remove_item(&key).is_ok(),
+            (None, _) => false,
+        };
+        if !ok {
+            if let Some(s) = &storage {
+                let _ = s.remove_item(&key);
+            }
+        }
+        if let Some(w) = outbox.persisted(ok) {
+            REPORT.with(|r| r.borrow_mut().warnings.push(w));
+        }
+    }
+    REPORT.with(|r| {
+        let mut r = r.borrow_mut();
+        r.errors.extend(step.errors);
+        r.warnings.extend(step.warnings);
+    });
+    for req in step.requests {
+        let result = transport_send(&req.url, &req.body, &req.ids, req.beacon, req.keepalive);
+        if result != 0 {
+            let next = outbox.sent(&req.ids, result == 1, now_ms, &mut BrowserEntropy);
+            run(outbox, next, now_ms);
+        }
+    }
+    if let Some(ms) = step.wake_ms {
+        transport_wake(ms.min(u64::from(u32::MAX)) as u32);
+    }
+}
+
+fn with_outbox(f: impl FnOnce(&mut Outbox, u64) -> Step) {
+    OUTBOX.with(|slot| {
+        if let Some(outbox) = slot.borrow_mut().as_mut() {
+            let now_ms = now();
+            let step = f(outbox, now_ms);
+            run(outbox, step, now_ms);
+        }
+    });
+}
+
+/// After `init` (or `restore`): reads the delivery settings and adopts persisted queues.
+pub fn start(config: &Value, errors: &mut Vec<TagError>) {
+    let settings = Settings::parse(config, errors);
+    let mut outbox = Outbox::new(settings, &tab_id());
+    let now_ms = now();
+    let step = outbox.adopt(&stored_queues(), now_ms);
+    run(&mut outbox, step, now_ms);
+    OUTBOX.with(|slot| *slot.borrow_mut() = Some(outbox));
+}
+
+/// The core's `Effect::Send`: the events join the outbox.
+pub fn enqueue(url: &str, body: &str) {
+    with_outbox(|outbox, now_ms| outbox.enqueue(url, body, now_ms));
+}
+
+/// Whether `name` is one of the relayed commands handled here.
+pub fn is_internal(name: &str) -> bool {
+    matches!(name, "__tick" | "__delivered" | "__flush" | "__online")
+}
+
+/// A relayed command: a timer, a request's status, the page hiding, the browser online again.
+pub fn handle(name: &str, args: &[Value]) -> Outcome {
+    let arg = |i: usize| args.get(i);
+    with_outbox(|outbox, now_ms| match name {
+        "__tick" => {
+            let own = local_storage().and_then(|s| s.get_item(outbox.key()).ok().flatten());
+            outbox.tick(now_ms, own.as_deref(), &mut BrowserEntropy)
+        }
+        "__delivered" => {
+            let status = match arg(0) {
+                Some(Value::Number(n)) => n.parse::<u32>().unwrap_or(0),
+                _ => 0,
+            };
+            let ids = arg(1).and_then(Value::as_str).unwrap_or("");
+            outbox.delivered(ids, status, now_ms, &mut BrowserEntropy)
+        }
+        "__flush" => outbox.hide(now_ms, arg(0).and_then(Value::as_str) == Some("pagehide")),
+        _ => outbox.online(now_ms),
+    });
+    Outcome::default()
+}
+
+/// Errors and warnings from delivery since the last call, added to the reply the loader reports.
+pub fn drain(outcome: &mut Outcome) {
+    REPORT.with(|r| {
+        let mut r = r.borrow_mut();
+        outcome.errors.append(&mut r.errors);
+        outcome.warnings.append(&mut r.warnings);
+    });
+}
+
+/// Test hook: forget the outbox (the page's storage is left as it is).
+#[cfg(feature = "test-hooks")]
+pub fn reset() {
+    OUTBOX.with(|slot| *slot.borrow_mut() = None);
+}

@@ -1,0 +1,156 @@
+// Consent and identity end to end in headless Chromium: with ad_storage denied nothing is written
+// to cookies or Tandem's storage; with ad_user_data denied no identifier is in any request (pixels
+// or endpoint); granting later starts both without a reload. Plus GPC, basic mode, the wait, and
+// identify's hashes reaching fbq, gtag, ttq and the endpoint.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import {
+  setup, needsDist, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
+  TEST_DIST_DIR, TEST_DIST_READY,
+} from './helpers.mjs';
+
+let env;
+let hooks;
+before(async () => {
+  env = await setup();
+  if (TEST_DIST_READY) hooks = await setup({ distDir: TEST_DIST_DIR });
+});
+after(async () => { await env?.teardown(); await hooks?.teardown(); });
+
+const sha = (s) => createHash('sha256').update(s).digest('hex');
+const LANDING = '/fixtures/consent.html?fbclid=F1xyz&gclid=G1xyz&ttclid=E.C.P.T1xyz&utm_source=news';
+const ALL_DENIED = { ad_storage: 'denied', analytics_storage: 'denied', ad_user_data: 'denied', ad_personalization: 'denied' };
+const ALL_GRANTED = { ad_storage: 'granted', analytics_storage: 'granted', ad_user_data: 'granted', ad_personalization: 'granted' };
+const IDENTITY = { email: ' John.Doe@GMail.com ', phone: '+1 (650) 555-1212', firstName: 'John', externalId: 'U-1001' };
+const RAW = ['John.Doe', 'john.doe', '650', '555-1212', 'U-1001', 'u-1001'];
+const IDS = ['F1xyz', 'G1xyz', 'T1xyz'];
+
+async function open({ consent = null, identify = null, overrides = null, gpc = false, on = env } = {}) {
+  const initScripts = [];
+  if (consent) initScripts.push(`window.__consentDefault = ${JSON.stringify(consent)};`);
+  if (identify) initScripts.push(`window.__identify = ${JSON.stringify(identify)};`);
+  if (gpc) initScripts.push("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });");
+  const p = await on.newPage({ overrides, initScripts: initScripts.map((src) => new Function(src)) });
+  on.server.reset();
+  await p.page.goto(on.url(LANDING));
+  await waitForLoaded(p.page);
+  return p;
+}
+
+async function storageKeys(page) {
+  return page.evaluate(() => Object.keys(localStorage));
+}
+
+/** Everything that left the page: platform calls (as JSON) and endpoint bodies. */
+async function everythingSent(page) {
+  const calls = await getCalls(page);
+  return JSON.stringify(calls.map((c) => c.args)) + JSON.stringify(env.server.payloads.map((p) => p.body));
+}
+
+test('ad_storage denied: no cookie and no storage is written; granting later writes them without a reload', needsDist, async () => {
+  const { page, context, pageErrors } = await open({ consent: ALL_DENIED, identify: IDENTITY });
+  const id = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: 'c-1' }));
+  await waitForEvents(env.server, (e) => e.event_id === id);
+  await settle(300);
+  assert.deepEqual(await cookieMap(context), {}, 'no cookie at all');
+  const keys = await storageKeys(page);
+  assert.ok(!keys.includes('tandem:attribution') && !keys.includes('tandem:sent'), `no attribution or sent log: ${keys}`);
+  // The platforms were told first.
+  const calls = await getCalls(page);
+  const first = calls.findIndex((c) => c.platform === 'fbq' && c.args[0] === 'consent');
+  assert.ok(first >= 0 && first < calls.findIndex((c) => c.platform === 'fbq' && c.args[0] === 'init'), 'fbq consent before init');
+  assert.deepEqual(calls.find((c) => c.platform === 'fbq' && c.args[0] === 'consent').args, ['consent', 'revoke']);
+  assert.deepEqual(calls.find((c) => c.platform === 'gtag' && c.args[0] === 'consent').args, ['consent', 'default', ALL_DENIED]);
+  assert.ok(calls.some((c) => c.fn === 'revokeConsent'), 'ttq.revokeConsent');
+
+  await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
+  const cookies = await cookieMap(context);
+  assert.match(cookies._fbp || '', /^fb\.\d\.\d{13}\.\d+$/);
+  assert.match(cookies._fbc || '', /^fb\.\d\.\d{13}\.F1xyz$/);
+  assert.ok(cookies._tandem_cid, '_tandem_cid written on grant');
+  assert.ok((await storageKeys(page)).includes('tandem:attribution'), 'attribution stored on grant');
+  await waitForCalls(page, (c) => c.platform === 'fbq' && c.args[0] === 'consent' && c.args[1] === 'grant');
+  await waitForCalls(page, (c) => c.platform === 'gtag' && c.args[0] === 'consent' && c.args[1] === 'update');
+  assert.deepEqual(pageErrors, []);
+  assertPayloadsValid(env.server);
+});
+
+test('ad_user_data denied: no identifier in any request; granting later sends them without a reload', needsDist, async () => {
+  const { page, pageErrors } = await open({ consent: { ad_user_data: 'denied' }, identify: IDENTITY });
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+  await settle(300);
+  const sent = await everythingSent(page);
+  for (const needle of [...IDS, ...RAW, sha('john.doe@gmail.com'), sha('johndoe@gmail.com'), sha('16505551212'), '"em"', '"set","user_data"', 'google_user_data', 'tiktok_user_data']) {
+    assert.ok(!sent.includes(needle), `${needle} must not leave the page while ad_user_data is denied`);
+  }
+  assert.deepEqual(ev.user_data, {});
+  assert.deepEqual(ev.click_ids, {});
+  assert.equal(ev.consent.ad_user_data, 'denied');
+  assert.equal(ev.consent.ad_storage, 'granted');
+
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_user_data: 'granted' }));
+  const am = await waitForCalls(page, (c) => c.platform === 'fbq' && c.args[0] === 'init' && c.args[2]);
+  assert.deepEqual(am[0].args[2], { em: sha('john.doe@gmail.com'), ph: sha('16505551212'), fn: sha('john'), external_id: sha('u-1001') });
+  const ud = await waitForCalls(page, (c) => c.platform === 'gtag' && c.args[0] === 'set' && c.args[1] === 'user_data');
+  assert.deepEqual(ud[0].args[2], { sha256_email_address: sha('johndoe@gmail.com'), sha256_phone_number: sha('+16505551212'), address: { sha256_first_name: sha('john') } });
+  const tt = await waitForCalls(page, (c) => c.platform === 'ttq' && c.fn === 'identify');
+  assert.deepEqual(tt[0].args[0], { email: sha('john.doe@gmail.com'), phone_number: sha('+16505551212'), external_id: sha('U-1001') });
+  const id2 = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  const [ev2] = await waitForEvents(env.server, (e) => e.event_id === id2);
+  assert.deepEqual(ev2.user_data.em, [sha('john.doe@gmail.com')]);
+  assert.ok(ev2.user_data.fbp && ev2.user_data.fbc, 'fbp and fbc');
+  assert.equal(ev2.click_ids.gclid.value, 'G1xyz');
+  assert.equal(ev2.google_user_data.sha256_email_address, sha('johndoe@gmail.com'));
+  assert.equal(ev2.tiktok_user_data.external_id, sha('U-1001'));
+  const sentNow = await everythingSent(page);
+  for (const needle of RAW) assert.ok(!sentNow.includes(needle), `raw ${needle} never leaves the page`);
+  assert.deepEqual(pageErrors, []);
+  assertPayloadsValid(env.server);
+});
+
+test('GPC denies ad_user_data and ad_personalization on a page that does not manage consent', needsDist, async () => {
+  const { page } = await open({ identify: IDENTITY, gpc: true });
+  const [ev] = await waitForEvents(env.server, (e) => e.event_name === 'PageView');
+  assert.deepEqual(ev.user_data, {});
+  assert.equal(ev.consent.gpc, true);
+  assert.equal(ev.consent.ad_personalization, 'denied');
+  const calls = await getCalls(page);
+  assert.ok(calls.some((c) => c.platform === 'fbq' && c.args[0] === 'dataProcessingOptions'), 'Meta Limited Data Use');
+  assert.deepEqual(calls.find((c) => c.platform === 'gtag' && c.args[0] === 'consent').args, ['consent', 'update', { ad_user_data: 'denied', ad_personalization: 'denied' }]);
+  assert.ok(!calls.some((c) => c.fn === 'identify'));
+});
+
+test('basic mode sends nothing until consent is granted; the wait holds events with their timestamps', needsDist, async () => {
+  const { page } = await open({ consent: { ...ALL_DENIED, wait_for_update: 2000 }, overrides: { consentMode: 'basic' } });
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  assert.ok(id, 'a held event has its id');
+  const trackedAt = Date.now();
+  await settle(400);
+  assert.equal(env.server.events.length, 0, 'nothing sent while waiting');
+  assert.equal((await getCalls(page)).filter((c) => ['track', 'trackCustom'].includes(c.args[0]) || c.fn === 'track').length, 0, 'no pixel events while waiting');
+  await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+  assert.ok(ev.event_time_ms <= trackedAt, 'the held event keeps its original timestamp');
+  await waitForEvents(env.server, (e) => e.event_name === 'PageView');
+  // Denied again: dropped, nothing sent.
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'denied' }));
+  env.server.reset();
+  const dropped = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  await settle(400);
+  assert.equal(dropped, null);
+  assert.equal(env.server.events.length, 0);
+});
+
+test('after a wasm crash the fresh instance starts under the visitor\'s consent, not the defaults', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  const { page, context } = await open({ consent: ALL_DENIED, on: hooks });
+  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
+  await waitForLoaded(page);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  const [ev] = await waitForEvents(hooks.server, (e) => e.event_id === id);
+  assert.equal(ev.consent.ad_storage, 'denied');
+  assert.deepEqual(ev.user_data, {});
+  await settle(200);
+  assert.deepEqual(await cookieMap(context), {}, 'still no cookie after the restart');
+});

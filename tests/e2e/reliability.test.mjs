@@ -1,0 +1,335 @@
+// Delivery guarantees end to end (issue 4): never lose an event, never double one, never break the
+// page. Every scenario counts what the recording server received per event_id: `lost` (never
+// arrived) and `doubled` (arrived more than once) must both be 0. The counts are printed as test
+// diagnostics ("# reliability …").
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  setup, needsDist, waitFor, waitForLoaded, waitForEvents, settle, getCalls, fbqEvents, assertPayloadsValid,
+  TEST_DIST_DIR, TEST_DIST_READY, UUID_V4,
+} from './helpers.mjs';
+
+let env;
+let hooks;
+before(async () => {
+  env = await setup();
+  if (TEST_DIST_READY) hooks = await setup({ distDir: TEST_DIST_DIR });
+});
+after(async () => {
+  await env?.teardown();
+  await hooks?.teardown();
+});
+
+/** Per event_id counts at the server: { sent, arrived, lost, doubled }. */
+function tally(server, ids) {
+  const n = (id) => server.events.filter((e) => e.event_id === id).length;
+  return {
+    sent: ids.length,
+    arrived: ids.filter((id) => n(id) >= 1).length,
+    lost: ids.filter((id) => n(id) === 0).length,
+    doubled: ids.filter((id) => n(id) > 1).length,
+  };
+}
+
+function check(t, name, server, ids, extra = {}) {
+  const c = { ...tally(server, ids), ...extra };
+  t.diagnostic(`reliability ${name}: ${JSON.stringify(c)}`);
+  assert.deepEqual({ lost: c.lost, doubled: c.doubled }, { lost: 0, doubled: 0 }, `${name}: ${JSON.stringify(c)}`);
+  return c;
+}
+
+const track = (page, ids, name = 'Lead') => page.evaluate(([ids, name]) => ids.map((id) => window.tandem('track', name, { value: 1, currency: 'EUR' }, { eventId: id })), [ids, name]);
+const storedQueue = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).map((k) => localStorage.getItem(k)).join('\n'));
+const ids = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
+
+async function loaded(e, overrides, fixture = '/fixtures/basic.html', more = {}) {
+  const p = await e.newPage({ overrides: { autoPageView: false, ...overrides }, ...more });
+  await p.page.goto(e.url(fixture));
+  await waitForLoaded(p.page);
+  return p;
+}
+
+test('unload: events tracked just before a link, a form submit or a closed tab arrive once', needsDist, async (t) => {
+  // A 10 s window: only the pagehide / visibilitychange flush can deliver these within the wait.
+  const overrides = { batch: { windowMs: 10_000 } };
+  const { page, pageErrors } = await loaded(env, overrides, '/fixtures/reliability.html');
+  await track(page, ['ul-link-1', 'ul-link-2']);
+  await Promise.all([page.waitForURL(/from=link/), page.click('#next')]);
+  await page.goto(env.url('/fixtures/reliability.html'));
+  await waitForLoaded(page);
+  await track(page, ['ul-form-1'], 'Purchase');
+  await Promise.all([page.waitForURL(/from=form/), page.click('#submit')]);
+  await page.goto(env.url('/fixtures/reliability.html'));
+  await waitForLoaded(page);
+  await track(page, ['ul-close-1', 'ul-close-2']);
+  await page.close({ runBeforeUnload: true });
+  const all = ['ul-link-1', 'ul-link-2', 'ul-form-1', 'ul-close-1', 'ul-close-2'];
+  await waitForEvents(env.server, (e) => all.includes(e.event_id), { count: all.length, timeout: 5000 });
+  await settle(1500);
+  const beacons = env.server.payloads.filter((p) => p.body && p.body.events.some((e) => all.includes(e.event_id)));
+  check(t, 'unload', env.server, all, { requests: beacons.length });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('offline, then online: nothing is lost, nothing doubled, retried at once on the online event', needsDist, async (t) => {
+  const { context, page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } });
+  await context.setOffline(true);
+  const list = ids('off', 5);
+  await track(page, list);
+  await settle(1500);
+  assert.equal(tally(env.server, list).arrived, 0, 'nothing can arrive while offline');
+  const stored = await storedQueue(page);
+  for (const id of list) assert.ok(stored.includes(`"${id}"`), `${id} is persisted while undelivered`);
+  const back = Date.now();
+  await context.setOffline(false);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 4000 });
+  const latency = Date.now() - back;
+  await settle(1500);
+  check(t, 'offline-then-online', env.server, list, { msAfterOnline: latency });
+  assert.equal(await storedQueue(page), '', 'delivered: the persisted queue is gone');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('5xx, then recovery: retried with backoff under the same event_ids', needsDist, async (t) => {
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } });
+  const before = env.server.payloads.length;
+  env.server.setFault(503, 2);
+  const list = ids('5xx', 4);
+  await track(page, list);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1500);
+  const attempts = env.server.payloads.slice(before).filter((p) => p.status === 503).length;
+  check(t, '5xx-then-recovery', env.server, list, { answered503: attempts });
+  assert.equal(attempts, 2);
+  assertPayloadsValid(env.server);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a 4xx is reported and not retried', needsDist, async (t) => {
+  const { page } = await loaded(env, { batch: { windowMs: 100 } });
+  const before = env.server.payloads.length;
+  env.server.setFault(400, 1);
+  await track(page, ['4xx-1']);
+  await waitFor(() => page.evaluate(() => window.__errors.some((e) => e.code === 'delivery_refused')), { timeout: 4000, message: 'delivery_refused through onError' });
+  await settle(2500);
+  const tries = env.server.payloads.slice(before).filter((p) => p.text && p.text.includes('4xx-1')).length;
+  t.diagnostic(`reliability 4xx: ${JSON.stringify({ requests: tries })}`);
+  assert.equal(tries, 1, 'one request, no retry');
+  assert.equal(await storedQueue(page), '');
+});
+
+test('reload with a pending queue: the next page sends it, once', needsDist, async (t) => {
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } });
+  env.server.setFault(503, 1000);
+  const list = ids('reload', 3);
+  await track(page, list, 'Purchase');
+  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('reload-1')), { message: 'a first 503' });
+  assert.ok((await storedQueue(page)).includes('reload-3'));
+  await page.reload();
+  env.server.setFault(0, 0);
+  await waitForLoaded(page);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1500);
+  check(t, 'reload-with-pending-queue', env.server, list);
+  await waitFor(async () => (await storedQueue(page)) === '', { message: 'the adopted queue is removed once delivered' });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('queue bound: the oldest are dropped, counted and reported; the rest arrive once', needsDist, async (t) => {
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 }, queue: { maxEvents: 5 } });
+  env.server.setFault(503, 1000);
+  const list = ids('bound', 8);
+  await track(page, list);
+  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('bound-8')), { message: 'a first 503' });
+  env.server.setFault(0, 0);
+  const kept = list.slice(3);
+  await waitForEvents(env.server, (e) => kept.includes(e.event_id), { count: kept.length, timeout: 8000 });
+  await settle(1500);
+  const reports = await page.evaluate(() => window.__errors.filter((e) => e.code === 'queue_full'));
+  const dropped = reports.reduce((n, e) => n + Number(e.input), 0);
+  const c = check(t, 'storage-bound', env.server, kept, { tracked: list.length, droppedReported: dropped });
+  assert.equal(dropped, 3, 'each drop is reported through onError');
+  assert.equal(tally(env.server, list.slice(0, 3)).arrived, 0, 'the dropped ones are the oldest');
+  assert.equal(c.arrived + dropped, list.length, 'every event is either delivered or reported dropped');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('localStorage full (QuotaExceededError): events still arrive once, nothing throws', needsDist, async (t) => {
+  const fill = () => {
+    try {
+      const big = 'x'.repeat(1 << 19);
+      for (let i = 0; i < 64; i++) localStorage.setItem('site-filler-' + i, big);
+    } catch (e) { /* full */ }
+    try { for (let i = 0; i < 4096; i++) localStorage.setItem('site-small-' + i, 'x'.repeat(256)); } catch (e) { /* full */ }
+  };
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fill] });
+  const full = await page.evaluate(() => { try { localStorage.setItem('probe', 'x'.repeat(4096)); localStorage.removeItem('probe'); return false; } catch (e) { return e.name; } });
+  assert.ok(full, 'storage is full');
+  env.server.setFault(503, 1);
+  const list = ids('quota', 4);
+  const returned = await track(page, list);
+  assert.deepEqual(returned, list);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 6000 });
+  await settle(1500);
+  check(t, 'storage-full', env.server, list, { storageError: full });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('SPA: one PageView for a doubled fire on one URL; back and forth are new views', needsDist, async (t) => {
+  const { page } = await loaded(env, { batch: { windowMs: 100 } });
+  const r = await page.evaluate(() => {
+    history.pushState(null, '', '/fixtures/basic.html?view=a');
+    const a1 = window.tandem('page');
+    const a2 = window.tandem('page'); // router + history hook
+    history.pushState(null, '', '/fixtures/basic.html?view=b');
+    const b = window.tandem('page');
+    history.pushState(null, '', '/fixtures/basic.html?view=a');
+    const a3 = window.tandem('page');
+    return { a1, a2, b, a3 };
+  });
+  assert.match(String(r.a1), UUID_V4);
+  assert.equal(r.a2, r.a1, 'the double fire answers with the same event_id');
+  assert.notEqual(r.a3, r.a1, 'coming back is a new view');
+  const views = [r.a1, r.b, r.a3];
+  await waitForEvents(env.server, (e) => views.includes(e.event_id), { count: 3 });
+  await settle(800);
+  check(t, 'spa-pageview', env.server, views);
+  const pv = fbqEvents(await getCalls(page), 'PageView').filter((e) => views.includes(e.eventID));
+  assert.equal(pv.length, 3, 'Meta got three views, not four');
+});
+
+test('hostile input: Symbols, BigInt, throwing getters and proxies, megabyte strings never throw', needsDist, async (t) => {
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 100 } });
+  const res = await page.evaluate(() => {
+    const cases = {
+      'Symbol name': () => window.tandem('track', Symbol('Purchase')),
+      'BigInt name': () => window.tandem('track', 10n),
+      'object name': () => window.tandem('track', { toString() { throw new Error('no'); } }),
+      'params proxy whose ownKeys throws': () => window.tandem('track', 'Lead', new Proxy({}, { ownKeys() { throw new Error('trap'); } })),
+      'options getter throws': () => window.tandem('track', 'Lead', {}, Object.defineProperty({}, 'eventId', { enumerable: true, get() { throw new Error('boom'); } })),
+      'megabyte eventId': () => window.tandem('track', 'Lead', {}, { eventId: 'x'.repeat(1 << 20) }),
+      'megabyte name': () => window.tandem('track', 'y'.repeat(1 << 20)),
+      'Symbol command': () => window.tandem(Symbol('x')),
+      'polluted prototype': () => {
+        const push = Array.prototype.push;
+        Object.prototype.eventId = 'evil';
+        Array.prototype.push = function () { throw new Error('polluted push'); };
+        try { return window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }); } finally { delete Object.prototype.eventId; Array.prototype.push = push; }
+      },
+    };
+    const out = {};
+    for (const [name, fn] of Object.entries(cases)) {
+      const before = window.__errors.length;
+      try {
+        const ret = fn();
+        out[name] = { ret: typeof ret === 'string' ? ret.slice(0, 80) : ret, errors: window.__errors.slice(before).map((e) => e.code) };
+      } catch (e) {
+        out[name] = { threw: String(e) };
+      }
+    }
+    return out;
+  });
+  const threw = Object.entries(res).filter(([, r]) => r.threw);
+  assert.deepEqual(threw, [], 'nothing throws into the page');
+  for (const name of ['Symbol name', 'BigInt name', 'object name', 'options getter throws', 'megabyte eventId', 'megabyte name']) {
+    assert.equal(res[name].ret, null, `${name} is rejected`);
+    assert.ok(res[name].errors.length >= 1, `${name} is reported through onError`);
+  }
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 2, currency: 'EUR' }, { eventId: 'after-hostile' }));
+  assert.equal(id, 'after-hostile', 'the next call works');
+  await waitForEvents(env.server, (e) => e.event_id === 'after-hostile');
+  t.diagnostic(`reliability hostile-input: ${JSON.stringify(Object.fromEntries(Object.entries(res).map(([k, r]) => [k, r.errors])))}`);
+  assert.deepEqual(pageErrors, []);
+});
+
+// ---------------------------------------------------------------- degraded mode (no wasm)
+
+async function degradedPage(t, name, how, list) {
+  const { page, pageErrors, consoleErrors } = await env.newPage({ overrides: { autoPageView: false }, initScripts: how.initScripts || [] });
+  const warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning' && m.text().includes('WebAssembly could not start')) warnings.push(m.text()); });
+  if (how.route) await page.route('**/*.wasm', how.route);
+  await page.goto(env.url(how.fixture || '/fixtures/basic.html'));
+  await waitForLoaded(page);
+  assert.equal(await page.evaluate(() => window.tandem.degraded), true, `${name}: on the JS path`);
+  if (list.length) {
+    const returned = await track(page, list);
+    assert.deepEqual(returned, list);
+  }
+  return { page, pageErrors, consoleErrors, warnings };
+}
+
+test('degraded mode: without WebAssembly every queued event reaches the endpoint once', needsDist, async (t) => {
+  const modes = {
+    'wasm blocked': { route: (route) => route.abort('blockedbyclient') },
+    'wasm 404': { route: (route) => route.fulfill({ status: 404, body: 'not found' }) },
+    'no WebAssembly': { initScripts: [() => { delete window.WebAssembly; }] },
+  };
+  for (const [name, how] of Object.entries(modes)) {
+    const list = ids(`deg-${name.replace(/\W+/g, '')}`, 3);
+    env.server.setFault(503, 1); // the JS path retries too
+    const { page, pageErrors, warnings } = await degradedPage(t, name, how, list);
+    await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 6000 });
+    await settle(1200);
+    check(t, `degraded (${name})`, env.server, list, { loaderWarnings: warnings.length });
+    assert.equal(warnings.length, 1, `${name}: the loader says so once`);
+    assert.deepEqual(pageErrors, []);
+    await page.close();
+  }
+  // A CSP without 'wasm-unsafe-eval': the page's own queued Purchase goes on the JS path.
+  const { page, pageErrors, warnings } = await degradedPage(t, 'CSP', { fixture: '/fixtures/csp.html' }, []);
+  await waitForEvents(env.server, (e) => e.event_id === 'csp-1', { timeout: 6000 });
+  await settle(800);
+  check(t, 'degraded (CSP without wasm-unsafe-eval)', env.server, ['csp-1'], { loaderWarnings: warnings.length });
+  assert.equal(warnings.length, 1);
+  assertPayloadsValid(env.server);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('degraded mode: a pending queue survives a reload', needsDist, async (t) => {
+  const how = { route: (route) => route.abort('blockedbyclient') };
+  env.server.setFault(503, 1000);
+  const list = ids('degreload', 2);
+  const { page, pageErrors } = await degradedPage(t, 'reload', how, list);
+  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('degreload-1')), { message: 'a first 503' });
+  await page.reload();
+  env.server.setFault(0, 0);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1500);
+  check(t, 'degraded reload-with-pending-queue', env.server, list);
+  assert.deepEqual(pageErrors, []);
+});
+
+// ---------------------------------------------------------------- crash recovery (test-hooks build)
+
+test('a wasm panic is reported and recovered from; queued and persisted events survive, once', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
+  const { page, pageErrors } = await loaded(hooks, { batch: { windowMs: 200 } });
+  hooks.server.setFault(503, 1000);
+  await track(page, ['pk-1']);
+  await waitFor(() => hooks.server.payloads.some((p) => p.status === 503), { message: 'a first 503' });
+  const r = await page.evaluate(() => {
+    const out = {};
+    try {
+      out.panic = window.tandem('__test_panic');
+      out.during = window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'pk-2' });
+    } catch (e) {
+      out.threw = String(e);
+    }
+    return out;
+  });
+  assert.equal(r.threw, undefined, r.threw);
+  await waitForLoaded(page);
+  const third = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'pk-3' }));
+  assert.equal(third, 'pk-3', 'a call after the panic works');
+  hooks.server.setFault(0, 0);
+  const list = ['pk-1', 'pk-2', 'pk-3'];
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: 3, timeout: 8000 });
+  // The same event_id after the restart is still recognised.
+  const again = await page.evaluate(() => window.tandem('track', 'Lead', {}, { eventId: 'pk-1' }));
+  assert.equal(again, 'pk-1');
+  await settle(1500);
+  const reported = await page.evaluate(() => window.__errors.filter((e) => e.code === 'internal_error').length);
+  check(t, 'panic-recovery', hooks.server, list, { panicsReported: reported });
+  assert.equal(reported, 1, 'the panic is reported once');
+  assert.deepEqual(pageErrors, []);
+});
