@@ -74,6 +74,21 @@ thread_local! {
     static OUTBOX: RefCell<Option<Outbox>> = const { RefCell::new(None) };
     static TAB_ID: RefCell<String> = const { RefCell::new(String::new()) };
     static REPORT: RefCell<Report> = RefCell::new(Report::default());
+    /// Whether the visitor's consent allows storage (ad_storage): the queue holds click IDs and
+    /// Meta cookies, so with ad_storage denied it stays in memory for the page only.
+    static STORAGE_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Follows the consent state after every command. Denial (or revocation) removes this tab's
+/// stored queue at once; what waits is still delivered from memory during the page.
+pub fn set_storage_allowed(allowed: bool) {
+    let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
+    if was && !allowed {
+        let key = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string()));
+        if let (Some(key), Some(storage)) = (key, local_storage()) {
+            let _ = storage.remove_item(&key);
+        }
+    }
 }
 
 /// Given once per instance by the loader: the relay for timers and results, and the tab id (the
@@ -127,7 +142,7 @@ fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
             let _ = storage.remove_item(key);
         }
     }
-    if let Some(value) = step.persist {
+    if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
         let key = outbox.key().to_string();
         let ok = match (&storage, &value) {
             (Some(s), Some(v)) => s.set_item(&key, v).is_ok(),
@@ -225,4 +240,5 @@ pub fn drain(outcome: &mut Outcome) {
 #[cfg(feature = "test-hooks")]
 pub fn reset() {
     OUTBOX.with(|slot| *slot.borrow_mut() = None);
+    STORAGE_ALLOWED.with(|a| a.set(true));
 }

@@ -50,12 +50,18 @@ async function everythingSent(page) {
 
 test('ad_storage denied: no cookie and no storage is written; granting later writes them without a reload', needsDist, async () => {
   const { page, context, pageErrors } = await open({ consent: ALL_DENIED, identify: IDENTITY });
+  // One refused delivery, so the Purchase waits for a retry: the waiting queue must stay in memory.
+  env.server.setFault(503, 1);
   const id = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: 'c-1' }));
-  await waitForEvents(env.server, (e) => e.event_id === id);
+  await settle(300);
+  const whileWaiting = await storageKeys(page);
+  assert.deepEqual(whileWaiting.filter((k) => k.startsWith('tandem')), [], `nothing of Tandem's in storage while a retry waits: ${whileWaiting}`);
+  await waitForEvents(env.server, (e) => e.event_id === id, { timeout: 8000, message: 'the Purchase after its retry' });
+  env.server.setFault(0, 0);
   await settle(300);
   assert.deepEqual(await cookieMap(context), {}, 'no cookie at all');
   const keys = await storageKeys(page);
-  assert.ok(!keys.includes('tandem:attribution') && !keys.includes('tandem:sent'), `no attribution or sent log: ${keys}`);
+  assert.deepEqual(keys.filter((k) => k.startsWith('tandem')), [], `no attribution, sent log or queue: ${keys}`);
   // The platforms were told first.
   const calls = await getCalls(page);
   const first = calls.findIndex((c) => c.platform === 'fbq' && c.args[0] === 'consent');
