@@ -465,6 +465,12 @@ function bootTandem(win, script) {
   function relay(name, args) {
     try {
       if (jsPath) return jsPath(name, args && args[0]);
+      if (!glue && restarts === 0 && name === '__flush' && args[0] === 'pagehide' && (stub.q.length || held.length)) {
+        // The page is going away before the wasm started: the plain-JS path beacons what the stub
+        // queued, so a click tracked right before a navigation is not lost.
+        fail(new Error('the page is closing before WebAssembly started'));
+        return jsPath ? jsPath('__flush', 'pagehide') : null;
+      }
       if (initConfig === null) return null;
       if (!glue) {
         stub.q.push([name].concat(args || []));
@@ -578,6 +584,7 @@ function bootTandem(win, script) {
   }
 
   function goLive(fresh) {
+    if (jsPath) return; // the page already handed its calls to the plain-JS path
     glue = fresh;
     if (initConfig !== null) {
       // Re-create the core's state on a fresh instance after a crash, without repeating what init
@@ -617,6 +624,7 @@ function bootTandem(win, script) {
   // file): say so once, and send every conversion to the first-party endpoint on plain JS, so its
   // server-side copy survives. The pixels get nothing on this path: their mapping lives in the wasm.
   function fail(error) {
+    if (jsPath) return; // already on the plain-JS path (the page left before the wasm arrived)
     try {
       console_.warn('[tandem] WebAssembly could not start (' + describeError(error) + '); events go to the first-party endpoint only');
     } catch (e) { /* ignore */ }

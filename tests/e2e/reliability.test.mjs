@@ -71,6 +71,21 @@ test('unload: events tracked just before a link, a form submit or a closed tab a
   assert.deepEqual(pageErrors, []);
 });
 
+test('a tab closed before the wasm has arrived: the stub queue goes out once on the plain-JS path', needsDist, async (t) => {
+  const { page, pageErrors } = await env.newPage();
+  await page.goto(env.url('/fixtures/slow-wasm.html'));
+  // The loader has run (listeners registered) but the wasm is still 4 s away.
+  await waitFor(() => page.evaluate(() => !!(window.tandem && window.tandem.__tandem)), { timeout: 5000, message: 'the loader' });
+  assert.notEqual(await page.evaluate(() => window.tandem.loaded), true, 'not live yet');
+  await page.evaluate(() => window.tandem('track', 'Purchase', { value: 9, currency: 'EUR', order_id: 'early-1' }, { eventId: 'early-1' }));
+  await page.close({ runBeforeUnload: true }); // a closed tab: nothing of this page runs later
+  await waitForEvents(env.server, (e) => e.event_id === 'early-1', { timeout: 8000, message: 'the Purchase tracked before the wasm arrived' });
+  await settle(1500);
+  check(t, 'unload before wasm', env.server, ['early-1']);
+  assertPayloadsValid(env.server);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('offline, then online: nothing is lost, nothing doubled, retried at once on the online event', needsDist, async (t) => {
   const { context, page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } });
   await context.setOffline(true);
