@@ -475,7 +475,7 @@ mod tests {
     }
 
     /// One line per effect, compact, so expectations read like the shell's log.
-    fn lines(effects: &[Effect]) -> Vec<String> {
+    pub(super) fn lines(effects: &[Effect]) -> Vec<String> {
         effects
             .iter()
             .map(|e| match e {

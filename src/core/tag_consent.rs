@@ -330,6 +330,7 @@ impl Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::tag::tests::lines;
     use crate::core::json::parse;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -353,19 +354,6 @@ mod tests {
             now_ms: NOW,
             ..PageFacts::default()
         }
-    }
-
-    fn lines(effects: &[Effect]) -> Vec<String> {
-        effects
-            .iter()
-            .map(|e| match e {
-                Effect::SetCookie(c) => String::from("cookie ") + c,
-                Effect::Store { key, value } => String::from("store ") + key + " " + value,
-                Effect::Call { function, args_json, .. } => String::from(*function) + args_json,
-                Effect::Send { url, .. } => String::from("send ") + url,
-                other => format!("{other:?}"),
-            })
-            .collect()
     }
 
     fn init_with(config: &str, p: &PageFacts, pre: Pre) -> (Tag, Outcome) {
