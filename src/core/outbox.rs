@@ -369,7 +369,7 @@ impl Outbox {
                 m.push_str("; they are dropped, not retried");
                 step.errors.push(TagError::new("delivery_refused", m, id_list));
             }
-            if !self.items.is_empty() && !self.next_send.is_some_and(|t| t <= now_ms) && !self.in_flight() {
+            if !self.items.is_empty() && self.next_send.is_none_or(|t| t > now_ms) && !self.in_flight() {
                 self.next_send = Some(now_ms);
             }
         } else {
@@ -545,8 +545,8 @@ impl Outbox {
 
     /// Sends a batch when one is due, then persists (when `persist`) and sets the timer.
     fn finish(&mut self, step: &mut Step, now_ms: u64, persist: bool) {
-        if !self.in_flight() {
-            if self.next_send.is_some_and(|due| due <= now_ms) {
+        if !self.in_flight()
+            && self.next_send.is_some_and(|due| due <= now_ms) {
                 if let Some(req) = self.batch(false, usize::MAX) {
                     self.in_flight_since = now_ms;
                     self.next_send = None;
@@ -555,7 +555,6 @@ impl Outbox {
                     self.next_send = None;
                 }
             }
-        }
         if persist {
             self.persist(step, now_ms);
         }
