@@ -545,16 +545,13 @@ impl Outbox {
 
     /// Sends a batch when one is due, then persists (when `persist`) and sets the timer.
     fn finish(&mut self, step: &mut Step, now_ms: u64, persist: bool) {
-        if !self.in_flight()
-            && self.next_send.is_some_and(|due| due <= now_ms) {
-                if let Some(req) = self.batch(false, usize::MAX) {
-                    self.in_flight_since = now_ms;
-                    self.next_send = None;
-                    step.requests.push(req);
-                } else {
-                    self.next_send = None;
-                }
+        if !self.in_flight() && self.next_send.is_some_and(|due| due <= now_ms) {
+            self.next_send = None;
+            if let Some(req) = self.batch(false, usize::MAX) {
+                self.in_flight_since = now_ms;
+                step.requests.push(req);
             }
+        }
         if persist {
             self.persist(step, now_ms);
         }
