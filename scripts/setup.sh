@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, skipping what is already there:
 # the wasm32 target, wasm-bindgen-cli (pinned to the wasm-bindgen crate's exact version),
-# Chromium and ChromeDriver (Debian packages), and the npm packages.
+# Chromium and ChromeDriver (Debian packages; skipped with TANDEM_SETUP_NO_BROWSER=1, as npm start
+# does), and the npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $wanted\$"; then
   cargo install wasm-bindgen-cli --version "=$wanted"
 fi
 
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+if [ "${TANDEM_SETUP_NO_BROWSER:-}" != 1 ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
   echo "setup: installing chromium and chromium-driver"
   sudo_=""
   if [ "$(id -u)" != 0 ]; then sudo_="sudo"; fi
@@ -24,4 +25,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+# npm ci only when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,4 +1,4 @@
-// `npm start`: builds the tag, builds and starts the collector (SQLite at ./tandem.db), and serves
+// `npm start`: installs what the build needs (scripts/setup.sh), builds the tag, builds and starts the collector (SQLite at ./tandem.db), and serves
 // the demo shop on http://127.0.0.1:8080 with /collect and /events proxied to the collector.
 // Ctrl-C stops both.
 import { execFileSync, spawn } from 'node:child_process';
@@ -11,6 +11,9 @@ const port = Number(process.env.PORT || 8080);
 const collectorPort = Number(process.env.COLLECTOR_PORT || 8081);
 const collectorUrl = `http://127.0.0.1:${collectorPort}`;
 
+// The toolchain pieces the build needs (wasm32 target, rust-src, wasm-bindgen-cli, npm packages),
+// each skipped when present; the browser is only for the tests.
+execFileSync('bash', [join(root, 'scripts', 'setup.sh')], { cwd: root, stdio: 'inherit', env: { ...process.env, TANDEM_SETUP_NO_BROWSER: '1' } });
 execFileSync('node', [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
 execFileSync('cargo', ['build', '--profile', 'server', '-p', 'tandem-collector'], { cwd: root, stdio: 'inherit' });
 
