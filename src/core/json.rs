@@ -372,6 +372,13 @@ pub fn write_u64(out: &mut String, mut n: u64) {
     }
 }
 
+/// `n` as decimal text (see `write_u64`).
+pub fn u64_text(n: u64) -> String {
+    let mut s = String::new();
+    write_u64(&mut s, n);
+    s
+}
+
 /// `s` as a JSON string literal. U+2028/2029 are escaped too, so the text is also safe inside
 /// a JS string or an inline script.
 pub fn write_str(out: &mut String, s: &str) {
@@ -462,9 +469,7 @@ impl Obj {
         }
     }
     pub fn u(self, k: &str, n: u64) -> Obj {
-        let mut s = String::new();
-        write_u64(&mut s, n);
-        self.v(k, Value::Number(s))
+        self.v(k, Value::Number(u64_text(n)))
     }
     pub fn push(&mut self, k: &str, v: Value) {
         self.0.push((k.to_string(), v));

@@ -29,7 +29,7 @@
 
 use crate::core::attribution::ts_of;
 use crate::core::error::TagError;
-use crate::core::json::{self, write_str, write_u64, Value};
+use crate::core::json::{self, u64_text, write_str, write_u64, Value};
 use crate::core::tag::Entropy;
 
 /// localStorage key prefix; the tab id follows.
@@ -179,12 +179,6 @@ fn is_event_id(s: &str) -> bool {
 
 fn is_endpoint(s: &str) -> bool {
     s.len() <= URL_MAX && (s.starts_with("https://") || s.starts_with("http://"))
-}
-
-fn num(n: u64) -> String {
-    let mut s = String::new();
-    write_u64(&mut s, n);
-    s
 }
 
 /// Reads one stored queue: `(lease until, items)`; `None` when it is not one of ours. Items that
@@ -506,7 +500,7 @@ impl Outbox {
             m.push_str(" bytes): dropped the ");
             write_u64(&mut m, dropped);
             m.push_str(" oldest undelivered event(s)");
-            step.errors.push(TagError::new("queue_full", m, num(dropped)));
+            step.errors.push(TagError::new("queue_full", m, u64_text(dropped)));
         }
     }
 
@@ -584,7 +578,7 @@ mod tests {
         let mut s = String::from(r#"{"event_id":""#);
         s.push_str(id);
         s.push_str(r#"","event_name":"Lead","event_time_ms":"#);
-        s.push_str(&num(NOW));
+        s.push_str(&u64_text(NOW));
         s.push_str(r#","pad":""#);
         s.push_str(&"x".repeat(extra));
         s.push_str("\"}");
@@ -779,7 +773,7 @@ mod tests {
 
         // Many big events: several beacons, under the budget together; the rest stays stored.
         let mut o = outbox(Settings { window_ms: 1000, batch_bytes: 16 * 1024, queue_bytes: 1_000_000, ..Settings::default() });
-        let ids: Vec<String> = (0..40).map(|n| String::from("e") + &num(n)).collect();
+        let ids: Vec<String> = (0..40).map(|n| String::from("e") + &u64_text(n)).collect();
         for id in &ids {
             o.enqueue(URL, &(String::from(r#"{"events":["#) + &event(id, 3000) + "]}"), NOW);
         }

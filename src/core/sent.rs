@@ -65,7 +65,7 @@ impl SentLog {
         let items = self
             .entries
             .iter()
-            .map(|(key, ts)| Value::Array(vec![Value::String(key.clone()), Value::Number(number(*ts))]))
+            .map(|(key, ts)| Value::Array(vec![Value::String(key.clone()), Value::Number(json::u64_text(*ts))]))
             .collect();
         Value::Array(items).to_json()
     }
@@ -76,12 +76,6 @@ pub fn key(prefix: &str, id: &str) -> String {
     let mut key = String::from(prefix);
     key.push_str(id);
     key
-}
-
-fn number(n: u64) -> String {
-    let mut s = String::new();
-    json::write_u64(&mut s, n);
-    s
 }
 
 #[cfg(test)]

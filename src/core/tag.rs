@@ -81,7 +81,7 @@ use crate::core::config::{self, Config};
 use crate::core::cookies::{self, FbcDecision};
 use crate::core::event::{self, EventName, Standard, ValidEvent};
 use crate::core::ids;
-use crate::core::json::{obj, write_str};
+use crate::core::json::{obj, u64_text, write_str};
 use crate::core::payload::Envelope;
 use crate::core::sent::{self, SentLog};
 use crate::core::url;
@@ -227,7 +227,7 @@ impl Tag {
         for d in &tag.config.destinations {
             let setup = d.setup(&ctx);
             if tag.config.debug {
-                log(&mut out.effects, &[d.key(), ": set up with ", count(setup.len()).as_str(), " call(s)"]);
+                log(&mut out.effects, &[d.key(), ": set up with ", u64_text(setup.len() as u64).as_str(), " call(s)"]);
             }
             out.effects.extend(setup);
         }
@@ -433,12 +433,6 @@ impl Tag {
         out.event_id = Some(event_id);
         out
     }
-}
-
-fn count(n: usize) -> String {
-    let mut s = String::new();
-    crate::core::json::write_u64(&mut s, n as u64);
-    s
 }
 
 #[cfg(test)]
