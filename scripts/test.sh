@@ -20,6 +20,10 @@ web_tests() {
 }
 if ! web_tests; then
   echo "== shell tests: second attempt"
+  # A hung first attempt can leave its ChromeDriver and Chromium behind; they stall the next one.
+  pkill -x chromedriver 2>/dev/null || true
+  pkill -f -- '--remote-debugging-port' 2>/dev/null || true
+  sleep 1
   web_tests
 fi
 
