@@ -257,6 +257,7 @@ tandem('init', {
 window.__benchReady = function () { return !!(window.tandem && window.tandem.loaded === true); };
 window.__benchTrack = function (p) { return tandem('track', 'Purchase', p); };
 </script>
+<link rel="preload" href="/tag/tandem/tandem_bg.wasm" as="fetch" crossorigin>
 <script async src="/tag/tandem/tandem.js"></script>`;
   }
   if (variant === 'segment') {

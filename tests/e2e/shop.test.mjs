@@ -68,3 +68,17 @@ test('the demo shop sends each step once, with the order id as the Purchase even
   assert.deepEqual(pageErrors, []);
 });
 
+
+// The snippet's `<link rel=preload as=fetch crossorigin>` must match the loader's own fetch (CORS
+// mode, same-origin credentials): a mismatch makes the browser download the wasm a second time.
+test('the preloaded wasm is the one the loader compiles: one download per page', needsDist, async () => {
+  const { page } = await env.newPage({ stubs: false });
+  const wasmRequests = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname.endsWith('/tandem_bg.wasm')) wasmRequests.push(request.url());
+  });
+  await page.goto(env.url('/'));
+  await waitForLoaded(page);
+  await settle();
+  assert.equal(wasmRequests.length, 1, `wasm requests: ${wasmRequests.join(', ')}`);
+});
