@@ -43,7 +43,7 @@ execFileSync('cargo', cargoArgs, {
   env: {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_ENCODED_RUSTFLAGS: ['--cfg', 'getrandom_backend="wasm_js"', '-Zunstable-options', '-Cpanic=immediate-abort'].join('\x1f'),
+    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort'].join('\x1f'),
   },
 });
 const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');

@@ -4,9 +4,7 @@
 
 use std::cell::RefCell;
 
-use js_sys::Reflect;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 
 use crate::core::json::Value;
 use crate::core::tag::{Outcome, Pre, Tag};
@@ -24,16 +22,19 @@ export function consent_wake(ms) {
     }, ms);
   } catch (e) { /* no timers: the next call releases what waits */ }
 }
+export function privacy_gpc() {
+  try { return navigator.globalPrivacyControl === true; } catch (e) { return false; }
+}
+export function privacy_lowercase(s) {
+  return s.toLowerCase();
+}
 "#)]
 extern "C" {
     fn consent_wake(ms: u32);
-}
-
-/// `navigator.globalPrivacyControl === true`.
-fn gpc() -> bool {
-    web_sys::window()
-        .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
-        .is_some_and(|v| v.as_bool() == Some(true))
+    /// `navigator.globalPrivacyControl === true`.
+    fn privacy_gpc() -> bool;
+    /// `String.prototype.toLowerCase`, for identify's normalisation (see `identity::set_lowercase`).
+    fn privacy_lowercase(s: &str) -> String;
 }
 
 /// `consent` / `identify` before `init`.
@@ -42,16 +43,11 @@ pub fn before_init(name: &str, args: &[Value], now_ms: u64) -> Outcome {
     PRE.with(|pre| pre.borrow_mut().command(name, args, now_ms))
 }
 
-/// `String.prototype.toLowerCase`, for identify's normalisation (see `identity::set_lowercase`).
-fn js_lowercase(s: &str) -> String {
-    String::from(js_sys::JsString::from(s).to_lower_case())
-}
-
 /// What init applies first (and forgets here: the tag holds it from now on).
 pub fn take() -> Pre {
     install();
     let mut pre = PRE.with(|pre| std::mem::take(&mut *pre.borrow_mut()));
-    pre.gpc = gpc();
+    pre.gpc = privacy_gpc();
     pre
 }
 
@@ -65,5 +61,5 @@ pub fn schedule(tag: &Tag, now_ms: u64) {
 }
 
 fn install() {
-    crate::core::identity::set_lowercase(js_lowercase);
+    crate::core::identity::set_lowercase(privacy_lowercase);
 }

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
-use super::browser::{local_storage, BrowserEntropy};
+use super::browser::{self, BrowserEntropy};
 use crate::core::error::TagError;
 use crate::core::ids;
 use crate::core::json::Value;
@@ -85,8 +85,8 @@ pub fn set_storage_allowed(allowed: bool) {
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
     if was && !allowed {
         let key = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string()));
-        if let (Some(key), Some(storage)) = (key, local_storage()) {
-            let _ = storage.remove_item(&key);
+        if let Some(key) = key {
+            browser::unstore(&key);
         }
     }
 }
@@ -102,7 +102,7 @@ pub fn set_relay(relay: JsValue, tab_id: &str) {
 }
 
 fn now() -> u64 {
-    js_sys::Date::now() as u64
+    browser::now()
 }
 
 fn tab_id() -> String {
@@ -119,40 +119,22 @@ fn tab_id() -> String {
 
 /// Every `tandem:q:*` key in localStorage with its value.
 fn stored_queues() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Some(storage) = local_storage() else { return out };
-    let n = storage.length().unwrap_or(0);
-    for i in 0..n {
-        if let Ok(Some(key)) = storage.key(i) {
-            if key.starts_with(KEY_PREFIX) {
-                if let Ok(Some(value)) = storage.get_item(&key) {
-                    out.push((key, value));
-                }
-            }
-        }
-    }
-    out
+    browser::stored_with_prefix(KEY_PREFIX)
 }
 
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
 fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
-    let storage = local_storage();
-    if let Some(storage) = &storage {
-        for key in &step.forget {
-            let _ = storage.remove_item(key);
-        }
+    for key in &step.forget {
+        browser::unstore(key);
     }
     if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
         let key = outbox.key().to_string();
-        let ok = match (&storage, &value) {
-            (Some(s), Some(v)) => s.set_item(&key, v).is_ok(),
-            (Some(s), None) => s.remove_item(&key).is_ok(),
-            (None, _) => false,
+        let ok = match &value {
+            Some(v) => browser::store(&key, v),
+            None => browser::unstore(&key),
         };
         if !ok {
-            if let Some(s) = &storage {
-                let _ = s.remove_item(&key);
-            }
+            browser::unstore(&key);
         }
         if let Some(w) = outbox.persisted(ok) {
             REPORT.with(|r| r.borrow_mut().warnings.push(w));
@@ -210,7 +192,7 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
     let arg = |i: usize| args.get(i);
     with_outbox(|outbox, now_ms| match name {
         "__tick" => {
-            let own = local_storage().and_then(|s| s.get_item(outbox.key()).ok().flatten());
+            let own = browser::stored(outbox.key());
             outbox.tick(now_ms, own.as_deref(), &mut BrowserEntropy)
         }
         "__delivered" => {
