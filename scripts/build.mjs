@@ -91,8 +91,11 @@ function glueFactory() {
   glue = glue.replace(/^export \{[^}]*\};?\s*$/gm, '');
   glue = glue.replace(/new URL\('tandem_bg\.wasm', import\.meta\.url\)/, 'undefined');
   if (glue.includes('import.meta')) throw new Error('import.meta left in the wasm-bindgen glue');
-  const exported = ['command', 'set_script_nonce', 'set_relay'];
-  return `function createGlue() {\n${snippets}${glue}\nreturn { init: __wbg_init, ${exported.map((name) => `${name}: ${name}`).join(', ')} };\n}\n`;
+  // set_relay is assembled here: the relay function goes to the transport snippet directly and only
+  // the tab id into the wasm (src/shell/transport.rs), so no JS object ever enters the wasm.
+  const api = 'init: __wbg_init, command: command, set_script_nonce: set_script_nonce, '
+    + 'set_relay: function (relay, tabId) { transport_relay(relay); set_tab_id(tabId); }';
+  return `function createGlue() {\n${snippets}${glue}\nreturn { ${api} };\n}\n`;
 }
 
 const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8');

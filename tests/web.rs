@@ -187,7 +187,7 @@ fn install_relay() {
         let json = JSON::stringify(&args).ok().and_then(|s| s.as_string()).unwrap_or_else(|| String::from("[]"));
         command(&name, &json);
     });
-    tandem::shell::transport::set_relay(relay.as_ref().clone(), "webtest");
+    tandem::shell::transport::set_relay(relay.as_ref(), "webtest");
     relay.forget();
 }
 

@@ -4,7 +4,7 @@
 //!   back; on unload `sendBeacon` first (a `true` counts as handed over), fetch as fallback.
 //! - One timer (`setTimeout`) for the batching window, backoff and request timeouts.
 //! - Results and timers come back through the *relay*, a function the loader gives each instance
-//!   once (`set_relay`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
+//!   once (`set_relay(relay, tabId)`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
 //!   routes them like any call, so they survive a crash and restart of the wasm instance (queued
 //!   while it restarts, then handled by the fresh instance, which reloaded the persisted queue).
 //! - The loader also relays `pagehide`, `visibilitychange`→hidden (`__flush`) and `online`
@@ -15,7 +15,6 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 
 use super::browser::{self, BrowserEntropy};
 use crate::core::error::TagError;
@@ -27,6 +26,8 @@ use crate::core::tag::{Entropy, Outcome};
 #[wasm_bindgen(inline_js = r#"
 let tandemRelay = null;
 let tandemTimer = 0;
+// Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so the relay
+// never crosses into the wasm, which then needs no externref table.
 export function transport_relay(f) {
   tandemRelay = typeof f === 'function' ? f : null;
 }
@@ -57,7 +58,8 @@ export function transport_send(url, body, ids, beacon, keepalive) {
 }
 "#)]
 extern "C" {
-    fn transport_relay(relay: &JsValue);
+    #[cfg(feature = "test-hooks")]
+    fn transport_relay(relay: &wasm_bindgen::JsValue);
     fn transport_wake(ms: u32);
     /// 1: handed over (sendBeacon true); 0: a fetch is on its way, its status will be relayed;
     /// -1: nothing could be sent.
@@ -91,14 +93,20 @@ pub fn set_storage_allowed(allowed: bool) {
     }
 }
 
-/// Given once per instance by the loader: the relay for timers and results, and the tab id (the
-/// loader's, so a restarted instance finds this tab's persisted queue again).
+/// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId)`
+/// in the glue factory): the loader's, so a restarted instance finds this tab's persisted queue.
 #[wasm_bindgen]
-pub fn set_relay(relay: JsValue, tab_id: &str) {
-    transport_relay(&relay);
+pub fn set_tab_id(tab_id: &str) {
     if !tab_id.is_empty() && tab_id.len() <= 64 {
         TAB_ID.with(|t| *t.borrow_mut() = tab_id.to_string());
     }
+}
+
+/// Test hook: what the glue factory's `set_relay` does, for tests that run without the factory.
+#[cfg(feature = "test-hooks")]
+pub fn set_relay(relay: &wasm_bindgen::JsValue, tab_id: &str) {
+    transport_relay(relay);
+    set_tab_id(tab_id);
 }
 
 fn now() -> u64 {
