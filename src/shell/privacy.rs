@@ -10,7 +10,8 @@ use crate::core::json::Value;
 use crate::core::tag::{Outcome, Pre, Tag};
 
 thread_local! {
-    static PRE: RefCell<Pre> = RefCell::new(Pre::default());
+    /// `None` until the first call before init: a const initialiser links no lazy set-up code.
+    static PRE: RefCell<Option<Pre>> = const { RefCell::new(None) };
     static WAKE_AT: RefCell<Option<u64>> = const { RefCell::new(None) };
 }
 
@@ -40,13 +41,13 @@ extern "C" {
 /// `consent` / `identify` before `init`.
 pub fn before_init(name: &str, args: &[Value], now_ms: u64) -> Outcome {
     install();
-    PRE.with(|pre| pre.borrow_mut().command(name, args, now_ms))
+    PRE.with(|pre| pre.borrow_mut().get_or_insert_with(Pre::default).command(name, args, now_ms))
 }
 
 /// What init applies first (and forgets here: the tag holds it from now on).
 pub fn take() -> Pre {
     install();
-    let mut pre = PRE.with(|pre| std::mem::take(&mut *pre.borrow_mut()));
+    let mut pre = PRE.with(|pre| pre.borrow_mut().take()).unwrap_or_default();
     pre.gpc = privacy_gpc();
     pre
 }
