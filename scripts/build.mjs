@@ -31,6 +31,8 @@ function run(command, args) {
 // bounds check links Rust's panic-message formatting, about 8 KB of gzip for nothing a visitor can
 // use. A trap is what a panic already was under panic = "abort"; the loader recovers from it.
 // These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
+// Without reference types (on by default since Rust 1.82) wasm-bindgen emits no externref table and
+// its set-up code: no JS value ever enters the wasm (src/shell), so they would be dead weight.
 const targetDir = join(root, 'target', testHooks ? 'wasm-test-hooks' : 'wasm');
 const cargoArgs = [
   'build', '--release', '--lib', '-p', 'tandem', '--target', 'wasm32-unknown-unknown',
@@ -45,7 +47,7 @@ execFileSync('cargo', cargoArgs, {
   env: {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_ENCODED_RUSTFLAGS: ['--cfg', 'getrandom_backend="wasm_js"', '-Zunstable-options', '-Cpanic=immediate-abort'].join('\x1f'),
+    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types'].join('\x1f'),
   },
 });
 const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
@@ -55,13 +57,25 @@ run('wasm-bindgen', ['--target', 'web', '--no-typescript', '--out-dir', bindgenD
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-run(join(root, 'node_modules', 'binaryen', 'bin', 'wasm-opt'), [
-  // --converge repeats -Oz until it stops shrinking (about 600 B of gzip). --low-memory-unused lets
-  // wasm-opt fold constant offsets into loads and stores (about 500 B): sound because rustc's
-  // layout puts the stack's 1 MB below the data, so the first 1 KB is only reached by a stack
-  // 1 MB deep, and the core bounds its recursion (json::MAX_DEPTH).
-  '-Oz', '--converge', '--low-memory-unused', '--strip-debug', '--strip-producers', join(bindgenDir, 'tandem_bg.wasm'), '-o', join(outDir, 'tandem_bg.wasm'),
-]);
+// Import and export names are shortened to a letter or two: wasm-bindgen's carry a 16-digit hash
+// each and the snippets' module paths, about 1 KB of gzip between the wasm and the glue. wasm-opt
+// prints what it renamed ({ imports: [[module, name, short]], exports: [[name, short]] });
+// glueFactory renames the glue to match, and every import must end in one module.
+const outWasm = join(outDir, 'tandem_bg.wasm');
+const wasmOpt = join(root, 'node_modules', 'binaryen', 'bin', 'wasm-opt');
+const optimized = join(bindgenDir, 'tandem_opt.wasm');
+// --converge repeats -Oz until it stops shrinking (about 600 B of gzip). --low-memory-unused lets
+// wasm-opt fold constant offsets into loads and stores (about 500 B): sound because rustc's layout
+// puts the stack's 1 MB below the data, so the first 1 KB is only reached by a stack 1 MB deep,
+// and the core bounds its recursion (json::MAX_DEPTH). The renaming runs once, on its own: under
+// --converge it would run again on the short names and print its table more than once.
+run(wasmOpt, ['-Oz', '--converge', '--low-memory-unused', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
+const minified = JSON.parse(execFileSync(wasmOpt, [
+  '--strip-debug', '--strip-producers', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
+], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
+if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');
+const importModule = [...importModules][0] || 'a';
 
 function listFiles(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -71,8 +85,8 @@ function listFiles(dir) {
 }
 
 // wasm-bindgen's ES-module glue, turned into a factory function body: snippets inlined, exports
-// made local, and the default wasm URL (import.meta.url, invalid in a classic script) removed,
-// since the loader always passes the compiled module.
+// made local, and its loading paths (with the default wasm URL, import.meta.url, invalid in a
+// classic script) replaced by instantiating the compiled module the loader always passes.
 function glueFactory() {
   let glue = readFileSync(join(bindgenDir, 'tandem.js'), 'utf8');
   const snippetsDir = join(bindgenDir, 'snippets');
@@ -85,20 +99,54 @@ function glueFactory() {
     if (error.code !== 'ENOENT') throw error;
   }
   glue = glue.replace(/^import \{[^}]*\} from '\.\/snippets\/[^']*';\n/gm, '');
-  // A snippet function the wasm imports directly (no JS shim, e.g. one taking only a JsValue) comes
-  // as a namespace import: make it an object of the (now local) snippet functions.
-  glue = glue.replace(/^import \* as (\w+) from ["']\.\/snippets\/([^"']*)["'];?\n/gm, (line, name, rel) => {
-    const source = readFileSync(join(snippetsDir, rel), 'utf8');
-    const names = [...source.matchAll(/^export\s+function\s+(\w+)/gm)].map((m) => m[1]);
-    return `var ${name} = { ${names.join(', ')} };\n`;
+  // A snippet function the wasm imports directly (no JS shim, e.g. one taking only numbers) comes
+  // as a namespace import: make it an object of the (now local) snippet functions, under their
+  // minified import names.
+  glue = glue.replace(/^import \* as (\w+) from ["'](\.\/snippets\/[^"']*)["'];?\n/gm, (line, name, module) => {
+    const entries = minified.imports.filter(([m]) => m === module).map(([, old, short]) => `${short}: ${old}`);
+    return `var ${name} = { ${entries.join(', ')} };\n`;
   });
+  for (const [module, old, short] of minified.imports) {
+    if (module.startsWith('./snippets/')) continue;
+    const key = new RegExp(`\\b${old}\\b`, 'g');
+    if (!key.test(glue)) throw new Error(`import ${old} not found in the wasm-bindgen glue`);
+    glue = glue.replace(key, short);
+  }
+  const exportNames = new Map(minified.exports);
+  glue = glue.replace(/\bwasm\.(\w+)/g, (use, name) => {
+    if (!exportNames.has(name)) throw new Error(`the glue uses wasm.${name}, which the wasm does not export`);
+    return `wasm.${exportNames.get(name)}`;
+  });
+  glue = glue.replace(/return \{\n\s*__proto__: null,\n((?:\s*"[^"]+": \w+,\n)+)\s*\};/, (block, members) => {
+    const objects = [...members.matchAll(/: (\w+),/g)].map((m) => m[1]);
+    return `return { ${JSON.stringify(importModule)}: Object.assign({}, ${objects.join(', ')}) };`;
+  });
+  if (glue.includes('./tandem_bg.js')) throw new Error('the import object of the wasm-bindgen glue was not rewritten');
   if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
+  // The loader always hands init a compiled WebAssembly.Module ({ module_or_path: compiled }):
+  // wasm-bindgen's fetching, streaming, MIME fallback and sync paths (and their console messages)
+  // would be downloaded by every visitor for nothing. They are replaced by the one path used.
+  for (const name of ['__wbg_load', 'initSync', '__wbg_init', '__wbg_init_once']) {
+    const definition = new RegExp(`^(?:async )?function ${name}\\(.*?^}\\n`, 'ms');
+    if (!definition.test(glue)) throw new Error(`${name} not found in the wasm-bindgen glue`);
+    glue = glue.replace(definition, '');
+  }
+  glue = glue.replace(/^let __wbg_init_promise;\n/m, '');
+  glue += `function __wbg_init(options) {
+  var module = options.module_or_path;
+  return WebAssembly.instantiate(module, __wbg_get_imports()).then(function (instance) {
+    return __wbg_finalize_init(instance, module);
+  });
+}
+`;
   glue = glue.replace(/^export function /gm, 'function ');
   glue = glue.replace(/^export \{[^}]*\};?\s*$/gm, '');
-  glue = glue.replace(/new URL\('tandem_bg\.wasm', import\.meta\.url\)/, 'undefined');
   if (glue.includes('import.meta')) throw new Error('import.meta left in the wasm-bindgen glue');
-  const exported = ['command', 'set_script_nonce', 'set_relay'];
-  return `function createGlue() {\n${snippets}${glue}\nreturn { init: __wbg_init, ${exported.map((name) => `${name}: ${name}`).join(', ')} };\n}\n`;
+  // set_relay is assembled here: the relay function goes to the transport snippet directly and only
+  // the tab id into the wasm (src/shell/transport.rs), so no JS object ever enters the wasm.
+  const api = 'init: __wbg_init, command: command, set_script_nonce: set_script_nonce, '
+    + 'set_relay: function (relay, tabId) { transport_relay(relay); set_tab_id(tabId); }';
+  return `function createGlue() {\n${snippets}${glue}\nreturn { ${api} };\n}\n`;
 }
 
 const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8');

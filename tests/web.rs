@@ -147,6 +147,40 @@ fn a_missing_or_throwing_platform_never_stops_the_others() {
 }
 
 #[wasm_bindgen_test]
+fn blocked_storage_and_cookies_never_stop_an_event() {
+    fresh_page("?gclid=G-blocked");
+    // As in a sandboxed iframe or with site data blocked: each access throws a SecurityError.
+    eval(
+        r#"
+        window.__storage = Object.getOwnPropertyDescriptor(window, 'localStorage');
+        Object.defineProperty(window, 'localStorage', { configurable: true, get: function () { throw new DOMException('blocked', 'SecurityError'); } });
+        Object.defineProperty(document, 'cookie', { configurable: true, get: function () { throw new DOMException('blocked', 'SecurityError'); }, set: function () { throw new DOMException('blocked', 'SecurityError'); } });
+        "#,
+    );
+    reply("init", CONFIG);
+    let out = reply("track", r#"["Lead",{},{"eventId":"blocked-1"}]"#);
+    eval("Object.defineProperty(window, 'localStorage', window.__storage); delete document.cookie;");
+    assert_eq!(get(&out, "event_id").as_string().as_deref(), Some("blocked-1"));
+    assert_eq!(calls_to("ttq.track").len(), 1);
+    let sent = get(&Array::from(&eval("window.__beacons")).get(0), "1.events.0");
+    assert_eq!(get(&sent, "event_id").as_string().as_deref(), Some("blocked-1"));
+    assert_eq!(get(&sent, "click_ids.gclid.value").as_string().as_deref(), Some("G-blocked"));
+}
+
+#[wasm_bindgen_test]
+fn event_ids_stay_random_without_crypto() {
+    fresh_page("");
+    reply("init", CONFIG);
+    eval("window.__getRandomValues = crypto.getRandomValues; crypto.getRandomValues = function () { throw new Error('no crypto'); };");
+    let first = get(&reply("track", r#"["Lead"]"#), "event_id").as_string().unwrap_or_default();
+    let second = get(&reply("track", r#"["Lead"]"#), "event_id").as_string().unwrap_or_default();
+    eval("crypto.getRandomValues = window.__getRandomValues;");
+    assert_eq!(first.len(), 36, "UUID v4: {first}");
+    assert_eq!(&first[14..15], "4");
+    assert_ne!(first, second);
+}
+
+#[wasm_bindgen_test]
 fn rejected_input_is_an_error_value_not_an_exception() {
     fresh_page("");
     let before_init = reply("track", r#"["Purchase"]"#);
@@ -187,7 +221,7 @@ fn install_relay() {
         let json = JSON::stringify(&args).ok().and_then(|s| s.as_string()).unwrap_or_else(|| String::from("[]"));
         command(&name, &json);
     });
-    tandem::shell::transport::set_relay(relay.as_ref().clone(), "webtest");
+    tandem::shell::transport::set_relay(relay.as_ref(), "webtest");
     relay.forget();
 }
 

@@ -4,15 +4,103 @@
 
 use std::cell::RefCell;
 
-use js_sys::{Function, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::wasm_bindgen;
 
+use crate::core::json::{self, Value};
 use crate::core::{cookies, sent};
 use crate::core::tag::{Effect, Entropy, PageFacts};
 use crate::platforms::REGISTRY;
 
 const ATTRIBUTION_KEY: &str = "tandem:attribution";
 const PROBE_COOKIE: &str = "_tandem_probe";
+
+// The page, reached through these few functions rather than web-sys and js-sys: each of their
+// bindings costs glue JS and externref plumbing in the wasm, and plain strings cross the boundary
+// for less. Each function catches what the page can throw (blocked storage or cookies in a
+// sandboxed iframe, a throwing getter, a replaced pixel function) and answers with a value.
+#[wasm_bindgen(inline_js = r#"
+function shell_storage() {
+  try { return window.localStorage || null; } catch (e) { return null; }
+}
+export function shell_page() {
+  try {
+    var l = location;
+    return [l.protocol, l.hostname, document.referrer, l.href].join('\n');
+  } catch (e) { return ''; }
+}
+export function shell_cookie() {
+  try { return document.cookie; } catch (e) { return ''; }
+}
+export function shell_set_cookie(c) {
+  try { document.cookie = c; } catch (e) { /* cookies disabled: the page goes on without them */ }
+}
+export function shell_get(key) {
+  try { var s = shell_storage(); return s ? s.getItem(key) : null; } catch (e) { return null; }
+}
+export function shell_set(key, value) {
+  try { var s = shell_storage(); if (s) { s.setItem(key, value); return true; } } catch (e) { /* quota */ }
+  return false;
+}
+export function shell_remove(key) {
+  try { var s = shell_storage(); if (s) { s.removeItem(key); return true; } } catch (e) { /* blocked */ }
+  return false;
+}
+export function shell_entries(prefix) {
+  var out = [];
+  try {
+    var s = shell_storage();
+    for (var i = 0, n = s ? s.length : 0; i < n; i++) {
+      var k = s.key(i);
+      if (k !== null && k.lastIndexOf(prefix, 0) === 0) {
+        var v = s.getItem(k);
+        if (v !== null) out.push(k, v);
+      }
+    }
+  } catch (e) { /* what was read so far */ }
+  return JSON.stringify(out);
+}
+export function shell_now() {
+  return Date.now();
+}
+export function shell_random() {
+  try { return crypto.getRandomValues(new Uint32Array(1))[0]; } catch (e) { return Math.random() * 4294967296 >>> 0; }
+}
+export function shell_call(path, argsJson) {
+  var self = window, f = self, parts = path.split('.'), args;
+  for (var i = 0; i < parts.length; i++) {
+    self = f;
+    try { f = Object(self) === self ? self[parts[i]] : undefined; } catch (e) { f = undefined; }
+  }
+  if (typeof f !== 'function') return '';
+  try { args = JSON.parse(argsJson); } catch (e) { return null; }
+  try { f.apply(self, args); } catch (e) { return '!' + (typeof e === 'string' ? e : 'an exception'); }
+  return null;
+}
+export function shell_log(warn, line) {
+  try { warn ? console.warn(line) : console.log(line); } catch (e) { /* no console */ }
+}
+"#)]
+extern "C" {
+    /// `protocol`, `hostname`, `document.referrer` and `href`, one a line (none holds a newline:
+    /// the URL parser strips them), href last; empty when the page cannot be read.
+    fn shell_page() -> String;
+    fn shell_cookie() -> String;
+    fn shell_set_cookie(cookie: &str);
+    fn shell_get(key: &str) -> Option<String>;
+    /// `false` when there is no storage or the write threw (QuotaExceededError).
+    fn shell_set(key: &str, value: &str) -> bool;
+    fn shell_remove(key: &str) -> bool;
+    /// A flat JSON array `[key, value, key, value, ...]` of the stored keys starting with `prefix`.
+    fn shell_entries(prefix: &str) -> String;
+    fn shell_now() -> f64;
+    /// 32 random bits: crypto.getRandomValues, else Math.random (ids must still differ).
+    fn shell_random() -> u32;
+    /// Calls `window.<path>(...args)` with `this` bound to the object holding the function, as
+    /// `ttq.track(...)` needs. `None`: called (or the args did not parse); `Some("")`: no such
+    /// function; `Some("!" + what)`: it threw.
+    fn shell_call(path: &str, args_json: &str) -> Option<String>;
+    fn shell_log(warn: bool, line: &str);
+}
 
 thread_local! {
     static NONCE: RefCell<String> = const { RefCell::new(String::new()) };
@@ -28,54 +116,56 @@ pub struct BrowserEntropy;
 
 impl Entropy for BrowserEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
-        if getrandom::fill(buf).is_err() {
-            // No crypto.getRandomValues (very old or locked-down browsers): ids must still differ.
-            for byte in buf.iter_mut() {
-                *byte = (js_sys::Math::random() * 256.0) as u8;
-            }
+        for chunk in buf.chunks_mut(4) {
+            let bits = shell_random().to_le_bytes();
+            chunk.copy_from_slice(&bits[..chunk.len()]);
         }
     }
 }
 
-fn html_document() -> Option<web_sys::HtmlDocument> {
-    web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()
+pub fn now() -> u64 {
+    shell_now() as u64
 }
 
-fn read_cookies() -> String {
-    html_document().and_then(|doc| doc.cookie().ok()).unwrap_or_default()
+pub fn stored(key: &str) -> Option<String> {
+    shell_get(key)
 }
 
-fn write_cookie(cookie: &str) {
-    if let Some(doc) = html_document() {
-        let _ = doc.set_cookie(cookie);
-    }
+/// Stores `value`; `false` when storage is unavailable or full.
+pub fn store(key: &str, value: &str) -> bool {
+    shell_set(key, value)
 }
 
-pub(crate) fn local_storage() -> Option<web_sys::Storage> {
-    // Storage access throws in some sandboxed iframes and with cookies blocked.
-    web_sys::window()?.local_storage().ok()?
+/// Removes `key`; `false` when storage is unavailable.
+pub fn unstore(key: &str) -> bool {
+    shell_remove(key)
 }
 
-fn stored(key: &str) -> Option<String> {
-    local_storage().and_then(|storage| storage.get_item(key).ok().flatten())
+/// Every stored key starting with `prefix`, with its value.
+pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
+    let Ok(Value::Array(items)) = json::parse(&shell_entries(prefix)) else { return Vec::new() };
+    items
+        .chunks_exact(2)
+        .filter_map(|pair| Some((pair[0].as_str()?.to_string(), pair[1].as_str()?.to_string())))
+        .collect()
 }
 
 pub fn page_facts() -> PageFacts {
-    let window = web_sys::window();
-    let location = window.as_ref().map(|w| w.location());
-    let document = window.as_ref().and_then(|w| w.document());
-    let url = location.as_ref().and_then(|l| l.href().ok()).unwrap_or_default();
-    let https = location.as_ref().and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
-    let host = location.as_ref().and_then(|l| l.hostname().ok()).unwrap_or_default();
+    let page = shell_page();
+    let mut lines = page.splitn(4, '\n');
+    let https = lines.next() == Some("https:");
+    let host = lines.next().unwrap_or_default();
+    let referrer = lines.next().unwrap_or_default().to_string();
+    let url = lines.next().unwrap_or_default().to_string();
     PageFacts {
         url,
-        referrer: document.map(|d| d.referrer()).unwrap_or_default(),
-        cookie_header: read_cookies(),
+        referrer,
+        cookie_header: shell_cookie(),
         stored_attribution: stored(ATTRIBUTION_KEY),
         stored_sent: stored(sent::STORAGE_KEY),
-        registrable_domain: registrable_domain(&host),
+        registrable_domain: registrable_domain(host),
         https,
-        now_ms: js_sys::Date::now() as u64,
+        now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
     }
 }
@@ -89,12 +179,12 @@ fn registrable_domain(host: &str) -> Option<String> {
         }
         let found = cookies::domain_candidates(host).into_iter().find(|domain| {
             let probe = [PROBE_COOKIE, "=1; Path=/; SameSite=Lax; Domain=", domain].concat();
-            write_cookie(&probe);
-            let stuck = cookies::parse_cookie_header(&read_cookies())
+            shell_set_cookie(&probe);
+            let stuck = cookies::parse_cookie_header(&shell_cookie())
                 .iter()
                 .any(|(name, _)| name == PROBE_COOKIE);
             if stuck {
-                write_cookie(&[PROBE_COOKIE, "=; Path=/; Max-Age=0; Domain=", domain].concat());
+                shell_set_cookie(&[PROBE_COOKIE, "=; Path=/; Max-Age=0; Domain=", domain].concat());
             }
             stuck
         });
@@ -106,12 +196,10 @@ fn registrable_domain(host: &str) -> Option<String> {
 pub fn apply(effects: &[Effect], debug: bool) {
     for effect in effects {
         match effect {
-            Effect::SetCookie(cookie) => write_cookie(cookie),
+            Effect::SetCookie(cookie) => shell_set_cookie(cookie),
+            // QuotaExceededError or disabled storage: attribution stays in memory this page.
             Effect::Store { key, value } => {
-                if let Some(storage) = local_storage() {
-                    // QuotaExceededError or disabled storage: attribution stays in memory this page.
-                    let _ = storage.set_item(key, value);
-                }
+                store(key, value);
             }
             Effect::LoadBaseCode { platform, args_json } => {
                 match REGISTRY.iter().find(|entry| entry.key == *platform) {
@@ -124,30 +212,19 @@ pub fn apply(effects: &[Effect], debug: bool) {
             Effect::Send { url, body } => super::transport::enqueue(url, body),
             Effect::Log(line) => {
                 if debug {
-                    web_sys::console::log_1(&JsValue::from_str(&["[tandem] ", line].concat()));
+                    shell_log(false, &["[tandem] ", line].concat());
                 }
             }
         }
     }
 }
 
-/// Calls `window.<path>(...args)` with `this` bound to the object holding the function, as
-/// `ttq.track(...)` needs. An absent function skips the platform with a debug warning.
+/// A platform call; an absent function skips the platform with a debug warning.
 fn call_global(platform: &str, path: &str, args_json: &str, debug: bool) {
-    let Some(window) = web_sys::window() else { return };
-    let mut this: JsValue = window.into();
-    let mut target = this.clone();
-    for part in path.split('.') {
-        this = target;
-        target = Reflect::get(&this, &JsValue::from_str(part)).unwrap_or(JsValue::UNDEFINED);
-    }
-    let Some(function) = target.dyn_ref::<Function>() else {
-        warn(debug, &[path, " is not on the page; ", platform, " skipped (load it, or set load: true)"]);
-        return;
-    };
-    let Ok(args) = js_sys::JSON::parse(args_json) else { return };
-    if let Err(error) = function.apply(&this, args.unchecked_ref()) {
-        warn(debug, &[path, " threw: ", &error.as_string().unwrap_or_else(|| String::from("an exception"))]);
+    match shell_call(path, args_json).as_deref() {
+        None => {}
+        Some("") => warn(debug, &[path, " is not on the page; ", platform, " skipped (load it, or set load: true)"]),
+        Some(thrown) => warn(debug, &[path, " threw: ", thrown.strip_prefix('!').unwrap_or(thrown)]),
     }
 }
 
@@ -157,6 +234,6 @@ fn warn(debug: bool, parts: &[&str]) {
         for part in parts {
             line.push_str(part);
         }
-        web_sys::console::warn_1(&JsValue::from_str(&line));
+        shell_log(true, &line);
     }
 }

@@ -4,15 +4,14 @@
 
 use std::cell::RefCell;
 
-use js_sys::Reflect;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 
 use crate::core::json::Value;
 use crate::core::tag::{Outcome, Pre, Tag};
 
 thread_local! {
-    static PRE: RefCell<Pre> = RefCell::new(Pre::default());
+    /// `None` until the first call before init: a const initialiser links no lazy set-up code.
+    static PRE: RefCell<Option<Pre>> = const { RefCell::new(None) };
     static WAKE_AT: RefCell<Option<u64>> = const { RefCell::new(None) };
 }
 
@@ -24,34 +23,32 @@ export function consent_wake(ms) {
     }, ms);
   } catch (e) { /* no timers: the next call releases what waits */ }
 }
+export function privacy_gpc() {
+  try { return navigator.globalPrivacyControl === true; } catch (e) { return false; }
+}
+export function privacy_lowercase(s) {
+  return s.toLowerCase();
+}
 "#)]
 extern "C" {
     fn consent_wake(ms: u32);
-}
-
-/// `navigator.globalPrivacyControl === true`.
-fn gpc() -> bool {
-    web_sys::window()
-        .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
-        .is_some_and(|v| v.as_bool() == Some(true))
+    /// `navigator.globalPrivacyControl === true`.
+    fn privacy_gpc() -> bool;
+    /// `String.prototype.toLowerCase`, for identify's normalisation (see `identity::set_lowercase`).
+    fn privacy_lowercase(s: &str) -> String;
 }
 
 /// `consent` / `identify` before `init`.
 pub fn before_init(name: &str, args: &[Value], now_ms: u64) -> Outcome {
     install();
-    PRE.with(|pre| pre.borrow_mut().command(name, args, now_ms))
-}
-
-/// `String.prototype.toLowerCase`, for identify's normalisation (see `identity::set_lowercase`).
-fn js_lowercase(s: &str) -> String {
-    String::from(js_sys::JsString::from(s).to_lower_case())
+    PRE.with(|pre| pre.borrow_mut().get_or_insert_with(Pre::default).command(name, args, now_ms))
 }
 
 /// What init applies first (and forgets here: the tag holds it from now on).
 pub fn take() -> Pre {
     install();
-    let mut pre = PRE.with(|pre| std::mem::take(&mut *pre.borrow_mut()));
-    pre.gpc = gpc();
+    let mut pre = PRE.with(|pre| pre.borrow_mut().take()).unwrap_or_default();
+    pre.gpc = privacy_gpc();
     pre
 }
 
@@ -65,5 +62,5 @@ pub fn schedule(tag: &Tag, now_ms: u64) {
 }
 
 fn install() {
-    crate::core::identity::set_lowercase(js_lowercase);
+    crate::core::identity::set_lowercase(privacy_lowercase);
 }

@@ -4,7 +4,7 @@
 //!   back; on unload `sendBeacon` first (a `true` counts as handed over), fetch as fallback.
 //! - One timer (`setTimeout`) for the batching window, backoff and request timeouts.
 //! - Results and timers come back through the *relay*, a function the loader gives each instance
-//!   once (`set_relay`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
+//!   once (`set_relay(relay, tabId)`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
 //!   routes them like any call, so they survive a crash and restart of the wasm instance (queued
 //!   while it restarts, then handled by the fresh instance, which reloaded the persisted queue).
 //! - The loader also relays `pagehide`, `visibilitychange`→hidden (`__flush`) and `online`
@@ -15,9 +15,8 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 
-use super::browser::{local_storage, BrowserEntropy};
+use super::browser::{self, BrowserEntropy};
 use crate::core::error::TagError;
 use crate::core::ids;
 use crate::core::json::Value;
@@ -27,6 +26,8 @@ use crate::core::tag::{Entropy, Outcome};
 #[wasm_bindgen(inline_js = r#"
 let tandemRelay = null;
 let tandemTimer = 0;
+// Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so the relay
+// never crosses into the wasm, which then needs no externref table.
 export function transport_relay(f) {
   tandemRelay = typeof f === 'function' ? f : null;
 }
@@ -57,7 +58,8 @@ export function transport_send(url, body, ids, beacon, keepalive) {
 }
 "#)]
 extern "C" {
-    fn transport_relay(relay: &JsValue);
+    #[cfg(feature = "test-hooks")]
+    fn transport_relay(relay: &wasm_bindgen::JsValue);
     fn transport_wake(ms: u32);
     /// 1: handed over (sendBeacon true); 0: a fetch is on its way, its status will be relayed;
     /// -1: nothing could be sent.
@@ -85,24 +87,30 @@ pub fn set_storage_allowed(allowed: bool) {
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
     if was && !allowed {
         let key = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string()));
-        if let (Some(key), Some(storage)) = (key, local_storage()) {
-            let _ = storage.remove_item(&key);
+        if let Some(key) = key {
+            browser::unstore(&key);
         }
     }
 }
 
-/// Given once per instance by the loader: the relay for timers and results, and the tab id (the
-/// loader's, so a restarted instance finds this tab's persisted queue again).
+/// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId)`
+/// in the glue factory): the loader's, so a restarted instance finds this tab's persisted queue.
 #[wasm_bindgen]
-pub fn set_relay(relay: JsValue, tab_id: &str) {
-    transport_relay(&relay);
+pub fn set_tab_id(tab_id: &str) {
     if !tab_id.is_empty() && tab_id.len() <= 64 {
         TAB_ID.with(|t| *t.borrow_mut() = tab_id.to_string());
     }
 }
 
+/// Test hook: what the glue factory's `set_relay` does, for tests that run without the factory.
+#[cfg(feature = "test-hooks")]
+pub fn set_relay(relay: &wasm_bindgen::JsValue, tab_id: &str) {
+    transport_relay(relay);
+    set_tab_id(tab_id);
+}
+
 fn now() -> u64 {
-    js_sys::Date::now() as u64
+    browser::now()
 }
 
 fn tab_id() -> String {
@@ -119,40 +127,22 @@ fn tab_id() -> String {
 
 /// Every `tandem:q:*` key in localStorage with its value.
 fn stored_queues() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Some(storage) = local_storage() else { return out };
-    let n = storage.length().unwrap_or(0);
-    for i in 0..n {
-        if let Ok(Some(key)) = storage.key(i) {
-            if key.starts_with(KEY_PREFIX) {
-                if let Ok(Some(value)) = storage.get_item(&key) {
-                    out.push((key, value));
-                }
-            }
-        }
-    }
-    out
+    browser::stored_with_prefix(KEY_PREFIX)
 }
 
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
 fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
-    let storage = local_storage();
-    if let Some(storage) = &storage {
-        for key in &step.forget {
-            let _ = storage.remove_item(key);
-        }
+    for key in &step.forget {
+        browser::unstore(key);
     }
     if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
         let key = outbox.key().to_string();
-        let ok = match (&storage, &value) {
-            (Some(s), Some(v)) => s.set_item(&key, v).is_ok(),
-            (Some(s), None) => s.remove_item(&key).is_ok(),
-            (None, _) => false,
+        let ok = match &value {
+            Some(v) => browser::store(&key, v),
+            None => browser::unstore(&key),
         };
         if !ok {
-            if let Some(s) = &storage {
-                let _ = s.remove_item(&key);
-            }
+            browser::unstore(&key);
         }
         if let Some(w) = outbox.persisted(ok) {
             REPORT.with(|r| r.borrow_mut().warnings.push(w));
@@ -210,7 +200,7 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
     let arg = |i: usize| args.get(i);
     with_outbox(|outbox, now_ms| match name {
         "__tick" => {
-            let own = local_storage().and_then(|s| s.get_item(outbox.key()).ok().flatten());
+            let own = browser::stored(outbox.key());
             outbox.tick(now_ms, own.as_deref(), &mut BrowserEntropy)
         }
         "__delivered" => {
