@@ -27,11 +27,17 @@ web_passed=
 for attempt in 1 2 3; do
   echo "== shell tests: attempt $attempt (limit ${web_limit}s)"
   started=$SECONDS
-  set +e
   CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=60 \
-    timeout -k 10 "$web_limit" node scripts/web-test-proxy.mjs "${web_tests[@]}" 2>&1 | tee "$web_log"
-  status=${PIPESTATUS[0]}
-  set -e
+    timeout -k 10 "$web_limit" node scripts/web-test-proxy.mjs "${web_tests[@]}" >"$web_log" 2>&1 &
+  attempt_pid=$!
+  tail -n +1 -f --pid="$attempt_pid" "$web_log" &
+  tail_pid=$!
+  # timeout(1) gives the attempt its own process group, out of reach of a Ctrl-C at the terminal.
+  trap 'kill -TERM "$attempt_pid" "$tail_pid" 2>/dev/null; exit 130' INT TERM
+  status=0
+  wait "$attempt_pid" || status=$?
+  wait "$tail_pid" || true
+  trap - INT TERM
   took=$((SECONDS - started))
   if [ "$status" = 0 ]; then
     echo "== shell tests: attempt $attempt passed in ${took}s"
