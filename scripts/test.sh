@@ -11,20 +11,52 @@ echo "== native tests (core, platforms, collector)"
 cargo test --workspace
 
 echo "== shell tests in headless Chromium (wasm-bindgen-test)"
-# Chromium under ChromeDriver occasionally never finishes loading the test page ("Failed to detect
-# test as having been run", seen once in a clean clone); that is the harness, not a test verdict,
-# so one more attempt is made. A test that fails fails both times.
-web_tests() {
-  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=120 \
-    cargo test -p tandem --target wasm32-unknown-unknown --features test-hooks --test web
-}
-if ! web_tests; then
-  echo "== shell tests: second attempt"
-  # A hung first attempt can leave its ChromeDriver and Chromium behind; they stall the next one.
-  pkill -x chromedriver 2>/dev/null || true
-  pkill -f -- '--remote-debugging-port' 2>/dev/null || true
-  sleep 1
-  web_tests
+web_tests=(cargo test -p tandem --target wasm32-unknown-unknown --features test-hooks --test web)
+# Compiled first so that the time limit below measures the browser run, not the build.
+"${web_tests[@]}" --no-run
+# The suite runs in about 6 s. Each attempt is bounded: ChromeDriver gives up on a page load after
+# 20 s (webdriver.json), the runner on the suite after WASM_BINDGEN_TEST_TIMEOUT, and `timeout`
+# stops the whole attempt, ChromeDriver and Chromium included (it signals its process group),
+# after web_limit seconds. The proxy (see scripts/web-test-proxy.mjs) removes the known cause of
+# a page that never loads; the retries cover whatever else might keep Chromium from reporting.
+# An attempt that printed a test result is a verdict and is never retried.
+web_limit=100
+web_log=$(mktemp)
+trap 'rm -f "$web_log"' EXIT
+web_passed=
+for attempt in 1 2 3; do
+  echo "== shell tests: attempt $attempt (limit ${web_limit}s)"
+  started=$SECONDS
+  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=60 \
+    timeout -k 10 "$web_limit" node scripts/web-test-proxy.mjs "${web_tests[@]}" >"$web_log" 2>&1 &
+  attempt_pid=$!
+  tail -n +1 -f --pid="$attempt_pid" "$web_log" &
+  tail_pid=$!
+  # timeout(1) gives the attempt its own process group, out of reach of a Ctrl-C at the terminal.
+  trap 'kill -TERM "$attempt_pid" "$tail_pid" 2>/dev/null; exit 130' INT TERM
+  status=0
+  wait "$attempt_pid" || status=$?
+  wait "$tail_pid" || true
+  trap - INT TERM
+  took=$((SECONDS - started))
+  if [ "$status" = 0 ]; then
+    echo "== shell tests: attempt $attempt passed in ${took}s"
+    web_passed=1
+    break
+  fi
+  if grep -q 'test result: ' "$web_log"; then
+    echo "== shell tests: attempt $attempt FAILED in ${took}s (a test verdict, not retried)" >&2
+    exit "$status"
+  fi
+  if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+    echo "== shell tests: attempt $attempt HUNG: no test result after ${took}s; stopped it" >&2
+  else
+    echo "== shell tests: attempt $attempt ended without a test result (exit $status) after ${took}s" >&2
+  fi
+done
+if [ -z "$web_passed" ]; then
+  echo "== shell tests: no attempt produced a test result; giving up" >&2
+  exit 1
 fi
 
 echo "== build"
