@@ -4,6 +4,9 @@
 //   node scripts/build.mjs                 -> dist/
 //   node scripts/build.mjs --test-hooks    -> dist-test/ (adds test-only commands: a deliberate panic, a reset)
 //   node scripts/build.mjs --out DIR       -> DIR instead (the e2e server serves it with TANDEM_DIST_DIR=DIR)
+//   node scripts/build.mjs --platforms meta,google
+//                                          -> only these destination platforms (cargo features; all by
+//                                             default); a config naming another gets a `not_built` error
 //
 // Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the glue is
 // wrapped in a factory (so a crashed instance can be replaced), its inline_js snippets inlined, and
@@ -21,6 +24,15 @@ const outFlag = process.argv.indexOf('--out');
 const outName = outFlag > 0 ? process.argv[outFlag + 1] : (testHooks ? 'dist-test' : 'dist');
 const outDir = join(root, outName);
 const bindgenDir = join(root, 'target', 'bindgen-' + outName.replace(/[^A-Za-z0-9_-]/g, '_'));
+const platformsFlag = process.argv.indexOf('--platforms');
+const platforms = platformsFlag > 0 ? process.argv[platformsFlag + 1].split(',').map((p) => p.trim()).filter(Boolean) : null;
+// The platforms are Cargo.toml's default features (one per src/platforms/<name>.rs).
+const defaultFeatures = /^default\s*=\s*\[([^\]]*)\]/m.exec(readFileSync(join(root, 'Cargo.toml'), 'utf8'));
+const known = defaultFeatures ? [...defaultFeatures[1].matchAll(/"([^"]+)"/g)].map((m) => m[1]) : [];
+if (platforms && (platforms.length === 0 || platforms.some((p) => !known.includes(p)))) {
+  console.error(`build: --platforms takes a comma-separated list of ${known.join(', ')}; got ${process.argv[platformsFlag + 1]}`);
+  process.exit(2);
+}
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 
 function run(command, args) {
@@ -33,14 +45,17 @@ function run(command, args) {
 // These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
 // Without reference types (on by default since Rust 1.82) wasm-bindgen emits no externref table and
 // its set-up code: no JS value ever enters the wasm (src/shell), so they would be dead weight.
-const targetDir = join(root, 'target', testHooks ? 'wasm-test-hooks' : 'wasm');
+// A target dir per feature set, so switching builds does not recompile std each time.
+const targetDir = join(root, 'target', (testHooks ? 'wasm-test-hooks' : 'wasm') + (platforms ? '-' + platforms.join('-') : ''));
 const cargoArgs = [
   'build', '--release', '--lib', '-p', 'tandem', '--target', 'wasm32-unknown-unknown',
   '--target-dir', targetDir, '-Zbuild-std=std,panic_abort',
   // std's smaller variants of its algorithms (sorting, string search): about 300 B of gzip.
   '-Zbuild-std-features=optimize_for_size',
 ];
-if (testHooks) cargoArgs.push('--features', 'test-hooks');
+const features = [...(testHooks ? ['test-hooks'] : []), ...(platforms || [])];
+if (platforms) cargoArgs.push('--no-default-features');
+if (features.length) cargoArgs.push('--features', features.join(','));
 execFileSync('cargo', cargoArgs, {
   cwd: root,
   stdio: 'inherit',

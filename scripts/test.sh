@@ -10,6 +10,9 @@ bash scripts/setup.sh
 echo "== native tests (core, platforms, collector)"
 cargo test --workspace
 
+echo "== a build with one platform (cargo features): the others are refused by name"
+cargo test -p tandem --lib --no-default-features --features meta -- platforms::tests
+
 echo "== shell tests in headless Chromium (wasm-bindgen-test)"
 web_tests=(cargo test -p tandem --target wasm32-unknown-unknown --features test-hooks --test web)
 # Compiled first so that the time limit below measures the browser run, not the build.

@@ -6,10 +6,18 @@
 //! and one destination's mapping never affects another's.
 //!
 //! Adding a platform (say Pinterest) = `pinterest.rs` with a `configure` function and a
-//! `Destination` impl, `pub mod pinterest;` below, and one line in `REGISTRY`.
+//! `Destination` impl, `pub mod pinterest;` below, and one line in `REGISTRY` (plus a cargo
+//! feature of the same name in Cargo.toml).
+//!
+//! Each platform is a cargo feature (all on by default): a site that sends to Meta only can build
+//! a tag without the other platforms' code (`node scripts/build.mjs --platforms meta`). A config
+//! naming a platform the build left out gets a `not_built` error, not silence.
 
+#[cfg(feature = "google")]
 pub mod google;
+#[cfg(feature = "meta")]
 pub mod meta;
+#[cfg(feature = "tiktok")]
 pub mod tiktok;
 
 use crate::core::consent::State;
@@ -54,8 +62,11 @@ pub trait Destination {
 pub type Configure = fn(&Value, &mut Vec<String>) -> Result<Box<dyn Destination>, TagError>;
 
 pub struct PlatformEntry {
-    /// The init-config key and `Effect` platform name.
+    /// The init-config key and `Effect` platform name (and the platform's cargo feature).
     pub key: &'static str,
+    /// Whether this build has the platform (its cargo feature was on).
+    pub built: bool,
+    /// For a platform left out of the build: always the `not_built` error.
     pub configure: Configure,
     /// Injects the platform's own base code for `Effect::LoadBaseCode` (browser build only).
     #[cfg(target_arch = "wasm32")]
@@ -63,14 +74,26 @@ pub struct PlatformEntry {
 }
 
 macro_rules! entry {
-    ($key:literal, $platform:ident) => {
-        PlatformEntry {
+    ($key:literal, $platform:ident) => {{
+        #[cfg(feature = $key)]
+        let entry = PlatformEntry {
             key: $key,
+            built: true,
             configure: $platform::configure,
             #[cfg(target_arch = "wasm32")]
             load_base_code: $platform::load_base_code,
-        }
-    };
+        };
+        #[cfg(not(feature = $key))]
+        let entry = PlatformEntry {
+            key: $key,
+            built: false,
+            configure: |_, _| Err(not_built($key)),
+            // Unreachable: a platform that was not built has no destination to ask for it.
+            #[cfg(target_arch = "wasm32")]
+            load_base_code: |_| {},
+        };
+        entry
+    }};
 }
 
 pub const REGISTRY: &[PlatformEntry] = &[entry!("meta", meta), entry!("google", google), entry!("tiktok", tiktok)];
@@ -84,6 +107,17 @@ pub(crate) fn call(platform: &'static str, function: &'static str, args: Vec<Val
 
 pub(crate) fn s(text: &str) -> Value {
     Value::String(text.to_string())
+}
+
+/// The error for a config that names a platform this build was made without.
+fn not_built(platform: &str) -> TagError {
+    let mut m = String::from(platform);
+    m.push_str(" is not in this build of Tandem (built without the cargo feature \"");
+    m.push_str(platform);
+    m.push_str("\"); ");
+    m.push_str(platform);
+    m.push_str(" gets nothing. Use a build with it, or remove this key.");
+    TagError::new("not_built", m, String::new())
 }
 
 /// A config error for `platform`: `"<platform>.<field> …; <platform> is disabled"`.
@@ -195,9 +229,22 @@ mod tests {
         for (i, e) in REGISTRY.iter().enumerate() {
             assert!(REGISTRY.iter().skip(i + 1).all(|o| o.key != e.key));
         }
-        for (key, cfg) in [("meta", r#"{"pixelId":"123456789012345"}"#), ("google", r#"{"tagId":"G-ABC123"}"#), ("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#)] {
-            let d = test_support::configure(key, cfg).unwrap_or_else(|e| panic!("{key}: {e:?}"));
-            assert_eq!(d.key(), key);
+        let configs = [("meta", r#"{"pixelId":"123456789012345"}"#), ("google", r#"{"tagId":"G-ABC123"}"#), ("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#)];
+        assert_eq!(configs.len(), REGISTRY.len(), "a config for every registered platform");
+        for (key, cfg) in configs {
+            let built = REGISTRY.iter().any(|e| e.key == key && e.built);
+            match test_support::configure(key, cfg) {
+                Ok(d) => {
+                    assert!(built, "{key} configured in a build without it");
+                    assert_eq!(d.key(), key);
+                }
+                // A build without the platform (scripts/test.sh checks one) names the feature.
+                Err(e) => {
+                    assert!(!built, "{key}: {e:?}");
+                    assert_eq!(e.code, "not_built");
+                    assert!(e.message.contains(&["cargo feature \"", key, "\""].concat()), "{}", e.message);
+                }
+            }
         }
     }
 }
