@@ -434,6 +434,14 @@ function bootTandem(win, script) {
   var restarts = 0;
   var MAX_RESTARTS = 3;
   var tabId = randomId(); // names this page's persisted delivery queue, across wasm restarts
+  // Storage writes an instance has not made yet (src/shell/transport.rs coalesces them): kept out of
+  // any one instance, so a crash loses none and the fresh instance, or the JS path, writes them first.
+  var shared = {};
+  function flushStorage() {
+    try {
+      if (typeof shared.flush === 'function') shared.flush();
+    } catch (e) { /* storage is best effort */ }
+  }
   var jsPath = null; // the plain-JS path, once WebAssembly has failed
 
   function report(error) {
@@ -473,6 +481,7 @@ function bootTandem(win, script) {
       }
       if (initConfig === null) return null;
       if (!glue) {
+        if (name === '__flush') flushStorage(); // the page may close before the fresh instance is live
         stub.q.push([name].concat(args || []));
         return null;
       }
@@ -578,7 +587,7 @@ function bootTandem(win, script) {
     var fresh = createGlue();
     return fresh.init({ module_or_path: compiled }).then(function () {
       fresh.set_script_nonce(script.nonce || '');
-      fresh.set_relay(relay, tabId);
+      fresh.set_relay(relay, tabId, shared);
       return fresh;
     });
   }
@@ -628,6 +637,7 @@ function bootTandem(win, script) {
     try {
       console_.warn('[tandem] WebAssembly could not start (' + describeError(error) + '); events go to the first-party endpoint only');
     } catch (e) { /* ignore */ }
+    flushStorage(); // a crashed instance's last queue, for the JS path to adopt
     var fallback = createJsPath(win, TANDEM_VERSION, report, tabId);
     jsPath = fallback;
     function degraded() {

@@ -60,7 +60,9 @@ fn stored(key: &str) -> Option<String> {
     local_storage().and_then(|storage| storage.get_item(key).ok().flatten())
 }
 
-pub fn page_facts() -> PageFacts {
+/// `with_storage`: also read what only `init` uses (stored attribution and sent log), so the
+/// other calls do not pay for two localStorage reads.
+pub fn page_facts(with_storage: bool) -> PageFacts {
     let window = web_sys::window();
     let location = window.as_ref().map(|w| w.location());
     let document = window.as_ref().and_then(|w| w.document());
@@ -71,8 +73,8 @@ pub fn page_facts() -> PageFacts {
         url,
         referrer: document.map(|d| d.referrer()).unwrap_or_default(),
         cookie_header: read_cookies(),
-        stored_attribution: stored(ATTRIBUTION_KEY),
-        stored_sent: stored(sent::STORAGE_KEY),
+        stored_attribution: if with_storage { stored(ATTRIBUTION_KEY) } else { None },
+        stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
         registrable_domain: registrable_domain(&host),
         https,
         now_ms: js_sys::Date::now() as u64,
@@ -107,12 +109,9 @@ pub fn apply(effects: &[Effect], debug: bool) {
     for effect in effects {
         match effect {
             Effect::SetCookie(cookie) => write_cookie(cookie),
-            Effect::Store { key, value } => {
-                if let Some(storage) = local_storage() {
-                    // QuotaExceededError or disabled storage: attribution stays in memory this page.
-                    let _ = storage.set_item(key, value);
-                }
-            }
+            // Coalesced with the outbox's writes, out of the call (see transport.rs). QuotaExceededError
+            // or disabled storage: attribution and the sent log stay in memory this page.
+            Effect::Store { key, value } => super::transport::store(key, value),
             Effect::LoadBaseCode { platform, args_json } => {
                 match REGISTRY.iter().find(|entry| entry.key == *platform) {
                     Some(entry) => (entry.load_base_code)(args_json),

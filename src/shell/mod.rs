@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::core::error::TagError;
 use crate::core::json::{self, Value};
-use crate::core::tag::{Outcome, Tag};
+use crate::core::tag::{Outcome, PageFacts, Tag};
 
 thread_local! {
     static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
@@ -40,7 +40,11 @@ pub fn command(name: &str, args_json: &str) -> String {
     let null = Value::Null;
     let arg = |index: usize| args.get(index).unwrap_or(&null);
     let mut entropy = browser::BrowserEntropy;
-    let page = browser::page_facts();
+    // Delivery's own commands (timers, results) read nothing from the page; only init reads storage.
+    let page = match name {
+        internal if transport::is_internal(internal) => PageFacts { now_ms: js_sys::Date::now() as u64, ..PageFacts::default() },
+        _ => browser::page_facts(matches!(name, "init" | "restore")),
+    };
 
     let mut outcome = TAG.with(|slot| {
         let mut slot = slot.borrow_mut();
