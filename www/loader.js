@@ -433,6 +433,10 @@ function bootTandem(win, script) {
   }
   var restarts = 0;
   var MAX_RESTARTS = 3;
+  // Tracks whose effects the instance builds at the end of the task (src/core/tag.rs,
+  // track_deferred): [arguments JSON, event_id, replayed]. A crash before then would lose them, so
+  // a fresh instance gets them again under the same event_id (once: one that crashes twice goes).
+  var unemitted = [];
   var tabId = randomId(); // names this page's persisted delivery queue, across wasm restarts
   // Storage writes an instance has not made yet (src/shell/transport.rs coalesces them): kept out of
   // any one instance, so a crash loses none and the fresh instance, or the JS path, writes them first.
@@ -559,10 +563,11 @@ function bootTandem(win, script) {
     return null;
   }
 
-  function invoke(command, args) {
+  function invoke(command, args, replayed) {
     var reply;
+    var json = toJson(args);
     try {
-      reply = glue.command(typeof command === 'string' ? command : toJson(command), toJson(args));
+      reply = glue.command(typeof command === 'string' ? command : toJson(command), json);
     } catch (error) {
       // A trap leaves wasm-bindgen's state borrowed: every later call on this instance would fail.
       // Throw the instance away and carry on with a fresh one (calls meanwhile are queued).
@@ -576,6 +581,8 @@ function bootTandem(win, script) {
       report({ code: 'internal_error', message: 'Tandem returned an unreadable reply', input: String(reply).slice(0, 200) });
       return null;
     }
+    if (command !== 'track') unemitted = []; // every other call emits what was deferred first
+    else if (outcome.event_id) unemitted.push([json, outcome.event_id, replayed === true]);
     var errors = outcome.errors || [];
     for (var i = 0; i < errors.length; i++) report(errors[i]);
     var warnings = outcome.warnings || [];
@@ -599,8 +606,20 @@ function bootTandem(win, script) {
       // Re-create the core's state on a fresh instance after a crash, without repeating what init
       // already did on the page (platform setup, the automatic PageView). The consent calls come
       // first, so the fresh core starts under the visitor's choices, never the defaults.
+      var lost = unemitted;
+      unemitted = [];
       for (var c = 0; c < consentCalls.length; c++) invoke('consent', consentCalls[c].slice(1));
       invoke('restore', [initConfig]);
+      for (var u = 0; u < lost.length; u++) {
+        if (lost[u][2]) continue;
+        try {
+          var again = JSON.parse(lost[u][0]);
+          var options = again[2] && typeof again[2] === 'object' && !Array.isArray(again[2]) ? again[2] : {};
+          options.eventId = lost[u][1];
+          again[2] = options;
+          invoke('track', again, true);
+        } catch (e) { /* unreadable: nothing to replay */ }
+      }
     } else {
       // Consent defaults queued after init in the snippet still apply before it (as gtag's
       // defaults do); every other call keeps its order.

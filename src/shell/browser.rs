@@ -26,14 +26,35 @@ pub fn set_nonce(nonce: &str) {
 
 pub struct BrowserEntropy;
 
+thread_local! {
+    /// Random bytes drawn from the browser in blocks: one crypto.getRandomValues call per eight
+    /// event ids instead of one each (a call out of the wasm costs more than the bytes).
+    static POOL: RefCell<([u8; 128], usize)> = const { RefCell::new(([0; 128], 128)) };
+}
+
+fn fill_from_browser(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        // No crypto.getRandomValues (very old or locked-down browsers): ids must still differ.
+        for byte in buf.iter_mut() {
+            *byte = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+}
+
 impl Entropy for BrowserEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
-        if getrandom::fill(buf).is_err() {
-            // No crypto.getRandomValues (very old or locked-down browsers): ids must still differ.
-            for byte in buf.iter_mut() {
-                *byte = (js_sys::Math::random() * 256.0) as u8;
+        POOL.with(|pool| {
+            let (bytes, used) = &mut *pool.borrow_mut();
+            for out in buf.iter_mut() {
+                if *used >= bytes.len() {
+                    fill_from_browser(bytes);
+                    *used = 0;
+                }
+                // Each byte is handed out once.
+                *out = std::mem::take(&mut bytes[*used]);
+                *used += 1;
             }
-        }
+        });
     }
 }
 
@@ -79,6 +100,20 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
         https,
         now_ms: js_sys::Date::now() as u64,
         nonce: NONCE.with(|slot| slot.borrow().clone()),
+    }
+}
+
+/// What `track` reads: the URL, referrer and time it is tracked at (cookies are read when its
+/// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
+/// held for consent keeps the facts of its track call).
+pub fn track_facts(with_cookies: bool) -> PageFacts {
+    let window = web_sys::window();
+    PageFacts {
+        url: window.as_ref().and_then(|w| w.location().href().ok()).unwrap_or_default(),
+        referrer: window.and_then(|w| w.document()).map(|d| d.referrer()).unwrap_or_default(),
+        cookie_header: if with_cookies { read_cookies() } else { String::new() },
+        now_ms: js_sys::Date::now() as u64,
+        ..PageFacts::default()
     }
 }
 

@@ -34,6 +34,7 @@ use crate::core::tag::{Entropy, Outcome};
 let tandemRelay = null;
 let tandemTimer = 0;
 let tandemSoon = false;
+let tandemEmitSoon = false;
 // The loader's per-page object (one per page, shared by every instance): it holds the storage
 // writes not yet made, so a crashed instance's last writes still land and the fresh one reads them.
 let tandemShared = {};
@@ -63,6 +64,15 @@ export function transport_wake(ms) {
       if (tandemRelay) tandemRelay('__tick', []);
     }, ms);
   } catch (e) { /* no timers: the next call or the next page sends */ }
+}
+// The effects of this task's tracks (platform calls, the endpoint event), at its end.
+export function transport_emit_soon() {
+  if (tandemEmitSoon) return;
+  tandemEmitSoon = true;
+  Promise.resolve().then(function () {
+    tandemEmitSoon = false;
+    if (tandemRelay) tandemRelay('__emit', []);
+  });
 }
 function tandemStorage() {
   try { return window.localStorage; } catch (e) { return null; }
@@ -138,6 +148,7 @@ export function transport_send(url, body, ids, beacon, keepalive) {
 extern "C" {
     fn transport_relay(relay: &JsValue, shared: &JsValue);
     fn transport_wake(ms: u32);
+    fn transport_emit_soon();
     /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
     fn transport_store(key: &str, value: Option<String>);
     /// A key's value as the page will see it once pending writes are made.
@@ -174,6 +185,11 @@ pub fn set_storage_allowed(allowed: bool) {
             transport_flush();
         }
     }
+}
+
+/// `__emit` at the end of the current task, through the relay (see `Tag::track_deferred`).
+pub fn emit_soon() {
+    transport_emit_soon();
 }
 
 /// The core's `Effect::Store`, written with the outbox's writes (see the module doc).
@@ -329,9 +345,10 @@ pub fn drain(outcome: &mut Outcome) {
     });
 }
 
-/// Test hook: forget the outbox (the page's storage is left as it is).
+/// Test hook: forget the outbox (the page's storage is left as it is, with the writes pending).
 #[cfg(feature = "test-hooks")]
 pub fn reset() {
+    transport_flush();
     OUTBOX.with(|slot| *slot.borrow_mut() = None);
     STORAGE_ALLOWED.with(|a| a.set(true));
 }
