@@ -160,7 +160,7 @@ function glueFactory() {
   // set_relay is assembled here: the relay function goes to the transport snippet directly and only
   // the tab id into the wasm (src/shell/transport.rs), so no JS object ever enters the wasm.
   const api = 'init: __wbg_init, command: command, set_script_nonce: set_script_nonce, '
-    + 'set_relay: function (relay, tabId) { transport_relay(relay); set_tab_id(tabId); }';
+    + 'set_relay: function (relay, tabId, shared) { transport_relay(relay, shared); set_tab_id(tabId); }';
   return `function createGlue() {\n${snippets}${glue}\nreturn { ${api} };\n}\n`;
 }
 

@@ -433,7 +433,19 @@ function bootTandem(win, script) {
   }
   var restarts = 0;
   var MAX_RESTARTS = 3;
+  // Tracks whose effects the instance builds at the end of the task (src/core/tag.rs,
+  // track_deferred): [arguments JSON, event_id, replayed]. A crash before then would lose them, so
+  // a fresh instance gets them again under the same event_id (once: one that crashes twice goes).
+  var unemitted = [];
   var tabId = randomId(); // names this page's persisted delivery queue, across wasm restarts
+  // Storage writes an instance has not made yet (src/shell/transport.rs coalesces them): kept out of
+  // any one instance, so a crash loses none and the fresh instance, or the JS path, writes them first.
+  var shared = {};
+  function flushStorage() {
+    try {
+      if (typeof shared.flush === 'function') shared.flush();
+    } catch (e) { /* storage is best effort */ }
+  }
   var jsPath = null; // the plain-JS path, once WebAssembly has failed
 
   function report(error) {
@@ -473,6 +485,7 @@ function bootTandem(win, script) {
       }
       if (initConfig === null) return null;
       if (!glue) {
+        if (name === '__flush') flushStorage(); // the page may close before the fresh instance is live
         stub.q.push([name].concat(args || []));
         return null;
       }
@@ -550,10 +563,11 @@ function bootTandem(win, script) {
     return null;
   }
 
-  function invoke(command, args) {
+  function invoke(command, args, replayed) {
     var reply;
+    var json = toJson(args);
     try {
-      reply = glue.command(typeof command === 'string' ? command : toJson(command), toJson(args));
+      reply = glue.command(typeof command === 'string' ? command : toJson(command), json);
     } catch (error) {
       // A trap leaves wasm-bindgen's state borrowed: every later call on this instance would fail.
       // Throw the instance away and carry on with a fresh one (calls meanwhile are queued).
@@ -567,6 +581,8 @@ function bootTandem(win, script) {
       report({ code: 'internal_error', message: 'Tandem returned an unreadable reply', input: String(reply).slice(0, 200) });
       return null;
     }
+    if (command !== 'track') unemitted = []; // every other call emits what was deferred first
+    else if (outcome.event_id) unemitted.push([json, outcome.event_id, replayed === true]);
     var errors = outcome.errors || [];
     for (var i = 0; i < errors.length; i++) report(errors[i]);
     var warnings = outcome.warnings || [];
@@ -578,7 +594,7 @@ function bootTandem(win, script) {
     var fresh = createGlue();
     return fresh.init({ module_or_path: compiled }).then(function () {
       fresh.set_script_nonce(script.nonce || '');
-      fresh.set_relay(relay, tabId);
+      fresh.set_relay(relay, tabId, shared);
       return fresh;
     });
   }
@@ -590,8 +606,20 @@ function bootTandem(win, script) {
       // Re-create the core's state on a fresh instance after a crash, without repeating what init
       // already did on the page (platform setup, the automatic PageView). The consent calls come
       // first, so the fresh core starts under the visitor's choices, never the defaults.
+      var lost = unemitted;
+      unemitted = [];
       for (var c = 0; c < consentCalls.length; c++) invoke('consent', consentCalls[c].slice(1));
       invoke('restore', [initConfig]);
+      for (var u = 0; u < lost.length; u++) {
+        if (lost[u][2]) continue;
+        try {
+          var again = JSON.parse(lost[u][0]);
+          var options = again[2] && typeof again[2] === 'object' && !Array.isArray(again[2]) ? again[2] : {};
+          options.eventId = lost[u][1];
+          again[2] = options;
+          invoke('track', again, true);
+        } catch (e) { /* unreadable: nothing to replay */ }
+      }
     } else {
       // Consent defaults queued after init in the snippet still apply before it (as gtag's
       // defaults do); every other call keeps its order.
@@ -628,6 +656,7 @@ function bootTandem(win, script) {
     try {
       console_.warn('[tandem] WebAssembly could not start (' + describeError(error) + '); events go to the first-party endpoint only');
     } catch (e) { /* ignore */ }
+    flushStorage(); // a crashed instance's last queue, for the JS path to adopt
     var fallback = createJsPath(win, TANDEM_VERSION, report, tabId);
     jsPath = fallback;
     function degraded() {

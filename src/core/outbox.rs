@@ -9,6 +9,8 @@
 //!   current task, so the first beacon is not held back); when it closes, or
 //!   when `batch.maxEvents` are waiting, up to `batch.maxEvents` events and `batch.maxBytes` bytes
 //!   go in one request. One request is in flight at a time; a success sends the next batch at once.
+//!   `enqueue` never sends: a batch that is due asks for a wake of 0 ms, which the shell runs at the
+//!   end of the current task, so `track()` itself stays cheap and events of one task share a request.
 //! - **Results.** 2xx: done. 4xx (except 408 and 429): dropped with an error, never retried (an
 //!   oversize payload answered 413 is not retried forever). 5xx, 408, 429, network error or
 //!   offline: retried with exponential backoff (1 s doubling to 60 s, jitter: a random point in
@@ -313,7 +315,8 @@ impl Outbox {
         if self.failures == 0 && self.waiting() >= self.settings.batch_events {
             self.next_send = Some(now_ms);
         }
-        self.finish(&mut step, now_ms, true);
+        self.persist(&mut step, now_ms);
+        self.set_wake(&mut step, now_ms);
         step
     }
 
@@ -434,6 +437,11 @@ impl Outbox {
         first_failure.then(|| String::from("localStorage is full or unavailable: undelivered events are kept in memory only"))
     }
 
+    /// Whether the last write of our key that the shell reported worked (see `persisted`).
+    pub fn storage_ok(&self) -> bool {
+        self.storage_ok
+    }
+
     /// `{"until":…,"items":[[url,event],…]}`, or `None` when nothing is waiting.
     pub fn stored_value(&self, now_ms: u64) -> Option<String> {
         if self.items.is_empty() {
@@ -549,6 +557,11 @@ impl Outbox {
         if persist {
             self.persist(step, now_ms);
         }
+        self.set_wake(step, now_ms);
+    }
+
+    /// The timer: the in-flight timeout, or when the next batch is due (0: already due).
+    fn set_wake(&self, step: &mut Step, now_ms: u64) {
         step.wake_ms = if self.in_flight() {
             Some(IN_FLIGHT_TIMEOUT_MS)
         } else {
@@ -598,6 +611,15 @@ mod tests {
         Outbox::new(settings, "tab1")
     }
 
+    /// `enqueue`, which never sends, then the end-of-task wake it asks for when a batch is due.
+    fn enqueue_and_end_task(o: &mut Outbox, body: &str, now: u64) -> Step {
+        let queued = o.enqueue(URL, body, now);
+        assert!(queued.requests.is_empty(), "enqueue never sends");
+        assert_eq!(queued.wake_ms, Some(0), "a due batch goes at the end of the task");
+        assert!(queued.persist.is_some(), "persisted before it is sent");
+        o.tick(now, Some("x"), &mut Fixed(0))
+    }
+
     #[test]
     fn events_close_in_time_share_one_request() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
@@ -622,14 +644,14 @@ mod tests {
     #[test]
     fn batches_split_by_count_and_bytes() {
         let mut o = outbox(Settings { batch_events: 2, ..Settings::default() });
-        let s = o.enqueue(URL, &body(&["a", "b", "c", "d", "e"]), NOW);
-        assert_eq!(sent_ids(&s), ["a,b"], "a full batch goes at once");
+        let s = enqueue_and_end_task(&mut o, &body(&["a", "b", "c", "d", "e"]), NOW);
+        assert_eq!(sent_ids(&s), ["a,b"], "a full batch goes at the end of the task");
         assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW + 10, &mut Fixed(0))), ["c,d"]);
         assert_eq!(sent_ids(&o.delivered("c,d", 200, NOW + 20, &mut Fixed(0))), ["e"]);
 
         let mut o = outbox(Settings { batch_bytes: 2000, window_ms: 0, ..Settings::default() });
         let big: Vec<String> = ["a", "b", "c"].iter().map(|id| event(id, 900)).collect();
-        let s = o.enqueue(URL, &(String::from(r#"{"events":["#) + &big.join(",") + "]}"), NOW);
+        let s = enqueue_and_end_task(&mut o, &(String::from(r#"{"events":["#) + &big.join(",") + "]}"), NOW);
         assert_eq!(sent_ids(&s), ["a,b"]);
         assert!(s.requests[0].body.len() <= 2000);
         assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW, &mut Fixed(0))), ["c"]);
@@ -638,7 +660,7 @@ mod tests {
     #[test]
     fn failures_retry_with_backoff_and_the_same_ids() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        let first = o.enqueue(URL, &body(&["a", "b"]), NOW);
+        let first = enqueue_and_end_task(&mut o, &body(&["a", "b"]), NOW);
         let body0 = first.requests[0].body.clone();
         let mut now = NOW;
         let mut delays = Vec::new();
@@ -702,7 +724,7 @@ mod tests {
         assert!(o.stored_value(NOW).unwrap().len() <= 2500);
         // Events in flight are not dropped for room.
         let mut o = outbox(Settings { queue_events: 1, window_ms: 0, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
+        enqueue_and_end_task(&mut o, &body(&["a"]), NOW);
         let s = o.enqueue(URL, &body(&["b"]), NOW);
         assert_eq!((o.ids(), s.errors.len()), (vec!["a"], 1));
     }
@@ -827,7 +849,7 @@ mod tests {
     #[test]
     fn a_request_without_answer_times_out_into_a_retry() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        let s = o.enqueue(URL, &body(&["a"]), NOW);
+        let s = enqueue_and_end_task(&mut o, &body(&["a"]), NOW);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS));
         let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, Some("x"), &mut Fixed(0));
         assert!(s.warnings[0].contains("network error"));

@@ -61,13 +61,23 @@ impl SentLog {
         }
     }
 
+    /// Written straight to text: it is rewritten on every Purchase, and a value tree of up to
+    /// 100 entries to build and drop each time cost more than the Purchase's own mapping.
     pub fn to_json(&self) -> String {
-        let items = self
-            .entries
-            .iter()
-            .map(|(key, ts)| Value::Array(vec![Value::String(key.clone()), Value::Number(json::u64_text(*ts))]))
-            .collect();
-        Value::Array(items).to_json()
+        let mut out = String::with_capacity(self.entries.len() * 32 + 2);
+        out.push('[');
+        for (n, (key, ts)) in self.entries.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            json::write_str(&mut out, key);
+            out.push(',');
+            json::write_u64(&mut out, *ts);
+            out.push(']');
+        }
+        out.push(']');
+        out
     }
 }
 
@@ -105,6 +115,16 @@ mod tests {
         }
         assert_eq!(log.entries.len(), MAX_ENTRIES);
         assert!(!log.contains("o:0") && log.contains(&format!("o:{}", MAX_ENTRIES + 6)));
+    }
+
+    #[test]
+    fn written_as_the_json_writer_would() {
+        let mut log = SentLog::default();
+        assert_eq!(log.to_json(), "[]");
+        log.insert(key("o:", "A\"1\u{2028}"), NOW);
+        log.insert(key("e:", "b"), NOW + 1);
+        let tree = Value::Array(log.entries.iter().map(|(k, ts)| Value::Array(vec![Value::String(k.clone()), Value::Number(json::u64_text(*ts))])).collect());
+        assert_eq!(log.to_json(), tree.to_json());
     }
 
     #[test]

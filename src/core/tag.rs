@@ -127,7 +127,8 @@ pub struct Tag {
     fbp: String,
     fbc: Option<String>,
     client_id: String,
-    /// Event ids sent by this instance: the same id twice is sent once.
+    /// Event ids sent by this instance: the same id twice is sent once. Sorted, so a page that
+    /// tracks thousands of events does not scan them all on every call.
     sent_event_ids: Vec<String>,
     /// Purchase order ids and site-supplied event ids sent from this browser, across page loads.
     sent_log: SentLog,
@@ -136,6 +137,11 @@ pub struct Tag {
     last_page_view: Option<(String, u64, String)>,
     /// Consent and identity (`tag_consent.rs`).
     privacy: tag_consent::Privacy,
+    /// Events `track_deferred` accepted whose effects are built later by `emit_deferred`.
+    deferred: Vec<ValidEvent>,
+    /// The sent log changed since its last `Store`.
+    sent_log_dirty: bool,
+    defer: bool,
 }
 
 /// See `Tag::last_page_view`.
@@ -195,6 +201,9 @@ impl Tag {
             sent_log: SentLog::load(page.stored_sent.as_deref(), page.now_ms),
             last_page_view: None,
             privacy,
+            deferred: Vec::new(),
+            sent_log_dirty: false,
+            defer: false,
         };
         tag.attribution = Attribution::load(page.stored_attribution.as_deref());
 
@@ -341,6 +350,32 @@ impl Tag {
         out
     }
 
+    /// `track`, with the destinations' effects left for `emit_deferred`: the decision (event_id,
+    /// doubles, consent, errors) is made now, so the call returns what `track` returns, while the
+    /// mapping, the platform calls and the endpoint body can wait for the end of the task. The
+    /// shell emits before any other call, so effects keep the order of the calls.
+    pub fn track_deferred(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        self.defer = true;
+        let out = self.track(name, params, options, page, rng);
+        self.defer = false;
+        out
+    }
+
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// The effects of the events `track_deferred` accepted, in order; `page` gives the cookies and
+    /// consent of now (the same task), each event keeps its own URL, referrer and time.
+    pub fn emit_deferred(&mut self, page: &PageFacts) -> Outcome {
+        let mut out = Outcome::default();
+        for ev in std::mem::take(&mut self.deferred) {
+            self.emit(ev, page, &mut out);
+        }
+        self.store_sent_log(page.now_ms, &mut out);
+        out
+    }
+
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
     fn track_valid(&mut self, name: EventName, params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let site_event_id = event_id.is_some();
@@ -360,14 +395,14 @@ impl Tag {
     /// released by a consent update, with the page facts of when it was tracked).
     fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, _rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
-        if self.sent_event_ids.contains(&event_id) {
+        let Err(at) = self.sent_event_ids.binary_search(&event_id) else {
             let mut w = String::from("event_id ");
             w.push_str(&event_id);
             w.push_str(" was already sent from this page; not sent again");
             out.warnings.push(w);
             out.event_id = Some(event_id);
             return out;
-        }
+        };
         // A site-supplied id names one logical conversion: remembered across page loads, so a
         // reloaded thank-you page answers with the same id and sends nothing.
         let site_key = site_event_id.then(|| sent::key("e:", &event_id));
@@ -391,6 +426,23 @@ impl Tag {
             return out;
         }
         let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
+        // Recorded before the effects are built, so a double in the same task is already one.
+        self.sent_event_ids.insert(at, event_id.clone());
+        for key in [site_key, order_key].into_iter().flatten() {
+            self.sent_log_dirty |= self.sent_log.insert(key, page.now_ms);
+        }
+        if self.defer {
+            self.deferred.push(ev);
+        } else {
+            self.emit(ev, page, &mut out);
+            self.store_sent_log(page.now_ms, &mut out);
+        }
+        out.event_id = Some(event_id);
+        out
+    }
+
+    /// Stage 3 for an accepted event: each destination's effects, then the endpoint's.
+    fn emit(&self, ev: ValidEvent, page: &PageFacts, out: &mut Outcome) {
         let debug = self.config.debug;
         for d in &self.config.destinations {
             let effects = d.event(&ev);
@@ -421,17 +473,13 @@ impl Tag {
             }
             None => out.warnings.push(String::from("No endpoint could be resolved for this page; the event went to the pixels only")),
         }
-        self.sent_event_ids.push(event_id.clone());
-        let mut remembered = false;
-        for key in [site_key, order_key].into_iter().flatten() {
-            remembered |= self.sent_log.insert(key, page.now_ms);
-        }
-        if remembered {
+    }
+
+    fn store_sent_log(&mut self, now_ms: u64, out: &mut Outcome) {
+        if std::mem::take(&mut self.sent_log_dirty) {
             let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() };
-            out.effects.extend(self.gate_writes([store], page.now_ms));
+            out.effects.extend(self.gate_writes([store], now_ms));
         }
-        out.event_id = Some(event_id);
-        out
     }
 }
 
@@ -600,6 +648,26 @@ mod tests {
         let reorder = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":1,"currency":"EUR","order_id":"A-1"}"#).unwrap(), &Value::Null, &p, &mut Counter(9));
         assert_eq!((reorder.event_id, reorder.effects.len()), (None, 0));
         assert!(reorder.warnings[0].contains("order_id A-1"));
+    }
+
+    #[test]
+    fn a_deferred_track_decides_now_and_emits_the_same_effects_later() {
+        let p = page("https://www.shop.example/thanks", "_fbp=fb.1.1.2; _tandem_cid=abc; _ttp=tt-1");
+        let purchase = parse(r#"{"value":"59.90","currency":"EUR","order_id":"A-1"}"#).unwrap();
+        let name = parse("\"Purchase\"").unwrap();
+        let (mut now, _) = init(ALL, &p);
+        let direct = now.track(&name, &purchase, &Value::Null, &p, &mut Counter(5));
+        let (mut later, _) = init(ALL, &p);
+        let accepted = later.track_deferred(&name, &purchase, &Value::Null, &p, &mut Counter(5));
+        assert_eq!((accepted.event_id.clone(), accepted.effects.len()), (direct.event_id.clone(), 0));
+        assert!(later.has_deferred());
+        // A double in the same task is recognised before anything was emitted.
+        let again = later.track_deferred(&name, &purchase, &Value::Null, &p, &mut Counter(6));
+        assert_eq!((again.event_id, again.effects.len()), (None, 0));
+        let emitted = later.emit_deferred(&p);
+        assert_eq!(lines(&emitted.effects), lines(&direct.effects));
+        assert_eq!(sent_body(&emitted), sent_body(&direct));
+        assert!(!later.has_deferred() && later.emit_deferred(&p).effects.is_empty(), "emitted once");
     }
 
     #[test]

@@ -110,6 +110,7 @@ pub(crate) fn s(text: &str) -> Value {
 }
 
 /// The error for a config that names a platform this build was made without.
+#[allow(dead_code)] // Used only by builds without some platform (see `entry!`).
 fn not_built(platform: &str) -> TagError {
     let mut m = String::from(platform);
     m.push_str(" is not in this build of Tandem (built without the cargo feature \"");

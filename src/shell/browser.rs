@@ -37,14 +37,6 @@ export function shell_set_cookie(c) {
 export function shell_get(key) {
   try { var s = shell_storage(); return s ? s.getItem(key) : null; } catch (e) { return null; }
 }
-export function shell_set(key, value) {
-  try { var s = shell_storage(); if (s) { s.setItem(key, value); return true; } } catch (e) { /* quota */ }
-  return false;
-}
-export function shell_remove(key) {
-  try { var s = shell_storage(); if (s) { s.removeItem(key); return true; } } catch (e) { /* blocked */ }
-  return false;
-}
 export function shell_entries(prefix) {
   var out = [];
   try {
@@ -62,8 +54,9 @@ export function shell_entries(prefix) {
 export function shell_now() {
   return Date.now();
 }
-export function shell_random() {
-  try { return crypto.getRandomValues(new Uint32Array(1))[0]; } catch (e) { return Math.random() * 4294967296 >>> 0; }
+export function shell_fill_random(bytes) {
+  try { crypto.getRandomValues(bytes); return; } catch (e) { /* no crypto (old or locked-down browsers) */ }
+  for (var i = 0; i < bytes.length; i++) bytes[i] = Math.random() * 256;
 }
 export function shell_call(path, argsJson) {
   var self = window, f = self, parts = path.split('.'), args;
@@ -87,14 +80,11 @@ extern "C" {
     fn shell_cookie() -> String;
     fn shell_set_cookie(cookie: &str);
     fn shell_get(key: &str) -> Option<String>;
-    /// `false` when there is no storage or the write threw (QuotaExceededError).
-    fn shell_set(key: &str, value: &str) -> bool;
-    fn shell_remove(key: &str) -> bool;
     /// A flat JSON array `[key, value, key, value, ...]` of the stored keys starting with `prefix`.
     fn shell_entries(prefix: &str) -> String;
     fn shell_now() -> f64;
-    /// 32 random bits: crypto.getRandomValues, else Math.random (ids must still differ).
-    fn shell_random() -> u32;
+    /// Fills `bytes` from crypto.getRandomValues, else Math.random (ids must still differ).
+    fn shell_fill_random(bytes: &mut [u8]);
     /// Calls `window.<path>(...args)` with `this` bound to the object holding the function, as
     /// `ttq.track(...)` needs. `None`: called (or the args did not parse); `Some("")`: no such
     /// function; `Some("!" + what)`: it threw.
@@ -114,12 +104,26 @@ pub fn set_nonce(nonce: &str) {
 
 pub struct BrowserEntropy;
 
+thread_local! {
+    /// Random bytes drawn from the browser in blocks: one crypto.getRandomValues call per eight
+    /// event ids instead of one each (a call out of the wasm costs more than the bytes).
+    static POOL: RefCell<([u8; 128], usize)> = const { RefCell::new(([0; 128], 128)) };
+}
+
 impl Entropy for BrowserEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(4) {
-            let bits = shell_random().to_le_bytes();
-            chunk.copy_from_slice(&bits[..chunk.len()]);
-        }
+        POOL.with(|pool| {
+            let (bytes, used) = &mut *pool.borrow_mut();
+            for out in buf.iter_mut() {
+                if *used >= bytes.len() {
+                    shell_fill_random(bytes);
+                    *used = 0;
+                }
+                // Each byte is handed out once.
+                *out = std::mem::take(&mut bytes[*used]);
+                *used += 1;
+            }
+        });
     }
 }
 
@@ -131,16 +135,6 @@ pub fn stored(key: &str) -> Option<String> {
     shell_get(key)
 }
 
-/// Stores `value`; `false` when storage is unavailable or full.
-pub fn store(key: &str, value: &str) -> bool {
-    shell_set(key, value)
-}
-
-/// Removes `key`; `false` when storage is unavailable.
-pub fn unstore(key: &str) -> bool {
-    shell_remove(key)
-}
-
 /// Every stored key starting with `prefix`, with its value.
 pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
     let Ok(Value::Array(items)) = json::parse(&shell_entries(prefix)) else { return Vec::new() };
@@ -150,7 +144,9 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn page_facts() -> PageFacts {
+/// `with_storage`: also read what only `init` uses (stored attribution and sent log), so the
+/// other calls do not pay for two localStorage reads.
+pub fn page_facts(with_storage: bool) -> PageFacts {
     let page = shell_page();
     let mut lines = page.splitn(4, '\n');
     let https = lines.next() == Some("https:");
@@ -161,12 +157,27 @@ pub fn page_facts() -> PageFacts {
         url,
         referrer,
         cookie_header: shell_cookie(),
-        stored_attribution: stored(ATTRIBUTION_KEY),
-        stored_sent: stored(sent::STORAGE_KEY),
+        stored_attribution: if with_storage { stored(ATTRIBUTION_KEY) } else { None },
+        stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
         registrable_domain: registrable_domain(host),
         https,
         now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
+    }
+}
+
+/// What `track` reads: the URL, referrer and time it is tracked at (cookies are read when its
+/// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
+/// held for consent keeps the facts of its track call).
+pub fn track_facts(with_cookies: bool) -> PageFacts {
+    let page = shell_page();
+    let mut lines = page.splitn(4, '\n').skip(2);
+    PageFacts {
+        referrer: lines.next().unwrap_or_default().to_string(),
+        url: lines.next().unwrap_or_default().to_string(),
+        cookie_header: if with_cookies { shell_cookie() } else { String::new() },
+        now_ms: now(),
+        ..PageFacts::default()
     }
 }
 
@@ -197,10 +208,9 @@ pub fn apply(effects: &[Effect], debug: bool) {
     for effect in effects {
         match effect {
             Effect::SetCookie(cookie) => shell_set_cookie(cookie),
-            // QuotaExceededError or disabled storage: attribution stays in memory this page.
-            Effect::Store { key, value } => {
-                store(key, value);
-            }
+            // Coalesced with the outbox's writes, out of the call (see transport.rs). QuotaExceededError
+            // or disabled storage: attribution and the sent log stay in memory this page.
+            Effect::Store { key, value } => super::transport::store(key, value),
             Effect::LoadBaseCode { platform, args_json } => {
                 match REGISTRY.iter().find(|entry| entry.key == *platform) {
                     Some(entry) => (entry.load_base_code)(args_json),

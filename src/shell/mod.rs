@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::core::error::TagError;
 use crate::core::json::{self, Value};
-use crate::core::tag::{Outcome, Tag};
+use crate::core::tag::{Outcome, PageFacts, Tag};
 
 thread_local! {
     static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
@@ -40,7 +40,25 @@ pub fn command(name: &str, args_json: &str) -> String {
     let null = Value::Null;
     let arg = |index: usize| args.get(index).unwrap_or(&null);
     let mut entropy = browser::BrowserEntropy;
-    let page = browser::page_facts();
+    // Delivery's own commands (timers, results) read nothing from the page; only init reads storage.
+    let page = match name {
+        internal if transport::is_internal(internal) || internal == "__emit" => PageFacts { now_ms: browser::now(), ..PageFacts::default() },
+        // An event held for consent keeps its call's cookies; any other is built with later ones.
+        "track" => browser::track_facts(TAG.with(|slot| {
+            slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(browser::now()).pending())
+        })),
+        _ => browser::page_facts(matches!(name, "init" | "restore")),
+    };
+
+    // The effects of tracks made earlier in this task are carried out before anything else (see
+    // `Tag::track_deferred`): a pagehide flush must find their events in the outbox.
+    let earlier = TAG.with(|slot| match slot.borrow_mut().as_mut() {
+        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::page_facts(false)), tag.debug())),
+        _ => None,
+    });
+    if let Some((earlier, debug)) = &earlier {
+        browser::apply(&earlier.effects, *debug);
+    }
 
     let mut outcome = TAG.with(|slot| {
         let mut slot = slot.borrow_mut();
@@ -71,7 +89,14 @@ pub fn command(name: &str, args_json: &str) -> String {
                 transport::reset();
                 Outcome::default()
             }
-            ("track", Some(tag)) => tag.track(arg(0), arg(1), arg(2), &page, &mut entropy),
+            ("track", Some(tag)) => {
+                let out = tag.track_deferred(arg(0), arg(1), arg(2), &page, &mut entropy);
+                if tag.has_deferred() {
+                    transport::emit_soon();
+                }
+                out
+            }
+            ("__emit", _) => Outcome::default(),
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
             ("consent", Some(tag)) => tag.consent(arg(0), arg(1), &page, &mut entropy),
             ("identify", Some(tag)) => tag.identify(arg(0), page.now_ms),
@@ -90,6 +115,12 @@ pub fn command(name: &str, args_json: &str) -> String {
             )),
         }
     });
+    if let Some((mut earlier, _)) = earlier {
+        earlier.errors.append(&mut outcome.errors);
+        earlier.warnings.append(&mut outcome.warnings);
+        outcome.errors = earlier.errors;
+        outcome.warnings = earlier.warnings;
+    }
 
     let debug = TAG.with(|slot| {
         let slot = slot.borrow();

@@ -4,13 +4,19 @@
 //!   back; on unload `sendBeacon` first (a `true` counts as handed over), fetch as fallback.
 //! - One timer (`setTimeout`) for the batching window, backoff and request timeouts.
 //! - Results and timers come back through the *relay*, a function the loader gives each instance
-//!   once (`set_relay(relay, tabId)`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
+//!   once (`set_relay(relay, tabId, shared)`): `relay('__tick', [])`, `relay('__delivered', [status, ids])`. The loader
 //!   routes them like any call, so they survive a crash and restart of the wasm instance (queued
 //!   while it restarts, then handled by the fresh instance, which reloaded the persisted queue).
 //! - The loader also relays `pagehide`, `visibilitychange`→hidden (`__flush`) and `online`
 //!   (`__online`); it registers those listeners once per page, never `unload`.
-//! - localStorage: this tab's queue key, and other tabs' keys to adopt. Every call is guarded; a
-//!   write that fails (QuotaExceededError) removes the key so no stale copy is left behind.
+//! - localStorage: this tab's queue key, other tabs' keys to adopt, and the core's `Store` effects.
+//!   Writes are coalesced (`transport_store`): a key changed several times is written once, in the
+//!   next task, so `track()` never pays for a synchronous localStorage write, and a queue entry
+//!   delivered before then is never written at all. They are made at once when the page is hidden
+//!   or closing (`__flush`) and before a fresh instance reads storage. Pending writes live in a JS
+//!   object the loader keeps for the page, not in wasm memory, so a crash right after `track()`
+//!   loses none of them. Every call is guarded; a write that fails (QuotaExceededError) removes
+//!   the key so no stale copy is left behind, and the outbox hears of it (`__stored`).
 
 use std::cell::RefCell;
 
@@ -26,19 +32,102 @@ use crate::core::tag::{Entropy, Outcome};
 #[wasm_bindgen(inline_js = r#"
 let tandemRelay = null;
 let tandemTimer = 0;
-// Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so the relay
-// never crosses into the wasm, which then needs no externref table.
-export function transport_relay(f) {
+let tandemSoon = false;
+let tandemEmitSoon = false;
+// The loader's per-page object (one per page, shared by every instance): it holds the storage
+// writes not yet made, so a crashed instance's last writes still land and the fresh one reads them.
+let tandemShared = {};
+// Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so neither
+// the relay nor the shared object crosses into the wasm, which then needs no externref table.
+export function transport_relay(f, shared) {
   tandemRelay = typeof f === 'function' ? f : null;
+  tandemShared = shared && typeof shared === 'object' ? shared : {};
+  tandemShared.flush = transport_flush;
+  transport_flush();
 }
 export function transport_wake(ms) {
   try {
     if (tandemTimer) clearTimeout(tandemTimer);
+    tandemTimer = 0;
+    if (ms === 0) {
+      // Due now: at the end of this task, so the calls of one task share a request.
+      if (!tandemSoon) {
+        tandemSoon = true;
+        Promise.resolve().then(function () {
+          tandemSoon = false;
+          if (tandemRelay) tandemRelay('__tick', []);
+        });
+      }
+      return;
+    }
     tandemTimer = setTimeout(function () {
       tandemTimer = 0;
       if (tandemRelay) tandemRelay('__tick', []);
     }, ms);
   } catch (e) { /* no timers: the next call or the next page sends */ }
+}
+// The effects of this task's tracks (platform calls, the endpoint event), at its end.
+export function transport_emit_soon() {
+  if (tandemEmitSoon) return;
+  tandemEmitSoon = true;
+  Promise.resolve().then(function () {
+    tandemEmitSoon = false;
+    if (tandemRelay) tandemRelay('__emit', []);
+  });
+}
+function tandemStorage() {
+  try { return window.localStorage; } catch (e) { return null; }
+}
+// localStorage writes, coalesced: the last value of each key is written once, in the next task,
+// or at once by transport_flush (page hidden or closing, a fresh instance starting).
+export function transport_store(key, value) {
+  var s = tandemShared;
+  if (!s.pending) s.pending = new Map();
+  s.pending.set(key, value);
+  if (!s.timer) {
+    try {
+      s.timer = setTimeout(function () { s.timer = 0; if (s.flush) s.flush(); }, 0);
+    } catch (e) {
+      transport_flush();
+    }
+  }
+}
+export function transport_read(key) {
+  var p = tandemShared.pending;
+  if (p && p.has(key)) return p.get(key);
+  var ls = tandemStorage();
+  try {
+    var v = ls ? ls.getItem(key) : null;
+    return v === null ? undefined : v;
+  } catch (e) {
+    return undefined;
+  }
+}
+export function transport_flush() {
+  var s = tandemShared, p = s.pending;
+  if (!p || !p.size) return;
+  s.pending = null;
+  var ls = tandemStorage();
+  var known = s.ok || (s.ok = new Map());
+  p.forEach(function (value, key) {
+    var ok = false;
+    try {
+      if (ls) {
+        if (value === undefined) ls.removeItem(key); else ls.setItem(key, value);
+        ok = true;
+      }
+    } catch (e) {
+      // QuotaExceededError: no stale copy left behind for another page to resend.
+      try { ls.removeItem(key); } catch (e2) { /* nothing more to do */ }
+    }
+    // The outbox hears of a change of outcome only, after this call (never re-entering the wasm).
+    if (ok !== (known.get(key) !== false)) {
+      known.set(key, ok);
+      try {
+        Promise.resolve().then(function () { if (tandemRelay) tandemRelay('__stored', [key, ok]); });
+      } catch (e) { /* no microtasks: the outbox keeps its last view */ }
+    }
+  });
 }
 export function transport_send(url, body, ids, beacon, keepalive) {
   if (beacon) {
@@ -59,8 +148,15 @@ export function transport_send(url, body, ids, beacon, keepalive) {
 "#)]
 extern "C" {
     #[cfg(feature = "test-hooks")]
-    fn transport_relay(relay: &wasm_bindgen::JsValue);
+    fn transport_relay(relay: &wasm_bindgen::JsValue, shared: &wasm_bindgen::JsValue);
     fn transport_wake(ms: u32);
+    fn transport_emit_soon();
+    /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
+    fn transport_store(key: &str, value: Option<String>);
+    /// A key's value as the page will see it once pending writes are made.
+    fn transport_read(key: &str) -> Option<String>;
+    /// Makes the pending localStorage writes now.
+    fn transport_flush();
     /// 1: handed over (sendBeacon true); 0: a fetch is on its way, its status will be relayed;
     /// -1: nothing could be sent.
     fn transport_send(url: &str, body: &str, ids: &str, beacon: bool, keepalive: bool) -> i32;
@@ -86,15 +182,26 @@ thread_local! {
 pub fn set_storage_allowed(allowed: bool) {
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
     if was && !allowed {
-        let key = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string()));
-        if let Some(key) = key {
-            browser::unstore(&key);
+        if let Some(key) = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string())) {
+            transport_store(&key, None);
+            transport_flush();
         }
     }
 }
 
-/// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId)`
-/// in the glue factory): the loader's, so a restarted instance finds this tab's persisted queue.
+/// `__emit` at the end of the current task, through the relay (see `Tag::track_deferred`).
+pub fn emit_soon() {
+    transport_emit_soon();
+}
+
+/// The core's `Effect::Store`, written with the outbox's writes (see the module doc).
+pub fn store(key: &str, value: &str) {
+    transport_store(key, Some(value.to_string()));
+}
+
+/// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId,
+/// shared)` in the glue factory): the loader's, so a restarted instance finds this tab's persisted
+/// queue. The relay and the page's shared object (storage writes not yet made) stay in JS.
 #[wasm_bindgen]
 pub fn set_tab_id(tab_id: &str) {
     if !tab_id.is_empty() && tab_id.len() <= 64 {
@@ -104,8 +211,8 @@ pub fn set_tab_id(tab_id: &str) {
 
 /// Test hook: what the glue factory's `set_relay` does, for tests that run without the factory.
 #[cfg(feature = "test-hooks")]
-pub fn set_relay(relay: &wasm_bindgen::JsValue, tab_id: &str) {
-    transport_relay(relay);
+pub fn set_relay(relay: &wasm_bindgen::JsValue, tab_id: &str, shared: &wasm_bindgen::JsValue) {
+    transport_relay(relay, shared);
     set_tab_id(tab_id);
 }
 
@@ -133,20 +240,13 @@ fn stored_queues() -> Vec<(String, String)> {
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
 fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
     for key in &step.forget {
-        browser::unstore(key);
+        transport_store(key, None);
     }
     if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
-        let key = outbox.key().to_string();
-        let ok = match &value {
-            Some(v) => browser::store(&key, v),
-            None => browser::unstore(&key),
-        };
-        if !ok {
-            browser::unstore(&key);
-        }
-        if let Some(w) = outbox.persisted(ok) {
-            REPORT.with(|r| r.borrow_mut().warnings.push(w));
-        }
+        transport_store(outbox.key(), value);
+        // The write is made later; until `__stored` says otherwise, it goes as the last one did.
+        let ok = outbox.storage_ok();
+        let _ = outbox.persisted(ok);
     }
     REPORT.with(|r| {
         let mut r = r.borrow_mut();
@@ -177,6 +277,7 @@ fn with_outbox(f: impl FnOnce(&mut Outbox, u64) -> Step) {
 
 /// After `init` (or `restore`): reads the delivery settings and adopts persisted queues.
 pub fn start(config: &Value, errors: &mut Vec<TagError>) {
+    transport_flush();
     let settings = Settings::parse(config, errors);
     let mut outbox = Outbox::new(settings, &tab_id());
     let now_ms = now();
@@ -192,7 +293,7 @@ pub fn enqueue(url: &str, body: &str) {
 
 /// Whether `name` is one of the relayed commands handled here.
 pub fn is_internal(name: &str) -> bool {
-    matches!(name, "__tick" | "__delivered" | "__flush" | "__online")
+    matches!(name, "__tick" | "__delivered" | "__flush" | "__online" | "__stored")
 }
 
 /// A relayed command: a timer, a request's status, the page hiding, the browser online again.
@@ -200,8 +301,18 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
     let arg = |i: usize| args.get(i);
     with_outbox(|outbox, now_ms| match name {
         "__tick" => {
-            let own = browser::stored(outbox.key());
+            let own = transport_read(outbox.key());
             outbox.tick(now_ms, own.as_deref(), &mut BrowserEntropy)
+        }
+        "__stored" => {
+            // The outcome of a coalesced write of our key changed (see `transport_flush`).
+            let ok = arg(1).is_some_and(|v| matches!(v, Value::Bool(true)));
+            if arg(0).and_then(Value::as_str) == Some(outbox.key()) {
+                if let Some(w) = outbox.persisted(ok) {
+                    REPORT.with(|r| r.borrow_mut().warnings.push(w));
+                }
+            }
+            Step::default()
         }
         "__delivered" => {
             let status = match arg(0) {
@@ -214,6 +325,10 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
         "__flush" => outbox.hide(now_ms, arg(0).and_then(Value::as_str) == Some("pagehide")),
         _ => outbox.online(now_ms),
     });
+    if name == "__flush" {
+        // The page may be gone before the next task: every pending write goes now.
+        transport_flush();
+    }
     Outcome::default()
 }
 
@@ -226,9 +341,10 @@ pub fn drain(outcome: &mut Outcome) {
     });
 }
 
-/// Test hook: forget the outbox (the page's storage is left as it is).
+/// Test hook: forget the outbox (the page's storage is left as it is, with the writes pending).
 #[cfg(feature = "test-hooks")]
 pub fn reset() {
+    transport_flush();
     OUTBOX.with(|slot| *slot.borrow_mut() = None);
     STORAGE_ALLOWED.with(|a| a.set(true));
 }

@@ -348,3 +348,25 @@ test('a wasm panic is reported and recovered from; queued and persisted events s
   assert.equal(reported, 1, 'the panic is reported once');
   assert.deepEqual(pageErrors, []);
 });
+
+test('a wasm panic in the same task as a track: the event still goes out once, everywhere', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
+  // track() builds its platform calls and endpoint event at the end of its task; a crash before
+  // then must not lose it (the loader gives it to the fresh instance under the same event_id).
+  const { page, pageErrors } = await loaded(hooks, {});
+  const r = await page.evaluate(() => {
+    const own = window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'sp-1' });
+    const generated = window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: 'sp-order' });
+    window.tandem('__test_panic');
+    return { own, generated };
+  });
+  assert.equal(r.own, 'sp-1');
+  assert.match(r.generated, UUID_V4);
+  await waitForLoaded(page);
+  const list = ['sp-1', r.generated];
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: 2, timeout: 8000 });
+  await settle(1000);
+  check(t, 'panic-same-task', hooks.server, list);
+  const meta = fbqEvents(await getCalls(page), 'Purchase').filter((e) => e.eventID === r.generated);
+  assert.equal(meta.length, 1, 'the pixel got the Purchase once, under its event_id');
+  assert.deepEqual(pageErrors, []);
+});
