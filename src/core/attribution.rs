@@ -5,7 +5,7 @@
 //! Storage is shared with the site and other scripts, so whatever is stored there is treated as
 //! untrusted: unreadable or foreign data is ignored field by field, never an error.
 
-use crate::core::json::{self, obj, truncate_utf8, Value};
+use crate::core::json::{self, truncate_utf8, Value, W};
 
 pub const STORAGE_KEY: &str = "tandem:attribution";
 pub const DEFAULT_WINDOW_DAYS: u64 = 90;
@@ -151,37 +151,32 @@ impl Attribution {
         self.click_ids.iter().find(|c| c.name == name)
     }
 
-    /// `{name: {value, ts}}` as in the payload schema.
-    pub fn click_ids_value(&self) -> Value {
-        let mut o = obj();
-        for c in &self.click_ids {
-            o.push(c.name, obj().s("value", &c.value).u("ts", c.ts).build());
-        }
-        o.build()
-    }
-
-    /// `{first?, last?}` as in the payload schema.
-    pub fn utm_value(&self) -> Value {
-        let touch = |t: &Touch| {
-            let mut o = obj();
-            for (k, v) in &t.fields {
-                o.push(k, Value::String(v.clone()));
+    /// `"click_ids":{name: {value, ts}},"utm":{first?, last?}` as in the payload schema.
+    pub fn write(&self, w: &mut W, click_ids: bool) {
+        w.key("click_ids").open('{');
+        if click_ids {
+            for c in &self.click_ids {
+                w.key(c.name).open('{').s("value", &c.value).u("ts", c.ts).close('}');
             }
-            o.u("ts", t.ts).build()
-        };
-        let mut o = obj();
-        if let Some(t) = &self.first {
-            o.push("first", touch(t));
         }
-        if let Some(t) = &self.last {
-            o.push("last", touch(t));
+        w.close('}').key("utm").open('{');
+        for (k, t) in [("first", &self.first), ("last", &self.last)] {
+            if let Some(t) = t {
+                w.key(k).open('{');
+                for (k, v) in &t.fields {
+                    w.s(k, v);
+                }
+                w.u("ts", t.ts).close('}');
+            }
         }
-        o.build()
+        w.close('}');
     }
 
     /// The stored form, which is also the payload's shape: `{"click_ids":{…},"utm":{…}}`.
     pub fn to_json(&self) -> String {
-        obj().v("click_ids", self.click_ids_value()).v("utm", self.utm_value()).build().to_json()
+        let mut w = W::new('{');
+        self.write(&mut w, true);
+        w.end('}')
     }
 }
 

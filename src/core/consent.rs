@@ -16,7 +16,7 @@
 //! documented in README.md ("Consent").
 
 use crate::core::error::TagError;
-use crate::core::json::{obj, Value};
+use crate::core::json::{Value, W};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -263,30 +263,30 @@ impl State {
     }
 
     /// The payload's `consent` object: the real state of every purpose, never a constant.
-    pub fn to_value(&self) -> Value {
-        let mut o = obj();
+    pub fn to_json(&self) -> String {
+        let mut w = W::new('{');
         for (i, p) in PURPOSES.iter().enumerate() {
-            o.push(p, Value::String(String::from(self.signals[i].as_str())));
+            w.s(p, self.signals[i].as_str());
         }
         if self.gpc {
-            o.push("gpc", Value::Bool(true));
+            w.b("gpc", true);
         }
         if !self.managed {
-            o.push("managed", Value::Bool(false));
+            w.b("managed", false);
         }
-        o.build()
+        w.end('}')
     }
 
     /// gtag's `{ad_storage: 'granted' | 'denied', …}` (pending is denied while gtag waits).
-    pub fn gtag_value(&self, only_user_purposes: bool) -> Value {
-        let mut o = obj();
+    pub fn gtag_json(&self, only_user_purposes: bool) -> String {
+        let mut w = W::new('{');
         for (i, p) in PURPOSES.iter().enumerate() {
             if only_user_purposes && i < AD_USER_DATA {
                 continue;
             }
-            o.push(p, Value::String(String::from(if self.granted(i) { "granted" } else { "denied" })));
+            w.s(p, if self.granted(i) { "granted" } else { "denied" });
         }
-        o.build()
+        w.end('}')
     }
 }
 
@@ -377,12 +377,12 @@ mod tests {
         call(&mut c, "\"default\"", r#"{"ad_storage":"denied","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"denied"}"#, T0);
         let s = State::of(&c, Settings::default(), false, T0);
         assert!(!s.ad_storage() && s.analytics_storage() && s.user_data() && !s.ad_pixels() && s.may_send() && s.mirrored());
-        assert_eq!(s.to_value().to_json(), r#"{"ad_storage":"denied","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"denied"}"#);
-        assert_eq!(s.gtag_value(true).to_json(), r#"{"ad_user_data":"granted","ad_personalization":"denied"}"#);
+        assert_eq!(s.to_json(), r#"{"ad_storage":"denied","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"denied"}"#);
+        assert_eq!(s.gtag_json(true), r#"{"ad_user_data":"granted","ad_personalization":"denied"}"#);
         let basic = State::of(&c, Settings { mode: Mode::Basic, honor_gpc: true }, false, T0);
         assert!(!basic.may_send());
         let gpc = State::of(&Consent::default(), Settings::default(), true, T0);
-        assert_eq!(gpc.to_value().to_json(), r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"denied","ad_personalization":"denied","gpc":true,"managed":false}"#);
+        assert_eq!(gpc.to_json(), r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"denied","ad_personalization":"denied","gpc":true,"managed":false}"#);
         assert!(gpc.mirrored() && !State::unmanaged().mirrored());
         let mut e = Vec::new();
         let st = settings(&parse(r#"{"consentMode":"basic","gpc":"ignore"}"#).unwrap(), &mut e);

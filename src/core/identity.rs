@@ -15,7 +15,7 @@
 //! A value that already is 64 hex digits is taken as a hash and passed through (lowercased).
 
 use crate::core::error::TagError;
-use crate::core::json::{obj, Value};
+use crate::core::json::{Value, W};
 use crate::core::sha256;
 
 /// identify's fields: (name, Meta key, Google gtag key, TikTok key).
@@ -333,39 +333,52 @@ impl Identity {
         }
     }
 
-    /// fbq advanced matching (`fbq('init', id, {em: hash, …})`).
-    pub fn meta_value(&self) -> Value {
-        Value::Object(self.meta.iter().map(|(k, h)| (String::from(*k), Value::String(h.clone()))).collect())
+    /// fbq advanced matching (`fbq('init', id, {em: hash, …})`), as the next value of `w`.
+    pub fn write_meta(&self, w: &mut W) {
+        w.open('{');
+        for (k, h) in &self.meta {
+            w.s(k, h);
+        }
+        w.close('}');
     }
 
     /// The endpoint's `user_data` members, Conversions API style (arrays of hashes).
-    pub fn meta_arrays(&self) -> Vec<(String, Value)> {
-        self.meta.iter().map(|(k, h)| (String::from(*k), Value::Array(vec![Value::String(h.clone())]))).collect()
+    pub fn write_meta_arrays(&self, w: &mut W) {
+        for (k, h) in &self.meta {
+            w.key(k).open('[').str(h).close(']');
+        }
     }
 
     /// gtag's `user_data` (`{sha256_email_address, sha256_phone_number, address: {sha256_first_name, …}}`).
-    pub fn google_value(&self) -> Option<Value> {
+    pub fn google_json(&self) -> Option<String> {
         if self.google.is_empty() {
             return None;
         }
-        let mut o = obj();
-        let mut address = obj();
-        for (k, h) in &self.google {
-            if k.ends_with("_name") {
-                address.push(k, Value::String(h.clone()));
-            } else {
-                o.push(k, Value::String(h.clone()));
+        let mut w = W::new('{');
+        let is_address = |k: &str| k.ends_with("_name");
+        for (k, h) in self.google.iter().filter(|(k, _)| !is_address(k)) {
+            w.s(k, h);
+        }
+        if self.google.iter().any(|(k, _)| is_address(k)) {
+            w.key("address").open('{');
+            for (k, h) in self.google.iter().filter(|(k, _)| is_address(k)) {
+                w.s(k, h);
             }
+            w.close('}');
         }
-        if !address.is_empty() {
-            o.push("address", address.build());
-        }
-        Some(o.build())
+        Some(w.end('}'))
     }
 
     /// `ttq.identify({email, phone_number, external_id})`, hashed.
-    pub fn tiktok_value(&self) -> Option<Value> {
-        (!self.tiktok.is_empty()).then(|| Value::Object(self.tiktok.iter().map(|(k, h)| (String::from(*k), Value::String(h.clone()))).collect()))
+    pub fn tiktok_json(&self) -> Option<String> {
+        if self.tiktok.is_empty() {
+            return None;
+        }
+        let mut w = W::new('{');
+        for (k, h) in &self.tiktok {
+            w.s(k, h);
+        }
+        Some(w.end('}'))
     }
 
     /// Debug-mode line: field keys with the start of each hash, never a raw value.
@@ -387,6 +400,12 @@ impl Identity {
 mod tests {
     use super::*;
     use crate::core::json::parse;
+
+    fn meta_text(id: &Identity) -> String {
+        let mut w = W(String::new());
+        id.write_meta(&mut w);
+        w.0
+    }
 
     fn merge(values: &str) -> (Identity, Vec<TagError>, Vec<String>) {
         let (mut e, mut w) = (Vec::new(), Vec::new());
@@ -447,9 +466,9 @@ mod tests {
         assert_eq!(id.meta[1].1, sha256::hex("16505551212"));
         assert_eq!(id.tiktok[2].1, sha256::hex("U-1"));
         assert_eq!(id.meta[4].1, sha256::hex("u-1"));
-        let g = id.google_value().unwrap().to_json();
+        let g = id.google_json().unwrap();
         assert!(g.contains(r#""address":{"sha256_first_name":""#), "{g}");
-        assert!(!id.debug_line().contains('@') && !id.meta_value().to_json().contains("john"));
+        assert!(!id.debug_line().contains('@') && !meta_text(&id).contains("john"));
     }
 
     #[test]
@@ -473,7 +492,7 @@ mod tests {
         id.merge(&parse(r#"{"email":null}"#).unwrap(), &mut e, &mut w);
         assert_eq!(id.meta.len(), 1);
         id.merge(&Value::Null, &mut e, &mut w);
-        assert!(id.is_empty() && id.google_value().is_none() && id.tiktok_value().is_none());
+        assert!(id.is_empty() && id.google_json().is_none() && id.tiktok_json().is_none());
         // A local number without a country code: Meta takes the SDK's digits; no E.164 for Google/TikTok.
         let (id, _, w) = merge(r#"{"phone":"0044 20"}"#);
         assert!(id.meta.is_empty());

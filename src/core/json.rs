@@ -440,51 +440,103 @@ pub fn write_value(out: &mut String, v: &Value) {
     }
 }
 
-/// Builds an object member list tersely: `obj().s("a", "x").n("b", "1").build()`.
-#[derive(Default)]
-pub struct Obj(pub Vec<(String, Value)>);
+/// JSON text written as it is built: `W::new('{').s("a", "x").n("b", "1").end('}')`.
+///
+/// Payloads and platform arguments are only ever built to be written out; building them as a
+/// `Value` tree first cost a `String` per key and value, the tree's drop glue and its writer, on
+/// every event. Commas are placed by looking at the last byte written: after `{`, `[` or a key's
+/// `:` none is needed, after any complete value one is (a complete value never ends in those).
+pub struct W(pub String);
 
-pub fn obj() -> Obj {
-    Obj::default()
-}
-
-impl Obj {
-    pub fn v(mut self, k: &str, v: Value) -> Obj {
-        self.0.push((k.to_string(), v));
+impl W {
+    /// Starts a document with `open` (`'{'` or `'['`).
+    pub fn new(open: char) -> W {
+        let mut s = String::with_capacity(128);
+        s.push(open);
+        W(s)
+    }
+    fn sep(&mut self) {
+        if !matches!(self.0.as_bytes().last(), None | Some(b'{' | b'[' | b':')) {
+            self.0.push(',');
+        }
+    }
+    /// An object key; the value follows.
+    pub fn key(&mut self, k: &str) -> &mut W {
+        self.sep();
+        write_str(&mut self.0, k);
+        self.0.push(':');
         self
     }
-    pub fn s(self, k: &str, s: &str) -> Obj {
-        self.v(k, Value::String(s.to_string()))
+    /// Opens a nested object or array (`'{'` or `'['`) as the next value.
+    pub fn open(&mut self, c: char) -> &mut W {
+        self.sep();
+        self.0.push(c);
+        self
     }
-    pub fn opt_s(self, k: &str, s: Option<&str>) -> Obj {
+    /// Closes what `open` or `new` opened (`'}'` or `']'`).
+    pub fn close(&mut self, c: char) -> &mut W {
+        self.0.push(c);
+        self
+    }
+    pub fn str(&mut self, s: &str) -> &mut W {
+        self.sep();
+        write_str(&mut self.0, s);
+        self
+    }
+    /// A number literal; anything else would break the document, so it is written as null.
+    pub fn num(&mut self, n: &str) -> &mut W {
+        self.sep();
+        self.0.push_str(if is_number_literal(n) { n } else { "null" });
+        self
+    }
+    pub fn value(&mut self, v: &Value) -> &mut W {
+        self.sep();
+        write_value(&mut self.0, v);
+        self
+    }
+    /// JSON text already written (a nested document).
+    pub fn raw(&mut self, json: &str) -> &mut W {
+        self.sep();
+        self.0.push_str(json);
+        self
+    }
+    pub fn s(&mut self, k: &str, s: &str) -> &mut W {
+        self.key(k).str(s)
+    }
+    pub fn opt_s(&mut self, k: &str, s: Option<&str>) -> &mut W {
         match s {
             Some(s) => self.s(k, s),
             None => self,
         }
     }
-    pub fn opt_n(self, k: &str, n: Option<&str>) -> Obj {
+    pub fn opt_n(&mut self, k: &str, n: Option<&str>) -> &mut W {
         match n {
-            Some(n) => self.v(k, Value::Number(n.to_string())),
+            Some(n) => self.key(k).num(n),
             None => self,
         }
     }
-    pub fn u(self, k: &str, n: u64) -> Obj {
-        self.v(k, Value::Number(u64_text(n)))
+    pub fn u(&mut self, k: &str, n: u64) -> &mut W {
+        self.key(k);
+        write_u64(&mut self.0, n);
+        self
     }
-    pub fn push(&mut self, k: &str, v: Value) {
-        self.0.push((k.to_string(), v));
+    pub fn b(&mut self, k: &str, b: bool) -> &mut W {
+        self.key(k).raw(if b { "true" } else { "false" })
     }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub fn build(self) -> Value {
-        Value::Object(self.0)
+    /// Closes the document with `close` and returns its text.
+    pub fn end(mut self, close: char) -> String {
+        self.0.push(close);
+        self.0
     }
 }
 
 /// JSON array text of string arguments, for `Effect` args.
 pub fn str_array(items: &[&str]) -> String {
-    Value::Array(items.iter().map(|s| Value::String((*s).to_string())).collect()).to_json()
+    let mut w = W::new('[');
+    for s in items {
+        w.str(s);
+    }
+    w.end(']')
 }
 
 #[cfg(test)]

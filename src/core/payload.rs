@@ -2,9 +2,11 @@
 //! names follow Meta's Conversions API where one exists, so the endpoint forwards with little
 //! mapping. Takes a list of events so the shell can batch.
 
-use crate::core::attribution::Attribution;
+use crate::core::attribution::{Attribution, CLICK_IDS};
+use crate::core::consent::State;
 use crate::core::event::ValidEvent;
-use crate::core::json::{obj, truncate_utf8, Value};
+use crate::core::identity::Identity;
+use crate::core::json::{truncate_utf8, W};
 
 pub const TAG_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The schema's limit for URLs.
@@ -21,86 +23,136 @@ pub struct Envelope<'a> {
     pub client_id: &'a str,
 }
 
-fn capped(s: &str, cap: usize) -> Value {
-    let mut s = s.to_string();
-    truncate_utf8(&mut s, cap);
-    Value::String(s)
+/// What consent lets into the event (decided in `tag_consent`).
+pub struct Allowed<'a> {
+    /// ad_user_data granted: identifiers (fbp, fbc, ttp, click IDs, also in the URLs) go.
+    pub user_data: bool,
+    /// The hashed identity, when there is one and ad_user_data allows it.
+    pub identity: Option<&'a Identity>,
+    /// The consent state in force, for the payload's `consent`.
+    pub state: Option<&'a State>,
 }
 
-fn custom_data(ev: &ValidEvent) -> Value {
+/// `url` without the click-ID query parameters (`fbclid`, `gclid`, …).
+pub fn without_click_ids(url: &str) -> String {
+    let (head, fragment) = url.split_once('#').map_or((url, None), |(h, f)| (h, Some(f)));
+    let Some((path, query)) = head.split_once('?') else { return url.to_string() };
+    let mut out = String::from(path);
+    for p in query.split('&') {
+        if !CLICK_IDS.contains(&p.split_once('=').map_or(p, |(k, _)| k)) {
+            out.push(if out.len() == path.len() { '?' } else { '&' });
+            out.push_str(p);
+        }
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+fn url(w: &mut W, k: &str, url: &str, p: &Allowed) {
+    let mut s = url.to_string();
+    truncate_utf8(&mut s, URL_CAP);
+    if !p.user_data {
+        s = without_click_ids(&s);
+    }
+    w.s(k, &s);
+}
+
+fn custom_data(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
-    let mut o = obj()
+    w.key("custom_data")
+        .open('{')
         .opt_n("value", p.value.as_deref())
         .opt_s("currency", p.currency.as_deref())
         .opt_s("order_id", p.order_id.as_deref());
     if !p.contents.is_empty() {
-        let items = p
-            .contents
-            .iter()
-            .map(|c| {
-                obj()
-                    .s("id", &c.id)
-                    .opt_n("quantity", c.quantity.as_deref())
-                    .opt_n("item_price", c.price.as_deref())
-                    .opt_s("title", c.name.as_deref())
-                    .opt_s("category", c.category.as_deref())
-                    .build()
-            })
-            .collect();
-        o = o.v("contents", Value::Array(items));
+        w.key("contents").open('[');
+        for c in &p.contents {
+            w.open('{')
+                .s("id", &c.id)
+                .opt_n("quantity", c.quantity.as_deref())
+                .opt_n("item_price", c.price.as_deref())
+                .opt_s("title", c.name.as_deref())
+                .opt_s("category", c.category.as_deref())
+                .close('}');
+        }
+        w.close(']');
     }
     if !p.content_ids.is_empty() {
-        o = o.v("content_ids", Value::Array(p.content_ids.iter().map(|id| Value::String(id.clone())).collect()));
+        w.key("content_ids").open('[');
+        for id in &p.content_ids {
+            w.str(id);
+        }
+        w.close(']');
     }
-    let mut o = o
-        .opt_s("content_type", p.content_type)
+    w.opt_s("content_type", p.content_type)
         .opt_s("content_name", p.content_name.as_deref())
         .opt_s("content_category", p.content_category.as_deref())
         .opt_n("num_items", p.num_items.as_deref())
         .opt_s("search_string", p.search_string.as_deref())
         .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
     if let Some(st) = &p.status {
-        o.push("status", st.clone());
+        w.key("status").value(st);
     }
     for (k, v) in &p.custom {
-        o.push(k, v.clone());
+        w.key(k).value(v);
     }
-    o.build()
+    w.close('}');
 }
 
-/// One event object of the payload.
-pub fn event_value(e: &Envelope) -> Value {
+/// One event object of the payload, as the next value of `w`. Written straight to text: it is
+/// built once per event only to be sent.
+pub fn write_event(w: &mut W, e: &Envelope, p: &Allowed) {
     let ev = e.event;
-    let user = obj().opt_s("fbp", e.fbp).opt_s("fbc", e.fbc).opt_s("ttp", e.ttp).build();
-    let mut o = obj()
-        .s("event_id", &ev.event_id)
-        .s("event_name", ev.name.as_str())
-        .u("event_time", ev.time_ms / 1000)
-        .u("event_time_ms", ev.time_ms)
-        .v("event_source_url", capped(&ev.url, URL_CAP));
+    w.open('{').s("event_id", &ev.event_id).s("event_name", ev.name.as_str()).u("event_time", ev.time_ms / 1000).u("event_time_ms", ev.time_ms);
+    url(w, "event_source_url", &ev.url, p);
     if !ev.referrer.is_empty() {
-        o = o.v("referrer", capped(&ev.referrer, URL_CAP));
+        url(w, "referrer", &ev.referrer, p);
     }
-    o.s("action_source", "website")
-        .v("user_data", user)
-        .v("custom_data", custom_data(ev))
-        .v("click_ids", e.attribution.click_ids_value())
-        .v("utm", e.attribution.utm_value())
-        .s("client_id", e.client_id)
-        .s("tag_version", TAG_VERSION)
-        .build()
+    w.s("action_source", "website").key("user_data").open('{');
+    if p.user_data {
+        w.opt_s("fbp", e.fbp).opt_s("fbc", e.fbc).opt_s("ttp", e.ttp);
+    }
+    if let Some(id) = p.identity {
+        id.write_meta_arrays(w);
+    }
+    w.close('}');
+    custom_data(w, ev);
+    e.attribution.write(w, p.user_data);
+    w.s("client_id", e.client_id).s("tag_version", TAG_VERSION);
+    if let Some(id) = p.identity {
+        if let Some(g) = id.google_json() {
+            w.key("google_user_data").raw(&g);
+        }
+        if let Some(t) = id.tiktok_json() {
+            w.key("tiktok_user_data").raw(&t);
+        }
+    }
+    if let Some(state) = p.state {
+        w.key("consent").raw(&state.to_json());
+    }
+    w.close('}');
 }
 
-/// The request body for a batch of events.
-pub fn body(events: &[Envelope]) -> String {
-    obj().v("events", Value::Array(events.iter().map(event_value).collect())).build().to_json()
+/// The request body for one event: `{"events":[…]}`.
+pub fn body(e: &Envelope, p: &Allowed) -> String {
+    let mut w = W::new('{');
+    w.key("events").open('[');
+    write_event(&mut w, e, p);
+    w.close(']');
+    w.end('}')
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::core::json::parse;
+    use crate::core::json::Value;
     use crate::platforms::test_support::event;
+
+    const OPEN: Allowed = Allowed { user_data: true, identity: None, state: None };
 
     /// A validator for the subset of JSON Schema that collect.schema.json uses (type, required,
     /// properties, additionalProperties, propertyNames, items, enum, const, min/max length,
@@ -242,7 +294,7 @@ pub(crate) mod tests {
             attribution: &a,
             client_id: "AAAAAAAAAAAAAAAAAAAAAA",
         };
-        let text = body(&[env]);
+        let text = body(&env, &OPEN);
         check_against_schema(&text);
         let v = parse(&text).unwrap();
         let cd = v.get("events").and_then(|e| match e {
@@ -286,7 +338,7 @@ pub(crate) mod tests {
         ev.url = String::from("https://shop.example/?q=") + &"é".repeat(2000);
         let a = Attribution::default();
         let env = Envelope { event: &ev, fbp: None, fbc: None, ttp: Some("ttp1"), attribution: &a, client_id: "c" };
-        let text = body(&[env]);
+        let text = body(&env, &OPEN);
         check_against_schema(&text);
         let v = parse(&text).unwrap();
         let Some(Value::Array(events)) = v.get("events") else { panic!() };

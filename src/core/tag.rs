@@ -81,7 +81,7 @@ use crate::core::config::{self, Config};
 use crate::core::cookies::{self, FbcDecision};
 use crate::core::event::{self, EventName, Standard, ValidEvent};
 use crate::core::ids;
-use crate::core::json::{obj, u64_text, write_str};
+use crate::core::json::{u64_text, write_str, W};
 use crate::core::payload::Envelope;
 use crate::core::sent::{self, SentLog};
 use crate::core::url;
@@ -101,7 +101,9 @@ impl Outcome {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&obj().s("code", e.code).s("message", &e.message).s("input", &e.input).build().to_json());
+            let mut w = W::new('{');
+            w.s("code", e.code).s("message", &e.message).s("input", &e.input);
+            out.push_str(&w.end('}'));
         }
         out.push_str("],\"warnings\":[");
         for (i, w) in self.warnings.iter().enumerate() {

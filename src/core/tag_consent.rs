@@ -14,8 +14,10 @@ use crate::core::consent::{Consent, Settings, State};
 use crate::core::error::TagError;
 use crate::core::event::{EventName, Params};
 use crate::core::identity::Identity;
-use crate::core::json::{obj, Value};
-use crate::core::payload::{self, Envelope};
+use crate::core::json::Value;
+use crate::core::payload::{self, Allowed, Envelope};
+#[cfg(test)]
+use crate::core::payload::without_click_ids;
 use crate::core::{attribution, cookies, sent};
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
@@ -101,23 +103,6 @@ fn write_key(effect: &Effect) -> &str {
     }
 }
 
-/// `url` without the click-ID query parameters (`fbclid`, `gclid`, …).
-fn without_click_ids(url: &str) -> String {
-    let (head, fragment) = url.split_once('#').map_or((url, None), |(h, f)| (h, Some(f)));
-    let Some((path, query)) = head.split_once('?') else { return url.to_string() };
-    let kept: Vec<&str> = query.split('&').filter(|p| !attribution::CLICK_IDS.contains(&p.split('=').next().unwrap_or_default())).collect();
-    let mut out = String::from(path);
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
-}
-
 impl Tag {
     /// The consent state in force at `now_ms`.
     pub fn consent_state(&self, now_ms: u64) -> State {
@@ -189,34 +174,8 @@ impl Tag {
     /// per platform, and the consent state in force.
     pub(super) fn endpoint_body(&self, env: &Envelope, now_ms: u64) -> String {
         let state = self.privacy.state(now_ms);
-        let mut ev = payload::event_value(env);
-        if let Value::Object(members) = &mut ev {
-            let identity = self.privacy.identity(&state);
-            for (k, v) in members.iter_mut() {
-                match (k.as_str(), v) {
-                    ("user_data", Value::Object(user)) => {
-                        if !state.user_data() {
-                            user.clear();
-                        }
-                        user.extend(identity.map(Identity::meta_arrays).unwrap_or_default());
-                    }
-                    ("click_ids", v) if !state.user_data() => *v = Value::Object(Vec::new()),
-                    // A landing URL carries the click IDs in its query: those go too.
-                    ("event_source_url" | "referrer", Value::String(url)) if !state.user_data() => *url = without_click_ids(url),
-                    _ => {}
-                }
-            }
-            if let Some(id) = identity {
-                if let Some(g) = id.google_value() {
-                    members.push((String::from("google_user_data"), g));
-                }
-                if let Some(t) = id.tiktok_value() {
-                    members.push((String::from("tiktok_user_data"), t));
-                }
-            }
-            members.push((String::from("consent"), state.to_value()));
-        }
-        obj().v("events", Value::Array(vec![ev])).build().to_json()
+        let allowed = Allowed { user_data: state.user_data(), identity: self.privacy.identity(&state), state: Some(&state) };
+        payload::body(env, &allowed)
     }
 
     /// `tandem('consent', 'default' | 'update', values)` after init.
@@ -247,7 +206,7 @@ impl Tag {
         }
         if self.config.debug {
             let mut line = String::from("[tandem] consent: ");
-            line.push_str(&state.to_value().to_json());
+            line.push_str(&state.to_json());
             out.effects.push(Effect::Log(line));
         }
         for d in &self.config.destinations {

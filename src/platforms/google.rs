@@ -9,12 +9,12 @@
 //! with `send_page_view: false`) or `sendPageView: true`: a site's own `gtag('config')` already
 //! sends page_view, and a second one would double every page view.
 
-use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{Standard, ValidEvent};
 use crate::core::identity::Identity;
-use crate::core::json::{obj, str_array, Value};
+use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 
 pub const KEY: &str = "google";
@@ -127,36 +127,38 @@ fn transaction_id(ev: &ValidEvent) -> &str {
     ev.params.order_id.as_deref().unwrap_or(&ev.event_id)
 }
 
-fn ga4_params(ev: &ValidEvent, tag_id: &str) -> Value {
+/// The args of a GA4 `gtag('event', name, {…})` call.
+fn ga4_event(ev: &ValidEvent, name: &str, tag_id: &str) -> String {
     let p = &ev.params;
-    let mut o = obj().opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    let mut w = W::new('[');
+    w.str("event").str(name).open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
     if ev.name.standard() == Some(Standard::Purchase) {
-        o = o.s("transaction_id", transaction_id(ev));
+        w.s("transaction_id", transaction_id(ev));
     } else {
-        o = o.opt_s("transaction_id", p.order_id.as_deref());
+        w.opt_s("transaction_id", p.order_id.as_deref());
     }
-    let items: Vec<Value> = if p.contents.is_empty() {
-        p.content_ids.iter().map(|id| obj().s("item_id", id).build()).collect()
-    } else {
-        p.contents
-            .iter()
-            .map(|c| {
-                obj()
-                    .s("item_id", &c.id)
-                    .opt_s("item_name", c.name.as_deref())
-                    .opt_n("price", c.price.as_deref())
-                    .opt_n("quantity", c.quantity.as_deref())
-                    .opt_s("item_category", c.category.as_deref())
-                    .build()
-            })
-            .collect()
-    };
-    if !items.is_empty() {
-        o = o.v("items", Value::Array(items));
+    if !p.contents.is_empty() || !p.content_ids.is_empty() {
+        w.key("items").open('[');
+        if p.contents.is_empty() {
+            for id in &p.content_ids {
+                w.open('{').s("item_id", id).close('}');
+            }
+        }
+        for c in &p.contents {
+            w.open('{')
+                .s("item_id", &c.id)
+                .opt_s("item_name", c.name.as_deref())
+                .opt_n("price", c.price.as_deref())
+                .opt_n("quantity", c.quantity.as_deref())
+                .opt_s("item_category", c.category.as_deref())
+                .close('}');
+        }
+        w.close(']');
     }
-    let mut o = o.opt_s("search_term", p.search_string.as_deref());
-    push_custom(&mut o, ev, RESERVED);
-    o.s("event_id", &ev.event_id).s("send_to", tag_id).build()
+    w.opt_s("search_term", p.search_string.as_deref());
+    push_custom(&mut w, ev, RESERVED);
+    w.s("event_id", &ev.event_id).s("send_to", tag_id).close('}');
+    w.end(']')
 }
 
 impl Destination for Google {
@@ -180,10 +182,12 @@ impl Destination for Google {
             return out;
         }
         if let Some(t) = &self.tag_id {
-            out.push(call(KEY, "gtag", vec![s("config"), s(t), obj().v("send_page_view", Value::Bool(false)).build()]));
+            let mut w = W::new('[');
+            w.str("config").str(t).raw(r#"{"send_page_view":false}"#);
+            out.push(call(KEY, "gtag", w.end(']')));
         }
         if let Some(a) = &self.ads {
-            out.push(call(KEY, "gtag", vec![s("config"), s(&a.id)]));
+            out.push(call(KEY, "gtag", str_array(&["config", &a.id])));
         }
         out
     }
@@ -197,12 +201,17 @@ impl Destination for Google {
             return Vec::new();
         }
         let kind = if initial && state.managed { "default" } else { "update" };
-        vec![call(KEY, "gtag", vec![s("consent"), s(kind), state.gtag_value(!state.managed)])]
+        let mut w = W::new('[');
+        w.str("consent").str(kind).raw(&state.gtag_json(!state.managed));
+        vec![call(KEY, "gtag", w.end(']'))]
     }
 
     /// Enhanced conversions: `gtag('set', 'user_data', {sha256_email_address, …})`.
     fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        identity.google_value().map(|v| vec![call(KEY, "gtag", vec![s("set"), s("user_data"), v])]).unwrap_or_default()
+        let Some(user_data) = identity.google_json() else { return Vec::new() };
+        let mut w = W::new('[');
+        w.str("set").str("user_data").raw(&user_data);
+        vec![call(KEY, "gtag", w.end(']'))]
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -213,20 +222,20 @@ impl Destination for Google {
             None => Some(ev.name.as_str()),
         };
         if let (Some(tag_id), Some(name)) = (&self.tag_id, name) {
-            out.push(call(KEY, "gtag", vec![s("event"), s(name), ga4_params(ev, tag_id)]));
+            out.push(call(KEY, "gtag", ga4_event(ev, name, tag_id)));
         }
         if let Some(ads) = &self.ads {
             if let Some((_, label)) = ads.labels.iter().find(|(n, _)| n == ev.name.as_str()) {
                 let mut send_to = ads.id.clone();
                 send_to.push('/');
                 send_to.push_str(label);
-                let params = obj()
-                    .s("send_to", &send_to)
-                    .opt_n("value", ev.params.value.as_deref())
+                let mut w = W::new('[');
+                w.str("event").str("conversion").open('{').s("send_to", &send_to);
+                w.opt_n("value", ev.params.value.as_deref())
                     .opt_s("currency", ev.params.currency.as_deref())
                     .s("transaction_id", transaction_id(ev))
-                    .build();
-                out.push(call(KEY, "gtag", vec![s("event"), s("conversion"), params]));
+                    .close('}');
+                out.push(call(KEY, "gtag", w.end(']')));
             }
         }
         out

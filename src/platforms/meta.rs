@@ -6,12 +6,12 @@
 //! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
 //! carries it to CAPI.
 
-use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{Standard, ValidEvent};
 use crate::core::identity::Identity;
-use crate::core::json::{obj, Value};
+use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 
 pub const KEY: &str = "meta";
@@ -56,30 +56,45 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     Ok(Box::new(Meta { pixels, load, send_page_view }))
 }
 
-/// Meta's shape of the canonical params.
-fn params(ev: &ValidEvent) -> Value {
+/// Meta's shape of the canonical params, as the next value of `w`.
+fn params(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
-    let mut o = obj().opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    w.open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
     let ids = p.ids();
     if !ids.is_empty() {
-        o = o.v("content_ids", Value::Array(ids.iter().map(|id| s(id)).collect()));
+        w.key("content_ids").open('[');
+        for id in ids {
+            w.str(id);
+        }
+        w.close(']');
     }
     if !p.contents.is_empty() {
-        let items = p.contents.iter().map(|c| obj().s("id", &c.id).opt_n("quantity", c.quantity.as_deref()).build()).collect();
-        o = o.v("contents", Value::Array(items));
+        w.key("contents").open('[');
+        for c in &p.contents {
+            w.open('{').s("id", &c.id).opt_n("quantity", c.quantity.as_deref()).close('}');
+        }
+        w.close(']');
     }
-    let mut o = o
-        .opt_s("content_type", p.content_type)
+    w.opt_s("content_type", p.content_type)
         .opt_s("content_name", p.content_name.as_deref())
         .opt_s("content_category", p.content_category.as_deref())
         .opt_n("num_items", p.num_items.as_deref())
         .opt_s("search_string", p.search_string.as_deref())
         .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
     if let Some(st) = &p.status {
-        o.push("status", st.clone());
+        w.key("status").value(st);
     }
-    push_custom(&mut o, ev, &[]);
-    o.build()
+    push_custom(w, ev, &[]);
+    w.close('}');
+}
+
+/// `fbq('init', id, {em, ph, …})`: advanced matching with SHA-256 hashes, which the pixel takes
+/// as they are.
+fn init(id: &str, identity: &Identity) -> Effect {
+    let mut w = W::new('[');
+    w.str("init").str(id);
+    identity.write_meta(&mut w);
+    call(KEY, "fbq", w.end(']'))
 }
 
 impl Destination for Meta {
@@ -90,22 +105,20 @@ impl Destination for Meta {
     fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
         let mut out = Vec::new();
         if self.load {
-            out.push(Effect::LoadBaseCode { platform: KEY, args_json: crate::core::json::str_array(&[ctx.nonce]) });
+            out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[ctx.nonce]) });
         }
         // Limited Data Use must precede init (Meta: data processing options for US users); Tandem
         // asks for it when ad_personalization is denied, with Meta geolocating (0, 0).
         if ctx.consent.mirrored() && !ctx.consent.granted(AD_PERSONALIZATION) {
-            out.push(call(KEY, "fbq", vec![s("dataProcessingOptions"), Value::Array(vec![s("LDU")]), Value::Number("0".into()), Value::Number("0".into())]));
+            out.push(call(KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#)));
         }
         // fbq('consent', …) before init, as Meta documents it.
         out.extend(self.consent(ctx.consent, true));
         for id in &self.pixels {
-            let mut args = vec![s("init"), s(id)];
-            if let Some(identity) = ctx.identity {
-                // Advanced matching: SHA-256 hashes, which the pixel takes as they are.
-                args.push(identity.meta_value());
-            }
-            out.push(call(KEY, "fbq", args));
+            out.push(match ctx.identity {
+                Some(identity) => init(id, identity),
+                None => call(KEY, "fbq", str_array(&["init", id])),
+            });
         }
         out
     }
@@ -116,12 +129,12 @@ impl Destination for Meta {
         if !state.mirrored() {
             return Vec::new();
         }
-        vec![call(KEY, "fbq", vec![s("consent"), s(if state.ad_pixels() { "grant" } else { "revoke" })])]
+        vec![call(KEY, "fbq", str_array(&["consent", if state.ad_pixels() { "grant" } else { "revoke" }]))]
     }
 
     /// Advanced matching after init: `fbq('init', id, {em, ph, …})` again with the hashes.
     fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        self.pixels.iter().map(|id| call(KEY, "fbq", vec![s("init"), s(id), identity.meta_value()])).collect()
+        self.pixels.iter().map(|id| init(id, identity)).collect()
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -129,18 +142,26 @@ impl Destination for Meta {
         if standard == Some(Standard::PageView) && !self.send_page_view {
             return Vec::new();
         }
-        let name = s(ev.name.as_str());
-        let params = params(ev);
-        let options = obj().s("eventID", &ev.event_id).build();
+        // The args after the method (and pixel id), written once: with several pixels only those
+        // differ between the calls.
+        let mut tail = W(String::new());
+        tail.str(ev.name.as_str());
+        params(&mut tail, ev);
+        tail.open('{').s("eventID", &ev.event_id).close('}');
+        let args = |head: &[&str]| {
+            let mut w = W::new('[');
+            for h in head {
+                w.str(h);
+            }
+            w.raw(&tail.0);
+            w.end(']')
+        };
         if self.pixels.len() == 1 {
             let method = if standard.is_some() { "track" } else { "trackCustom" };
-            return vec![call(KEY, "fbq", vec![s(method), name, params, options])];
+            return vec![call(KEY, "fbq", args(&[method]))];
         }
         let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
-        self.pixels
-            .iter()
-            .map(|id| call(KEY, "fbq", vec![s(method), s(id), name.clone(), params.clone(), options.clone()]))
-            .collect()
+        self.pixels.iter().map(|id| call(KEY, "fbq", args(&[method, id]))).collect()
     }
 }
 

@@ -100,13 +100,9 @@ pub const REGISTRY: &[PlatformEntry] = &[entry!("meta", meta), entry!("google", 
 
 // ---- helpers shared by the platform files ----
 
-/// An `Effect::Call` with a JSON args array.
-pub(crate) fn call(platform: &'static str, function: &'static str, args: Vec<Value>) -> Effect {
-    Effect::Call { platform, function, args_json: Value::Array(args).to_json() }
-}
-
-pub(crate) fn s(text: &str) -> Value {
-    Value::String(text.to_string())
+/// An `Effect::Call` with its JSON args array (written with `json::W` or `json::str_array`).
+pub(crate) fn call(platform: &'static str, function: &'static str, args_json: String) -> Effect {
+    Effect::Call { platform, function, args_json }
 }
 
 /// The error for a config that names a platform this build was made without.
@@ -172,10 +168,12 @@ pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str) -> Result<Option<bo
 }
 
 /// Custom params, minus keys the platform sets itself (so a site cannot override `send_to`).
-pub(crate) fn push_custom(o: &mut json::Obj, ev: &ValidEvent, reserved: &[&str]) {
+/// `reserved` must name every non-canonical key the platform wrote before: custom keys are never
+/// canonical ones (`event::validate_params`), so those are the only ones a custom key could repeat.
+pub(crate) fn push_custom(w: &mut json::W, ev: &ValidEvent, reserved: &[&str]) {
     for (k, v) in &ev.params.custom {
-        if !reserved.contains(&k.as_str()) && !o.0.iter().any(|(existing, _)| existing == k) {
-            o.push(k, v.clone());
+        if !reserved.contains(&k.as_str()) {
+            w.key(k).value(v);
         }
     }
 }

@@ -6,12 +6,12 @@
 //! TikTok cannot dedup PageViews with the endpoint. Tandem owns PageView: a site moving to Tandem
 //! removes `ttq.page()` from its own snippet, or sets `sendPageView: false` to keep it.
 
-use super::{call, config_error, members, opt_bool, push_custom, s, Destination, SetupCtx};
+use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{Standard, ValidEvent};
 use crate::core::identity::Identity;
-use crate::core::json::{obj, str_array, Value};
+use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 
 pub const KEY: &str = "tiktok";
@@ -56,30 +56,29 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     Ok(Box::new(TikTok { pixel_id, load, send_page_view }))
 }
 
-fn props(ev: &ValidEvent) -> Value {
+/// TikTok's properties, as the next value of `w`.
+fn props(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
-    let mut o = obj().opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
-    let contents: Vec<Value> = if p.contents.is_empty() {
-        p.content_ids.iter().map(|id| obj().s("content_id", id).build()).collect()
-    } else {
-        p.contents
-            .iter()
-            .map(|c| {
-                obj()
-                    .s("content_id", &c.id)
-                    .opt_n("quantity", c.quantity.as_deref())
-                    .opt_n("price", c.price.as_deref())
-                    .opt_s("content_name", c.name.as_deref())
-                    .opt_s("content_category", c.category.as_deref())
-                    .build()
-            })
-            .collect()
-    };
-    if !contents.is_empty() {
-        o = o.v("contents", Value::Array(contents));
+    w.open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    if !p.contents.is_empty() || !p.content_ids.is_empty() {
+        w.key("contents").open('[');
+        if p.contents.is_empty() {
+            for id in &p.content_ids {
+                w.open('{').s("content_id", id).close('}');
+            }
+        }
+        for c in &p.contents {
+            w.open('{')
+                .s("content_id", &c.id)
+                .opt_n("quantity", c.quantity.as_deref())
+                .opt_n("price", c.price.as_deref())
+                .opt_s("content_name", c.name.as_deref())
+                .opt_s("content_category", c.category.as_deref())
+                .close('}');
+        }
+        w.close(']');
     }
-    let mut o = o
-        .opt_s("content_type", p.content_type)
+    w.opt_s("content_type", p.content_type)
         .opt_s("content_name", p.content_name.as_deref())
         .opt_s("content_category", p.content_category.as_deref())
         // TikTok's parameter page names search_string; its standard-event table names query.
@@ -88,12 +87,17 @@ fn props(ev: &ValidEvent) -> Value {
         .opt_s("order_id", p.order_id.as_deref());
     // TikTok documents status as a string.
     match &p.status {
-        Some(Value::Bool(done)) => o.push("status", Value::String(String::from(if *done { "true" } else { "false" }))),
-        Some(other) => o.push("status", other.clone()),
+        Some(Value::Bool(done)) => {
+            w.s("status", if *done { "true" } else { "false" });
+        }
+        Some(other) => {
+            w.key("status").value(other);
+        }
         None => {}
     }
-    push_custom(&mut o, ev, &[]);
-    o.build()
+    // `query` is the one key written above that a custom param may also have.
+    push_custom(w, ev, if p.search_string.is_some() { &["query"] } else { &[] });
+    w.close('}');
 }
 
 impl Destination for TikTok {
@@ -128,20 +132,26 @@ impl Destination for TikTok {
         } else {
             "ttq.revokeConsent"
         };
-        vec![call(KEY, method, Vec::new())]
+        vec![call(KEY, method, String::from("[]"))]
     }
 
     /// `ttq.identify({email, phone_number, external_id})` with SHA-256 hashes.
     fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        identity.tiktok_value().map(|v| vec![call(KEY, "ttq.identify", vec![v])]).unwrap_or_default()
+        let Some(user) = identity.tiktok_json() else { return Vec::new() };
+        let mut w = W::new('[');
+        w.raw(&user);
+        vec![call(KEY, "ttq.identify", w.end(']'))]
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
         if ev.name.standard() == Some(Standard::PageView) {
-            return if self.send_page_view { vec![call(KEY, "ttq.page", Vec::new())] } else { Vec::new() };
+            return if self.send_page_view { vec![call(KEY, "ttq.page", String::from("[]"))] } else { Vec::new() };
         }
-        let options = obj().s("event_id", &ev.event_id).build();
-        vec![call(KEY, "ttq.track", vec![s(ev.name.as_str()), props(ev), options])]
+        let mut w = W::new('[');
+        w.str(ev.name.as_str());
+        props(&mut w, ev);
+        w.open('{').s("event_id", &ev.event_id).close('}');
+        vec![call(KEY, "ttq.track", w.end(']'))]
     }
 }
 
