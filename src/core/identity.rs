@@ -80,6 +80,19 @@ pub fn set_lowercase(f: fn(&str) -> String) {
     LOWERCASE.with(|slot| slot.set(f));
 }
 
+/// `s` with only the chars `keep` accepts. One function taking a fn pointer, where a
+/// `chars().filter(…).collect()` at each call site was a copy of the UTF-8 loop each.
+#[inline(never)]
+fn kept(s: &str, keep: fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if keep(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn email_local_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"-!#$%&'*+/=?^_`{|}~".contains(&c)
 }
@@ -121,7 +134,7 @@ fn valid_email(e: &str) -> bool {
 /// Meta's phone rule, as the SDK applies it: drop `-@#<>'",; ()+` and letters; an international
 /// number (by the SDK's patterns) loses up to two leading zeros; 7 to 16 characters remain.
 fn meta_phone(t: &str) -> Result<String, &'static str> {
-    let p: String = t.chars().filter(|c| !("-@#<>'\",; ()+./".contains(*c) || c.is_ascii_lowercase())).collect();
+    let p = kept(t, |c| !("-@#<>'\",; ()+./".contains(c) || c.is_ascii_lowercase()));
     if !p.bytes().all(|b| b.is_ascii_digit()) {
         return Err("may contain only digits, spaces and + - ( ) . / separators");
     }
@@ -169,14 +182,13 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
     if sha256::is_hex64(&t) {
         return Ok(t);
     }
-    let strip = |s: &str, extra: &str| -> String { s.chars().filter(|c| !(c.is_ascii_digit() || js_space(*c) || extra.contains(*c))).collect() };
     let out = match field {
         "email" if valid_email(&t) => t,
         "email" => return Err("is not a valid email address"),
         "phone" => meta_phone(&t)?,
-        "city" | "state" => strip(&t, "()-."),
+        "city" | "state" => kept(&t, |c| !(c.is_ascii_digit() || js_space(c) || "()-.".contains(c))),
         "zip" => {
-            let z: String = t.chars().filter(|c| !js_space(*c)).collect();
+            let z = kept(&t, |c| !js_space(c));
             let z = z.split('-').next().unwrap_or_default().to_string();
             if z.encode_utf16().count() < 2 {
                 return Err("must have at least 2 characters");
@@ -185,7 +197,7 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
         }
         "country" if t.len() == 2 && COUNTRIES.as_bytes().chunks(2).any(|c| c.eq_ignore_ascii_case(t.as_bytes())) => t,
         "country" => return Err("must be an ISO 3166-1 two-letter code such as \"us\""),
-        "gender" => match t.chars().filter(char::is_ascii_lowercase).collect::<String>().as_str() {
+        "gender" => match kept(&t, |c| c.is_ascii_lowercase()).as_str() {
             "f" | "female" => String::from("f"),
             "m" | "male" => String::from("m"),
             _ => return Err("must be \"f\", \"m\", \"female\" or \"male\""),
@@ -231,7 +243,7 @@ pub fn tiktok_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
 /// to start with the country code (Meta's rule for its own input); a leading `0` is a national
 /// trunk prefix, and without the country the number cannot be written in E.164.
 fn e164(raw: &str) -> Option<String> {
-    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let digits = kept(raw, |c| c.is_ascii_digit());
     let digits = digits.strip_prefix("00").unwrap_or(&digits);
     ((7..=15).contains(&digits.len()) && !digits.starts_with('0')).then(|| [String::from("+"), digits.to_string()].concat())
 }
