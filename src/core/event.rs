@@ -6,7 +6,7 @@
 //! with one wrong field is worth more than none.
 
 use crate::core::error::TagError;
-use crate::core::json::{is_number_literal, truncate_utf8, Value};
+use crate::core::json::{is_number_literal, truncate_utf8, Value, W};
 
 /// Meta's standard events, which Tandem uses as its canonical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +112,44 @@ pub struct Content {
     pub price: Option<String>,
     pub name: Option<String>,
     pub category: Option<String>,
+}
+
+/// A line-item field, named and ordered by each platform in its own way (see `write_items`).
+#[derive(Clone, Copy)]
+pub enum Item {
+    Id,
+    Name,
+    Price,
+    Quantity,
+    Category,
+}
+
+/// `"<list_key>":[{…},…]`: one object per content, with `fields` in their order; `ids_as_items`:
+/// with no contents, one `{<id key>: id}` per content id instead (platforms whose item list is the
+/// only place for ids). Nothing when there is nothing to list.
+pub fn write_items(w: &mut W, list_key: &str, params: &Params, fields: &[(Item, &str)], ids_as_items: bool) {
+    let ids = if ids_as_items && params.contents.is_empty() { params.content_ids.as_slice() } else { &[] };
+    if params.contents.is_empty() && ids.is_empty() {
+        return;
+    }
+    w.key(list_key).open('[');
+    for id in ids {
+        w.open('{').s(fields[0].1, id).close('}');
+    }
+    for c in &params.contents {
+        w.open('{');
+        for &(field, key) in fields {
+            match field {
+                Item::Id => w.s(key, &c.id),
+                Item::Name => w.opt_s(key, c.name.as_deref()),
+                Item::Price => w.opt_n(key, c.price.as_deref()),
+                Item::Quantity => w.opt_n(key, c.quantity.as_deref()),
+                Item::Category => w.opt_s(key, c.category.as_deref()),
+            };
+        }
+        w.close('}');
+    }
+    w.close(']');
 }
 
 /// Canonical parameters, validated. Numbers are JSON literal text.

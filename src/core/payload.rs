@@ -4,7 +4,7 @@
 
 use crate::core::attribution::{Attribution, CLICK_IDS};
 use crate::core::consent::State;
-use crate::core::event::ValidEvent;
+use crate::core::event::{write_items, Item, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{truncate_utf8, W};
 
@@ -67,19 +67,9 @@ fn custom_data(w: &mut W, ev: &ValidEvent) {
         .opt_n("value", p.value.as_deref())
         .opt_s("currency", p.currency.as_deref())
         .opt_s("order_id", p.order_id.as_deref());
-    if !p.contents.is_empty() {
-        w.key("contents").open('[');
-        for c in &p.contents {
-            w.open('{')
-                .s("id", &c.id)
-                .opt_n("quantity", c.quantity.as_deref())
-                .opt_n("item_price", c.price.as_deref())
-                .opt_s("title", c.name.as_deref())
-                .opt_s("category", c.category.as_deref())
-                .close('}');
-        }
-        w.close(']');
-    }
+    // Conversions API `contents` item names.
+    let fields = [(Item::Id, "id"), (Item::Quantity, "quantity"), (Item::Price, "item_price"), (Item::Name, "title"), (Item::Category, "category")];
+    write_items(w, "contents", p, &fields, false);
     if !p.content_ids.is_empty() {
         w.key("content_ids").open('[');
         for id in &p.content_ids {

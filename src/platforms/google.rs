@@ -12,10 +12,13 @@
 use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
-use crate::core::event::{Standard, ValidEvent};
+use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
+
+/// GA4 item keys (`items[]`), in the order gtag documents them.
+const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "item_id"), (Item::Name, "item_name"), (Item::Price, "price"), (Item::Quantity, "quantity"), (Item::Category, "item_category")];
 
 pub const KEY: &str = "google";
 const KNOWN: &[&str] = &["tagId", "ads", "load", "sendPageView"];
@@ -137,24 +140,7 @@ fn ga4_event(ev: &ValidEvent, name: &str, tag_id: &str) -> String {
     } else {
         w.opt_s("transaction_id", p.order_id.as_deref());
     }
-    if !p.contents.is_empty() || !p.content_ids.is_empty() {
-        w.key("items").open('[');
-        if p.contents.is_empty() {
-            for id in &p.content_ids {
-                w.open('{').s("item_id", id).close('}');
-            }
-        }
-        for c in &p.contents {
-            w.open('{')
-                .s("item_id", &c.id)
-                .opt_s("item_name", c.name.as_deref())
-                .opt_n("price", c.price.as_deref())
-                .opt_n("quantity", c.quantity.as_deref())
-                .opt_s("item_category", c.category.as_deref())
-                .close('}');
-        }
-        w.close(']');
-    }
+    write_items(&mut w, "items", p, ITEM_FIELDS, true);
     w.opt_s("search_term", p.search_string.as_deref());
     push_custom(&mut w, ev, RESERVED);
     w.s("event_id", &ev.event_id).s("send_to", tag_id).close('}');

@@ -9,7 +9,7 @@
 use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
-use crate::core::event::{Standard, ValidEvent};
+use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
@@ -68,13 +68,7 @@ fn params(w: &mut W, ev: &ValidEvent) {
         }
         w.close(']');
     }
-    if !p.contents.is_empty() {
-        w.key("contents").open('[');
-        for c in &p.contents {
-            w.open('{').s("id", &c.id).opt_n("quantity", c.quantity.as_deref()).close('}');
-        }
-        w.close(']');
-    }
+    write_items(w, "contents", p, &[(Item::Id, "id"), (Item::Quantity, "quantity")], false);
     w.opt_s("content_type", p.content_type)
         .opt_s("content_name", p.content_name.as_deref())
         .opt_s("content_category", p.content_category.as_deref())

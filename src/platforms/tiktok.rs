@@ -9,10 +9,13 @@
 use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
-use crate::core::event::{Standard, ValidEvent};
+use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
+
+/// TikTok `contents[]` keys.
+const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "content_id"), (Item::Quantity, "quantity"), (Item::Price, "price"), (Item::Name, "content_name"), (Item::Category, "content_category")];
 
 pub const KEY: &str = "tiktok";
 const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
@@ -60,24 +63,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
 fn props(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
     w.open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
-    if !p.contents.is_empty() || !p.content_ids.is_empty() {
-        w.key("contents").open('[');
-        if p.contents.is_empty() {
-            for id in &p.content_ids {
-                w.open('{').s("content_id", id).close('}');
-            }
-        }
-        for c in &p.contents {
-            w.open('{')
-                .s("content_id", &c.id)
-                .opt_n("quantity", c.quantity.as_deref())
-                .opt_n("price", c.price.as_deref())
-                .opt_s("content_name", c.name.as_deref())
-                .opt_s("content_category", c.category.as_deref())
-                .close('}');
-        }
-        w.close(']');
-    }
+    write_items(w, "contents", p, ITEM_FIELDS, true);
     w.opt_s("content_type", p.content_type)
         .opt_s("content_name", p.content_name.as_deref())
         .opt_s("content_category", p.content_category.as_deref())
