@@ -2,8 +2,7 @@
 //!
 //! `command(name, args_json)` is the single entry point the loader uses. It reads the page
 //! (`browser::page_facts`), runs the pure core, carries out the effects the core returns, and
-//! replies with the core's outcome as JSON text (event_id, errors, warnings) for the loader to
-//! report. It never throws into the page: platform functions that throw are caught where they are
+//! replies with the core's outcome for the loader to report (see `reply`). It never throws into the page: platform functions that throw are caught where they are
 //! called, and storage or cookie failures are ignored by design (the event still goes out).
 
 mod browser;
@@ -132,6 +131,16 @@ pub fn command(name: &str, args_json: &str) -> String {
     });
     browser::apply(&outcome.effects, debug);
     transport::drain(&mut outcome);
+    reply(&outcome)
+}
+
+/// The outcome for the loader: with nothing to report, the bare event_id (empty for none), which
+/// the loader takes without a JSON.parse; otherwise the JSON of `Outcome::to_json`. An event_id
+/// never starts with `{` (see `ids`), so the two cannot be confused.
+fn reply(outcome: &Outcome) -> String {
+    if outcome.errors.is_empty() && outcome.warnings.is_empty() {
+        return outcome.event_id.clone().unwrap_or_default();
+    }
     outcome.to_json()
 }
 
