@@ -181,6 +181,12 @@ pub fn track_facts(with_cookies: bool) -> PageFacts {
     }
 }
 
+/// What `Tag::emit_deferred` reads: the cookies and the time (each event keeps the URL and
+/// referrer of its track call), without the location read and copy of `page_facts`.
+pub fn emit_facts() -> PageFacts {
+    PageFacts { cookie_header: shell_cookie(), now_ms: now(), ..PageFacts::default() }
+}
+
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain
 /// (the browser knows the public suffix list; the tag does not ship it).
 fn registrable_domain(host: &str) -> Option<String> {
