@@ -243,6 +243,29 @@ async fn a_reply_is_the_bare_event_id_unless_there_is_something_to_report() {
 }
 
 #[wasm_bindgen_test]
+async fn each_event_has_the_url_it_was_tracked_at_across_route_changes() {
+    fresh_page("?view=a");
+    install_relay();
+    command("init", CONFIG);
+    // Each track reads the URL when it is called, not when its effects are built at the end of
+    // the task: a route change between two calls, and back, reaches each event.
+    command("track", r#"["Lead",{},{"eventId":"url-1"}]"#);
+    command("track", r#"["Lead",{},{"eventId":"url-2"}]"#);
+    eval("history.pushState(null, '', location.pathname + '?view=b')");
+    command("track", r#"["Lead",{},{"eventId":"url-3"}]"#);
+    eval("history.pushState(null, '', location.pathname + '?view=a')");
+    command("track", r#"["Lead",{},{"eventId":"url-4"}]"#);
+    end_of_task().await;
+    let sent = get(&Array::from(&eval("window.__beacons")).get(0), "1.events");
+    let views: Vec<String> = Array::from(&sent)
+        .iter()
+        .map(|ev| get(&ev, "event_source_url").as_string().unwrap_or_default())
+        .map(|url| url.rsplit('?').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(views, ["view=a", "view=a", "view=b", "view=a"]);
+}
+
+#[wasm_bindgen_test]
 async fn the_same_event_id_tracked_twice_goes_out_once() {
     fresh_page("");
     install_relay();

@@ -43,9 +43,11 @@ pub fn command(name: &str, args_json: &str) -> String {
     let page = match name {
         internal if transport::is_internal(internal) || internal == "__emit" => PageFacts { now_ms: browser::now(), ..PageFacts::default() },
         // An event held for consent keeps its call's cookies; any other is built with later ones.
-        "track" => browser::track_facts(TAG.with(|slot| {
-            slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(browser::now()).pending())
-        })),
+        "track" => {
+            let now_ms = browser::now();
+            let pending = TAG.with(|slot| slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(now_ms).pending()));
+            browser::track_facts(pending, now_ms)
+        }
         _ => browser::page_facts(matches!(name, "init" | "restore")),
     };
 
