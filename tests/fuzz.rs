@@ -236,7 +236,7 @@ fn the_outbox_never_loses_silently_nor_resends_what_was_delivered() {
                     let ids: Vec<String> = (0..1 + rng.below(3)).map(|_| { next_id += 1; String::from("e") + &next_id.to_string() }).collect();
                     o.enqueue("https://shop.example/collect", &body(&ids, rng.below(1500)), now)
                 }
-                2 => o.tick(now, Some("x"), &mut rng),
+                2 => o.tick(now, true, &mut rng),
                 3 | 4 if !requests.is_empty() => {
                     let (ids, beacon) = requests.remove(rng.below(requests.len()));
                     status = [200, 204, 500, 503, 0, 400, 413, 429][rng.below(8)];

@@ -48,8 +48,17 @@ fn fresh_page(query: &str) {
     ));
 }
 
+/// The reply as the loader reads it (www/loader.js, `readReply`): JSON when there is something to
+/// report, else the bare event_id (empty for none).
 fn reply(name: &str, args: &str) -> JsValue {
-    JSON::parse(&command(name, args)).expect("command replies with JSON")
+    let text = command(name, args);
+    if text.starts_with('{') {
+        return JSON::parse(&text).expect("a reply that starts with { is JSON");
+    }
+    let out = js_sys::Object::new();
+    let id = if text.is_empty() { JsValue::NULL } else { JsValue::from_str(&text) };
+    Reflect::set(&out, &JsValue::from_str("event_id"), &id).expect("a plain object takes a property");
+    out.into()
 }
 
 fn get(value: &JsValue, path: &str) -> JsValue {
@@ -211,6 +220,49 @@ async fn rejected_input_is_an_error_value_not_an_exception() {
     end_of_task().await;
     assert_eq!(Array::from(&eval("window.__beacons")).length(), 0, "nothing rejected was sent");
     track_purchase();
+}
+
+#[wasm_bindgen_test]
+async fn a_reply_is_the_bare_event_id_unless_there_is_something_to_report() {
+    fresh_page("");
+    install_relay();
+    assert_eq!(command("init", CONFIG), "", "nothing to report, no event");
+    assert_eq!(command("track", r#"["Lead",{},{"eventId":"bare-1"}]"#), "bare-1");
+    let random = command("track", r#"["Lead"]"#);
+    assert!(random.len() == 36 && !random.starts_with('{'), "a UUID, bare: {random}");
+    // A double keeps its id and says why nothing was sent: JSON.
+    let double = command("track", r#"["Lead",{},{"eventId":"bare-1"}]"#);
+    let parsed = JSON::parse(&double).expect("a reply with a warning is JSON");
+    assert_eq!(get(&parsed, "event_id").as_string().as_deref(), Some("bare-1"));
+    assert!(get(&parsed, "warnings.0").as_string().unwrap_or_default().contains("already sent"));
+    let rejected = JSON::parse(&command("track", "[null]")).expect("a reply with an error is JSON");
+    assert!(get(&rejected, "event_id").is_null());
+    assert!(get(&rejected, "errors.0.code").as_string().is_some());
+    end_of_task().await;
+    assert_eq!(Array::from(&eval("window.__beacons")).length(), 1, "bare-1 and the UUID in one request");
+}
+
+#[wasm_bindgen_test]
+async fn each_event_has_the_url_it_was_tracked_at_across_route_changes() {
+    fresh_page("?view=a");
+    install_relay();
+    command("init", CONFIG);
+    // Each track reads the URL when it is called, not when its effects are built at the end of
+    // the task: a route change between two calls, and back, reaches each event.
+    command("track", r#"["Lead",{},{"eventId":"url-1"}]"#);
+    command("track", r#"["Lead",{},{"eventId":"url-2"}]"#);
+    eval("history.pushState(null, '', location.pathname + '?view=b')");
+    command("track", r#"["Lead",{},{"eventId":"url-3"}]"#);
+    eval("history.pushState(null, '', location.pathname + '?view=a')");
+    command("track", r#"["Lead",{},{"eventId":"url-4"}]"#);
+    end_of_task().await;
+    let sent = get(&Array::from(&eval("window.__beacons")).get(0), "1.events");
+    let views: Vec<String> = Array::from(&sent)
+        .iter()
+        .map(|ev| get(&ev, "event_source_url").as_string().unwrap_or_default())
+        .map(|url| url.rsplit('?').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(views, ["view=a", "view=a", "view=b", "view=a"]);
 }
 
 #[wasm_bindgen_test]

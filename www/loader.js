@@ -108,6 +108,13 @@ function writeObject(value, depth, state) {
   return '{' + parts.join(',') + '}';
 }
 
+// The wasm's reply (src/shell/mod.rs, `reply`): the bare event_id, or '' for none, when there is
+// nothing to report; JSON with errors and warnings otherwise.
+function readReply(reply) {
+  if (reply.charAt(0) === '{') return JSON.parse(reply);
+  return { event_id: reply || null };
+}
+
 function argumentsToArray(args) {
   var list = [];
   for (var i = 0; i < args.length; i++) list.push(args[i]);
@@ -576,7 +583,7 @@ function bootTandem(win, script) {
     }
     var outcome;
     try {
-      outcome = JSON.parse(reply);
+      outcome = readReply(reply);
     } catch (error) {
       report({ code: 'internal_error', message: 'Tandem returned an unreadable reply', input: String(reply).slice(0, 200) });
       return null;

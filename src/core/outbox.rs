@@ -320,11 +320,12 @@ impl Outbox {
         step
     }
 
-    /// The timer fired. `own_stored` is what our key holds now.
-    pub fn tick(&mut self, now_ms: u64, own_stored: Option<&str>, rng: &mut dyn Entropy) -> Step {
+    /// The timer fired. `own_stored`: whether our key is still in storage (its value does not
+    /// matter, so the shell need not carry it into the wasm).
+    pub fn tick(&mut self, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
         self.released = false;
-        if self.persisted && own_stored.is_none() {
+        if self.persisted && !own_stored {
             // Another tab adopted our queue (our lease had run out): it sends those events now.
             self.items.clear();
             self.persisted = false;
@@ -617,7 +618,7 @@ mod tests {
         assert!(queued.requests.is_empty(), "enqueue never sends");
         assert_eq!(queued.wake_ms, Some(0), "a due batch goes at the end of the task");
         assert!(queued.persist.is_some(), "persisted before it is sent");
-        o.tick(now, Some("x"), &mut Fixed(0))
+        o.tick(now, true, &mut Fixed(0))
     }
 
     #[test]
@@ -629,8 +630,8 @@ mod tests {
         assert!(s.persist.as_ref().unwrap().as_ref().unwrap().contains(r#""event_id":"a""#));
         let s = o.enqueue(URL, &body(&["b", "c"]), NOW + 400);
         assert_eq!(s.wake_ms, Some(600), "the window opened by the first event");
-        assert!(o.tick(NOW + 500, Some("x"), &mut Fixed(0)).requests.is_empty());
-        let s = o.tick(NOW + 1000, Some("x"), &mut Fixed(0));
+        assert!(o.tick(NOW + 500, true, &mut Fixed(0)).requests.is_empty());
+        let s = o.tick(NOW + 1000, true, &mut Fixed(0));
         assert_eq!(sent_ids(&s), ["a,b,c"]);
         let req = &s.requests[0];
         assert!(!req.beacon && req.keepalive && req.url == URL);
@@ -671,14 +672,14 @@ mod tests {
             let wait = s.wake_ms.unwrap();
             delays.push(wait);
             now += wait;
-            let again = o.tick(now, Some("x"), &mut Fixed(0));
+            let again = o.tick(now, true, &mut Fixed(0));
             assert_eq!(again.requests[0].body, body0, "the same events, the same ids");
         }
         assert_eq!(delays, [1000, 2000, 4000, 8000, 16000], "rng at its maximum: the full delay");
         for _ in 0..10 {
             o.delivered("a,b", 503, now, &mut Fixed(0));
             now += 60_000;
-            o.tick(now, Some("x"), &mut Fixed(0));
+            o.tick(now, true, &mut Fixed(0));
         }
         let s = o.delivered("a,b", 503, now, &mut Fixed(0));
         assert_eq!(s.wake_ms, Some(30_000), "capped at 60 s, jittered into its upper half");
@@ -692,7 +693,7 @@ mod tests {
             let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
             o.enqueue(URL, &body(&["a"]), NOW);
             o.delivered("a", 0, NOW, &mut Fixed(0));
-            o.tick(NOW + 1000, Some("x"), &mut Fixed(0));
+            o.tick(NOW + 1000, true, &mut Fixed(0));
             let d = o.delivered("a", 0, NOW, &mut Fixed(byte)).wake_ms.unwrap();
             assert!((1000..=2000).contains(&d), "{d}");
         }
@@ -841,7 +842,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
         o.enqueue(URL, &body(&["a"]), NOW);
         assert!(o.persisted(true).is_none());
-        let s = o.tick(NOW + 1000, None, &mut Fixed(0));
+        let s = o.tick(NOW + 1000, false, &mut Fixed(0));
         assert!(s.requests.is_empty() && o.is_empty());
         assert!(s.warnings[0].contains("another tab"));
     }
@@ -851,7 +852,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
         let s = enqueue_and_end_task(&mut o, &body(&["a"]), NOW);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS));
-        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, Some("x"), &mut Fixed(0));
+        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
         assert!(s.warnings[0].contains("network error"));
         assert_eq!(o.len(), 1);
         let s = o.sent("a", false, NOW + IN_FLIGHT_TIMEOUT_MS + 5000, &mut Fixed(0));
@@ -865,7 +866,7 @@ mod tests {
         assert!(o.persisted(false).is_some());
         assert!(o.persisted(false).is_none());
         // Nothing persisted: a missing key does not mean another tab adopted us.
-        assert_eq!(o.tick(NOW + 1000, None, &mut Fixed(0)).requests.len(), 1);
+        assert_eq!(o.tick(NOW + 1000, false, &mut Fixed(0)).requests.len(), 1);
     }
 
     #[test]
@@ -887,7 +888,7 @@ mod tests {
         let mut o = outbox(Settings::default());
         let mut s = o.enqueue(URL, &body(&["buy"]), NOW);
         if s.requests.is_empty() {
-            s = o.tick(NOW, Some("x"), &mut Fixed(0));
+            s = o.tick(NOW, true, &mut Fixed(0));
         }
         assert_eq!(sent_ids(&s), ["buy"], "window 0: sent without waiting");
         assert!(!s.requests[0].beacon);

@@ -169,16 +169,22 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
 /// What `track` reads: the URL, referrer and time it is tracked at (cookies are read when its
 /// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
 /// held for consent keeps the facts of its track call).
-pub fn track_facts(with_cookies: bool) -> PageFacts {
+pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
     let page = shell_page();
     let mut lines = page.splitn(4, '\n').skip(2);
     PageFacts {
         referrer: lines.next().unwrap_or_default().to_string(),
         url: lines.next().unwrap_or_default().to_string(),
         cookie_header: if with_cookies { shell_cookie() } else { String::new() },
-        now_ms: now(),
+        now_ms,
         ..PageFacts::default()
     }
+}
+
+/// What `Tag::emit_deferred` reads: the cookies and the time (each event keeps the URL and
+/// referrer of its track call), without the location read and copy of `page_facts`.
+pub fn emit_facts() -> PageFacts {
+    PageFacts { cookie_header: shell_cookie(), now_ms: now(), ..PageFacts::default() }
 }
 
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain

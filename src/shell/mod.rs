@@ -2,8 +2,7 @@
 //!
 //! `command(name, args_json)` is the single entry point the loader uses. It reads the page
 //! (`browser::page_facts`), runs the pure core, carries out the effects the core returns, and
-//! replies with the core's outcome as JSON text (event_id, errors, warnings) for the loader to
-//! report. It never throws into the page: platform functions that throw are caught where they are
+//! replies with the core's outcome for the loader to report (see `reply`). It never throws into the page: platform functions that throw are caught where they are
 //! called, and storage or cookie failures are ignored by design (the event still goes out).
 
 mod browser;
@@ -44,20 +43,26 @@ pub fn command(name: &str, args_json: &str) -> String {
     let page = match name {
         internal if transport::is_internal(internal) || internal == "__emit" => PageFacts { now_ms: browser::now(), ..PageFacts::default() },
         // An event held for consent keeps its call's cookies; any other is built with later ones.
-        "track" => browser::track_facts(TAG.with(|slot| {
-            slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(browser::now()).pending())
-        })),
+        "track" => {
+            let now_ms = browser::now();
+            let pending = TAG.with(|slot| slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(now_ms).pending()));
+            browser::track_facts(pending, now_ms)
+        }
         _ => browser::page_facts(matches!(name, "init" | "restore")),
     };
 
     // The effects of tracks made earlier in this task are carried out before anything else (see
     // `Tag::track_deferred`): a pagehide flush must find their events in the outbox.
     let earlier = TAG.with(|slot| match slot.borrow_mut().as_mut() {
-        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::page_facts(false)), tag.debug())),
+        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::emit_facts()), tag.debug())),
         _ => None,
     });
     if let Some((earlier, debug)) = &earlier {
-        browser::apply(&earlier.effects, *debug);
+        if name == "__emit" {
+            transport::send_after(|| browser::apply(&earlier.effects, *debug));
+        } else {
+            browser::apply(&earlier.effects, *debug);
+        }
     }
 
     let mut outcome = TAG.with(|slot| {
@@ -132,6 +137,16 @@ pub fn command(name: &str, args_json: &str) -> String {
     });
     browser::apply(&outcome.effects, debug);
     transport::drain(&mut outcome);
+    reply(&outcome)
+}
+
+/// The outcome for the loader: with nothing to report, the bare event_id (empty for none), which
+/// the loader takes without a JSON.parse; otherwise the JSON of `Outcome::to_json`. An event_id
+/// never starts with `{` (see `ids`), so the two cannot be confused.
+fn reply(outcome: &Outcome) -> String {
+    if outcome.errors.is_empty() && outcome.warnings.is_empty() {
+        return outcome.event_id.clone().unwrap_or_default();
+    }
     outcome.to_json()
 }
 

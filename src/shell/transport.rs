@@ -92,15 +92,14 @@ export function transport_store(key, value) {
     }
   }
 }
-export function transport_read(key) {
+export function transport_has(key) {
   var p = tandemShared.pending;
-  if (p && p.has(key)) return p.get(key);
+  if (p && p.has(key)) return p.get(key) !== undefined;
   var ls = tandemStorage();
   try {
-    var v = ls ? ls.getItem(key) : null;
-    return v === null ? undefined : v;
+    return !!ls && ls.getItem(key) !== null;
   } catch (e) {
-    return undefined;
+    return false;
   }
 }
 export function transport_flush() {
@@ -153,8 +152,8 @@ extern "C" {
     fn transport_emit_soon();
     /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
     fn transport_store(key: &str, value: Option<String>);
-    /// A key's value as the page will see it once pending writes are made.
-    fn transport_read(key: &str) -> Option<String>;
+    /// Whether a key will be in storage once pending writes are made.
+    fn transport_has(key: &str) -> bool;
     /// Makes the pending localStorage writes now.
     fn transport_flush();
     /// 1: handed over (sendBeacon true); 0: a fetch is on its way, its status will be relayed;
@@ -175,6 +174,9 @@ thread_local! {
     /// Whether the visitor's consent allows storage (ad_storage): the queue holds click IDs and
     /// Meta cookies, so with ad_storage denied it stays in memory for the page only.
     static STORAGE_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
+    /// than scheduled (see `send_after`).
+    static DUE_NOW: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
 }
 
 /// Follows the consent state after every command. Denial (or revocation) removes this tab's
@@ -260,8 +262,10 @@ fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
             run(outbox, next, now_ms);
         }
     }
-    if let Some(ms) = step.wake_ms {
-        transport_wake(ms.min(u64::from(u32::MAX)) as u32);
+    match (step.wake_ms, DUE_NOW.with(|d| d.get())) {
+        (Some(0), (true, _)) => DUE_NOW.with(|d| d.set((true, true))),
+        (Some(ms), _) => transport_wake(ms.min(u64::from(u32::MAX)) as u32),
+        (None, _) => {}
     }
 }
 
@@ -286,6 +290,18 @@ pub fn start(config: &Value, errors: &mut Vec<TagError>) {
     OUTBOX.with(|slot| *slot.borrow_mut() = Some(outbox));
 }
 
+/// Runs `apply`, the effects built at the end of the task (`__emit`), and then sends a batch they
+/// made due at once: a wake of 0 ms would only come back as one more call (`__tick`) in the same
+/// task, after nothing else could have joined the batch.
+pub fn send_after(apply: impl FnOnce()) {
+    DUE_NOW.with(|d| d.set((true, false)));
+    apply();
+    let (_, due) = DUE_NOW.with(|d| d.replace((false, false)));
+    if due {
+        handle("__tick", &[]);
+    }
+}
+
 /// The core's `Effect::Send`: the events join the outbox.
 pub fn enqueue(url: &str, body: &str) {
     with_outbox(|outbox, now_ms| outbox.enqueue(url, body, now_ms));
@@ -301,8 +317,8 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
     let arg = |i: usize| args.get(i);
     with_outbox(|outbox, now_ms| match name {
         "__tick" => {
-            let own = transport_read(outbox.key());
-            outbox.tick(now_ms, own.as_deref(), &mut BrowserEntropy)
+            let own = transport_has(outbox.key());
+            outbox.tick(now_ms, own, &mut BrowserEntropy)
         }
         "__stored" => {
             // The outcome of a coalesced write of our key changed (see `transport_flush`).
