@@ -147,6 +147,18 @@ function glueFactory() {
     glue = glue.replace(definition, '');
   }
   glue = glue.replace(/^let __wbg_init_promise;\n/m, '');
+  // Most strings out of the wasm are short ASCII (track()'s reply is its bare event_id): a plain
+  // loop reads them in a fraction of TextDecoder's fixed cost per call. Anything else, or longer,
+  // still goes through TextDecoder.
+  const stringFromWasm = /^function getStringFromWasm0\(ptr, len\) \{\n\s*ptr = ptr >>> 0;\n/m;
+  if (!stringFromWasm.test(glue)) throw new Error('getStringFromWasm0 not found in the wasm-bindgen glue');
+  glue = glue.replace(stringFromWasm, (head) => `${head}    if (len <= 64) {
+        const bytes = getUint8ArrayMemory0();
+        let text = '', i = ptr;
+        for (; i < ptr + len && bytes[i] < 128; i++) text += String.fromCharCode(bytes[i]);
+        if (i === ptr + len) return text;
+    }
+`);
   glue += `function __wbg_init(options) {
   var module = options.module_or_path;
   return WebAssembly.instantiate(module, __wbg_get_imports()).then(function (instance) {
