@@ -304,22 +304,16 @@ impl Identity {
                 warnings.push(w);
                 continue;
             };
-            let raw = match v {
-                Value::Null => None,
-                Value::String(s) if s.len() <= 512 => Some(s.as_str()),
-                Value::Number(n) if matches!(name, "phone" | "zip" | "externalId") => Some(n.as_str()),
-                _ => {
-                    let mut m = String::from("identify: ");
-                    m.push_str(name);
-                    m.push_str(" must be a string (of at most 512 bytes); it was left out");
-                    errors.push(TagError::new("invalid_identity", m, ""));
-                    continue;
-                }
+            // One error path for both failures: a value of the wrong type and one that breaks a rule.
+            let (raw, meta) = match v {
+                Value::Null => (None, Ok(None)),
+                Value::String(s) if s.len() <= 512 => (Some(s.as_str()), meta_normalize(name, s).map(Some)),
+                Value::Number(n) if matches!(name, "phone" | "zip" | "externalId") => (Some(n.as_str()), meta_normalize(name, n).map(Some)),
+                _ => (None, Err("must be a string (of at most 512 bytes)")),
             };
-            let meta = match raw.map(|r| meta_normalize(name, r)) {
-                None => None,
-                Some(Ok(n)) => Some(n),
-                Some(Err(rule)) => {
+            let meta = match meta {
+                Ok(n) => n,
+                Err(rule) => {
                     // Never echo the value: it is personal data.
                     let mut m = String::from("identify: ");
                     m.push_str(name);
