@@ -298,10 +298,7 @@ impl Identity {
         };
         for (k, v) in members {
             let Some(&(name, meta_key, google_key, tiktok_key)) = FIELDS.iter().find(|f| f.0 == k) else {
-                let mut w = String::from("Unknown identify field \"");
-                w.push_str(k);
-                w.push_str("\" ignored (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)");
-                warnings.push(w);
+                warnings.push(crate::core::error::unknown_key("identify field", k, " (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)"));
                 continue;
             };
             // One error path for both failures: a value of the wrong type and one that breaks a rule.
