@@ -267,6 +267,8 @@ fn set(list: &mut Vec<(&'static str, String)>, key: &'static str, hash: Option<S
     }
 }
 
+/// Out of line: `merge` calls it once per platform, and each inlined copy carried the digest.
+#[inline(never)]
 fn hashed(s: String) -> String {
     if sha256::is_hex64(&s) {
         s
