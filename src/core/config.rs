@@ -83,10 +83,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     };
     for (k, _) in members {
         if !KEYS.contains(&k.as_str()) && !REGISTRY.iter().any(|e| e.key == k) {
-            let mut w = String::from("Unknown config key \"");
-            w.push_str(k);
-            w.push_str("\" ignored");
-            warnings.push(w);
+            warnings.push(crate::core::error::unknown_key("config key", k, ""));
         }
     }
     c.debug = opt_bool(v, "debug", false, errors);

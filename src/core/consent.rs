@@ -157,10 +157,7 @@ impl Consent {
                 continue;
             }
             let Some(i) = PURPOSES.iter().position(|p| p == k) else {
-                let mut w = String::from("Unknown consent purpose \"");
-                w.push_str(k);
-                w.push_str("\" ignored (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)");
-                warnings.push(w);
+                warnings.push(crate::core::error::unknown_key("consent purpose", k, " (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)"));
                 continue;
             };
             let granted = match v.as_str() {

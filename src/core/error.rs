@@ -23,3 +23,16 @@ impl TagError {
         TagError { code, message: message.into(), input }
     }
 }
+
+/// `Unknown <what> "<key>" ignored<known>`: the warnings for unknown keys share one builder out of
+/// line, rather than each call site inlining its own pushes.
+#[inline(never)]
+pub fn unknown_key(what: &str, key: &str, known: &str) -> String {
+    let mut w = String::from("Unknown ");
+    w.push_str(what);
+    w.push_str(" \"");
+    w.push_str(key);
+    w.push_str("\" ignored");
+    w.push_str(known);
+    w
+}

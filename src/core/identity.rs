@@ -267,6 +267,8 @@ fn set(list: &mut Vec<(&'static str, String)>, key: &'static str, hash: Option<S
     }
 }
 
+/// Out of line: `merge` calls it once per platform, and each inlined copy carried the digest.
+#[inline(never)]
 fn hashed(s: String) -> String {
     if sha256::is_hex64(&s) {
         s
@@ -298,28 +300,19 @@ impl Identity {
         };
         for (k, v) in members {
             let Some(&(name, meta_key, google_key, tiktok_key)) = FIELDS.iter().find(|f| f.0 == k) else {
-                let mut w = String::from("Unknown identify field \"");
-                w.push_str(k);
-                w.push_str("\" ignored (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)");
-                warnings.push(w);
+                warnings.push(crate::core::error::unknown_key("identify field", k, " (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)"));
                 continue;
             };
-            let raw = match v {
-                Value::Null => None,
-                Value::String(s) if s.len() <= 512 => Some(s.as_str()),
-                Value::Number(n) if matches!(name, "phone" | "zip" | "externalId") => Some(n.as_str()),
-                _ => {
-                    let mut m = String::from("identify: ");
-                    m.push_str(name);
-                    m.push_str(" must be a string (of at most 512 bytes); it was left out");
-                    errors.push(TagError::new("invalid_identity", m, ""));
-                    continue;
-                }
+            // One error path for both failures: a value of the wrong type and one that breaks a rule.
+            let (raw, meta) = match v {
+                Value::Null => (None, Ok(None)),
+                Value::String(s) if s.len() <= 512 => (Some(s.as_str()), meta_normalize(name, s).map(Some)),
+                Value::Number(n) if matches!(name, "phone" | "zip" | "externalId") => (Some(n.as_str()), meta_normalize(name, n).map(Some)),
+                _ => (None, Err("must be a string (of at most 512 bytes)")),
             };
-            let meta = match raw.map(|r| meta_normalize(name, r)) {
-                None => None,
-                Some(Ok(n)) => Some(n),
-                Some(Err(rule)) => {
+            let meta = match meta {
+                Ok(n) => n,
+                Err(rule) => {
                     // Never echo the value: it is personal data.
                     let mut m = String::from("identify: ");
                     m.push_str(name);

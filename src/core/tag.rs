@@ -317,10 +317,7 @@ impl Tag {
             Value::Object(members) => {
                 for (k, _) in members {
                     if k != "eventId" {
-                        let mut w = String::from("Unknown option \"");
-                        w.push_str(k);
-                        w.push_str("\" ignored (known: eventId)");
-                        out.warnings.push(w);
+                        out.warnings.push(crate::core::error::unknown_key("option", k, " (known: eventId)"));
                     }
                 }
                 if let Some(v) = options.get("eventId").filter(|v| !matches!(v, Value::Null)) {
