@@ -38,8 +38,8 @@ pub struct PageFacts {
     pub nonce: String,
 }
 
-/// Randomness for event ids, `_fbp` and the client id. The shell draws from crypto.getRandomValues (pooled, see shell/browser.rs); tests use a
-/// deterministic twin.
+/// Randomness for event ids, `_fbp` and the client id. The shell draws from
+/// crypto.getRandomValues (pooled, see shell/browser.rs); tests use a deterministic twin.
 pub trait Entropy {
     fn fill(&mut self, buf: &mut [u8]);
 }
