@@ -2,8 +2,9 @@
 //!
 //! `command(name, args_json)` is the single entry point the loader uses. It reads the page
 //! (`browser::page_facts`), runs the pure core, carries out the effects the core returns, and
-//! replies with the core's outcome for the loader to report (see `reply`). It never throws into the page: platform functions that throw are caught where they are
-//! called, and storage or cookie failures are ignored by design (the event still goes out).
+//! replies with the core's outcome for the loader to report (see `reply`). It never throws into
+//! the page: platform functions that throw are caught where they are called, and storage or
+//! cookie failures are ignored by design (the event still goes out).
 
 mod browser;
 mod privacy;
@@ -41,7 +42,9 @@ pub fn command(name: &str, args_json: &str) -> String {
     let mut entropy = browser::BrowserEntropy;
     // Delivery's own commands (timers, results) read nothing from the page; only init reads storage.
     let page = match name {
-        internal if transport::is_internal(internal) || internal == "__emit" => PageFacts { now_ms: browser::now(), ..PageFacts::default() },
+        internal if transport::is_internal(internal) || internal == "__emit" => {
+            PageFacts { now_ms: browser::now(), ..PageFacts::default() }
+        }
         // An event held for consent keeps its call's cookies; any other is built with later ones.
         "track" => {
             let now_ms = browser::now();
