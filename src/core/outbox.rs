@@ -23,6 +23,9 @@
 //!   tab adopts (and deletes) another tab's key only once its lease has run out, and a tab whose
 //!   key has disappeared knows it was adopted and drops its copy, so no two tabs resend a queue.
 //!   `pagehide` releases the lease (`until: 0`) so the next page of the same visit adopts at once.
+//! - **Consent.** Queued events were built under the consent of their time; on a revocation of
+//!   ad_user_data the shell has `rewrite` redact every one of them (`payload::redact`) and the
+//!   stored copy is written again.
 //! - **Unload.** On `visibilitychange`→hidden and `pagehide` the waiting events go by sendBeacon
 //!   (`true` counts as handed over), in requests under `batch.maxBytes` and all together under
 //!   `UNLOAD_BUDGET`, well inside the browser's 64 KiB keepalive budget. When the endpoint was
@@ -320,6 +323,24 @@ impl Outbox {
         step
     }
 
+    /// Rewrites every queued event with `f` (a consent revocation: `payload::redact`) and persists
+    /// the result over the stored copy. Events in flight are rewritten too: their request already
+    /// left with its own body and cannot be recalled, but `item.json` is what a retry would send.
+    /// Nothing is sent or rescheduled; ids, times and order stay, so no event is lost or doubled.
+    pub fn rewrite(&mut self, now_ms: u64, f: impl Fn(&str) -> String) -> Step {
+        let mut step = Step::default();
+        let mut changed = false;
+        for item in &mut self.items {
+            let json = f(&item.json);
+            changed |= json != item.json;
+            item.json = json;
+        }
+        if changed {
+            self.persist(&mut step, now_ms);
+        }
+        step
+    }
+
     /// The timer fired. `own_stored`: whether our key is still in storage (its value does not
     /// matter, so the shell need not carry it into the wasm).
     pub fn tick(&mut self, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) -> Step {
@@ -587,6 +608,29 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000_000;
     const URL: &str = "https://shop.example/collect";
+
+    #[test]
+    fn rewrite_covers_every_queued_event_and_persists_it() {
+        let mut o = Outbox::new(Settings::default(), "t");
+        let _ = o.enqueue(URL, &(String::from(r#"{"events":["#) + &event("a", 1) + "]}"), NOW);
+        let sent = o.tick(NOW, true, &mut Fixed(0));
+        assert_eq!(sent.requests.len(), 1);
+        let _ = o.enqueue(URL, &(String::from(r#"{"events":["#) + &event("b", 1) + "]}"), NOW);
+        let step = o.rewrite(NOW, |json| json.replace(r#""x""#, r#""""#));
+        // Nothing goes or is rescheduled; the stored copy is the rewritten one.
+        assert!(step.requests.is_empty() && step.wake_ms.is_none(), "{step:?}");
+        let stored = step.persist.flatten().expect("persisted");
+        assert!(!stored.contains(r#""x""#) && stored.contains(r#""pad":"""#), "{stored}");
+        assert_eq!(o.ids(), ["a", "b"]);
+        // The request in flight left with its body; a retry of it carries the rewritten one.
+        assert!(sent.requests[0].body.contains(r#""x""#));
+        let _ = o.delivered("a", 503, NOW, &mut Fixed(0));
+        let retry = o.tick(NOW + BACKOFF_MAX_MS, true, &mut Fixed(0));
+        assert_eq!(retry.requests.len(), 1, "{retry:?}");
+        assert!(retry.requests[0].ids == "a,b" && !retry.requests[0].body.contains(r#""x""#), "{retry:?}");
+        // A rewrite that changes nothing writes nothing.
+        assert_eq!(o.rewrite(NOW, |json| json.to_string()).persist, None);
+    }
 
     fn event(id: &str, extra: usize) -> String {
         let mut s = String::from(r#"{"event_id":""#);

@@ -6,7 +6,7 @@ use crate::core::attribution::{Attribution, CLICK_IDS};
 use crate::core::consent::State;
 use crate::core::event::{write_items, Item, ValidEvent};
 use crate::core::identity::Identity;
-use crate::core::json::{truncate_utf8, W};
+use crate::core::json::{self, truncate_utf8, Value, W};
 
 pub const TAG_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The schema's limit for URLs.
@@ -124,6 +124,35 @@ pub fn write_event(w: &mut W, e: &Envelope, p: &Allowed) {
         w.key("consent").raw(&state.to_json());
     }
     w.close('}');
+}
+
+/// A queued event object (JSON text) as `write_event` would have written it with ad_user_data
+/// denied, for a revocation: the event is still sent (advanced mode counts it) but carries none of
+/// the identifiers it was built with, and its `consent` becomes `state`, the state in force, so the
+/// collector forwards none either. Key order is unchanged, so the result is byte for byte what the
+/// same event tracked under `state` would have queued. Text that is not an event object (never
+/// queued: the outbox only holds what it parsed) is returned as it is.
+pub fn redact(event: &str, state: &State) -> String {
+    let Ok(Value::Object(members)) = json::parse(event) else { return event.to_string() };
+    let mut w = W::new('{');
+    for (k, v) in &members {
+        match (k.as_str(), v) {
+            ("google_user_data" | "tiktok_user_data", _) => {}
+            ("user_data" | "click_ids", _) => {
+                w.key(k).open('{').close('}');
+            }
+            ("event_source_url" | "referrer", Value::String(u)) => {
+                w.s(k, &without_click_ids(u));
+            }
+            ("consent", _) => {
+                w.key(k).raw(&state.to_json());
+            }
+            _ => {
+                w.key(k).value(v);
+            }
+        }
+    }
+    w.end('}')
 }
 
 /// The request body for one event: `{"events":[…]}`.
@@ -349,5 +378,58 @@ pub(crate) mod tests {
         ] {
             assert!(validate(&schema, &schema, &parse(bad).unwrap(), "$").is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+    use crate::core::consent::{Mode, Signal};
+    use crate::core::json::parse;
+    use crate::platforms::test_support::event;
+
+    /// The event object as the outbox holds it (parsed from the body, written back).
+    fn queued(body: &str) -> String {
+        match parse(body).ok().and_then(|v| v.get("events").cloned()) {
+            Some(Value::Array(e)) => e[0].to_json(),
+            _ => panic!("{body}"),
+        }
+    }
+
+    fn state(user_data: Signal, gpc: bool) -> State {
+        State { signals: [Signal::Granted, Signal::Granted, user_data, if gpc { Signal::Denied } else { Signal::Granted }], gpc, mode: Mode::Advanced, managed: !gpc }
+    }
+
+    #[test]
+    fn a_redacted_event_is_the_event_tracked_under_denial() {
+        let mut ev = event("Purchase", r#"{"value":10,"currency":"EUR","order_id":"o-1"}"#);
+        ev.url = "https://shop.example/thanks?gclid=G1&a=1&fbclid=F1#top".into();
+        ev.referrer = "https://shop.example/cart?ttclid=T1".into();
+        let mut a = Attribution::default();
+        a.observe(&crate::core::url::query_params(&ev.url), 1_699_000_000_000);
+        let (mut e, mut w) = (Vec::new(), Vec::new());
+        let mut id = Identity::default();
+        id.merge(&parse(r#"{"email":"Ann@Example.com","phone":"+33 6 12 34 56 78","externalId":"u1"}"#).unwrap(), &mut e, &mut w);
+        let env = Envelope { event: &ev, fbp: Some("fb.1.1699000000000.1"), fbc: Some("fb.1.1699000000000.F1"), ttp: Some("ttp1"), attribution: &a, client_id: "c" };
+        let granted = state(Signal::Granted, false);
+        let before = queued(&body(&env, &Allowed { user_data: true, identity: Some(&id), state: Some(&granted) }));
+        assert!(["G1", "F1", "T1", "ttp1", "google_user_data", "tiktok_user_data", "\"em\""].iter().all(|s| before.contains(s)), "{before}");
+        for now in [state(Signal::Denied, false), state(Signal::Denied, true)] {
+            let denied_body = body(&env, &Allowed { user_data: false, identity: None, state: Some(&now) });
+            let redacted = redact(&before, &now);
+            assert_eq!(redacted, queued(&denied_body));
+            // Byte for byte what write_event itself writes, not only what the outbox re-serialises.
+            assert_eq!(String::from(r#"{"events":["#) + &redacted + "]}", denied_body);
+            check_against_schema_of(&redacted);
+            assert!(["G1", "F1", "T1", "ttp1", "google_user_data", "tiktok_user_data", "\"em\""].iter().all(|s| !redacted.contains(s)), "{redacted}");
+            assert!(redacted.contains(r#""ad_user_data":"denied""#) && redacted.contains("?a=1#top"), "{redacted}");
+            // A second revocation (or a replayed one) changes nothing.
+            assert_eq!(redact(&redacted, &now), redacted);
+        }
+        assert_eq!(redact("not json", &state(Signal::Denied, false)), "not json");
+    }
+
+    fn check_against_schema_of(event: &str) {
+        tests::check_against_schema(&(String::from(r#"{"events":["#) + event + "]}"));
     }
 }

@@ -134,7 +134,7 @@ pub fn command(name: &str, args_json: &str) -> String {
         let slot = slot.borrow();
         if let Some(tag) = slot.as_ref() {
             privacy::schedule(tag, page.now_ms);
-            transport::set_storage_allowed(tag.consent_state(page.now_ms).ad_storage());
+            transport::follow_consent(&tag.consent_state(page.now_ms));
         }
         slot.as_ref().is_some_and(Tag::debug)
     });

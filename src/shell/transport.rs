@@ -23,8 +23,9 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use super::browser::{self, BrowserEntropy};
+use crate::core::consent::State;
 use crate::core::error::TagError;
-use crate::core::ids;
+use crate::core::{ids, payload};
 use crate::core::json::Value;
 use crate::core::outbox::{Outbox, Settings, Step, KEY_PREFIX};
 use crate::core::tag::{Entropy, Outcome};
@@ -174,20 +175,31 @@ thread_local! {
     /// Whether the visitor's consent allows storage (ad_storage): the queue holds click IDs and
     /// Meta cookies, so with ad_storage denied it stays in memory for the page only.
     static STORAGE_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// Whether the queue was last redacted for a denied ad_user_data (see `follow_consent`).
+    static USER_DATA_DENIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
     /// than scheduled (see `send_after`).
     static DUE_NOW: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
 }
 
-/// Follows the consent state after every command. Denial (or revocation) removes this tab's
-/// stored queue at once; what waits is still delivered from memory during the page.
-pub fn set_storage_allowed(allowed: bool) {
+/// Follows the consent state after every command. Denial (or revocation) of ad_storage removes
+/// this tab's stored queue at once; what waits is still delivered from memory during the page.
+/// Denial of ad_user_data (an update, or GPC) redacts what waits, in memory and stored, to what it
+/// would carry had it been tracked now. The first call after start counts as a change, so events
+/// adopted from an earlier page are redacted too; pending (a wait) is not a denial.
+pub fn follow_consent(state: &State) {
+    let allowed = state.ad_storage();
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
     if was && !allowed {
         if let Some(key) = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string())) {
             transport_store(&key, None);
             transport_flush();
         }
+    }
+    let denied = !state.user_data() && !state.pending();
+    let was_denied = USER_DATA_DENIED.with(|d| d.replace(denied));
+    if denied && !was_denied {
+        with_outbox(&mut |outbox, now_ms| outbox.rewrite(now_ms, |json| payload::redact(json, state)));
     }
 }
 
@@ -269,7 +281,7 @@ fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
     }
 }
 
-fn with_outbox(f: impl FnOnce(&mut Outbox, u64) -> Step) {
+fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
     OUTBOX.with(|slot| {
         if let Some(outbox) = slot.borrow_mut().as_mut() {
             let now_ms = now();
@@ -304,7 +316,7 @@ pub fn send_after(apply: impl FnOnce()) {
 
 /// The core's `Effect::Send`: the events join the outbox.
 pub fn enqueue(url: &str, body: &str) {
-    with_outbox(|outbox, now_ms| outbox.enqueue(url, body, now_ms));
+    with_outbox(&mut |outbox, now_ms| outbox.enqueue(url, body, now_ms));
 }
 
 /// Whether `name` is one of the relayed commands handled here.
@@ -315,7 +327,7 @@ pub fn is_internal(name: &str) -> bool {
 /// A relayed command: a timer, a request's status, the page hiding, the browser online again.
 pub fn handle(name: &str, args: &[Value]) -> Outcome {
     let arg = |i: usize| args.get(i);
-    with_outbox(|outbox, now_ms| match name {
+    with_outbox(&mut |outbox, now_ms| match name {
         "__tick" => {
             let own = transport_has(outbox.key());
             outbox.tick(now_ms, own, &mut BrowserEntropy)
@@ -363,4 +375,5 @@ pub fn reset() {
     transport_flush();
     OUTBOX.with(|slot| *slot.borrow_mut() = None);
     STORAGE_ALLOWED.with(|a| a.set(true));
+    USER_DATA_DENIED.with(|d| d.set(false));
 }

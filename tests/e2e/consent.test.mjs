@@ -116,6 +116,44 @@ test('ad_user_data denied: no identifier in any request; granting later sends th
   assertPayloadsValid(env.server);
 });
 
+test('revoking ad_user_data redacts the events still queued, in memory and in storage', needsDist, async () => {
+  const { page, pageErrors } = await open({ consent: ALL_GRANTED, identify: IDENTITY });
+  // A failing endpoint keeps the Purchase queued (retried with backoff) while consent changes.
+  env.server.setFault(503, 1000);
+  const id = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: 'r-1' }));
+  await settle(500);
+  const queued = async () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).map((k) => localStorage.getItem(k)).join(''));
+  const before = await queued();
+  assert.ok(before.includes(id) && before.includes('G1xyz') && before.includes('"em"'), `queued with its identifiers: ${before}`);
+
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_user_data: 'denied' }));
+  // A request made before the update meets the fault too (it is answered at once), not the healthy endpoint.
+  await settle(300);
+  const after = await queued();
+  assert.ok(after.includes(id), `still queued: ${after}`);
+  for (const needle of [...IDS, '"em"', 'google_user_data', 'tiktok_user_data', '"fbp"', '"fbc"']) {
+    assert.ok(!after.includes(needle), `${needle} is gone from the stored queue: ${after}`);
+  }
+  // What reached the endpoint before (the PageView, under grant) may carry identifiers; nothing after.
+  const mark = env.server.payloads.length;
+  env.server.setFault(0, 0);
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id, { timeout: 8000, message: 'the Purchase after its retry' });
+  assert.deepEqual(ev.user_data, {});
+  assert.deepEqual(ev.click_ids, {});
+  assert.equal(ev.google_user_data, undefined);
+  assert.equal(ev.tiktok_user_data, undefined);
+  assert.ok(!/[?&](fbclid|gclid|ttclid)=/.test(ev.event_source_url) && ev.event_source_url.includes('utm_source=news'), ev.event_source_url);
+  // The consent object is the state in force when the event left, which is what it now carries.
+  assert.deepEqual(ev.consent, { ...ALL_GRANTED, ad_user_data: 'denied' });
+  assert.equal(ev.custom_data.order_id, 'r-1');
+  await settle(300);
+  assert.equal(env.server.events.filter((e) => e.event_id === id).length, 1, 'delivered once');
+  const sent = JSON.stringify(env.server.payloads.slice(mark).map((p) => p.body));
+  for (const needle of [...IDS, ...RAW, sha('john.doe@gmail.com'), '"em"']) assert.ok(!sent.includes(needle), `${needle} reached the endpoint after the revocation`);
+  assert.deepEqual(pageErrors, []);
+  assertPayloadsValid(env.server);
+});
+
 test('GPC denies ad_user_data and ad_personalization on a page that does not manage consent', needsDist, async () => {
   const { page } = await open({ identify: IDENTITY, gpc: true });
   const [ev] = await waitForEvents(env.server, (e) => e.event_name === 'PageView');
