@@ -148,19 +148,15 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// other calls do not pay for two localStorage reads.
 pub fn page_facts(with_storage: bool) -> PageFacts {
     let page = shell_page();
-    let mut lines = page.splitn(4, '\n');
-    let https = lines.next() == Some("https:");
-    let host = lines.next().unwrap_or_default();
-    let referrer = lines.next().unwrap_or_default().to_string();
-    let url = lines.next().unwrap_or_default().to_string();
+    let location = Location::read(&page);
     PageFacts {
-        url,
-        referrer,
+        url: location.url.to_string(),
+        referrer: location.referrer.to_string(),
         cookie_header: shell_cookie(),
         stored_attribution: if with_storage { stored(ATTRIBUTION_KEY) } else { None },
         stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
-        registrable_domain: registrable_domain(host),
-        https,
+        registrable_domain: registrable_domain(location.host),
+        https: location.https,
         now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
     }
@@ -171,13 +167,33 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
 /// held for consent keeps the facts of its track call).
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
     let page = shell_page();
-    let mut lines = page.splitn(4, '\n').skip(2);
+    let location = Location::read(&page);
     PageFacts {
-        referrer: lines.next().unwrap_or_default().to_string(),
-        url: lines.next().unwrap_or_default().to_string(),
+        url: location.url.to_string(),
+        referrer: location.referrer.to_string(),
         cookie_header: if with_cookies { shell_cookie() } else { String::new() },
         now_ms,
         ..PageFacts::default()
+    }
+}
+
+/// `shell_page()`'s lines, read in one place: protocol, hostname, referrer, href (last, whole).
+struct Location<'a> {
+    https: bool,
+    host: &'a str,
+    referrer: &'a str,
+    url: &'a str,
+}
+
+impl<'a> Location<'a> {
+    fn read(page: &'a str) -> Location<'a> {
+        let mut lines = page.splitn(4, '\n');
+        Location {
+            https: lines.next() == Some("https:"),
+            host: lines.next().unwrap_or_default(),
+            referrer: lines.next().unwrap_or_default(),
+            url: lines.next().unwrap_or_default(),
+        }
     }
 }
 

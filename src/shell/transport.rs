@@ -230,10 +230,6 @@ pub fn set_relay(relay: &wasm_bindgen::JsValue, tab_id: &str, shared: &wasm_bind
     set_tab_id(tab_id);
 }
 
-fn now() -> u64 {
-    browser::now()
-}
-
 fn tab_id() -> String {
     TAB_ID.with(|t| {
         let mut t = t.borrow_mut();
@@ -284,7 +280,7 @@ fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
 fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
     OUTBOX.with(|slot| {
         if let Some(outbox) = slot.borrow_mut().as_mut() {
-            let now_ms = now();
+            let now_ms = browser::now();
             let step = f(outbox, now_ms);
             run(outbox, step, now_ms);
         }
@@ -296,7 +292,7 @@ pub fn start(config: &Value, errors: &mut Vec<TagError>) {
     transport_flush();
     let settings = Settings::parse(config, errors);
     let mut outbox = Outbox::new(settings, &tab_id());
-    let now_ms = now();
+    let now_ms = browser::now();
     let step = outbox.adopt(&stored_queues(), now_ms);
     run(&mut outbox, step, now_ms);
     OUTBOX.with(|slot| *slot.borrow_mut() = Some(outbox));
