@@ -223,7 +223,11 @@ function minify(code, format) {
   return transformSync(code, { minify: true, target: 'es2020', format, legalComments: 'none' }).code;
 }
 
-writeFileSync(join(outDir, 'tandem.js'), minify(classic, undefined));
+// V8's explicit compile hint (Chrome 136+; a plain comment elsewhere): every function of the
+// loader and glue is compiled on the script-streaming thread while the file downloads, instead of
+// one by one on the main thread at its first call, which fell between the wasm instance going live
+// and the first PageView request (55 lazy compiles there). It must be the file's first line.
+writeFileSync(join(outDir, 'tandem.js'), '//# allFunctionsCalledOnLoad\n' + minify(classic, undefined));
 writeFileSync(join(outDir, 'tandem.mjs'), minify(moduleSource, 'esm'));
 copyFileSync(join(root, 'www', 'tandem.d.ts'), join(outDir, 'tandem.d.ts'));
 
