@@ -22,11 +22,15 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 function shell_storage() {
   try { return window.localStorage || null; } catch (e) { return null; }
 }
+let shellHref = null;
 export function shell_page() {
   try {
-    var l = location;
-    return [l.protocol, l.hostname, document.referrer, l.href].join('\n');
-  } catch (e) { return ''; }
+    var l = location, href = l.href;
+    if (href === shellHref) return null;
+    var page = [l.protocol, l.hostname, document.referrer, href].join('\n');
+    shellHref = href;
+    return page;
+  } catch (e) { shellHref = null; return ''; }
 }
 export function shell_cookie() {
   try { return document.cookie; } catch (e) { return ''; }
@@ -75,8 +79,9 @@ export function shell_log(warn, line) {
 "#)]
 extern "C" {
     /// `protocol`, `hostname`, `document.referrer` and `href`, one a line (none holds a newline:
-    /// the URL parser strips them), href last; empty when the page cannot be read.
-    fn shell_page() -> String;
+    /// the URL parser strips them), href last; empty when the page cannot be read; `None` when
+    /// `href` is the one of its last answer (see `page_lines`).
+    fn shell_page() -> Option<String>;
     fn shell_cookie() -> String;
     fn shell_set_cookie(cookie: &str);
     fn shell_get(key: &str) -> Option<String>;
@@ -94,6 +99,8 @@ extern "C" {
 
 thread_local! {
     static NONCE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// `shell_page`'s last full answer.
+    static PAGE: RefCell<String> = const { RefCell::new(String::new()) };
     /// The registrable domain found by probing, computed once per page (`Some(None)`: host-only).
     static REGISTRABLE_DOMAIN: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
 }
@@ -147,7 +154,7 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// `with_storage`: also read what only `init` uses (stored attribution and sent log), so the
 /// other calls do not pay for two localStorage reads.
 pub fn page_facts(with_storage: bool) -> PageFacts {
-    let page = shell_page();
+    let page = page_lines();
     let location = Location::read(&page);
     PageFacts {
         url: location.url.to_string(),
@@ -166,7 +173,7 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
 /// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
 /// held for consent keeps the facts of its track call).
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
-    let page = shell_page();
+    let page = page_lines();
     let location = Location::read(&page);
     PageFacts {
         url: location.url.to_string(),
@@ -175,6 +182,19 @@ pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
         now_ms,
         ..PageFacts::default()
     }
+}
+
+/// `shell_page()`'s lines, read again only when `href` changed (pushState, a hash change): reading
+/// `protocol`, `hostname` and `referrer` and passing the string in was a large part of `track()`'s
+/// own time. The referrer cannot change without `href` changing: a document's referrer is fixed.
+fn page_lines() -> String {
+    PAGE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(fresh) = shell_page() {
+            *cache = fresh;
+        }
+        cache.clone()
+    })
 }
 
 /// `shell_page()`'s lines, read in one place: protocol, hostname, referrer, href (last, whole).
