@@ -23,7 +23,9 @@ const LANDING = '/fixtures/consent.html?fbclid=F1xyz&gclid=G1xyz&ttclid=E.C.P.T1
 const ALL_DENIED = { ad_storage: 'denied', analytics_storage: 'denied', ad_user_data: 'denied', ad_personalization: 'denied' };
 const ALL_GRANTED = { ad_storage: 'granted', analytics_storage: 'granted', ad_user_data: 'granted', ad_personalization: 'granted' };
 const IDENTITY = { email: ' John.Doe@GMail.com ', phone: '+1 (650) 555-1212', firstName: 'John', externalId: 'U-1001' };
-const RAW = ['John.Doe', 'john.doe', '650', '555-1212', 'U-1001', 'u-1001'];
+// The phone's digits as the page wrote them and as normalisation would: a bare '650' also
+// matches random event ids and timestamps now and then.
+const RAW = ['John.Doe', 'john.doe', '(650)', '6505551212', '555-1212', 'U-1001', 'u-1001'];
 const IDS = ['F1xyz', 'G1xyz', 'T1xyz'];
 
 async function open({ consent = null, identify = null, overrides = null, gpc = false, on = env } = {}) {
