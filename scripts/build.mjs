@@ -42,6 +42,8 @@ function run(command, args) {
 // std is rebuilt with panics as an immediate trap (`-Cpanic=immediate-abort`): without it every
 // bounds check links Rust's panic-message formatting, about 8 KB of gzip for nothing a visitor can
 // use. A trap is what a panic already was under panic = "abort"; the loader recovers from it.
+// `-Zlocation-detail=none` drops the source paths and line numbers that std's panicking calls still
+// carry into rodata (about 360 B of gzip), useless with panics as a trap.
 // These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
 // Without reference types (on by default since Rust 1.82) wasm-bindgen emits no externref table and
 // its set-up code: no JS value ever enters the wasm (src/shell), so they would be dead weight.
@@ -62,7 +64,7 @@ execFileSync('cargo', cargoArgs, {
   env: {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types'].join('\x1f'),
+    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none'].join('\x1f'),
   },
 });
 const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
