@@ -86,9 +86,11 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 // puts the stack's 1 MB below the data, so the first 1 KB is only reached by a stack 1 MB deep,
 // and the core bounds its recursion (json::MAX_DEPTH). The renaming runs once, on its own: under
 // --converge it would run again on the short names and print its table more than once.
+// The target_features custom section (rustc's record of the wasm features it used) is read by
+// linkers only; browsers ignore it (about 100 B of gzip).
 run(wasmOpt, ['-Oz', '--converge', '--low-memory-unused', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
 const minified = JSON.parse(execFileSync(wasmOpt, [
-  '--strip-debug', '--strip-producers', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
+  '--strip-debug', '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
 const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
 if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');
