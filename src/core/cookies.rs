@@ -7,6 +7,7 @@
 //! reused as they are: rewriting them would change the identifier Meta already knows.
 
 use crate::core::json::write_u64;
+use crate::core::text;
 
 pub const FBP: &str = "_fbp";
 pub const FBC: &str = "_fbc";
@@ -21,8 +22,8 @@ pub const FBCLID_CAP: usize = 500;
 /// `name=value` pairs of a `document.cookie` string, in order. Junk without `=` is skipped;
 /// values are kept raw (no decoding): the tag only reads cookies whose values need none.
 fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|part| {
-        let (name, value) = part.split_once('=')?;
+    text::split(header, ";").filter_map(|part| {
+        let (name, value) = text::split_once(part, "=")?;
         let name = name.trim();
         let value = value.trim();
         let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
@@ -46,8 +47,8 @@ pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
 pub fn is_ip_or_local(host: &str) -> bool {
-    let is_ipv4 = host.split('.').count() == 4 && host.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    host.starts_with('[') || host.contains(':') || is_ipv4 || !host.contains('.')
+    let is_ipv4 = text::split(host, ".").count() == 4 && text::split(host, ".").all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    host.starts_with("[") || text::contains(host, ":") || is_ipv4 || !text::contains(host, ".")
 }
 
 /// Candidate cookie domains, shortest first ("co.uk", "example.co.uk", …, the full host). The shell
@@ -57,13 +58,19 @@ pub fn domain_candidates(host: &str) -> Vec<String> {
     if is_ip_or_local(host) {
         return Vec::new();
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.iter().any(|l| l.is_empty()) {
+    if text::split(host, ".").any(str::is_empty) {
         return Vec::new();
     }
-    (2..=labels.len())
-        .map(|n| labels.get(labels.len() - n..).unwrap_or_default().join("."))
-        .collect()
+    // Each candidate is the host after one of its dots, the last label alone excepted.
+    let mut out: Vec<String> = (0..host.len())
+        .filter(|&i| host.as_bytes().get(i) == Some(&b'.'))
+        .filter_map(|i| host.get(i + 1..))
+        .filter(|d| text::contains(d, "."))
+        .map(str::to_string)
+        .collect();
+    out.reverse();
+    out.push(host.to_string());
+    out
 }
 
 /// Meta's subdomainIndex: the number of labels of the cookie's domain minus one (com=0,
@@ -72,9 +79,9 @@ pub fn domain_candidates(host: &str) -> Vec<String> {
 /// Meta only uses the index to tell cookies apart, not to locate them.
 pub fn subdomain_index(cookie_domain: Option<&str>, host: &str) -> u64 {
     match cookie_domain {
-        Some(d) if !d.is_empty() => d.trim_start_matches('.').split('.').count().saturating_sub(1) as u64,
+        Some(d) if !d.is_empty() => text::split(text::trim_start(d, b'.'), ".").count().saturating_sub(1) as u64,
         _ if is_ip_or_local(host) => 0,
-        _ => host.split('.').count().saturating_sub(1) as u64,
+        _ => text::split(host, ".").count().saturating_sub(1) as u64,
     }
 }
 
@@ -120,7 +127,7 @@ pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
     if !is_cookie_value(value) {
         return None;
     }
-    let parts: Vec<&str> = value.split('.').collect();
+    let parts: Vec<&str> = text::split(value, ".").collect();
     let (index, ms, payload, appendix) = match parts.as_slice() {
         ["fb", i, ms, p] => (*i, *ms, *p, None),
         ["fb", i, ms, p, a] => (*i, *ms, *p, Some(*a)),
@@ -170,7 +177,7 @@ pub enum FbcDecision {
 /// in a cookie unchanged, is ignored. The fbclid is never modified (it is case-sensitive).
 pub fn decide_fbc(existing: Option<&str>, fbclid: Option<&str>, index: u64, now_ms: u64) -> FbcDecision {
     let current = existing.filter(|v| parse_fb(v).is_some()).map(str::to_string);
-    let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !c.contains('.'));
+    let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !text::contains(c, "."));
     match usable {
         Some(id) if current.as_deref().and_then(parse_fb).map(|c| c.payload) != Some(id) => {
             FbcDecision::Set(render_fb(index, now_ms, id))

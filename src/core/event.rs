@@ -7,6 +7,7 @@
 
 use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, truncate_utf8, Value, W};
+use crate::core::text;
 
 /// Meta's standard events, which Tandem uses as its canonical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,7 +243,7 @@ fn number_text(v: &Value) -> Option<String> {
         _ => return None,
     };
     // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
-    let exp_digits = s.find(['e', 'E']).map_or(0, |i| s.bytes().skip(i).filter(u8::is_ascii_digit).count());
+    let exp_digits = text::find_any(s, "eE").map_or(0, |i| s.bytes().skip(i).filter(u8::is_ascii_digit).count());
     if is_number_literal(s) && s.len() <= 40 && exp_digits <= 2 {
         Some(s.to_string())
     } else {
@@ -273,7 +274,7 @@ fn count_text(v: &Value) -> Option<String> {
 fn id_text(v: &Value, max: usize) -> Option<String> {
     let s = match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) if is_number_literal(n) && !n.contains(['.', 'e', 'E']) => n.clone(),
+        Value::Number(n) if is_number_literal(n) && text::find_any(n, ".eE").is_none() => n.clone(),
         _ => return None,
     };
     let len = s.chars().count();
@@ -497,14 +498,15 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
     }
 
     if name.standard() == Some(Purchase) {
-        let missing: Vec<&str> = [("value", p.value.is_none()), ("currency", p.currency.is_none())]
-            .iter()
-            .filter(|(_, m)| *m)
-            .map(|(f, _)| *f)
-            .collect();
+        let missing = match (p.value.is_none(), p.currency.is_none()) {
+            (true, true) => "value, currency",
+            (true, false) => "value",
+            (false, true) => "currency",
+            (false, false) => "",
+        };
         if !missing.is_empty() {
             let mut m = String::from("Purchase requires value and currency (Meta and Google both need them); missing: ");
-            m.push_str(&missing.join(", "));
+            m.push_str(missing);
             m.push_str(". The event was not sent.");
             c.errors.push(TagError::new("missing_field", m, params.to_json()));
             return None;

@@ -36,6 +36,7 @@ use crate::core::attribution::ts_of;
 use crate::core::error::TagError;
 use crate::core::json::{self, u64_text, write_str, write_u64, Value};
 use crate::core::tag::Entropy;
+use crate::core::text;
 
 /// localStorage key prefix; the tab id follows.
 pub const KEY_PREFIX: &str = "tandem:q:";
@@ -369,7 +370,7 @@ impl Outbox {
     /// The answer to a request: `status` 0 for a network error or offline.
     pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
-        let ids: Vec<&str> = id_list.split(',').filter(|s| !s.is_empty()).collect();
+        let ids: Vec<&str> = text::split(id_list, ",").filter(|s| !s.is_empty()).collect();
         let before = self.items.len();
         let matched = self.items.iter().filter(|i| ids.contains(&i.id.as_str())).count();
         if matched == 0 {

@@ -451,7 +451,7 @@ impl Tag {
                 }
                 for e in &effects {
                     if let Effect::Call { function, args_json, .. } = e {
-                        log(&mut out.effects, &[d.key(), " ← ", function, "(", args_json.trim_start_matches('[').trim_end_matches(']'), ") event_id=", &ev.event_id]);
+                        log(&mut out.effects, &[d.key(), " ← ", function, "(", args_json.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(args_json), ") event_id=", &ev.event_id]);
                     }
                 }
             }

@@ -18,7 +18,7 @@ use crate::core::json::Value;
 use crate::core::payload::{self, Allowed, Envelope};
 #[cfg(test)]
 use crate::core::payload::without_click_ids;
-use crate::core::{attribution, cookies, sent};
+use crate::core::{attribution, cookies, sent, text};
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
 /// first effect.
@@ -97,7 +97,7 @@ fn purpose_allows(effect: &Effect, state: &State) -> bool {
 /// The cookie name or storage key a write replaces.
 fn write_key(effect: &Effect) -> &str {
     match effect {
-        Effect::SetCookie(c) => c.split('=').next().unwrap_or_default(),
+        Effect::SetCookie(c) => text::before(c, "="),
         Effect::Store { key, .. } => key,
         _ => "",
     }

@@ -5,6 +5,7 @@
 //! a parameter that cannot be decoded is dropped, the rest are kept.
 
 use crate::core::json::truncate_utf8;
+use crate::core::text;
 
 /// Decoded values are capped: click IDs are far shorter, and a megabyte query string must not
 /// be copied into storage and every payload.
@@ -17,14 +18,13 @@ const KEY_CAP: usize = 64;
 /// Query parameters of `url`, decoded (`+` is a space). A key repeated keeps its first non-empty
 /// value. Keys are case-sensitive (`ScCid` is Snapchat's spelling).
 pub fn query_params(url: &str) -> Vec<(String, String)> {
-    let before_fragment = url.split('#').next().unwrap_or("");
-    let query = match before_fragment.split_once('?') {
+    let query = match text::split_once(text::before(url, "#"), "?") {
         Some((_, q)) => q,
         None => return Vec::new(),
     };
     let mut out: Vec<(String, String)> = Vec::new();
-    for piece in query.split('&').take(MAX_PARAMS) {
-        let (raw_key, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+    for piece in text::split(query, "&").take(MAX_PARAMS) {
+        let (raw_key, raw_value) = text::split_once(piece, "=").unwrap_or((piece, ""));
         if raw_key.is_empty() || raw_key.len() > KEY_CAP * 3 {
             continue;
         }
@@ -103,12 +103,12 @@ fn hex(c: u8) -> Option<u8> {
 
 /// `(scheme, authority)` of an absolute http(s) URL; the scheme is lowercased.
 fn split_origin(url: &str) -> Option<(String, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
+    let (scheme, rest) = text::split_once(url, "://")?;
     let scheme = scheme.to_ascii_lowercase();
     if scheme != "http" && scheme != "https" {
         return None;
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let end = text::find_any(rest, "/?#").unwrap_or(rest.len());
     let authority = rest.get(..end)?;
     if authority.is_empty() {
         return None;
@@ -120,14 +120,14 @@ fn split_origin(url: &str) -> Option<(String, &str)> {
 /// keep their brackets (`[::1]`), which is what `cookies::domain_candidates` expects.
 pub fn host(url: &str) -> Option<String> {
     let (_, authority) = split_origin(url.trim())?;
-    let hostport = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if hostport.starts_with('[') {
-        let end = hostport.find(']')?;
+    let hostport = text::rsplit_once(authority, "@").map_or(authority, |(_, h)| h);
+    let host = if hostport.starts_with("[") {
+        let end = text::find(hostport, "]")?;
         hostport.get(..=end)?
     } else {
-        hostport.split(':').next().unwrap_or("")
+        text::before(hostport, ":")
     };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = text::trim_end(host, b'.').to_ascii_lowercase();
     if host.is_empty() {
         None
     } else {
@@ -146,14 +146,14 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     if split_origin(reference).is_some() {
         return Some(reference.to_string());
     }
-    if reference.contains("://") || has_scheme(reference) {
+    if text::contains(reference, "://") || has_scheme(reference) {
         return None;
     }
     let base = base.trim();
     let (scheme, authority) = split_origin(base)?;
     let mut out = scheme;
     if let Some(rest) = reference.strip_prefix("//") {
-        if rest.is_empty() || rest.starts_with('/') {
+        if rest.is_empty() || rest.starts_with("/") {
             return None;
         }
         out.push_str("://");
@@ -162,15 +162,15 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     }
     out.push_str("://");
     out.push_str(authority);
-    if reference.starts_with('/') {
+    if reference.starts_with("/") {
         out.push_str(reference);
         return Some(out);
     }
     // Path-relative: replace the last segment of the base path.
-    let after_origin = base.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let after_origin = text::split_once(base, "://").map_or("", |(_, r)| r);
     let path_and_more = after_origin.get(authority.len()..).unwrap_or("");
-    let path = path_and_more.split(['?', '#']).next().unwrap_or("");
-    let dir = match path.rfind('/') {
+    let path = path_and_more.get(..text::find_any(path_and_more, "?#").unwrap_or(path_and_more.len())).unwrap_or("");
+    let dir = match text::rfind(path, "/") {
         Some(i) => path.get(..=i).unwrap_or("/"),
         None => "/",
     };
@@ -181,11 +181,11 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
 
 /// `javascript:`, `mailto:` … (an RFC 3986 scheme followed by ':' before any '/').
 fn has_scheme(s: &str) -> bool {
-    match s.find(':') {
+    match text::find(s, ":") {
         Some(i) => {
             let scheme = s.get(..i).unwrap_or("");
             !scheme.is_empty()
-                && !scheme.contains('/')
+                && !text::contains(scheme, "/")
                 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         }
         None => false,

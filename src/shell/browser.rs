@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::core::json::{self, Value};
-use crate::core::{cookies, sent};
+use crate::core::{cookies, sent, text};
 use crate::core::tag::{Effect, Entropy, PageFacts};
 use crate::platforms::REGISTRY;
 
@@ -187,13 +187,11 @@ struct Location<'a> {
 
 impl<'a> Location<'a> {
     fn read(page: &'a str) -> Location<'a> {
-        let mut lines = page.splitn(4, '\n');
-        Location {
-            https: lines.next() == Some("https:"),
-            host: lines.next().unwrap_or_default(),
-            referrer: lines.next().unwrap_or_default(),
-            url: lines.next().unwrap_or_default(),
-        }
+        let line = |s: &'a str| text::split_once(s, "\n").unwrap_or((s, ""));
+        let (protocol, rest) = line(page);
+        let (host, rest) = line(rest);
+        let (referrer, url) = line(rest);
+        Location { https: protocol == "https:", host, referrer, url }
     }
 }
 
@@ -211,13 +209,13 @@ fn registrable_domain(host: &str) -> Option<String> {
             return found.clone();
         }
         let found = cookies::domain_candidates(host).into_iter().find(|domain| {
-            let probe = [PROBE_COOKIE, "=1; Path=/; SameSite=Lax; Domain=", domain].concat();
+            let probe = String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + domain;
             shell_set_cookie(&probe);
             let stuck = cookies::parse_cookie_header(&shell_cookie())
                 .iter()
                 .any(|(name, _)| name == PROBE_COOKIE);
             if stuck {
-                shell_set_cookie(&[PROBE_COOKIE, "=; Path=/; Max-Age=0; Domain=", domain].concat());
+                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + domain));
             }
             stuck
         });
@@ -244,7 +242,7 @@ pub fn apply(effects: &[Effect], debug: bool) {
             Effect::Send { url, body } => super::transport::enqueue(url, body),
             Effect::Log(line) => {
                 if debug {
-                    shell_log(false, &["[tandem] ", line].concat());
+                    shell_log(false, &(String::from("[tandem] ") + line));
                 }
             }
         }
