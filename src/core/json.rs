@@ -87,7 +87,7 @@ impl Value {
 
 /// Parses strict JSON (RFC 8259). Never panics; nesting is limited to `MAX_DEPTH`.
 pub fn parse(text: &str) -> Result<Value, String> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -98,6 +98,9 @@ pub fn parse(text: &str) -> Result<Value, String> {
 }
 
 struct Parser<'a> {
+    /// The text, for slicing out runs as `&str` (cut at ASCII bytes, so on char boundaries) without
+    /// validating them as UTF-8 again; `b` is the same text as bytes.
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -217,7 +220,7 @@ impl Parser<'_> {
         while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.peek() {
             self.i += 1;
         }
-        let text = self.b.get(start..self.i).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("");
+        let text = self.s.get(start..self.i).unwrap_or("");
         if is_number_literal(text) {
             Ok(Value::Number(text.to_string()))
         } else {
@@ -245,8 +248,8 @@ impl Parser<'_> {
         self.i += 1;
         let mut out = String::new();
         loop {
-            // Copy the run of plain bytes at once; the input is a &str, so runs that stop at
-            // ASCII delimiters are valid UTF-8.
+            // Copy the run of plain bytes at once: it stops at an ASCII byte or the end, so on a
+            // char boundary.
             let start = self.i;
             while let Some(c) = self.peek() {
                 if c == b'"' || c == b'\\' || c < 0x20 {
@@ -254,7 +257,7 @@ impl Parser<'_> {
                 }
                 self.i += 1;
             }
-            if let Some(run) = self.b.get(start..self.i).and_then(|s| std::str::from_utf8(s).ok()) {
+            if let Some(run) = self.s.get(start..self.i) {
                 out.push_str(run);
             }
             match self.peek() {
