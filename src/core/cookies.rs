@@ -127,11 +127,12 @@ pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
     if !is_cookie_value(value) {
         return None;
     }
-    let parts: Vec<&str> = text::split(value, ".").collect();
-    let (index, ms, payload, appendix) = match parts.as_slice() {
-        ["fb", i, ms, p] => (*i, *ms, *p, None),
-        ["fb", i, ms, p, a] => (*i, *ms, *p, Some(*a)),
-        _ => return None,
+    let mut parts = text::split(value, ".");
+    // Evaluated left to right: "fb", the index, the time, the payload, an optional appendix, no more.
+    let (Some("fb"), Some(index), Some(ms), Some(payload), appendix, None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
     };
     if payload.is_empty() || appendix.is_some_and(str::is_empty) {
         return None;
