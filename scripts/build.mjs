@@ -47,6 +47,9 @@ function run(command, args) {
 // These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
 // Without reference types (on by default since Rust 1.82) wasm-bindgen emits no externref table and
 // its set-up code: no JS value ever enters the wasm (src/shell), so they would be dead weight.
+// LLVM's inliner gets no budget beyond what a call saves (`-inline-threshold=0`, below opt-level
+// z's): what is not inlined stays one function each, which compresses better (about 400 B of
+// gzip; thresholds of 3 and up, or -5 and down, do worse; see the one-caller limit below).
 // A target dir per feature set, so switching builds does not recompile std each time.
 const targetDir = join(root, 'target', (testHooks ? 'wasm-test-hooks' : 'wasm') + (platforms ? '-' + platforms.join('-') : ''));
 const cargoArgs = [
@@ -64,7 +67,7 @@ execFileSync('cargo', cargoArgs, {
   env: {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none'].join('\x1f'),
+    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none', '-Cllvm-args=-inline-threshold=0'].join('\x1f'),
   },
 });
 const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
