@@ -113,6 +113,8 @@ impl Parser<'_> {
         s
     }
 
+    // Inlined: called out of line, its Option<u8> went back through memory at every byte.
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
