@@ -376,7 +376,7 @@ impl Tag {
     }
 
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
-    fn track_valid(&mut self, name: EventName, params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let site_event_id = event_id.is_some();
         let event_id = event_id.unwrap_or_else(|| {
             let mut b = [0u8; 16];
@@ -384,7 +384,7 @@ impl Tag {
             ids::uuid_v4(b)
         });
         // Consent: held while a wait runs, dropped in basic mode without ad consent.
-        if let Some(out) = self.consent_gate(&name, &params, &event_id, site_event_id, page) {
+        if let Some(out) = self.consent_gate(&name, &mut params, &event_id, site_event_id, page) {
             return out;
         }
         self.send_valid(name, params, event_id, site_event_id, page, rng)

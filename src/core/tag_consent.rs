@@ -146,12 +146,13 @@ impl Tag {
     }
 
     /// The gate every validated event passes: `Some` when it is held (waiting for consent) or
-    /// dropped (basic mode without ad consent); `None` when it goes out now.
-    pub(super) fn consent_gate(&mut self, name: &EventName, params: &Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
+    /// dropped (basic mode without ad consent); `None` when it goes out now. A held event takes
+    /// `params` (the caller is done with them), which spares a copy.
+    pub(super) fn consent_gate(&mut self, name: &EventName, params: &mut Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
         let state = self.privacy.state(page.now_ms);
         let mut out = Outcome::default();
         if state.pending() {
-            self.privacy.held.push(Held { name: name.clone(), params: params.clone(), event_id: event_id.to_string(), site_event_id, page: page.clone() });
+            self.privacy.held.push(Held { name: name.clone(), params: std::mem::take(params), event_id: event_id.to_string(), site_event_id, page: page.clone() });
             let mut w = String::from("consent: ");
             w.push_str(name.as_str());
             w.push_str(" waits for a consent update (wait_for_update) event_id=");
