@@ -60,7 +60,8 @@ pub enum Effect {
     Call { platform: &'static str, function: &'static str, args_json: String },
     /// POST `body` (JSON text) to the endpoint by sendBeacon, falling back to fetch keepalive.
     Send { url: String, body: String },
-    /// Debug-mode console line (never contains raw personal data).
+    /// Debug-mode console line (never contains raw personal data), without the `[tandem] ` the
+    /// shell puts before it.
     Log(String),
 }
 
@@ -159,8 +160,9 @@ fn random_u32(rng: &mut dyn Entropy) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// A debug line; the shell prefixes it with `[tandem] ` on the console.
 fn log(out: &mut Vec<Effect>, parts: &[&str]) {
-    let mut line = String::from("[tandem] ");
+    let mut line = String::new();
     for p in parts {
         line.push_str(p);
     }

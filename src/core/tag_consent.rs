@@ -206,7 +206,7 @@ impl Tag {
             return out;
         }
         if self.config.debug {
-            let mut line = String::from("[tandem] consent: ");
+            let mut line = String::from("consent: ");
             line.push_str(&state.to_json());
             out.effects.push(Effect::Log(line));
         }
@@ -270,7 +270,7 @@ impl Tag {
         self.privacy.identity.merge(values, &mut out.errors, &mut out.warnings);
         let state = self.privacy.state(now_ms);
         if self.config.debug {
-            out.effects.push(Effect::Log(String::from("[tandem] ") + &self.privacy.identity.debug_line()));
+            out.effects.push(Effect::Log(self.privacy.identity.debug_line()));
         }
         match self.privacy.identity(&state) {
             Some(id) => {
