@@ -62,9 +62,7 @@ pub fn clean(raw: &str) -> Option<String> {
 
 pub(crate) fn ts_of(v: Option<&Value>) -> Option<u64> {
     match v {
-        Some(Value::Number(n)) if !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(n.bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')))
-        }
+        Some(Value::Number(n)) if n.len() <= 19 => json::whole(n),
         _ => None,
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::core::attribution::DEFAULT_WINDOW_DAYS;
 use crate::core::error::TagError;
-use crate::core::json::Value;
+use crate::core::json::{whole, Value};
 use crate::core::{text, url};
 use crate::platforms::{Destination, REGISTRY};
 
@@ -97,8 +97,8 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     }
     match v.get("attributionWindowDays") {
         None | Some(Value::Null) => {}
-        Some(d @ Value::Number(n)) => match n.parse::<u64>() {
-            Ok(days) if (1..=730).contains(&days) => c.attribution_window_days = days,
+        Some(d @ Value::Number(n)) => match whole(n) {
+            Some(days) if (1..=730).contains(&days) => c.attribution_window_days = days,
             _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
         },
         Some(other) => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", other)),

@@ -141,10 +141,7 @@ pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
 }
 
 fn digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+    crate::core::json::whole(s).filter(|_| s.len() <= 19)
 }
 
 fn render_fb(index: u64, creation_ms: u64, payload: &str) -> String {

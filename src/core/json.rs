@@ -377,6 +377,16 @@ pub fn write_u64(out: &mut String, mut n: u64) {
     }
 }
 
+/// The value of a whole number written in decimal digits only (what `str::parse::<u64>` accepts,
+/// less a `+` sign, which no JSON number has), `None` past `u64::MAX`. One loop for every caller,
+/// where std's parser is generic over signs and radixes.
+pub fn whole(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+}
+
 /// `n` as decimal text (see `write_u64`).
 pub fn u64_text(n: u64) -> String {
     let mut s = String::new();
@@ -628,6 +638,13 @@ mod tests {
         assert_eq!(s, "abc");
         truncate_utf8(&mut s, 0);
         assert_eq!(s, "");
+    }
+
+    #[test]
+    fn whole_numbers_agree_with_std() {
+        for s in ["", "0", "7", "007", "-0", "-1", "1.5", "1e3", "18446744073709551615", "18446744073709551616", "99999999999999999999", "1 ", "٣"] {
+            assert_eq!(whole(s), s.parse::<u64>().ok(), "{s:?}");
+        }
     }
 
     #[test]

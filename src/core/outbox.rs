@@ -73,7 +73,7 @@ impl Default for Settings {
 fn setting(section: &Value, name: &str, key: &str, range: (u64, u64), default: u64, errors: &mut Vec<TagError>) -> u64 {
     let Some(v) = section.get(key).filter(|v| !matches!(v, Value::Null)) else { return default };
     if let Value::Number(n) = v {
-        if let Ok(x) = n.parse::<u64>() {
+        if let Some(x) = json::whole(n) {
             if x >= range.0 && x <= range.1 {
                 return x;
             }
