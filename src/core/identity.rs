@@ -51,7 +51,8 @@ fn js_space(c: char) -> bool {
 /// `input.trim().toLowerCase()`, the SDK's first step for every field.
 fn trim_lower(raw: &str) -> String {
     let t = raw.trim_matches(js_space);
-    if t.is_ascii() {
+    // A byte loop: str::is_ascii's word-at-a-time version is more code than short values need.
+    if t.bytes().all(|b| b.is_ascii()) {
         return t.to_ascii_lowercase();
     }
     lowercase(t)
@@ -160,7 +161,7 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
 
 /// `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` → `YYYYMMDD`.
 fn date_of_birth(t: &str) -> Result<String, &'static str> {
-    let d: String = if t.len() == 10 && t.is_ascii() && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
+    let d: String = if t.len() == 10 && t.bytes().all(|b| b.is_ascii()) && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
     let num = |s: &str| s.bytes().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
     let ok = d.len() == 8
         && d.bytes().all(|b| b.is_ascii_digit())
