@@ -138,7 +138,7 @@ pub fn host(url: &str) -> Option<String> {
     let hostport = text::rsplit_once(authority, "@").map_or(authority, |(_, h)| h);
     let host = if hostport.starts_with("[") {
         let end = text::find(hostport, "]")?;
-        hostport.get(..=end)?
+        hostport.get(..end + 1)?
     } else {
         text::before(hostport, ":")
     };
@@ -186,7 +186,7 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     let path_and_more = after_origin.get(authority.len()..).unwrap_or("");
     let path = path_and_more.get(..text::find_any(path_and_more, "?#").unwrap_or(path_and_more.len())).unwrap_or("");
     let dir = match text::rfind(path, "/") {
-        Some(i) => path.get(..=i).unwrap_or("/"),
+        Some(i) => path.get(..i + 1).unwrap_or("/"),
         None => "/",
     };
     out.push_str(dir);
