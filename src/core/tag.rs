@@ -217,11 +217,11 @@ impl Tag {
             None => {
                 tag.fbp = cookies::new_fbp(subdomain_index, page.now_ms, random_u32(rng));
                 let c = tag.cookie(cookies::FBP, &tag.fbp, cookies::FB_MAX_AGE_S, page.https);
-                out.effects.extend(tag.gate_writes([c], page.now_ms));
+                tag.gate_write(Some(c), page.now_ms, &mut out.effects);
             }
         }
         let (fbc_cookie, store) = tag.observe_landing(page);
-        out.effects.extend(tag.gate_writes(fbc_cookie, page.now_ms));
+        tag.gate_write(fbc_cookie, page.now_ms, &mut out.effects);
         let cid_cookie = cookies::get(&page.cookie_header, cookies::CLIENT_ID).filter(|_| tag.may_read_client_id(page.now_ms));
         match cookies::valid_client_id(cid_cookie) {
             Some(v) => tag.client_id = v.to_string(),
@@ -230,10 +230,10 @@ impl Tag {
                 rng.fill(&mut b);
                 tag.client_id = ids::base64url(&b);
                 let c = tag.cookie(cookies::CLIENT_ID, &tag.client_id, cookies::CLIENT_ID_MAX_AGE_S, page.https);
-                out.effects.extend(tag.gate_writes([c], page.now_ms));
+                tag.gate_write(Some(c), page.now_ms, &mut out.effects);
             }
         }
-        out.effects.extend(tag.gate_writes(store, page.now_ms));
+        tag.gate_write(store, page.now_ms, &mut out.effects);
 
         let consent = tag.setup_privacy(page.now_ms);
         let ctx = SetupCtx { nonce: &page.nonce, consent: &consent, identity: tag.privacy.identity(&consent) };
@@ -304,7 +304,9 @@ impl Tag {
         let (cookie, store) = self.observe_landing(page);
         let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
         self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
-        let mut effects: Vec<Effect> = self.gate_writes(cookie.into_iter().chain(store), page.now_ms);
+        let mut effects = Vec::new();
+        self.gate_write(cookie, page.now_ms, &mut effects);
+        self.gate_write(store, page.now_ms, &mut effects);
         effects.append(&mut out.effects);
         out.effects = effects;
         out
@@ -479,7 +481,7 @@ impl Tag {
     fn store_sent_log(&mut self, now_ms: u64, out: &mut Outcome) {
         if std::mem::take(&mut self.sent_log_dirty) {
             let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() };
-            out.effects.extend(self.gate_writes([store], now_ms));
+            self.gate_write(Some(store), now_ms, &mut out.effects);
         }
     }
 }

@@ -115,21 +115,17 @@ impl Tag {
         self.privacy.consent.wait_until().filter(|_| self.privacy.told.is_some_and(|t| t.pending()))
     }
 
-    /// Cookie and storage writes, each carried out now if its purpose allows, else kept back for
-    /// when it is granted.
-    pub(super) fn gate_writes(&mut self, effects: impl IntoIterator<Item = Effect>, now_ms: u64) -> Vec<Effect> {
-        let state = self.privacy.state(now_ms);
-        let mut now = Vec::new();
-        for e in effects {
-            if purpose_allows(&e, &state) {
-                now.push(e);
-            } else {
-                let key = String::from(write_key(&e));
-                self.privacy.unsaved.retain(|u| write_key(u) != key);
-                self.privacy.unsaved.push(e);
-            }
+    /// A cookie or storage write, added to `now` if its purpose allows, else kept back for when it
+    /// is granted. One write at a time and not generic: each kind of list of writes was a copy.
+    pub(super) fn gate_write(&mut self, effect: Option<Effect>, now_ms: u64, now: &mut Vec<Effect>) {
+        let Some(e) = effect else { return };
+        if purpose_allows(&e, &self.privacy.state(now_ms)) {
+            now.push(e);
+        } else {
+            let key = String::from(write_key(&e));
+            self.privacy.unsaved.retain(|u| write_key(u) != key);
+            self.privacy.unsaved.push(e);
         }
-        now
     }
 
     /// The client id to use at init: the cookie's only with analytics_storage granted (reading
