@@ -128,7 +128,12 @@ impl Destination for Meta {
 
     /// Advanced matching after init: `fbq('init', id, {em, ph, …})` again with the hashes.
     fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        self.pixels.iter().map(|id| init(id, identity)).collect()
+        // Loops rather than map and collect, which linked its own extend for each closure.
+        let mut out = Vec::new();
+        for id in &self.pixels {
+            out.push(init(id, identity));
+        }
+        out
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -155,7 +160,11 @@ impl Destination for Meta {
             return vec![call(KEY, "fbq", args(&[method]))];
         }
         let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
-        self.pixels.iter().map(|id| call(KEY, "fbq", args(&[method, id]))).collect()
+        let mut out = Vec::new();
+        for id in &self.pixels {
+            out.push(call(KEY, "fbq", args(&[method, id])));
+        }
+        out
     }
 }
 
