@@ -61,15 +61,17 @@ pub fn domain_candidates(host: &str) -> Vec<String> {
     if text::split(host, ".").any(str::is_empty) {
         return Vec::new();
     }
-    // Each candidate is the host after one of its dots, the last label alone excepted.
-    let mut out: Vec<String> = (0..host.len())
-        .filter(|&i| host.as_bytes().get(i) == Some(&b'.'))
-        .filter_map(|i| host.get(i + 1..))
-        .filter(|d| text::contains(d, "."))
-        .map(str::to_string)
-        .collect();
+    // Each parent is what follows a dot in the one before, down to two labels.
+    let mut out = vec![host.to_string()];
+    let mut rest = host;
+    while let Some((_, parent)) = text::split_once(rest, ".") {
+        if !text::contains(parent, ".") {
+            break;
+        }
+        out.push(parent.to_string());
+        rest = parent;
+    }
     out.reverse();
-    out.push(host.to_string());
     out
 }
 

@@ -177,11 +177,18 @@ pub struct Params {
 impl Params {
     /// `content_ids`, or else the ids of `contents`.
     pub fn ids(&self) -> Vec<&str> {
+        // Loops rather than map and collect, which linked its own extend for each closure.
+        let mut ids = Vec::new();
         if self.content_ids.is_empty() {
-            self.contents.iter().map(|c| c.id.as_str()).collect()
+            for c in &self.contents {
+                ids.push(c.id.as_str());
+            }
         } else {
-            self.content_ids.iter().map(String::as_str).collect()
+            for id in &self.content_ids {
+                ids.push(id.as_str());
+            }
         }
+        ids
     }
 }
 
