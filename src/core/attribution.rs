@@ -70,10 +70,13 @@ pub(crate) fn ts_of(v: Option<&Value>) -> Option<u64> {
 fn touch_from(v: Option<&Value>) -> Option<Touch> {
     let v = v?;
     let ts = ts_of(v.get("ts"))?;
-    let fields: Vec<(&'static str, String)> = UTMS
-        .iter()
-        .filter_map(|(_, field)| Some((*field, clean(v.get(field)?.as_str()?)?)))
-        .collect();
+    // Loops rather than filter_map and collect, which linked its own extend for each closure.
+    let mut fields = Vec::new();
+    for (_, field) in UTMS {
+        if let Some(value) = v.get(field).and_then(Value::as_str).and_then(clean) {
+            fields.push((*field, value));
+        }
+    }
     if fields.is_empty() {
         None
     } else {
@@ -119,10 +122,12 @@ impl Attribution {
                 None => self.click_ids.push(ClickId { name, value, ts: now_ms }),
             }
         }
-        let fields: Vec<(&'static str, String)> = UTMS
-            .iter()
-            .filter_map(|(p, field)| Some((*field, clean(crate::core::url::param(params, p)?)?)))
-            .collect();
+        let mut fields = Vec::new();
+        for (p, field) in UTMS {
+            if let Some(value) = crate::core::url::param(params, p).and_then(clean) {
+                fields.push((*field, value));
+            }
+        }
         if !fields.is_empty() {
             let touch = Touch { fields, ts: now_ms };
             if self.first.is_none() {
