@@ -51,7 +51,12 @@ pub struct Attribution {
 
 /// Drops control characters and caps the length; `None` when nothing is left.
 pub fn clean(raw: &str) -> Option<String> {
-    let mut s: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let mut s = String::new();
+    for c in raw.chars() {
+        if !c.is_control() {
+            s.push(c);
+        }
+    }
     truncate_utf8(&mut s, VALUE_CAP);
     if s.is_empty() {
         None

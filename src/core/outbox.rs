@@ -370,7 +370,12 @@ impl Outbox {
     /// The answer to a request: `status` 0 for a network error or offline.
     pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
-        let ids: Vec<&str> = text::split(id_list, ",").filter(|s| !s.is_empty()).collect();
+        let mut ids = Vec::new();
+        for id in text::split(id_list, ",") {
+            if !id.is_empty() {
+                ids.push(id);
+            }
+        }
         let before = self.items.len();
         let matched = self.items.iter().filter(|i| ids.contains(&i.id.as_str())).count();
         if matched == 0 {
