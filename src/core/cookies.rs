@@ -37,7 +37,11 @@ fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// All cookies of a `document.cookie` string, in order (see `pairs`).
 pub fn parse_cookie_header(header: &str) -> Vec<(String, String)> {
-    pairs(header).map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    let mut out = Vec::new();
+    for (n, v) in pairs(header) {
+        out.push((n.to_string(), v.to_string()));
+    }
+    out
 }
 
 /// The first cookie called `name`; browsers list the most specific path first.
@@ -98,7 +102,11 @@ pub fn render_set_cookie(name: &str, value: &str, max_age_s: u64, domain: Option
     let mut s = String::with_capacity(name.len() + value.len() + 64);
     s.push_str(name);
     s.push('=');
-    s.extend(value.chars().filter(|c| c.is_ascii() && is_cookie_value(c.encode_utf8(&mut [0; 4]))));
+    for c in value.chars() {
+        if c.is_ascii() && is_cookie_value(c.encode_utf8(&mut [0; 4])) {
+            s.push(c);
+        }
+    }
     s.push_str("; Max-Age=");
     write_u64(&mut s, max_age_s);
     s.push_str("; Path=/");
