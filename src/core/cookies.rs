@@ -51,7 +51,7 @@ pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
 pub fn is_ip_or_local(host: &str) -> bool {
-    let is_ipv4 = text::split(host, ".").count() == 4 && text::split(host, ".").all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let is_ipv4 = text::split(host, ".").count() == 4 && text::split(host, ".").all(|p| !p.is_empty() && text::all(p, |b| b.is_ascii_digit()));
     host.starts_with("[") || text::contains(host, ":") || is_ipv4 || !text::contains(host, ".")
 }
 
@@ -93,7 +93,7 @@ pub fn subdomain_index(cookie_domain: Option<&str>, host: &str) -> u64 {
 
 /// RFC 6265 cookie-octet: what may appear in a value without quoting or encoding.
 pub fn is_cookie_value(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+    !v.is_empty() && text::all(v, |b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
 }
 
 /// A `document.cookie` assignment. Bytes a cookie value may not hold are left out, as a last
@@ -110,7 +110,7 @@ pub fn render_set_cookie(name: &str, value: &str, max_age_s: u64, domain: Option
     s.push_str("; Max-Age=");
     write_u64(&mut s, max_age_s);
     s.push_str("; Path=/");
-    if let Some(d) = domain.filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')) {
+    if let Some(d) = domain.filter(|d| !d.is_empty() && text::all(d, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')) {
         s.push_str("; Domain=");
         s.push_str(d);
     }
@@ -201,7 +201,7 @@ pub fn valid_fbp(existing: Option<&str>) -> Option<&str> {
 
 /// An existing `_tandem_cid` worth keeping.
 pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
-    existing.filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    existing.filter(|v| (1..=64).contains(&v.len()) && text::all(v, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 #[cfg(test)]

@@ -270,7 +270,7 @@ fn non_negative(s: String) -> Option<String> {
 /// A non-negative integer literal (quantities, counts).
 fn count_text(v: &Value) -> Option<String> {
     let s = number_text(v)?;
-    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+    if !s.is_empty() && s.len() <= 15 && text::all(&s, |b| b.is_ascii_digit()) {
         Some(s)
     } else {
         None

@@ -51,8 +51,8 @@ fn js_space(c: char) -> bool {
 /// `input.trim().toLowerCase()`, the SDK's first step for every field.
 fn trim_lower(raw: &str) -> String {
     let t = raw.trim_matches(js_space);
-    // A byte loop: str::is_ascii's word-at-a-time version is more code than short values need.
-    if t.bytes().all(|b| b.is_ascii()) {
+    // text::all: str::is_ascii's word-at-a-time version is more code than short values need.
+    if text::all(t, |b| b.is_ascii()) {
         return t.to_ascii_lowercase();
     }
     lowercase(t)
@@ -137,7 +137,7 @@ fn valid_email(e: &str) -> bool {
 /// number (by the SDK's patterns) loses up to two leading zeros; 7 to 16 characters remain.
 fn meta_phone(t: &str) -> Result<String, &'static str> {
     let p = kept(t, |c| !(text::has("-@#<>'\",; ()+./", c) || c.is_ascii_lowercase()));
-    if !p.bytes().all(|b| b.is_ascii_digit()) {
+    if !text::all(&p, |b| b.is_ascii_digit()) {
         return Err("may contain only digits, spaces and + - ( ) . / separators");
     }
     let strip = |s: &str| -> String {
@@ -161,10 +161,10 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
 
 /// `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` → `YYYYMMDD`.
 fn date_of_birth(t: &str) -> Result<String, &'static str> {
-    let d: String = if t.len() == 10 && t.bytes().all(|b| b.is_ascii()) && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
+    let d: String = if t.len() == 10 && text::all(t, |b| b.is_ascii()) && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
     let num = |s: &str| s.bytes().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
     let ok = d.len() == 8
-        && d.bytes().all(|b| b.is_ascii_digit())
+        && text::all(&d, |b| b.is_ascii_digit())
         && (1..=12).contains(&num(&d[4..6]))
         && (1..=31).contains(&num(&d[6..8]))
         && (1900..=2100).contains(&num(&d[..4]));

@@ -381,7 +381,7 @@ pub fn write_u64(out: &mut String, mut n: u64) {
 /// less a `+` sign, which no JSON number has), `None` past `u64::MAX`. One loop for every caller,
 /// where std's parser is generic over signs and radixes.
 pub fn whole(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || !crate::core::text::all(s, |b| b.is_ascii_digit()) {
         return None;
     }
     s.bytes().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))

@@ -180,7 +180,7 @@ pub struct Outbox {
 }
 
 fn is_event_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    !s.is_empty() && s.len() <= 64 && text::all(s, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 fn is_endpoint(s: &str) -> bool {

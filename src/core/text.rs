@@ -49,6 +49,13 @@ pub fn rsplit_once<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {
     cut(s, rfind(s, pat)?, pat.len())
 }
 
+/// Every byte of `s` passes `ok`. One loop taking a fn pointer, where `s.bytes().all(…)` linked a
+/// loop for each predicate.
+#[inline(never)]
+pub fn all(s: &str, ok: fn(u8) -> bool) -> bool {
+    s.bytes().all(ok)
+}
+
 /// `s` up to its first `pat`, or all of it (`s.split(pat).next()`).
 pub fn before<'a>(s: &'a str, pat: &str) -> &'a str {
     split_once(s, pat).map_or(s, |(head, _)| head)

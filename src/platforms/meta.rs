@@ -13,6 +13,7 @@ use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
+use crate::core::text;
 
 pub const KEY: &str = "meta";
 const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
@@ -25,8 +26,8 @@ pub struct Meta {
 
 fn pixel_id(v: &Value) -> Result<String, TagError> {
     match v {
-        Value::String(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id.clone()),
-        Value::Number(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::String(id) if (5..=20).contains(&id.len()) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::Number(id) if (5..=20).contains(&id.len()) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
         other => Err(config_error(KEY, "pixelId", "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)", other)),
     }
 }
