@@ -1,4 +1,5 @@
-//! Searching and splitting strings on short ASCII delimiters, one byte at a time.
+//! Searching and splitting strings on short ASCII delimiters, one byte at a time, and checking
+//! their bytes (`all`).
 //!
 //! Why not `str::find`, `split`, `split_once`, `contains` and `rsplit`: each kind of pattern (a
 //! char, a `&str`, an array of chars, searching from either end) links its own std searcher
