@@ -65,7 +65,7 @@ impl Standard {
     }
 
     pub fn from_name(name: &str) -> Option<Standard> {
-        Standard::ALL.iter().copied().find(|s| s.name() == name)
+        Standard::ALL.iter().find(|s| s.name() == name).copied()
     }
 }
 
