@@ -42,9 +42,17 @@ function run(command, args) {
 // std is rebuilt with panics as an immediate trap (`-Cpanic=immediate-abort`): without it every
 // bounds check links Rust's panic-message formatting, about 8 KB of gzip for nothing a visitor can
 // use. A trap is what a panic already was under panic = "abort"; the loader recovers from it.
+// `-Zlocation-detail=none` drops the source paths and line numbers that std's panicking calls still
+// carry into rodata (about 360 B of gzip), useless with panics as a trap.
 // These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
 // Without reference types (on by default since Rust 1.82) wasm-bindgen emits no externref table and
 // its set-up code: no JS value ever enters the wasm (src/shell), so they would be dead weight.
+// LLVM's inliner gets no budget beyond what a call saves (`-inline-threshold=0`, below opt-level
+// z's): what is not inlined stays one function each, which compresses better (about 400 B of
+// gzip; thresholds of 3 and up, or -5 and down, do worse; see the one-caller limit below).
+// Small functions are inlined earlier instead, by rustc's MIR inliner (off by default at opt-level
+// z), with one threshold for all: about 300 B of gzip; 25 to 40 do about as well, its defaults
+// (50, 100 with #[inline]) add 2 KB.
 // A target dir per feature set, so switching builds does not recompile std each time.
 const targetDir = join(root, 'target', (testHooks ? 'wasm-test-hooks' : 'wasm') + (platforms ? '-' + platforms.join('-') : ''));
 const cargoArgs = [
@@ -62,7 +70,8 @@ execFileSync('cargo', cargoArgs, {
   env: {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types'].join('\x1f'),
+    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none', '-Cllvm-args=-inline-threshold=0',
+      '-Zinline-mir=yes', '-Zinline-mir-threshold=30', '-Zinline-mir-hint-threshold=30'].join('\x1f'),
   },
 });
 const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
@@ -84,9 +93,17 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 // puts the stack's 1 MB below the data, so the first 1 KB is only reached by a stack 1 MB deep,
 // and the core bounds its recursion (json::MAX_DEPTH). The renaming runs once, on its own: under
 // --converge it would run again on the short names and print its table more than once.
-run(wasmOpt, ['-Oz', '--converge', '--low-memory-unused', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
+// A function with one caller is inlined into it only when small (wasm-opt inlines it whatever its
+// size by default): the core inlined whole into `command` made one function of 26 KB whose
+// pieces, renumbered into its locals and nested in its blocks, no longer repeat one another; as
+// separate functions they compress about 1.3 KB smaller with gzip (0.9 KB with brotli), for
+// 2.3 KB more raw bytes.
+// Limits from 12 to 23 B do about as well; the calls this keeps cost nanoseconds.
+// The target_features custom section (rustc's record of the wasm features it used) is read by
+// linkers only; browsers ignore it (about 100 B of gzip).
+run(wasmOpt, ['-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
 const minified = JSON.parse(execFileSync(wasmOpt, [
-  '--strip-debug', '--strip-producers', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
+  '--strip-debug', '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
 const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
 if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');

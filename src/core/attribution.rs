@@ -51,7 +51,12 @@ pub struct Attribution {
 
 /// Drops control characters and caps the length; `None` when nothing is left.
 pub fn clean(raw: &str) -> Option<String> {
-    let mut s: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let mut s = String::new();
+    for c in raw.chars() {
+        if !c.is_control() {
+            s.push(c);
+        }
+    }
     truncate_utf8(&mut s, VALUE_CAP);
     if s.is_empty() {
         None
@@ -62,9 +67,7 @@ pub fn clean(raw: &str) -> Option<String> {
 
 pub(crate) fn ts_of(v: Option<&Value>) -> Option<u64> {
     match v {
-        Some(Value::Number(n)) if !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(n.bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')))
-        }
+        Some(Value::Number(n)) if n.len() <= 19 => json::whole(n),
         _ => None,
     }
 }
@@ -72,10 +75,13 @@ pub(crate) fn ts_of(v: Option<&Value>) -> Option<u64> {
 fn touch_from(v: Option<&Value>) -> Option<Touch> {
     let v = v?;
     let ts = ts_of(v.get("ts"))?;
-    let fields: Vec<(&'static str, String)> = UTMS
-        .iter()
-        .filter_map(|(_, field)| Some((*field, clean(v.get(field)?.as_str()?)?)))
-        .collect();
+    // Loops rather than filter_map and collect, which linked its own extend for each closure.
+    let mut fields = Vec::new();
+    for (_, field) in UTMS {
+        if let Some(value) = v.get(field).and_then(Value::as_str).and_then(clean) {
+            fields.push((*field, value));
+        }
+    }
     if fields.is_empty() {
         None
     } else {
@@ -121,10 +127,12 @@ impl Attribution {
                 None => self.click_ids.push(ClickId { name, value, ts: now_ms }),
             }
         }
-        let fields: Vec<(&'static str, String)> = UTMS
-            .iter()
-            .filter_map(|(p, field)| Some((*field, clean(crate::core::url::param(params, p)?)?)))
-            .collect();
+        let mut fields = Vec::new();
+        for (p, field) in UTMS {
+            if let Some(value) = crate::core::url::param(params, p).and_then(clean) {
+                fields.push((*field, value));
+            }
+        }
         if !fields.is_empty() {
             let touch = Touch { fields, ts: now_ms };
             if self.first.is_none() {

@@ -7,8 +7,8 @@
 
 use crate::core::attribution::DEFAULT_WINDOW_DAYS;
 use crate::core::error::TagError;
-use crate::core::json::Value;
-use crate::core::url;
+use crate::core::json::{whole, Value};
+use crate::core::{text, url};
 use crate::platforms::{Destination, REGISTRY};
 
 pub const DEFAULT_ENDPOINT: &str = "/collect";
@@ -50,8 +50,8 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
 
 /// A domain the browser could accept for `Domain=` on this page: the host or a parent of it.
 fn cookie_domain(v: &Value, page_url: &str) -> Result<String, &'static str> {
-    let d = v.as_str().ok_or("must be a string")?.trim().trim_start_matches('.').to_ascii_lowercase();
-    if d.is_empty() || !d.contains('.') || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+    let d = text::trim_start(v.as_str().ok_or("must be a string")?.trim(), b'.').to_ascii_lowercase();
+    if d.is_empty() || !text::contains(&d, ".") || !text::all(&d, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
         return Err("must be a domain name like \"example.com\"");
     }
     let host = url::host(page_url).unwrap_or_default();
@@ -97,8 +97,8 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     }
     match v.get("attributionWindowDays") {
         None | Some(Value::Null) => {}
-        Some(d @ Value::Number(n)) => match n.parse::<u64>() {
-            Ok(days) if (1..=730).contains(&days) => c.attribution_window_days = days,
+        Some(d @ Value::Number(n)) => match whole(n) {
+            Some(days) if (1..=730).contains(&days) => c.attribution_window_days = days,
             _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
         },
         Some(other) => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", other)),

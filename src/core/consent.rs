@@ -16,7 +16,7 @@
 //! documented in README.md ("Consent").
 
 use crate::core::error::TagError;
-use crate::core::json::{Value, W};
+use crate::core::json::{whole, Value, W};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -147,9 +147,9 @@ impl Consent {
         for (k, v) in members {
             if k == "wait_for_update" || k == "waitForUpdate" {
                 match (kind, v) {
-                    (Kind::Default, Value::Number(n)) => match n.parse::<u64>() {
-                        Ok(ms) => self.wait_until = if ms == 0 { None } else { Some(now_ms.saturating_add(ms.min(MAX_WAIT_MS))) },
-                        Err(_) => errors.push(TagError::new("invalid_consent", "wait_for_update must be a whole number of milliseconds", v.to_json())),
+                    (Kind::Default, Value::Number(n)) => match whole(n) {
+                        Some(ms) => self.wait_until = if ms == 0 { None } else { Some(now_ms.saturating_add(ms.min(MAX_WAIT_MS))) },
+                        None => errors.push(TagError::new("invalid_consent", "wait_for_update must be a whole number of milliseconds", v.to_json())),
                     },
                     (Kind::Default, _) => errors.push(TagError::new("invalid_consent", "wait_for_update must be a whole number of milliseconds", v.to_json())),
                     (Kind::Update, _) => warnings.push(String::from("wait_for_update only applies to a consent default; ignored in an update")),

@@ -7,6 +7,7 @@
 //! reused as they are: rewriting them would change the identifier Meta already knows.
 
 use crate::core::json::write_u64;
+use crate::core::text;
 
 pub const FBP: &str = "_fbp";
 pub const FBC: &str = "_fbc";
@@ -21,8 +22,8 @@ pub const FBCLID_CAP: usize = 500;
 /// `name=value` pairs of a `document.cookie` string, in order. Junk without `=` is skipped;
 /// values are kept raw (no decoding): the tag only reads cookies whose values need none.
 fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|part| {
-        let (name, value) = part.split_once('=')?;
+    text::split(header, ";").filter_map(|part| {
+        let (name, value) = text::split_once(part, "=")?;
         let name = name.trim();
         let value = value.trim();
         let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
@@ -36,7 +37,11 @@ fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// All cookies of a `document.cookie` string, in order (see `pairs`).
 pub fn parse_cookie_header(header: &str) -> Vec<(String, String)> {
-    pairs(header).map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    let mut out = Vec::new();
+    for (n, v) in pairs(header) {
+        out.push((n.to_string(), v.to_string()));
+    }
+    out
 }
 
 /// The first cookie called `name`; browsers list the most specific path first.
@@ -46,8 +51,8 @@ pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
 pub fn is_ip_or_local(host: &str) -> bool {
-    let is_ipv4 = host.split('.').count() == 4 && host.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    host.starts_with('[') || host.contains(':') || is_ipv4 || !host.contains('.')
+    let is_ipv4 = text::split(host, ".").count() == 4 && text::split(host, ".").all(|p| !p.is_empty() && text::all(p, |b| b.is_ascii_digit()));
+    host.starts_with("[") || text::contains(host, ":") || is_ipv4 || !text::contains(host, ".")
 }
 
 /// Candidate cookie domains, shortest first ("co.uk", "example.co.uk", …, the full host). The shell
@@ -57,13 +62,21 @@ pub fn domain_candidates(host: &str) -> Vec<String> {
     if is_ip_or_local(host) {
         return Vec::new();
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.iter().any(|l| l.is_empty()) {
+    if text::split(host, ".").any(str::is_empty) {
         return Vec::new();
     }
-    (2..=labels.len())
-        .map(|n| labels.get(labels.len() - n..).unwrap_or_default().join("."))
-        .collect()
+    // Each parent is what follows a dot in the one before, down to two labels.
+    let mut out = vec![host.to_string()];
+    let mut rest = host;
+    while let Some((_, parent)) = text::split_once(rest, ".") {
+        if !text::contains(parent, ".") {
+            break;
+        }
+        out.push(parent.to_string());
+        rest = parent;
+    }
+    out.reverse();
+    out
 }
 
 /// Meta's subdomainIndex: the number of labels of the cookie's domain minus one (com=0,
@@ -72,15 +85,15 @@ pub fn domain_candidates(host: &str) -> Vec<String> {
 /// Meta only uses the index to tell cookies apart, not to locate them.
 pub fn subdomain_index(cookie_domain: Option<&str>, host: &str) -> u64 {
     match cookie_domain {
-        Some(d) if !d.is_empty() => d.trim_start_matches('.').split('.').count().saturating_sub(1) as u64,
+        Some(d) if !d.is_empty() => text::split(text::trim_start(d, b'.'), ".").count().saturating_sub(1) as u64,
         _ if is_ip_or_local(host) => 0,
-        _ => host.split('.').count().saturating_sub(1) as u64,
+        _ => text::split(host, ".").count().saturating_sub(1) as u64,
     }
 }
 
 /// RFC 6265 cookie-octet: what may appear in a value without quoting or encoding.
 pub fn is_cookie_value(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+    !v.is_empty() && text::all(v, |b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
 }
 
 /// A `document.cookie` assignment. Bytes a cookie value may not hold are left out, as a last
@@ -89,11 +102,15 @@ pub fn render_set_cookie(name: &str, value: &str, max_age_s: u64, domain: Option
     let mut s = String::with_capacity(name.len() + value.len() + 64);
     s.push_str(name);
     s.push('=');
-    s.extend(value.chars().filter(|c| c.is_ascii() && is_cookie_value(c.encode_utf8(&mut [0; 4]))));
+    for c in value.chars() {
+        if c.is_ascii() && is_cookie_value(c.encode_utf8(&mut [0; 4])) {
+            s.push(c);
+        }
+    }
     s.push_str("; Max-Age=");
     write_u64(&mut s, max_age_s);
     s.push_str("; Path=/");
-    if let Some(d) = domain.filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')) {
+    if let Some(d) = domain.filter(|d| !d.is_empty() && text::all(d, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')) {
         s.push_str("; Domain=");
         s.push_str(d);
     }
@@ -120,11 +137,12 @@ pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
     if !is_cookie_value(value) {
         return None;
     }
-    let parts: Vec<&str> = value.split('.').collect();
-    let (index, ms, payload, appendix) = match parts.as_slice() {
-        ["fb", i, ms, p] => (*i, *ms, *p, None),
-        ["fb", i, ms, p, a] => (*i, *ms, *p, Some(*a)),
-        _ => return None,
+    let mut parts = text::split(value, ".");
+    // Evaluated left to right: "fb", the index, the time, the payload, an optional appendix, no more.
+    let (Some("fb"), Some(index), Some(ms), Some(payload), appendix, None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
     };
     if payload.is_empty() || appendix.is_some_and(str::is_empty) {
         return None;
@@ -133,10 +151,7 @@ pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
 }
 
 fn digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+    crate::core::json::whole(s).filter(|_| s.len() <= 19)
 }
 
 fn render_fb(index: u64, creation_ms: u64, payload: &str) -> String {
@@ -170,7 +185,7 @@ pub enum FbcDecision {
 /// in a cookie unchanged, is ignored. The fbclid is never modified (it is case-sensitive).
 pub fn decide_fbc(existing: Option<&str>, fbclid: Option<&str>, index: u64, now_ms: u64) -> FbcDecision {
     let current = existing.filter(|v| parse_fb(v).is_some()).map(str::to_string);
-    let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !c.contains('.'));
+    let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !text::contains(c, "."));
     match usable {
         Some(id) if current.as_deref().and_then(parse_fb).map(|c| c.payload) != Some(id) => {
             FbcDecision::Set(render_fb(index, now_ms, id))
@@ -186,7 +201,7 @@ pub fn valid_fbp(existing: Option<&str>) -> Option<&str> {
 
 /// An existing `_tandem_cid` worth keeping.
 pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
-    existing.filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    existing.filter(|v| (1..=64).contains(&v.len()) && text::all(v, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 #[cfg(test)]

@@ -18,9 +18,14 @@ pub const INPUT_CAP: usize = 200;
 
 impl TagError {
     pub fn new(code: &'static str, message: impl Into<String>, input: impl Into<String>) -> TagError {
-        let mut input = input.into();
+        TagError::of(code, message.into(), input.into())
+    }
+
+    /// The work of `new`, once rather than in each of its instances.
+    #[inline(never)]
+    fn of(code: &'static str, message: String, mut input: String) -> TagError {
         crate::core::json::truncate_utf8(&mut input, INPUT_CAP);
-        TagError { code, message: message.into(), input }
+        TagError { code, message, input }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, truncate_utf8, Value, W};
+use crate::core::text;
 
 /// Meta's standard events, which Tandem uses as its canonical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Standard {
     }
 
     pub fn from_name(name: &str) -> Option<Standard> {
-        Standard::ALL.iter().copied().find(|s| s.name() == name)
+        Standard::ALL.iter().find(|s| s.name() == name).copied()
     }
 }
 
@@ -176,11 +177,18 @@ pub struct Params {
 impl Params {
     /// `content_ids`, or else the ids of `contents`.
     pub fn ids(&self) -> Vec<&str> {
+        // Loops rather than map and collect, which linked its own extend for each closure.
+        let mut ids = Vec::new();
         if self.content_ids.is_empty() {
-            self.contents.iter().map(|c| c.id.as_str()).collect()
+            for c in &self.contents {
+                ids.push(c.id.as_str());
+            }
         } else {
-            self.content_ids.iter().map(String::as_str).collect()
+            for id in &self.content_ids {
+                ids.push(id.as_str());
+            }
         }
+        ids
     }
 }
 
@@ -242,7 +250,7 @@ fn number_text(v: &Value) -> Option<String> {
         _ => return None,
     };
     // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
-    let exp_digits = s.find(['e', 'E']).map_or(0, |i| s.bytes().skip(i).filter(u8::is_ascii_digit).count());
+    let exp_digits = text::find_any(s, "eE").map_or(0, |i| s.bytes().skip(i).filter(u8::is_ascii_digit).count());
     if is_number_literal(s) && s.len() <= 40 && exp_digits <= 2 {
         Some(s.to_string())
     } else {
@@ -262,7 +270,7 @@ fn non_negative(s: String) -> Option<String> {
 /// A non-negative integer literal (quantities, counts).
 fn count_text(v: &Value) -> Option<String> {
     let s = number_text(v)?;
-    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+    if !s.is_empty() && s.len() <= 15 && text::all(&s, |b| b.is_ascii_digit()) {
         Some(s)
     } else {
         None
@@ -273,7 +281,7 @@ fn count_text(v: &Value) -> Option<String> {
 fn id_text(v: &Value, max: usize) -> Option<String> {
     let s = match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) if is_number_literal(n) && !n.contains(['.', 'e', 'E']) => n.clone(),
+        Value::Number(n) if is_number_literal(n) && text::find_any(n, ".eE").is_none() => n.clone(),
         _ => return None,
     };
     let len = s.chars().count();
@@ -497,14 +505,15 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
     }
 
     if name.standard() == Some(Purchase) {
-        let missing: Vec<&str> = [("value", p.value.is_none()), ("currency", p.currency.is_none())]
-            .iter()
-            .filter(|(_, m)| *m)
-            .map(|(f, _)| *f)
-            .collect();
+        let missing = match (p.value.is_none(), p.currency.is_none()) {
+            (true, true) => "value, currency",
+            (true, false) => "value",
+            (false, true) => "currency",
+            (false, false) => "",
+        };
         if !missing.is_empty() {
             let mut m = String::from("Purchase requires value and currency (Meta and Google both need them); missing: ");
-            m.push_str(&missing.join(", "));
+            m.push_str(missing);
             m.push_str(". The event was not sent.");
             c.errors.push(TagError::new("missing_field", m, params.to_json()));
             return None;

@@ -17,6 +17,7 @@
 use crate::core::error::TagError;
 use crate::core::json::{Value, W};
 use crate::core::sha256;
+use crate::core::text;
 
 /// identify's fields: (name, Meta key, Google gtag key, TikTok key).
 pub const FIELDS: &[(&str, &str, &str, &str)] = &[
@@ -50,7 +51,8 @@ fn js_space(c: char) -> bool {
 /// `input.trim().toLowerCase()`, the SDK's first step for every field.
 fn trim_lower(raw: &str) -> String {
     let t = raw.trim_matches(js_space);
-    if t.is_ascii() {
+    // text::all: str::is_ascii's word-at-a-time version is more code than short values need.
+    if text::all(t, |b| b.is_ascii()) {
         return t.to_ascii_lowercase();
     }
     lowercase(t)
@@ -94,27 +96,27 @@ fn kept(s: &str, keep: fn(char) -> bool) -> String {
 }
 
 fn email_local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-!#$%&'*+/=?^_`{|}~".contains(&c)
+    c.is_ascii_alphanumeric() || text::has("-!#$%&'*+/=?^_`{|}~", char::from(c))
 }
 
 /// The `email-validator` package's rule (what the SDK validates with), on a lowercased address.
 fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
+    let Some((local, domain)) = text::split_once(e, "@") else { return false };
     let l = local.as_bytes();
     let local_ok = !l.is_empty()
         && l.len() <= 64
         && l[0] != b'`'
         && l[0] != b'.'
         && l[l.len() - 1] != b'.'
-        && !local.contains("..")
+        && !text::contains(local, "..")
         && l.iter().all(|&c| c == b'.' || email_local_char(c));
     // Domain: [alnum](-*\.?[alnum])* \. [letter](-?[alnum])+ ; the last label has no dot.
-    let Some((middle, tld)) = domain.rsplit_once('.') else { return false };
+    let Some((middle, tld)) = text::rsplit_once(domain, ".") else { return false };
     let t = tld.as_bytes();
     let tld_ok = t.len() >= 2
         && t[0].is_ascii_alphabetic()
         && t[t.len() - 1] != b'-'
-        && !tld.contains("--")
+        && !text::contains(tld, "--")
         && t.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-');
     let m = middle.as_bytes();
     let mut middle_ok = !m.is_empty() && m[0].is_ascii_alphanumeric() && m[m.len() - 1].is_ascii_alphanumeric();
@@ -128,14 +130,14 @@ fn valid_email(e: &str) -> bool {
             _ => middle_ok = false,
         }
     }
-    local_ok && tld_ok && middle_ok && e.len() <= 254 && domain.split('.').all(|p| p.len() <= 63)
+    local_ok && tld_ok && middle_ok && e.len() <= 254 && text::split(domain, ".").all(|p| p.len() <= 63)
 }
 
 /// Meta's phone rule, as the SDK applies it: drop `-@#<>'",; ()+` and letters; an international
 /// number (by the SDK's patterns) loses up to two leading zeros; 7 to 16 characters remain.
 fn meta_phone(t: &str) -> Result<String, &'static str> {
-    let p = kept(t, |c| !("-@#<>'\",; ()+./".contains(c) || c.is_ascii_lowercase()));
-    if !p.bytes().all(|b| b.is_ascii_digit()) {
+    let p = kept(t, |c| !(text::has("-@#<>'\",; ()+./", c) || c.is_ascii_lowercase()));
+    if !text::all(&p, |b| b.is_ascii_digit()) {
         return Err("may contain only digits, spaces and + - ( ) . / separators");
     }
     let strip = |s: &str| -> String {
@@ -143,9 +145,9 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
         s[z..].to_string()
     };
     let q = strip(&p);
-    let international = if q.starts_with('0') {
+    let international = if q.starts_with("0") {
         false
-    } else if q.starts_with('1') {
+    } else if q.starts_with("1") {
         q.len() == 11
     } else {
         q.len() >= 7
@@ -159,10 +161,10 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
 
 /// `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` → `YYYYMMDD`.
 fn date_of_birth(t: &str) -> Result<String, &'static str> {
-    let d: String = if t.len() == 10 && t.is_ascii() && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { [&t[..4], &t[5..7], &t[8..]].concat() } else { t.to_string() };
+    let d: String = if t.len() == 10 && text::all(t, |b| b.is_ascii()) && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
     let num = |s: &str| s.bytes().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
     let ok = d.len() == 8
-        && d.bytes().all(|b| b.is_ascii_digit())
+        && text::all(&d, |b| b.is_ascii_digit())
         && (1..=12).contains(&num(&d[4..6]))
         && (1..=31).contains(&num(&d[6..8]))
         && (1900..=2100).contains(&num(&d[..4]));
@@ -186,10 +188,10 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
         "email" if valid_email(&t) => t,
         "email" => return Err("is not a valid email address"),
         "phone" => meta_phone(&t)?,
-        "city" | "state" => kept(&t, |c| !(c.is_ascii_digit() || js_space(c) || "()-.".contains(c))),
+        "city" | "state" => kept(&t, |c| !(c.is_ascii_digit() || js_space(c) || text::has("()-.", c))),
         "zip" => {
             let z = kept(&t, |c| !js_space(c));
-            let z = z.split('-').next().unwrap_or_default().to_string();
+            let z = text::before(&z, "-").to_string();
             if z.encode_utf16().count() < 2 {
                 return Err("must have at least 2 characters");
             }
@@ -216,8 +218,13 @@ pub fn google_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
     let hash = sha256::is_hex64(meta);
     match field {
         _ if hash && matches!(field, "email" | "phone" | "firstName" | "lastName") => Some(meta.to_string()),
-        "email" => Some(match meta.split_once('@') {
-            Some((local, domain)) if domain == "gmail.com" || domain == "googlemail.com" => [&local.replace('.', ""), "@", domain].concat(),
+        "email" => Some(match text::split_once(meta, "@") {
+            Some((local, domain)) if domain == "gmail.com" || domain == "googlemail.com" => {
+                let mut e = kept(local, |c| c != '.');
+                e.push('@');
+                e.push_str(domain);
+                e
+            }
             _ => meta.to_string(),
         }),
         "phone" => e164(raw),
@@ -245,7 +252,7 @@ pub fn tiktok_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
 fn e164(raw: &str) -> Option<String> {
     let digits = kept(raw, |c| c.is_ascii_digit());
     let digits = digits.strip_prefix("00").unwrap_or(&digits);
-    ((7..=15).contains(&digits.len()) && !digits.starts_with('0')).then(|| [String::from("+"), digits.to_string()].concat())
+    ((7..=15).contains(&digits.len()) && !digits.starts_with("0")).then(|| String::from("+") + digits)
 }
 
 /// The visitor's hashed identity, per platform, in memory only.

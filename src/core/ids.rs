@@ -6,6 +6,7 @@
 
 use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, Value};
+use crate::core::text;
 
 /// Google's transaction_id limit, which the event id may be used as.
 pub const EVENT_ID_MAX: usize = 64;
@@ -47,7 +48,7 @@ fn is_id_char(c: char) -> bool {
 pub fn validate_event_id(v: &Value) -> Result<String, TagError> {
     let text = match v {
         Value::String(s) => s.as_str(),
-        Value::Number(n) if is_number_literal(n) && !n.contains(['.', 'e', 'E']) => n.as_str(),
+        Value::Number(n) if is_number_literal(n) && text::find_any(n, ".eE").is_none() => n.as_str(),
         other => {
             let mut m = String::from("options.eventId must be a string or an integer, got ");
             m.push_str(other.kind());

@@ -87,7 +87,7 @@ impl Value {
 
 /// Parses strict JSON (RFC 8259). Never panics; nesting is limited to `MAX_DEPTH`.
 pub fn parse(text: &str) -> Result<Value, String> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -98,6 +98,9 @@ pub fn parse(text: &str) -> Result<Value, String> {
 }
 
 struct Parser<'a> {
+    /// The text, for slicing out runs as `&str` (cut at ASCII bytes, so on char boundaries) without
+    /// validating them as UTF-8 again; `b` is the same text as bytes.
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -110,6 +113,8 @@ impl Parser<'_> {
         s
     }
 
+    // Inlined: called out of line, its Option<u8> went back through memory at every byte.
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -217,7 +222,7 @@ impl Parser<'_> {
         while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.peek() {
             self.i += 1;
         }
-        let text = self.b.get(start..self.i).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("");
+        let text = self.s.get(start..self.i).unwrap_or("");
         if is_number_literal(text) {
             Ok(Value::Number(text.to_string()))
         } else {
@@ -245,8 +250,8 @@ impl Parser<'_> {
         self.i += 1;
         let mut out = String::new();
         loop {
-            // Copy the run of plain bytes at once; the input is a &str, so runs that stop at
-            // ASCII delimiters are valid UTF-8.
+            // Copy the run of plain bytes at once: it stops at an ASCII byte or the end, so on a
+            // char boundary.
             let start = self.i;
             while let Some(c) = self.peek() {
                 if c == b'"' || c == b'\\' || c < 0x20 {
@@ -254,7 +259,7 @@ impl Parser<'_> {
                 }
                 self.i += 1;
             }
-            if let Some(run) = self.b.get(start..self.i).and_then(|s| std::str::from_utf8(s).ok()) {
+            if let Some(run) = self.s.get(start..self.i) {
                 out.push_str(run);
             }
             match self.peek() {
@@ -370,6 +375,16 @@ pub fn write_u64(out: &mut String, mut n: u64) {
     for &d in &buf[i..] {
         out.push(char::from(d));
     }
+}
+
+/// The value of a whole number written in decimal digits only (what `str::parse::<u64>` accepts,
+/// less a `+` sign, which no JSON number has), `None` past `u64::MAX`. One loop for every caller,
+/// where std's parser is generic over signs and radixes.
+pub fn whole(s: &str) -> Option<u64> {
+    if s.is_empty() || !crate::core::text::all(s, |b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
 }
 
 /// `n` as decimal text (see `write_u64`).
@@ -623,6 +638,13 @@ mod tests {
         assert_eq!(s, "abc");
         truncate_utf8(&mut s, 0);
         assert_eq!(s, "");
+    }
+
+    #[test]
+    fn whole_numbers_agree_with_std() {
+        for s in ["", "0", "7", "007", "-0", "-1", "1.5", "1e3", "18446744073709551615", "18446744073709551616", "99999999999999999999", "1 ", "٣"] {
+            assert_eq!(whole(s), s.parse::<u64>().ok(), "{s:?}");
+        }
     }
 
     #[test]

@@ -16,4 +16,5 @@ pub mod payload;
 pub mod sent;
 pub mod sha256;
 pub mod tag;
+pub mod text;
 pub mod url;

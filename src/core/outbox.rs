@@ -36,6 +36,7 @@ use crate::core::attribution::ts_of;
 use crate::core::error::TagError;
 use crate::core::json::{self, u64_text, write_str, write_u64, Value};
 use crate::core::tag::Entropy;
+use crate::core::text;
 
 /// localStorage key prefix; the tab id follows.
 pub const KEY_PREFIX: &str = "tandem:q:";
@@ -72,7 +73,7 @@ impl Default for Settings {
 fn setting(section: &Value, name: &str, key: &str, range: (u64, u64), default: u64, errors: &mut Vec<TagError>) -> u64 {
     let Some(v) = section.get(key).filter(|v| !matches!(v, Value::Null)) else { return default };
     if let Value::Number(n) = v {
-        if let Ok(x) = n.parse::<u64>() {
+        if let Some(x) = json::whole(n) {
             if x >= range.0 && x <= range.1 {
                 return x;
             }
@@ -179,7 +180,7 @@ pub struct Outbox {
 }
 
 fn is_event_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    !s.is_empty() && s.len() <= 64 && text::all(s, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 fn is_endpoint(s: &str) -> bool {
@@ -369,7 +370,12 @@ impl Outbox {
     /// The answer to a request: `status` 0 for a network error or offline.
     pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
-        let ids: Vec<&str> = id_list.split(',').filter(|s| !s.is_empty()).collect();
+        let mut ids = Vec::new();
+        for id in text::split(id_list, ",") {
+            if !id.is_empty() {
+                ids.push(id);
+            }
+        }
         let before = self.items.len();
         let matched = self.items.iter().filter(|i| ids.contains(&i.id.as_str())).count();
         if matched == 0 {

@@ -7,6 +7,7 @@ use crate::core::consent::State;
 use crate::core::event::{write_items, Item, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{self, truncate_utf8, Value, W};
+use crate::core::text;
 
 pub const TAG_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The schema's limit for URLs.
@@ -35,11 +36,11 @@ pub struct Allowed<'a> {
 
 /// `url` without the click-ID query parameters (`fbclid`, `gclid`, …).
 pub fn without_click_ids(url: &str) -> String {
-    let (head, fragment) = url.split_once('#').map_or((url, None), |(h, f)| (h, Some(f)));
-    let Some((path, query)) = head.split_once('?') else { return url.to_string() };
+    let (head, fragment) = text::split_once(url, "#").map_or((url, None), |(h, f)| (h, Some(f)));
+    let Some((path, query)) = text::split_once(head, "?") else { return url.to_string() };
     let mut out = String::from(path);
-    for p in query.split('&') {
-        if !CLICK_IDS.contains(&p.split_once('=').map_or(p, |(k, _)| k)) {
+    for p in text::split(query, "&") {
+        if !CLICK_IDS.contains(&text::before(p, "=")) {
             out.push(if out.len() == path.len() { '?' } else { '&' });
             out.push_str(p);
         }

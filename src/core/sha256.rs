@@ -79,7 +79,7 @@ pub fn hex(text: &str) -> String {
 
 /// True for 64 hex digits (either case): a value the site already hashed.
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.len() == 64 && crate::core::text::all(s, |b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -60,7 +60,8 @@ pub enum Effect {
     Call { platform: &'static str, function: &'static str, args_json: String },
     /// POST `body` (JSON text) to the endpoint by sendBeacon, falling back to fetch keepalive.
     Send { url: String, body: String },
-    /// Debug-mode console line (never contains raw personal data).
+    /// Debug-mode console line (never contains raw personal data), without the `[tandem] ` the
+    /// shell puts before it.
     Log(String),
 }
 
@@ -159,8 +160,9 @@ fn random_u32(rng: &mut dyn Entropy) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// A debug line; the shell prefixes it with `[tandem] ` on the console.
 fn log(out: &mut Vec<Effect>, parts: &[&str]) {
-    let mut line = String::from("[tandem] ");
+    let mut line = String::new();
     for p in parts {
         line.push_str(p);
     }
@@ -215,11 +217,11 @@ impl Tag {
             None => {
                 tag.fbp = cookies::new_fbp(subdomain_index, page.now_ms, random_u32(rng));
                 let c = tag.cookie(cookies::FBP, &tag.fbp, cookies::FB_MAX_AGE_S, page.https);
-                out.effects.extend(tag.gate_writes([c], page.now_ms));
+                tag.gate_write(Some(c), page.now_ms, &mut out.effects);
             }
         }
         let (fbc_cookie, store) = tag.observe_landing(page);
-        out.effects.extend(tag.gate_writes(fbc_cookie, page.now_ms));
+        tag.gate_write(fbc_cookie, page.now_ms, &mut out.effects);
         let cid_cookie = cookies::get(&page.cookie_header, cookies::CLIENT_ID).filter(|_| tag.may_read_client_id(page.now_ms));
         match cookies::valid_client_id(cid_cookie) {
             Some(v) => tag.client_id = v.to_string(),
@@ -228,10 +230,10 @@ impl Tag {
                 rng.fill(&mut b);
                 tag.client_id = ids::base64url(&b);
                 let c = tag.cookie(cookies::CLIENT_ID, &tag.client_id, cookies::CLIENT_ID_MAX_AGE_S, page.https);
-                out.effects.extend(tag.gate_writes([c], page.now_ms));
+                tag.gate_write(Some(c), page.now_ms, &mut out.effects);
             }
         }
-        out.effects.extend(tag.gate_writes(store, page.now_ms));
+        tag.gate_write(store, page.now_ms, &mut out.effects);
 
         let consent = tag.setup_privacy(page.now_ms);
         let ctx = SetupCtx { nonce: &page.nonce, consent: &consent, identity: tag.privacy.identity(&consent) };
@@ -302,7 +304,9 @@ impl Tag {
         let (cookie, store) = self.observe_landing(page);
         let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
         self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
-        let mut effects: Vec<Effect> = self.gate_writes(cookie.into_iter().chain(store), page.now_ms);
+        let mut effects = Vec::new();
+        self.gate_write(cookie, page.now_ms, &mut effects);
+        self.gate_write(store, page.now_ms, &mut effects);
         effects.append(&mut out.effects);
         out.effects = effects;
         out
@@ -376,7 +380,7 @@ impl Tag {
     }
 
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
-    fn track_valid(&mut self, name: EventName, params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let site_event_id = event_id.is_some();
         let event_id = event_id.unwrap_or_else(|| {
             let mut b = [0u8; 16];
@@ -384,7 +388,7 @@ impl Tag {
             ids::uuid_v4(b)
         });
         // Consent: held while a wait runs, dropped in basic mode without ad consent.
-        if let Some(out) = self.consent_gate(&name, &params, &event_id, site_event_id, page) {
+        if let Some(out) = self.consent_gate(&name, &mut params, &event_id, site_event_id, page) {
             return out;
         }
         self.send_valid(name, params, event_id, site_event_id, page, rng)
@@ -451,7 +455,7 @@ impl Tag {
                 }
                 for e in &effects {
                     if let Effect::Call { function, args_json, .. } = e {
-                        log(&mut out.effects, &[d.key(), " ← ", function, "(", args_json.trim_start_matches('[').trim_end_matches(']'), ") event_id=", &ev.event_id]);
+                        log(&mut out.effects, &[d.key(), " ← ", function, "(", args_json.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(args_json), ") event_id=", &ev.event_id]);
                     }
                 }
             }
@@ -477,7 +481,7 @@ impl Tag {
     fn store_sent_log(&mut self, now_ms: u64, out: &mut Outcome) {
         if std::mem::take(&mut self.sent_log_dirty) {
             let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() };
-            out.effects.extend(self.gate_writes([store], now_ms));
+            self.gate_write(Some(store), now_ms, &mut out.effects);
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::core::json::Value;
 use crate::core::payload::{self, Allowed, Envelope};
 #[cfg(test)]
 use crate::core::payload::without_click_ids;
-use crate::core::{attribution, cookies, sent};
+use crate::core::{attribution, cookies, sent, text};
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
 /// first effect.
@@ -97,7 +97,7 @@ fn purpose_allows(effect: &Effect, state: &State) -> bool {
 /// The cookie name or storage key a write replaces.
 fn write_key(effect: &Effect) -> &str {
     match effect {
-        Effect::SetCookie(c) => c.split('=').next().unwrap_or_default(),
+        Effect::SetCookie(c) => text::before(c, "="),
         Effect::Store { key, .. } => key,
         _ => "",
     }
@@ -115,21 +115,17 @@ impl Tag {
         self.privacy.consent.wait_until().filter(|_| self.privacy.told.is_some_and(|t| t.pending()))
     }
 
-    /// Cookie and storage writes, each carried out now if its purpose allows, else kept back for
-    /// when it is granted.
-    pub(super) fn gate_writes(&mut self, effects: impl IntoIterator<Item = Effect>, now_ms: u64) -> Vec<Effect> {
-        let state = self.privacy.state(now_ms);
-        let mut now = Vec::new();
-        for e in effects {
-            if purpose_allows(&e, &state) {
-                now.push(e);
-            } else {
-                let key = String::from(write_key(&e));
-                self.privacy.unsaved.retain(|u| write_key(u) != key);
-                self.privacy.unsaved.push(e);
-            }
+    /// A cookie or storage write, added to `now` if its purpose allows, else kept back for when it
+    /// is granted. One write at a time and not generic: each kind of list of writes was a copy.
+    pub(super) fn gate_write(&mut self, effect: Option<Effect>, now_ms: u64, now: &mut Vec<Effect>) {
+        let Some(e) = effect else { return };
+        if purpose_allows(&e, &self.privacy.state(now_ms)) {
+            now.push(e);
+        } else {
+            let key = String::from(write_key(&e));
+            self.privacy.unsaved.retain(|u| write_key(u) != key);
+            self.privacy.unsaved.push(e);
         }
-        now
     }
 
     /// The client id to use at init: the cookie's only with analytics_storage granted (reading
@@ -146,12 +142,13 @@ impl Tag {
     }
 
     /// The gate every validated event passes: `Some` when it is held (waiting for consent) or
-    /// dropped (basic mode without ad consent); `None` when it goes out now.
-    pub(super) fn consent_gate(&mut self, name: &EventName, params: &Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
+    /// dropped (basic mode without ad consent); `None` when it goes out now. A held event takes
+    /// `params` (the caller is done with them), which spares a copy.
+    pub(super) fn consent_gate(&mut self, name: &EventName, params: &mut Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
         let state = self.privacy.state(page.now_ms);
         let mut out = Outcome::default();
         if state.pending() {
-            self.privacy.held.push(Held { name: name.clone(), params: params.clone(), event_id: event_id.to_string(), site_event_id, page: page.clone() });
+            self.privacy.held.push(Held { name: name.clone(), params: std::mem::take(params), event_id: event_id.to_string(), site_event_id, page: page.clone() });
             let mut w = String::from("consent: ");
             w.push_str(name.as_str());
             w.push_str(" waits for a consent update (wait_for_update) event_id=");
@@ -205,7 +202,7 @@ impl Tag {
             return out;
         }
         if self.config.debug {
-            let mut line = String::from("[tandem] consent: ");
+            let mut line = String::from("consent: ");
             line.push_str(&state.to_json());
             out.effects.push(Effect::Log(line));
         }
@@ -269,7 +266,7 @@ impl Tag {
         self.privacy.identity.merge(values, &mut out.errors, &mut out.warnings);
         let state = self.privacy.state(now_ms);
         if self.config.debug {
-            out.effects.push(Effect::Log(String::from("[tandem] ") + &self.privacy.identity.debug_line()));
+            out.effects.push(Effect::Log(self.privacy.identity.debug_line()));
         }
         match self.privacy.identity(&state) {
             Some(id) => {

@@ -5,6 +5,7 @@
 //! a parameter that cannot be decoded is dropped, the rest are kept.
 
 use crate::core::json::truncate_utf8;
+use crate::core::text;
 
 /// Decoded values are capped: click IDs are far shorter, and a megabyte query string must not
 /// be copied into storage and every payload.
@@ -17,14 +18,13 @@ const KEY_CAP: usize = 64;
 /// Query parameters of `url`, decoded (`+` is a space). A key repeated keeps its first non-empty
 /// value. Keys are case-sensitive (`ScCid` is Snapchat's spelling).
 pub fn query_params(url: &str) -> Vec<(String, String)> {
-    let before_fragment = url.split('#').next().unwrap_or("");
-    let query = match before_fragment.split_once('?') {
+    let query = match text::split_once(text::before(url, "#"), "?") {
         Some((_, q)) => q,
         None => return Vec::new(),
     };
     let mut out: Vec<(String, String)> = Vec::new();
-    for piece in query.split('&').take(MAX_PARAMS) {
-        let (raw_key, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+    for piece in text::split(query, "&").take(MAX_PARAMS) {
+        let (raw_key, raw_value) = text::split_once(piece, "=").unwrap_or((piece, ""));
         if raw_key.is_empty() || raw_key.len() > KEY_CAP * 3 {
             continue;
         }
@@ -48,48 +48,63 @@ pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 /// Percent-decodes `raw` (with `+` as space) up to about `cap` bytes of output. `None` when the
 /// encoding is broken or the bytes are not UTF-8; a value cut by the cap is cut at a char boundary.
+///
+/// The UTF-8 check is done here, char by char as the bytes come, rather than by `String::from_utf8`
+/// on the whole: std's validator is the only user of its kind in the wasm, and ten times the size.
 fn decode(raw: &str, cap: usize) -> Option<String> {
     let b = raw.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(raw.len().min(cap + 4));
-    let mut i = 0;
+    let mut out = String::with_capacity(raw.len().min(cap + 4));
+    // The char being decoded, its continuation bytes still due, and the range the next one must
+    // be in (narrower after E0, ED, F0 and F4: no overlong forms, surrogates or values past U+10FFFF).
+    let (mut ch, mut due, mut next) = (0u32, 0, 0x80..=0xBF);
+    let (mut i, mut len) = (0, 0);
     // Decode a few bytes past the cap so a multi-byte char straddling it is seen whole.
-    while i < b.len() && out.len() < cap + 4 {
-        match b.get(i) {
+    while i < b.len() && len < cap + 4 {
+        let byte = match b.get(i) {
             Some(b'%') => {
                 let hi = b.get(i + 1).and_then(|c| hex(*c))?;
                 let lo = b.get(i + 2).and_then(|c| hex(*c))?;
-                out.push(hi * 16 + lo);
                 i += 3;
+                hi * 16 + lo
             }
             Some(b'+') => {
-                out.push(b' ');
                 i += 1;
+                b' '
             }
             Some(c) => {
-                out.push(*c);
                 i += 1;
+                *c
             }
             None => break,
+        };
+        len += 1;
+        if due == 0 {
+            (ch, due, next) = match byte {
+                0..=0x7F => (u32::from(byte), 0, 0x80..=0xBF),
+                0xC2..=0xDF => (u32::from(byte & 0x1F), 1, 0x80..=0xBF),
+                0xE0 => (0, 2, 0xA0..=0xBF),
+                0xED => (0xD, 2, 0x80..=0x9F),
+                0xE1..=0xEF => (u32::from(byte & 0x0F), 2, 0x80..=0xBF),
+                0xF0 => (0, 3, 0x90..=0xBF),
+                0xF1..=0xF3 => (u32::from(byte & 0x07), 3, 0x80..=0xBF),
+                0xF4 => (4, 3, 0x80..=0x8F),
+                _ => return None,
+            };
+        } else if next.contains(&byte) {
+            (ch, due, next) = (ch << 6 | u32::from(byte & 0x3F), due - 1, 0x80..=0xBF);
+        } else {
+            return None;
+        }
+        if due == 0 {
+            out.push(char::from_u32(ch)?);
         }
     }
-    let truncated = i < b.len();
-    let mut s = match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => {
-            // Bytes cut mid-character by the cap are fine; invalid bytes inside the value are not.
-            let utf8 = e.utf8_error();
-            if truncated && utf8.error_len().is_none() {
-                let valid = utf8.valid_up_to();
-                let mut bytes = e.into_bytes();
-                bytes.truncate(valid);
-                String::from_utf8(bytes).ok()?
-            } else {
-                return None;
-            }
-        }
-    };
-    truncate_utf8(&mut s, cap);
-    Some(s)
+    // A char cut by the cap is dropped; one cut by the end of the value is broken.
+    if due > 0 && i == b.len() {
+        return None;
+    }
+    truncate_utf8(&mut out, cap);
+    Some(out)
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -103,12 +118,12 @@ fn hex(c: u8) -> Option<u8> {
 
 /// `(scheme, authority)` of an absolute http(s) URL; the scheme is lowercased.
 fn split_origin(url: &str) -> Option<(String, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
+    let (scheme, rest) = text::split_once(url, "://")?;
     let scheme = scheme.to_ascii_lowercase();
     if scheme != "http" && scheme != "https" {
         return None;
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let end = text::find_any(rest, "/?#").unwrap_or(rest.len());
     let authority = rest.get(..end)?;
     if authority.is_empty() {
         return None;
@@ -120,14 +135,14 @@ fn split_origin(url: &str) -> Option<(String, &str)> {
 /// keep their brackets (`[::1]`), which is what `cookies::domain_candidates` expects.
 pub fn host(url: &str) -> Option<String> {
     let (_, authority) = split_origin(url.trim())?;
-    let hostport = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if hostport.starts_with('[') {
-        let end = hostport.find(']')?;
-        hostport.get(..=end)?
+    let hostport = text::rsplit_once(authority, "@").map_or(authority, |(_, h)| h);
+    let host = if hostport.starts_with("[") {
+        let end = text::find(hostport, "]")?;
+        hostport.get(..end + 1)?
     } else {
-        hostport.split(':').next().unwrap_or("")
+        text::before(hostport, ":")
     };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = text::trim_end(host, b'.').to_ascii_lowercase();
     if host.is_empty() {
         None
     } else {
@@ -146,14 +161,14 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     if split_origin(reference).is_some() {
         return Some(reference.to_string());
     }
-    if reference.contains("://") || has_scheme(reference) {
+    if text::contains(reference, "://") || has_scheme(reference) {
         return None;
     }
     let base = base.trim();
     let (scheme, authority) = split_origin(base)?;
     let mut out = scheme;
     if let Some(rest) = reference.strip_prefix("//") {
-        if rest.is_empty() || rest.starts_with('/') {
+        if rest.is_empty() || rest.starts_with("/") {
             return None;
         }
         out.push_str("://");
@@ -162,16 +177,16 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     }
     out.push_str("://");
     out.push_str(authority);
-    if reference.starts_with('/') {
+    if reference.starts_with("/") {
         out.push_str(reference);
         return Some(out);
     }
     // Path-relative: replace the last segment of the base path.
-    let after_origin = base.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let after_origin = text::split_once(base, "://").map_or("", |(_, r)| r);
     let path_and_more = after_origin.get(authority.len()..).unwrap_or("");
-    let path = path_and_more.split(['?', '#']).next().unwrap_or("");
-    let dir = match path.rfind('/') {
-        Some(i) => path.get(..=i).unwrap_or("/"),
+    let path = path_and_more.get(..text::find_any(path_and_more, "?#").unwrap_or(path_and_more.len())).unwrap_or("");
+    let dir = match text::rfind(path, "/") {
+        Some(i) => path.get(..i + 1).unwrap_or("/"),
         None => "/",
     };
     out.push_str(dir);
@@ -181,11 +196,11 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
 
 /// `javascript:`, `mailto:` … (an RFC 3986 scheme followed by ':' before any '/').
 fn has_scheme(s: &str) -> bool {
-    match s.find(':') {
+    match text::find(s, ":") {
         Some(i) => {
             let scheme = s.get(..i).unwrap_or("");
             !scheme.is_empty()
-                && !scheme.contains('/')
+                && !text::contains(scheme, "/")
                 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         }
         None => false,
@@ -236,6 +251,70 @@ mod tests {
         let url = String::from("https://shop.example/?a=") + &"x".repeat(VALUE_CAP - 1) + &"%C3%A9".repeat(10);
         let params = query_params(&url);
         assert_eq!(param(&params, "a").map(str::len), Some(VALUE_CAP - 1));
+    }
+
+    /// `decode` as it was written with `String::from_utf8`: the reference for the inline check.
+    fn decode_with_std(raw: &str, cap: usize) -> Option<String> {
+        let b = raw.as_bytes();
+        let mut out: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < b.len() && out.len() < cap + 4 {
+            match b[i] {
+                b'%' => {
+                    out.push(hex(*b.get(i + 1)?)? * 16 + hex(*b.get(i + 2)?)?);
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                c => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        let mut s = match String::from_utf8(out) {
+            Ok(s) => s,
+            Err(e) if i < b.len() && e.utf8_error().error_len().is_none() => {
+                let valid = e.utf8_error().valid_up_to();
+                String::from_utf8(e.into_bytes()[..valid].to_vec()).ok()?
+            }
+            Err(_) => return None,
+        };
+        truncate_utf8(&mut s, cap);
+        Some(s)
+    }
+
+    #[test]
+    fn decoding_agrees_with_std_utf8_validation() {
+        // Every byte value as a lone escape and in two-byte pairs with a few leads, plus noise
+        // around the cap.
+        let mut cases: Vec<String> = (0..=255u32).map(|b| format!("%{b:02X}")).collect();
+        for lead in [0xC2u32, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xC0] {
+            for b in 0..=255u32 {
+                cases.push(format!("%{lead:02X}%{b:02X}"));
+                cases.push(format!("%{lead:02X}%{b:02X}%80"));
+                cases.push(format!("%{lead:02X}%{b:02X}%BF%80"));
+            }
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let pieces = ["%C3", "%A9", "%E2%82", "%AC", "%F0%9F", "%98%80", "%ED%A0%80", "%FF", "é", "a", "+", "%2", "%"];
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            cases.push(s);
+        }
+        for raw in &cases {
+            for cap in [0, 1, 2, 3, 5, 8, 64] {
+                assert_eq!(decode(raw, cap), decode_with_std(raw, cap), "{raw:?} cap {cap}");
+            }
+        }
     }
 
     #[test]

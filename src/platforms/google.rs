@@ -16,6 +16,7 @@ use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
+use crate::core::text;
 
 /// GA4 item keys (`items[]`), in the order gtag documents them.
 const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "item_id"), (Item::Name, "item_name"), (Item::Price, "price"), (Item::Quantity, "quantity"), (Item::Category, "item_category")];
@@ -68,12 +69,12 @@ fn id_with_prefix(v: &Value, prefixes: &[&str], digits_only: bool) -> Option<Str
     let rest = prefixes.iter().find_map(|p| id.strip_prefix(p))?;
     let ok = !rest.is_empty()
         && rest.len() <= 20
-        && rest.bytes().all(|b| if digits_only { b.is_ascii_digit() } else { b.is_ascii_uppercase() || b.is_ascii_digit() });
+        && if digits_only { text::all(rest, |b| b.is_ascii_digit()) } else { text::all(rest, |b| b.is_ascii_uppercase() || b.is_ascii_digit()) };
     ok.then(|| id.to_string())
 }
 
 fn is_label(l: &str) -> bool {
-    !l.is_empty() && l.len() <= 64 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !l.is_empty() && l.len() <= 64 && text::all(l, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {

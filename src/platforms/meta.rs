@@ -13,6 +13,7 @@ use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
+use crate::core::text;
 
 pub const KEY: &str = "meta";
 const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
@@ -25,8 +26,8 @@ pub struct Meta {
 
 fn pixel_id(v: &Value) -> Result<String, TagError> {
     match v {
-        Value::String(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id.clone()),
-        Value::Number(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::String(id) if (5..=20).contains(&id.len()) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::Number(id) if (5..=20).contains(&id.len()) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
         other => Err(config_error(KEY, "pixelId", "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)", other)),
     }
 }
@@ -128,7 +129,12 @@ impl Destination for Meta {
 
     /// Advanced matching after init: `fbq('init', id, {em, ph, …})` again with the hashes.
     fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        self.pixels.iter().map(|id| init(id, identity)).collect()
+        // Loops rather than map and collect, which linked its own extend for each closure.
+        let mut out = Vec::new();
+        for id in &self.pixels {
+            out.push(init(id, identity));
+        }
+        out
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
@@ -155,7 +161,11 @@ impl Destination for Meta {
             return vec![call(KEY, "fbq", args(&[method]))];
         }
         let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
-        self.pixels.iter().map(|id| call(KEY, "fbq", args(&[method, id]))).collect()
+        let mut out = Vec::new();
+        for id in &self.pixels {
+            out.push(call(KEY, "fbq", args(&[method, id])));
+        }
+        out
     }
 }
 

@@ -150,7 +150,12 @@ pub(crate) fn members<'a>(
             w.push('.');
             w.push_str(k);
             w.push_str(" ignored (known: ");
-            w.push_str(&known.join(", "));
+            for (i, k) in known.iter().enumerate() {
+                if i > 0 {
+                    w.push_str(", ");
+                }
+                w.push_str(k);
+            }
             w.push(')');
             warnings.push(w);
         }

@@ -13,6 +13,7 @@ use crate::core::event::{write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
+use crate::core::text;
 
 /// TikTok `contents[]` keys.
 const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "content_id"), (Item::Quantity, "quantity"), (Item::Price, "price"), (Item::Name, "content_name"), (Item::Category, "content_category")];
@@ -49,7 +50,7 @@ pub struct TikTok {
 pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
     members(KEY, v, KNOWN, warnings)?;
     let pixel_id = match v.get("pixelId") {
-        Some(Value::String(id)) if (8..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) => id.clone(),
+        Some(Value::String(id)) if (8..=40).contains(&id.len()) && text::all(id, |b| b.is_ascii_alphanumeric()) => id.clone(),
         other => {
             return Err(config_error(KEY, "pixelId", "is required: the pixel code, letters and digits (about 20 characters)", other.unwrap_or(&Value::Null)))
         }

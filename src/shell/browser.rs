@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::core::json::{self, Value};
-use crate::core::{cookies, sent};
+use crate::core::{cookies, sent, text};
 use crate::core::tag::{Effect, Entropy, PageFacts};
 use crate::platforms::REGISTRY;
 
@@ -144,11 +144,15 @@ pub fn stored(key: &str) -> Option<String> {
 
 /// Every stored key starting with `prefix`, with its value.
 pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
-    let Ok(Value::Array(items)) = json::parse(&shell_entries(prefix)) else { return Vec::new() };
-    items
-        .chunks_exact(2)
-        .filter_map(|pair| Some((pair[0].as_str()?.to_string(), pair[1].as_str()?.to_string())))
-        .collect()
+    let mut out = Vec::new();
+    if let Ok(Value::Array(items)) = json::parse(&shell_entries(prefix)) {
+        for pair in items.chunks_exact(2) {
+            if let [Value::String(key), Value::String(value)] = pair {
+                out.push((key.clone(), value.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// `with_storage`: also read what only `init` uses (stored attribution and sent log), so the
@@ -207,13 +211,11 @@ struct Location<'a> {
 
 impl<'a> Location<'a> {
     fn read(page: &'a str) -> Location<'a> {
-        let mut lines = page.splitn(4, '\n');
-        Location {
-            https: lines.next() == Some("https:"),
-            host: lines.next().unwrap_or_default(),
-            referrer: lines.next().unwrap_or_default(),
-            url: lines.next().unwrap_or_default(),
-        }
+        let line = |s: &'a str| text::split_once(s, "\n").unwrap_or((s, ""));
+        let (protocol, rest) = line(page);
+        let (host, rest) = line(rest);
+        let (referrer, url) = line(rest);
+        Location { https: protocol == "https:", host, referrer, url }
     }
 }
 
@@ -230,17 +232,15 @@ fn registrable_domain(host: &str) -> Option<String> {
         if let Some(found) = cache.borrow().as_ref() {
             return found.clone();
         }
-        let found = cookies::domain_candidates(host).into_iter().find(|domain| {
-            let probe = [PROBE_COOKIE, "=1; Path=/; SameSite=Lax; Domain=", domain].concat();
-            shell_set_cookie(&probe);
-            let stuck = cookies::parse_cookie_header(&shell_cookie())
-                .iter()
-                .any(|(name, _)| name == PROBE_COOKIE);
-            if stuck {
-                shell_set_cookie(&[PROBE_COOKIE, "=; Path=/; Max-Age=0; Domain=", domain].concat());
+        let mut found = None;
+        for domain in cookies::domain_candidates(host) {
+            shell_set_cookie(&(String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + &domain));
+            if cookies::get(&shell_cookie(), PROBE_COOKIE).is_some() {
+                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + &domain));
+                found = Some(domain);
+                break;
             }
-            stuck
-        });
+        }
         *cache.borrow_mut() = Some(found.clone());
         found
     })
@@ -264,7 +264,7 @@ pub fn apply(effects: &[Effect], debug: bool) {
             Effect::Send { url, body } => super::transport::enqueue(url, body),
             Effect::Log(line) => {
                 if debug {
-                    shell_log(false, &["[tandem] ", line].concat());
+                    shell_log(false, &(String::from("[tandem] ") + line));
                 }
             }
         }

@@ -26,7 +26,7 @@ use super::browser::{self, BrowserEntropy};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::{ids, payload};
-use crate::core::json::Value;
+use crate::core::json::{self, Value};
 use crate::core::outbox::{Outbox, Settings, Step, KEY_PREFIX};
 use crate::core::tag::{Entropy, Outcome};
 
@@ -340,7 +340,7 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
         }
         "__delivered" => {
             let status = match arg(0) {
-                Some(Value::Number(n)) => n.parse::<u32>().unwrap_or(0),
+                Some(Value::Number(n)) => json::whole(n).and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
                 _ => 0,
             };
             let ids = arg(1).and_then(Value::as_str).unwrap_or("");

@@ -1,0 +1,122 @@
+//! Searching and splitting strings on short ASCII delimiters, one byte at a time, and checking
+//! their bytes (`all`).
+//!
+//! Why not `str::find`, `split`, `split_once`, `contains` and `rsplit`: each kind of pattern (a
+//! char, a `&str`, an array of chars, searching from either end) links its own std searcher
+//! (two-way string search, memchr, reverse searchers and their split iterators), over 5 KB of
+//! wasm between them, to look for a `?` or a `://` in strings of a few hundred bytes. These loops
+//! are all the tag needs; they are the only string search the core and the shell use.
+//!
+//! Offsets are byte offsets. A match of a pattern that is valid UTF-8 (every `&str` is) starts
+//! and ends on char boundaries, so slicing at them never fails.
+
+/// Offset of the first `pat` in `s` (`pat` non-empty).
+pub fn find(s: &str, pat: &str) -> Option<usize> {
+    let (s, p) = (s.as_bytes(), pat.as_bytes());
+    (0..=s.len().checked_sub(p.len())?).find(|&i| s.get(i..i + p.len()) == Some(p))
+}
+
+/// Offset of the last `pat` in `s` (`pat` non-empty).
+pub fn rfind(s: &str, pat: &str) -> Option<usize> {
+    let (s, p) = (s.as_bytes(), pat.as_bytes());
+    (0..=s.len().checked_sub(p.len())?).rev().find(|&i| s.get(i..i + p.len()) == Some(p))
+}
+
+pub fn contains(s: &str, pat: &str) -> bool {
+    find(s, pat).is_some()
+}
+
+/// Offset of the first byte of `s` that is one of `set`'s (ASCII) bytes.
+pub fn find_any(s: &str, set: &str) -> Option<usize> {
+    s.bytes().position(|b| has(set, char::from(b)))
+}
+
+/// `c` is one of the chars of the ASCII string `set`.
+pub fn has(set: &str, c: char) -> bool {
+    set.bytes().any(|b| char::from(b) == c)
+}
+
+fn cut(s: &str, at: usize, len: usize) -> Option<(&str, &str)> {
+    Some((s.get(..at)?, s.get(at + len..)?))
+}
+
+/// `s` around its first `pat`: before and after.
+pub fn split_once<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {
+    cut(s, find(s, pat)?, pat.len())
+}
+
+/// `s` around its last `pat`: before and after.
+pub fn rsplit_once<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {
+    cut(s, rfind(s, pat)?, pat.len())
+}
+
+/// Every byte of `s` passes `ok`. One loop taking a fn pointer, where `s.bytes().all(…)` linked a
+/// loop for each predicate.
+#[inline(never)]
+pub fn all(s: &str, ok: fn(u8) -> bool) -> bool {
+    s.bytes().all(ok)
+}
+
+/// `s` up to its first `pat`, or all of it (`s.split(pat).next()`).
+pub fn before<'a>(s: &'a str, pat: &str) -> &'a str {
+    split_once(s, pat).map_or(s, |(head, _)| head)
+}
+
+/// `s` with every leading `c` removed.
+pub fn trim_start(s: &str, c: u8) -> &str {
+    s.get(s.bytes().take_while(|&b| b == c).count()..).unwrap_or_default()
+}
+
+/// `s` with every trailing `c` removed.
+pub fn trim_end(s: &str, c: u8) -> &str {
+    s.get(..s.len() - s.bytes().rev().take_while(|&b| b == c).count()).unwrap_or_default()
+}
+
+/// The pieces of `s` between its `sep`s (`str::split` with a non-empty `&str` pattern).
+pub fn split<'a>(s: &'a str, sep: &'a str) -> Split<'a> {
+    Split { rest: Some(s), sep }
+}
+
+pub struct Split<'a> {
+    rest: Option<&'a str>,
+    sep: &'a str,
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let (piece, tail) = split_once(rest, self.sep).map_or((rest, None), |(piece, tail)| (piece, Some(tail)));
+        self.rest = tail;
+        Some(piece)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HAYSTACKS: &[&str] = &["", "a", "ab", "a.b", ".a.", "..", "a..b.c", "é.ü", "https://x.example/p?q#f", "://", "aaa", "a-b--c"];
+    const PATTERNS: &[&str] = &[".", "..", "://", "a", "aa", "ü", "#", "--", "x.example/p?q#f!"];
+
+    #[test]
+    fn agrees_with_std() {
+        for s in HAYSTACKS {
+            for p in PATTERNS {
+                assert_eq!(find(s, p), s.find(p), "find {s:?} {p:?}");
+                assert_eq!(rfind(s, p), s.rfind(p), "rfind {s:?} {p:?}");
+                assert_eq!(contains(s, p), s.contains(p));
+                assert_eq!(split_once(s, p), s.split_once(p), "split_once {s:?} {p:?}");
+                assert_eq!(rsplit_once(s, p), s.rsplit_once(p), "rsplit_once {s:?} {p:?}");
+                assert_eq!(before(s, p), s.split(p).next().unwrap(), "before {s:?} {p:?}");
+                assert_eq!(split(s, p).collect::<Vec<_>>(), s.split(p).collect::<Vec<_>>(), "split {s:?} {p:?}");
+            }
+            assert_eq!(find_any(s, "?#/"), s.find(['?', '#', '/']), "find_any {s:?}");
+            assert_eq!(trim_start(s, b'.'), s.trim_start_matches('.'));
+            assert_eq!(trim_end(s, b'.'), s.trim_end_matches('.'));
+            assert_eq!(trim_end(s, b'a'), s.trim_end_matches('a'));
+        }
+        assert!(has("()-.", '-') && !has("()-.", 'a') && !has("", 'a'));
+    }
+}
