@@ -297,18 +297,41 @@ impl Outbox {
         };
         let mut added = false;
         for ev in events {
-            let Some(id) = ev.get("event_id").and_then(Value::as_str).filter(|id| is_event_id(id)) else { continue };
-            if self.items.iter().any(|i| i.id == id) {
-                let mut w = String::from("event_id ");
-                w.push_str(id);
-                w.push_str(" is already queued; not queued twice");
-                step.warnings.push(w);
-                continue;
-            }
+            let Some(id) = ev.get("event_id").and_then(Value::as_str) else { continue };
             let time_ms = ts_of(ev.get("event_time_ms")).unwrap_or(now_ms);
-            self.items.push(Item { url: url.to_string(), id: id.to_string(), time_ms, json: ev.to_json(), in_flight: false });
-            added = true;
+            added |= self.add(url, id, time_ms, ev.to_json(), &mut step);
         }
+        self.queued(added, step, now_ms)
+    }
+
+    /// `enqueue` for the event object of a body the core wrote (`payload::event_of`), whose id and
+    /// time the caller already has: without parsing the text just written and writing it again,
+    /// which was most of the work after a track.
+    pub fn enqueue_event(&mut self, url: &str, id: &str, time_ms: u64, event: &str, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        self.released = false;
+        let added = self.add(url, id, time_ms, event.to_string(), &mut step);
+        self.queued(added, step, now_ms)
+    }
+
+    /// Queues one event unless its id is malformed or already queued (with a warning).
+    fn add(&mut self, url: &str, id: &str, time_ms: u64, json: String, step: &mut Step) -> bool {
+        if !is_event_id(id) {
+            return false;
+        }
+        if self.items.iter().any(|i| i.id == id) {
+            let mut w = String::from("event_id ");
+            w.push_str(id);
+            w.push_str(" is already queued; not queued twice");
+            step.warnings.push(w);
+            return false;
+        }
+        self.items.push(Item { url: url.to_string(), id: id.to_string(), time_ms, json, in_flight: false });
+        true
+    }
+
+    /// After events joined the queue: bounds, the batching window, persistence, the timer.
+    fn queued(&mut self, added: bool, mut step: Step, now_ms: u64) -> Step {
         if !added {
             return step;
         }
@@ -669,6 +692,20 @@ mod tests {
         assert_eq!(queued.wake_ms, Some(0), "a due batch goes at the end of the task");
         assert!(queued.persist.is_some(), "persisted before it is sent");
         o.tick(now, true, &mut Fixed(0))
+    }
+
+    #[test]
+    fn an_event_queued_as_written_is_queued_as_parsed() {
+        let (mut parsed, mut written) = (outbox(Settings::default()), outbox(Settings::default()));
+        let text = event("a", 3);
+        let by_body = parsed.enqueue(URL, &(String::from(r#"{"events":["#) + &text + "]}"), NOW);
+        let by_event = written.enqueue_event(URL, "a", NOW, &text, NOW);
+        assert_eq!(by_event, by_body);
+        assert_eq!(written.items, parsed.items);
+        // The same checks: a second copy is refused with a warning, a malformed id silently.
+        assert_eq!(written.enqueue_event(URL, "a", NOW, &text, NOW).warnings.len(), 1);
+        assert_eq!(written.enqueue_event(URL, "bad id", NOW, &text, NOW), Step::default());
+        assert_eq!(written.len(), 1);
     }
 
     #[test]

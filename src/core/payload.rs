@@ -165,6 +165,12 @@ pub fn body(e: &Envelope, p: &Allowed) -> String {
     w.end('}')
 }
 
+/// The one event object of a `body`, which the outbox queues as it is: `body` writes exactly
+/// `{"events":[` + event + `]}`. `None` for any other text.
+pub fn event_of(body: &str) -> Option<&str> {
+    body.strip_prefix("{\"events\":[")?.strip_suffix("]}")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -17,8 +17,18 @@ const MAX_KEY_BYTES: usize = 80;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SentLog {
-    /// (key, ms first sent), oldest first.
-    entries: Vec<(String, u64)>,
+    /// (key, `["<key>",<ms first sent>]`), oldest first: each entry's JSON is written once, as
+    /// the log is rewritten on every Purchase.
+    entries: Vec<(String, String)>,
+}
+
+fn entry(key: String, ts: u64) -> (String, String) {
+    let mut text = String::from("[");
+    json::write_str(&mut text, &key);
+    text.push(',');
+    json::write_u64(&mut text, ts);
+    text.push(']');
+    (key, text)
 }
 
 impl SentLog {
@@ -31,7 +41,7 @@ impl SentLog {
                 let (Some(Value::String(key)), ts) = (pair.first(), ts_of(pair.get(1))) else { continue };
                 if let Some(ts) = ts {
                     if key.len() <= MAX_KEY_BYTES && now_ms.saturating_sub(ts) < MAX_AGE_MS {
-                        log.entries.push((key.clone(), ts));
+                        log.entries.push(entry(key.clone(), ts));
                     }
                 }
             }
@@ -49,7 +59,7 @@ impl SentLog {
         if self.contains(&key) {
             return false;
         }
-        self.entries.push((key, now_ms));
+        self.entries.push(entry(key, now_ms));
         self.trim();
         true
     }
@@ -62,20 +72,17 @@ impl SentLog {
         }
     }
 
-    /// Written straight to text: it is rewritten on every Purchase, and a value tree of up to
-    /// 100 entries to build and drop each time cost more than the Purchase's own mapping.
+    /// Joined from the entries' own text: it is rewritten on every Purchase, and a value tree of
+    /// up to 100 entries to build and drop each time cost more than the Purchase's own mapping,
+    /// writing each key again about as much as the rest of the Purchase's work after track().
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(self.entries.len() * 32 + 2);
+        let mut out = String::with_capacity(self.entries.iter().map(|(_, text)| text.len() + 1).sum::<usize>() + 2);
         out.push('[');
-        for (n, (key, ts)) in self.entries.iter().enumerate() {
+        for (n, (_, text)) in self.entries.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            out.push('[');
-            json::write_str(&mut out, key);
-            out.push(',');
-            json::write_u64(&mut out, *ts);
-            out.push(']');
+            out.push_str(text);
         }
         out.push(']');
         out
@@ -122,9 +129,11 @@ mod tests {
     fn written_as_the_json_writer_would() {
         let mut log = SentLog::default();
         assert_eq!(log.to_json(), "[]");
-        log.insert(key("o:", "A\"1\u{2028}"), NOW);
-        log.insert(key("e:", "b"), NOW + 1);
-        let tree = Value::Array(log.entries.iter().map(|(k, ts)| Value::Array(vec![Value::String(k.clone()), Value::Number(json::u64_text(*ts))])).collect());
+        let entries = [(key("o:", "A\"1\u{2028}"), NOW), (key("e:", "b"), NOW + 1)];
+        for (k, ts) in &entries {
+            log.insert(k.clone(), *ts);
+        }
+        let tree = Value::Array(entries.iter().map(|(k, ts)| Value::Array(vec![Value::String(k.clone()), Value::Number(json::u64_text(*ts))])).collect());
         assert_eq!(log.to_json(), tree.to_json());
     }
 

@@ -58,8 +58,9 @@ pub enum Effect {
     /// path from `window`; `args_json` is a JSON array of arguments. If the function is absent the
     /// shell skips it with a debug warning naming `platform`.
     Call { platform: &'static str, function: &'static str, args_json: String },
-    /// POST `body` (JSON text) to the endpoint by sendBeacon, falling back to fetch keepalive.
-    Send { url: String, body: String },
+    /// POST `body` (JSON text, `payload::body`: one event) to the endpoint by sendBeacon, falling
+    /// back to fetch keepalive. `event_id` and `time_ms` are the event's, for the outbox.
+    Send { url: String, body: String, event_id: String, time_ms: u64 },
     /// Debug-mode console line (never contains raw personal data), without the `[tandem] ` the
     /// shell puts before it.
     Log(String),
@@ -472,7 +473,7 @@ impl Tag {
                 if debug {
                     log(&mut out.effects, &["endpoint ← ", endpoint, " ", &body]);
                 }
-                out.effects.push(Effect::Send { url: endpoint.clone(), body });
+                out.effects.push(Effect::Send { url: endpoint.clone(), body, event_id: ev.event_id.clone(), time_ms: ev.time_ms });
             }
             None => out.warnings.push(String::from("No endpoint could be resolved for this page; the event went to the pixels only")),
         }
@@ -642,6 +643,12 @@ mod tests {
         let body = sent_body(&out);
         let body_text = body.to_json();
         assert!(body_text.contains(r#""event_id":"ord-A-1""#) && body_text.contains(r#""ttp":"tt-1""#), "{body_text}");
+        // The outbox queues the event object as written (`payload::event_of`): the text a parse
+        // and rewrite of the body gave before.
+        let Some(Effect::Send { body: text, event_id, time_ms, .. }) = out.effects.iter().find(|e| matches!(e, Effect::Send { .. })) else { panic!() };
+        let event = crate::core::payload::event_of(text).expect("one event");
+        assert_eq!(parse(event).unwrap().to_json(), event);
+        assert_eq!((event_id.as_str(), *time_ms), ("ord-A-1", NOW));
 
         // Same event id again: the id comes back, nothing is sent.
         let again = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"ord-A-1"}"#).unwrap(), &p, &mut Counter(0));

@@ -12,8 +12,9 @@
 //! - localStorage: this tab's queue key, other tabs' keys to adopt, and the core's `Store` effects.
 //!   Writes are coalesced (`transport_store`): a key changed several times is written once, in the
 //!   next task, so `track()` never pays for a synchronous localStorage write, and a queue entry
-//!   delivered before then is never written at all. They are made at once when the page is hidden
-//!   or closing (`__flush`) and before a fresh instance reads storage. Pending writes live in a JS
+//!   delivered before then is never written at all (nor removed: the tab's own key, new with the
+//!   page, is removed only once this page has written it). They are made at once when the page
+//!   is hidden or closing (`__flush`) and before a fresh instance reads storage. Pending writes live in a JS
 //!   object the loader keeps for the page, not in wasm memory, so a crash right after `track()`
 //!   loses none of them. Every call is guarded; a write that fails (QuotaExceededError) removes
 //!   the key so no stale copy is left behind, and the outbox hears of it (`__stored`).
@@ -81,8 +82,9 @@ function tandemStorage() {
 }
 // localStorage writes, coalesced: the last value of each key is written once, in the next task,
 // or at once by transport_flush (page hidden or closing, a fresh instance starting).
-export function transport_store(key, value) {
+export function transport_store(key, value, own) {
   var s = tandemShared;
+  if (own) s.own = key;
   if (!s.pending) s.pending = new Map();
   s.pending.set(key, value);
   if (!s.timer) {
@@ -109,15 +111,27 @@ export function transport_flush() {
   s.pending = null;
   var ls = tandemStorage();
   var known = s.ok || (s.ok = new Map());
+  // This page's keys in storage. The tab's own queue key is new with the page (a random tab id),
+  // so until this page writes it there is nothing to remove: a queue delivered within the task it
+  // was queued in (the usual case) costs no storage call at all, where a removeItem cost about
+  // as much as a write.
+  var stored = s.stored || (s.stored = new Set());
   p.forEach(function (value, key) {
     var ok = false;
     try {
       if (ls) {
-        if (value === undefined) ls.removeItem(key); else ls.setItem(key, value);
+        if (value !== undefined) {
+          ls.setItem(key, value);
+          stored.add(key);
+        } else if (key !== s.own || stored.has(key)) {
+          stored.delete(key);
+          ls.removeItem(key);
+        }
         ok = true;
       }
     } catch (e) {
       // QuotaExceededError: no stale copy left behind for another page to resend.
+      stored.delete(key);
       try { ls.removeItem(key); } catch (e2) { /* nothing more to do */ }
     }
     // The outbox hears of a change of outcome only, after this call (never re-entering the wasm).
@@ -152,7 +166,8 @@ extern "C" {
     fn transport_wake(ms: u32);
     fn transport_emit_soon();
     /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
-    fn transport_store(key: &str, value: Option<String>);
+    /// `own`: the key is this tab's queue key.
+    fn transport_store(key: &str, value: Option<String>, own: bool);
     /// Whether a key will be in storage once pending writes are made.
     fn transport_has(key: &str) -> bool;
     /// Makes the pending localStorage writes now.
@@ -192,7 +207,7 @@ pub fn follow_consent(state: &State) {
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
     if was && !allowed {
         if let Some(key) = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string())) {
-            transport_store(&key, None);
+            transport_store(&key, None, true);
             transport_flush();
         }
     }
@@ -210,7 +225,7 @@ pub fn emit_soon() {
 
 /// The core's `Effect::Store`, written with the outbox's writes (see the module doc).
 pub fn store(key: &str, value: &str) {
-    transport_store(key, Some(value.to_string()));
+    transport_store(key, Some(value.to_string()), false);
 }
 
 /// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId,
@@ -250,10 +265,10 @@ fn stored_queues() -> Vec<(String, String)> {
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
 fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
     for key in &step.forget {
-        transport_store(key, None);
+        transport_store(key, None, false);
     }
     if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
-        transport_store(outbox.key(), value);
+        transport_store(outbox.key(), value, true);
         // The write is made later; until `__stored` says otherwise, it goes as the last one did.
         let ok = outbox.storage_ok();
         let _ = outbox.persisted(ok);
@@ -311,8 +326,11 @@ pub fn send_after(apply: impl FnOnce()) {
 }
 
 /// The core's `Effect::Send`: the events join the outbox.
-pub fn enqueue(url: &str, body: &str) {
-    with_outbox(&mut |outbox, now_ms| outbox.enqueue(url, body, now_ms));
+pub fn enqueue(url: &str, body: &str, event_id: &str, time_ms: u64) {
+    with_outbox(&mut |outbox, now_ms| match payload::event_of(body) {
+        Some(event) => outbox.enqueue_event(url, event_id, time_ms, event, now_ms),
+        None => outbox.enqueue(url, body, now_ms),
+    });
 }
 
 /// Whether `name` is one of the relayed commands handled here.
