@@ -304,9 +304,9 @@ impl Outbox {
         self.queued(added, step, now_ms)
     }
 
-    /// `enqueue` for the event object of a body the core wrote (`payload::event_of`), whose id and
-    /// time the caller already has: without parsing the text just written and writing it again,
-    /// which was most of the work after a track.
+    /// `enqueue` for one event object the core wrote (`payload::event`), whose id and time the
+    /// caller already has: without parsing the text just written and writing it again, which was
+    /// most of the work after a track.
     pub fn enqueue_event(&mut self, url: &str, id: &str, time_ms: u64, event: &str, now_ms: u64) -> Step {
         let mut step = Step::default();
         self.released = false;

@@ -156,19 +156,11 @@ pub fn redact(event: &str, state: &State) -> String {
     w.end('}')
 }
 
-/// The request body for one event: `{"events":[…]}`.
-pub fn body(e: &Envelope, p: &Allowed) -> String {
-    let mut w = W::new('{');
-    w.key("events").open('[');
+/// One event object, as the outbox queues it: its requests carry events as `{"events":[…]}`.
+pub fn event(e: &Envelope, p: &Allowed) -> String {
+    let mut w = W(String::with_capacity(128));
     write_event(&mut w, e, p);
-    w.close(']');
-    w.end('}')
-}
-
-/// The one event object of a `body`, which the outbox queues as it is: `body` writes exactly
-/// `{"events":[` + event + `]}`. `None` for any other text.
-pub fn event_of(body: &str) -> Option<&str> {
-    body.strip_prefix("{\"events\":[")?.strip_suffix("]}")
+    w.0
 }
 
 #[cfg(test)]
@@ -179,6 +171,16 @@ pub(crate) mod tests {
     use crate::platforms::test_support::event;
 
     const OPEN: Allowed = Allowed { user_data: true, identity: None, state: None };
+
+    /// The request body the outbox makes of one event.
+    pub fn wrap(event: &str) -> String {
+        String::from("{\"events\":[") + event + "]}"
+    }
+
+    /// `event` as the body of a request of its own.
+    pub fn body(e: &Envelope, p: &Allowed) -> String {
+        wrap(&super::event(e, p))
+    }
 
     /// A validator for the subset of JSON Schema that collect.schema.json uses (type, required,
     /// properties, additionalProperties, propertyNames, items, enum, const, min/max length,
@@ -394,6 +396,7 @@ mod redact_tests {
     use crate::core::consent::{Mode, Signal};
     use crate::core::json::parse;
     use crate::platforms::test_support::event;
+    use crate::core::payload::tests::body;
 
     /// The event object as the outbox holds it (parsed from the body, written back).
     fn queued(body: &str) -> String {

@@ -58,9 +58,10 @@ pub enum Effect {
     /// path from `window`; `args_json` is a JSON array of arguments. If the function is absent the
     /// shell skips it with a debug warning naming `platform`.
     Call { platform: &'static str, function: &'static str, args_json: String },
-    /// POST `body` (JSON text, `payload::body`: one event) to the endpoint by sendBeacon, falling
-    /// back to fetch keepalive. `event_id` and `time_ms` are the event's, for the outbox.
-    Send { url: String, body: String, event_id: String, time_ms: u64 },
+    /// One event (JSON object text, `payload::event`) for the endpoint at `url`: the outbox queues
+    /// it as it is and sends it, batched, by fetch keepalive or sendBeacon. `event_id` and
+    /// `time_ms` are the event's, so the outbox need not parse the text.
+    Send { url: String, event: String, event_id: String, time_ms: u64 },
     /// Debug-mode console line (never contains raw personal data), without the `[tandem] ` the
     /// shell puts before it.
     Log(String),
@@ -465,15 +466,15 @@ impl Tag {
         let ttp = cookies::get(&page.cookie_header, "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v));
         match &self.config.endpoint {
             Some(endpoint) => {
-                // Identifiers, hashed identity and the consent state: see `tag_consent::endpoint_body`.
-                let body = self.endpoint_body(
+                // Identifiers, hashed identity and the consent state: see `tag_consent::endpoint_event`.
+                let event = self.endpoint_event(
                     &Envelope { event: &ev, fbp: Some(&self.fbp), fbc: self.fbc.as_deref(), ttp, attribution: &self.attribution, client_id: &self.client_id },
                     page.now_ms,
                 );
                 if debug {
-                    log(&mut out.effects, &["endpoint ← ", endpoint, " ", &body]);
+                    log(&mut out.effects, &["endpoint ← ", endpoint, " {\"events\":[", &event, "]}"]);
                 }
-                out.effects.push(Effect::Send { url: endpoint.clone(), body, event_id: ev.event_id.clone(), time_ms: ev.time_ms });
+                out.effects.push(Effect::Send { url: endpoint.clone(), event, event_id: ev.event_id.clone(), time_ms: ev.time_ms });
             }
             None => out.warnings.push(String::from("No endpoint could be resolved for this page; the event went to the pixels only")),
         }
@@ -541,10 +542,10 @@ mod tests {
     }
 
     fn sent_body(out: &Outcome) -> Value {
-        let bodies: Vec<&String> = out.effects.iter().filter_map(|e| if let Effect::Send { body, .. } = e { Some(body) } else { None }).collect();
+        let bodies: Vec<String> = out.effects.iter().filter_map(|e| if let Effect::Send { event, .. } = e { Some(crate::core::payload::tests::wrap(event)) } else { None }).collect();
         assert_eq!(bodies.len(), 1, "exactly one Send");
-        crate::core::payload::tests::check_against_schema(bodies[0]);
-        parse(bodies[0]).unwrap()
+        crate::core::payload::tests::check_against_schema(&bodies[0]);
+        parse(&bodies[0]).unwrap()
     }
 
     #[test]
@@ -643,11 +644,9 @@ mod tests {
         let body = sent_body(&out);
         let body_text = body.to_json();
         assert!(body_text.contains(r#""event_id":"ord-A-1""#) && body_text.contains(r#""ttp":"tt-1""#), "{body_text}");
-        // The outbox queues the event object as written (`payload::event_of`): the text a parse
-        // and rewrite of the body gave before.
-        let Some(Effect::Send { body: text, event_id, time_ms, .. }) = out.effects.iter().find(|e| matches!(e, Effect::Send { .. })) else { panic!() };
-        let event = crate::core::payload::event_of(text).expect("one event");
-        assert_eq!(parse(event).unwrap().to_json(), event);
+        // The outbox queues the event object as written: the text a parse and rewrite of it gives.
+        let Some(Effect::Send { event, event_id, time_ms, .. }) = out.effects.iter().find(|e| matches!(e, Effect::Send { .. })) else { panic!() };
+        assert_eq!(&parse(event).unwrap().to_json(), event);
         assert_eq!((event_id.as_str(), *time_ms), ("ord-A-1", NOW));
 
         // Same event id again: the id comes back, nothing is sent.

@@ -167,12 +167,12 @@ impl Tag {
         None
     }
 
-    /// The endpoint body for one event: identifiers only with ad_user_data granted, hashed identity
-    /// per platform, and the consent state in force.
-    pub(super) fn endpoint_body(&self, env: &Envelope, now_ms: u64) -> String {
+    /// The endpoint's copy of one event: identifiers only with ad_user_data granted, hashed
+    /// identity per platform, and the consent state in force.
+    pub(super) fn endpoint_event(&self, env: &Envelope, now_ms: u64) -> String {
         let state = self.privacy.state(now_ms);
         let allowed = Allowed { user_data: state.user_data(), identity: self.privacy.identity(&state), state: Some(&state) };
-        payload::body(env, &allowed)
+        payload::event(env, &allowed)
     }
 
     /// `tandem('consent', 'default' | 'update', values)` after init.
@@ -319,10 +319,10 @@ mod tests {
 
     /// The one event of the one Send, checked against the schema.
     fn body_of(out: &Outcome) -> Value {
-        let bodies: Vec<&String> = out.effects.iter().filter_map(|e| if let Effect::Send { body, .. } = e { Some(body) } else { None }).collect();
+        let bodies: Vec<String> = out.effects.iter().filter_map(|e| if let Effect::Send { event, .. } = e { Some(crate::core::payload::tests::wrap(event)) } else { None }).collect();
         assert_eq!(bodies.len(), 1, "exactly one Send: {:?}", out.effects);
-        crate::core::payload::tests::check_against_schema(bodies[0]);
-        match parse(bodies[0]).unwrap().get("events") {
+        crate::core::payload::tests::check_against_schema(&bodies[0]);
+        match parse(&bodies[0]).unwrap().get("events") {
             Some(Value::Array(e)) => e[0].clone(),
             _ => panic!("events"),
         }
@@ -420,7 +420,7 @@ mod tests {
         let mut at = p.clone();
         at.now_ms = NOW + 300;
         let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at, &mut Counter(1));
-        let bodies: Vec<Value> = out.effects.iter().filter_map(|e| if let Effect::Send { body, .. } = e { parse(body).ok() } else { None }).collect();
+        let bodies: Vec<Value> = out.effects.iter().filter_map(|e| if let Effect::Send { event, .. } = e { parse(&crate::core::payload::tests::wrap(event)).ok() } else { None }).collect();
         assert_eq!(bodies.len(), 2);
         let ev = |b: &Value| match b.get("events") {
             Some(Value::Array(e)) => e[0].clone(),

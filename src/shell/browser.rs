@@ -261,7 +261,7 @@ pub fn apply(effects: &[Effect], debug: bool) {
             }
             Effect::Call { platform, function, args_json } => call_global(platform, function, args_json, debug),
             // The outbox batches, persists and retries it (see transport.rs).
-            Effect::Send { url, body, event_id, time_ms } => super::transport::enqueue(url, body, event_id, *time_ms),
+            Effect::Send { url, event, event_id, time_ms } => super::transport::enqueue(url, event, event_id, *time_ms),
             Effect::Log(line) => {
                 if debug {
                     shell_log(false, &(String::from("[tandem] ") + line));

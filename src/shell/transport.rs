@@ -325,12 +325,9 @@ pub fn send_after(apply: impl FnOnce()) {
     }
 }
 
-/// The core's `Effect::Send`: the events join the outbox.
-pub fn enqueue(url: &str, body: &str, event_id: &str, time_ms: u64) {
-    with_outbox(&mut |outbox, now_ms| match payload::event_of(body) {
-        Some(event) => outbox.enqueue_event(url, event_id, time_ms, event, now_ms),
-        None => outbox.enqueue(url, body, now_ms),
-    });
+/// The core's `Effect::Send`: the event joins the outbox.
+pub fn enqueue(url: &str, event: &str, event_id: &str, time_ms: u64) {
+    with_outbox(&mut |outbox, now_ms| outbox.enqueue_event(url, event_id, time_ms, event, now_ms));
 }
 
 /// Whether `name` is one of the relayed commands handled here.
