@@ -4,6 +4,7 @@
 //   node scripts/build.mjs                 -> dist/
 //   node scripts/build.mjs --test-hooks    -> dist-test/ (adds test-only commands: a deliberate panic, a reset)
 //   node scripts/build.mjs --out DIR       -> DIR instead (the e2e server serves it with TANDEM_DIST_DIR=DIR)
+//   node scripts/build.mjs --names         -> keeps the wasm's function names (for profiling; bigger)
 //   node scripts/build.mjs --platforms meta,google
 //                                          -> only these destination platforms (cargo features; all by
 //                                             default); a config naming another gets a `not_built` error
@@ -20,6 +21,7 @@ import { transformSync } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testHooks = process.argv.includes('--test-hooks');
+const keepNames = process.argv.includes('--names');
 const outFlag = process.argv.indexOf('--out');
 const outName = outFlag > 0 ? process.argv[outFlag + 1] : (testHooks ? 'dist-test' : 'dist');
 const outDir = join(root, outName);
@@ -101,9 +103,9 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 // Limits from 12 to 23 B do about as well; the calls this keeps cost nanoseconds.
 // The target_features custom section (rustc's record of the wasm features it used) is read by
 // linkers only; browsers ignore it (about 100 B of gzip).
-run(wasmOpt, ['-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
+run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
 const minified = JSON.parse(execFileSync(wasmOpt, [
-  '--strip-debug', '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
+  ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
 const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
 if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');
@@ -144,6 +146,24 @@ function glueFactory() {
     if (!key.test(glue)) throw new Error(`import ${old} not found in the wasm-bindgen glue`);
     glue = glue.replace(key, short);
   }
+  // Strings returned to the wasm have their pointer and length written through a DataView whose
+  // freshness check reads `buffer.detached` on every call: a slow getter, paid twice per string on
+  // track()'s path. An Int32Array, renewed when memory growth empties it (as the Uint8Array view
+  // already is), writes the same two words; the return slots are 4-byte aligned and wasm is
+  // little-endian, like every platform a browser runs on.
+  const dataViewWrite = /getDataViewMemory0\(\)\.setInt32\(\(arg0 >>> 0\) \+ 4 \* (\d), (\w+), true\);/g;
+  if (!dataViewWrite.test(glue)) throw new Error('no getDataViewMemory0().setInt32 in the wasm-bindgen glue');
+  glue = glue.replace(dataViewWrite, (write, slot, value) => `getInt32Memory0()[(arg0 >>> 2) + ${slot}] = ${value};`);
+  const dataView = /^let cachedDataViewMemory0 = null;\nfunction getDataViewMemory0\(\) \{\n.*?^}\n/ms;
+  if (!dataView.test(glue)) throw new Error('getDataViewMemory0 not found in the wasm-bindgen glue');
+  glue = glue.replace(dataView, `let cachedInt32Memory0 = null;
+function getInt32Memory0() {
+    if (cachedInt32Memory0 === null || cachedInt32Memory0.byteLength === 0) cachedInt32Memory0 = new Int32Array(wasm.memory.buffer);
+    return cachedInt32Memory0;
+}
+`);
+  glue = glue.replace(/\bcachedDataViewMemory0 = null;/g, 'cachedInt32Memory0 = null;');
+  if (/DataViewMemory0/.test(glue)) throw new Error('the DataView memory view is still used in the wasm-bindgen glue');
   const exportNames = new Map(minified.exports);
   glue = glue.replace(/\bwasm\.(\w+)/g, (use, name) => {
     if (!exportNames.has(name)) throw new Error(`the glue uses wasm.${name}, which the wasm does not export`);

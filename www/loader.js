@@ -41,11 +41,6 @@ function toJson(value) {
 
 function writeJson(value, depth, state) {
   var type = typeof value;
-  if (value === null || value === undefined) return 'null';
-  if (type === 'boolean') return value ? 'true' : 'false';
-  if (type === 'number') {
-    return isFinite(value) ? String(value) : invalidMarker('a number that is not finite (' + String(value) + ')');
-  }
   if (type === 'string') {
     if (value.length > MAX_STRING) {
       return invalidMarker('a string of ' + value.length + ' characters (the limit is ' + MAX_STRING + ')');
@@ -53,6 +48,11 @@ function writeJson(value, depth, state) {
     state.chars += value.length;
     return JSON.stringify(value);
   }
+  if (type === 'number') {
+    return isFinite(value) ? '' + value : invalidMarker('a number that is not finite (' + String(value) + ')');
+  }
+  if (value === null || value === undefined) return 'null';
+  if (type === 'boolean') return value ? 'true' : 'false';
   if (type === 'bigint') return invalidMarker('a BigInt; pass a number or a string');
   if (type === 'symbol') return invalidMarker('a Symbol');
   if (type === 'function') return invalidMarker('a function');
@@ -70,42 +70,46 @@ function writeJson(value, depth, state) {
   state.seen.pop();
   return text;
 }
-
+// Appends to one string rather than joining an array of parts: track() serialises its arguments on
+// every call, and the arrays were most of this function's cost.
 function writeObject(value, depth, state) {
-  var parts = [];
-  var item;
+  var text, item, i;
   if (value instanceof Date) {
     return isNaN(value.getTime()) ? invalidMarker('an invalid Date') : JSON.stringify(value.toISOString());
   }
   if (Array.isArray(value)) {
     var length = Math.min(value.length, MAX_ITEMS);
-    for (var i = 0; i < length; i++) {
+    text = '[';
+    for (i = 0; i < length; i++) {
+      if (i) text += ',';
       try {
         item = value[i];
       } catch (error) {
-        parts.push(invalidMarker('an element whose getter threw: ' + describeError(error)));
+        text += invalidMarker('an element whose getter threw: ' + describeError(error));
         continue;
       }
-      parts.push(writeJson(item, depth + 1, state));
+      text += writeJson(item, depth + 1, state);
     }
     if (value.length > MAX_ITEMS) {
-      parts.push(invalidMarker((value.length - MAX_ITEMS) + ' more elements (the limit is ' + MAX_ITEMS + ')'));
+      text += (length ? ',' : '') + invalidMarker((value.length - MAX_ITEMS) + ' more elements (the limit is ' + MAX_ITEMS + ')');
     }
-    return '[' + parts.join(',') + ']';
+    return text + ']';
   }
   var keys = Object.keys(value);
-  for (var k = 0; k < keys.length && k < MAX_ITEMS; k++) {
-    var key = keys[k];
+  var count = Math.min(keys.length, MAX_ITEMS);
+  text = '{';
+  for (i = 0; i < count; i++) {
+    var key = keys[i];
     try {
       item = value[key];
     } catch (error) {
-      parts.push(JSON.stringify(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error)));
+      text += (text.length > 1 ? ',' : '') + JSON.stringify(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error));
       continue;
     }
     if (item === undefined) continue;
-    parts.push(JSON.stringify(key) + ':' + writeJson(item, depth + 1, state));
+    text += (text.length > 1 ? ',' : '') + JSON.stringify(key) + ':' + writeJson(item, depth + 1, state);
   }
-  return '{' + parts.join(',') + '}';
+  return text + '}';
 }
 
 // The wasm's reply (src/shell/mod.rs, `reply`): the bare event_id, or '' for none, when there is

@@ -17,18 +17,28 @@ const MAX_KEY_BYTES: usize = 80;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SentLog {
-    /// (key, `["<key>",<ms first sent>]`), oldest first: each entry's JSON is written once, as
-    /// the log is rewritten on every Purchase.
-    entries: Vec<(String, String)>,
+    /// (hash of the key, key, `["<key>",<ms first sent>]`), oldest first: each entry's JSON is
+    /// written once, as the log is rewritten on every Purchase; the hash spares `contains`, run
+    /// on every Purchase, a string comparison with each of up to 100 keys of mostly equal length.
+    entries: Vec<(u32, String, String)>,
 }
 
-fn entry(key: String, ts: u64) -> (String, String) {
+fn entry(key: String, ts: u64) -> (u32, String, String) {
     let mut text = String::from("[");
     json::write_str(&mut text, &key);
     text.push(',');
     json::write_u64(&mut text, ts);
     text.push(']');
-    (key, text)
+    (hash(&key), key, text)
+}
+
+/// FNV-1a: a few instructions a byte, and keys differing in one digit differ here.
+fn hash(key: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 impl SentLog {
@@ -51,7 +61,8 @@ impl SentLog {
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.entries.iter().any(|(k, _)| k == key)
+        let h = hash(key);
+        self.entries.iter().any(|(kh, k, _)| *kh == h && k == key)
     }
 
     /// Records `key`; returns false (and changes nothing) when it was already there.
@@ -76,9 +87,9 @@ impl SentLog {
     /// up to 100 entries to build and drop each time cost more than the Purchase's own mapping,
     /// writing each key again about as much as the rest of the Purchase's work after track().
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(self.entries.iter().map(|(_, text)| text.len() + 1).sum::<usize>() + 2);
+        let mut out = String::with_capacity(self.entries.iter().map(|(_, _, text)| text.len() + 1).sum::<usize>() + 2);
         out.push('[');
-        for (n, (_, text)) in self.entries.iter().enumerate() {
+        for (n, (_, _, text)) in self.entries.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }

@@ -22,15 +22,21 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 function shell_storage() {
   try { return window.localStorage || null; } catch (e) { return null; }
 }
-let shellHref = null;
+let shellHref = null, shellEntry = null;
 export function shell_page() {
   try {
+    // navigation.currentEntry is a new object after every same-document navigation (pushState,
+    // replaceState, a fragment, back/forward) and costs far less to read than location.href,
+    // which serialises the URL on each read. Without the Navigation API, href is compared.
+    var nav = window.navigation, entry = nav ? nav.currentEntry : null;
+    if (entry && entry === shellEntry) return null;
     var l = location, href = l.href;
+    shellEntry = entry;
     if (href === shellHref) return null;
     var page = [l.protocol, l.hostname, document.referrer, href].join('\n');
     shellHref = href;
     return page;
-  } catch (e) { shellHref = null; return ''; }
+  } catch (e) { shellHref = null; shellEntry = null; return ''; }
 }
 export function shell_cookie() {
   try { return document.cookie; } catch (e) { return ''; }
