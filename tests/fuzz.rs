@@ -168,12 +168,21 @@ fn params_and_json_never_panic() {
     }
 }
 
-fn body(ids: &[String], pad: usize) -> String {
-    let events: Vec<String> = ids
-        .iter()
-        .map(|id| String::from(r#"{"event_id":""#) + id + r#"","event_name":"Lead","event_time_ms":1800000000000,"p":""# + &"x".repeat(pad) + "\"}")
-        .collect();
-    String::from(r#"{"events":["#) + &events.join(",") + "]}"
+const URL: &str = "https://shop.example/collect";
+const TIME_MS: u64 = 1_800_000_000_000;
+
+/// Queues one event per id as the shell does (`enqueue_event` with the event object the core
+/// wrote, its id and time), each padded by `pad` bytes; the steps merged into one.
+fn enqueue_all(o: &mut Outbox, ids: &[String], pad: usize, now: u64) -> outbox::Step {
+    let mut step = outbox::Step::default();
+    for id in ids {
+        let event = String::from(r#"{"event_id":""#) + id + r#"","event_name":"Lead","event_time_ms":1800000000000,"p":""# + &"x".repeat(pad) + "\"}";
+        let s = o.enqueue_event(URL, id, TIME_MS, &event, now);
+        step.requests.extend(s.requests);
+        step.errors.extend(s.errors);
+        step.warnings.extend(s.warnings);
+    }
+    step
 }
 
 #[test]
@@ -185,7 +194,7 @@ fn stored_queues_load_within_bounds_and_round_trip() {
         // A real queue, then mutated.
         let mut source = Outbox::new(Settings { queue_events: 1000, queue_bytes: 1_000_000, ..Settings::default() }, "src");
         let ids: Vec<String> = (0..rng.below(40)).map(|i| String::from("id-") + &i.to_string()).collect();
-        source.enqueue("https://shop.example/collect", &body(&ids, rng.below(400)), now);
+        enqueue_all(&mut source, &ids, rng.below(400), now);
         let stored = source.stored_value(now).unwrap_or_default();
         let candidate = if rng.chance(3) { stored } else { mutate(&mut rng, &stored) };
         let mut o = Outbox::new(settings.clone(), "tab");
@@ -234,7 +243,7 @@ fn the_outbox_never_loses_silently_nor_resends_what_was_delivered() {
             let step = match op {
                 0 | 1 => {
                     let ids: Vec<String> = (0..1 + rng.below(3)).map(|_| { next_id += 1; String::from("e") + &next_id.to_string() }).collect();
-                    o.enqueue("https://shop.example/collect", &body(&ids, rng.below(1500)), now)
+                    enqueue_all(&mut o, &ids, rng.below(1500), now)
                 }
                 2 => o.tick(now, true, &mut rng),
                 3 | 4 if !requests.is_empty() => {

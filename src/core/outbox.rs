@@ -9,8 +9,9 @@
 //!   current task, so the first beacon is not held back); when it closes, or
 //!   when `batch.maxEvents` are waiting, up to `batch.maxEvents` events and `batch.maxBytes` bytes
 //!   go in one request. One request is in flight at a time; a success sends the next batch at once.
-//!   `enqueue` never sends: a batch that is due asks for a wake of 0 ms, which the shell runs at the
-//!   end of the current task, so `track()` itself stays cheap and events of one task share a request.
+//!   `enqueue_event` never sends: a batch that is due asks for a wake of 0 ms, which the shell runs
+//!   at the end of the current task, so `track()` itself stays cheap and events of one task share a
+//!   request.
 //! - **Results.** 2xx: done. 4xx (except 408 and 429): dropped with an error, never retried (an
 //!   oversize payload answered 413 is not retried forever). 5xx, 408, 429, network error or
 //!   offline: retried with exponential backoff (1 s doubling to 60 s, jitter: a random point in
@@ -284,29 +285,9 @@ impl Outbox {
         step
     }
 
-    /// Queues the events of one endpoint body (`{"events":[…]}` from the core).
-    pub fn enqueue(&mut self, url: &str, body: &str, now_ms: u64) -> Step {
-        let mut step = Step::default();
-        self.released = false;
-        let events = match json::parse(body) {
-            Ok(v) => match v.get("events") {
-                Some(Value::Array(list)) => list.clone(),
-                _ => Vec::new(),
-            },
-            Err(_) => Vec::new(),
-        };
-        let mut added = false;
-        for ev in events {
-            let Some(id) = ev.get("event_id").and_then(Value::as_str) else { continue };
-            let time_ms = ts_of(ev.get("event_time_ms")).unwrap_or(now_ms);
-            added |= self.add(url, id, time_ms, ev.to_json(), &mut step);
-        }
-        self.queued(added, step, now_ms)
-    }
-
-    /// `enqueue` for one event object the core wrote (`payload::event`), whose id and time the
-    /// caller already has: without parsing the text just written and writing it again, which was
-    /// most of the work after a track.
+    /// Queues one event object the core wrote (`payload::event`), whose id and time the caller
+    /// already has: the text is kept as written, not parsed and written again (which was most of
+    /// the work after a track).
     pub fn enqueue_event(&mut self, url: &str, id: &str, time_ms: u64, event: &str, now_ms: u64) -> Step {
         let mut step = Step::default();
         self.released = false;
@@ -641,10 +622,10 @@ mod tests {
     #[test]
     fn rewrite_covers_every_queued_event_and_persists_it() {
         let mut o = Outbox::new(Settings::default(), "t");
-        let _ = o.enqueue(URL, &(String::from(r#"{"events":["#) + &event("a", 1) + "]}"), NOW);
+        let _ = queue(&mut o, "a", 1, NOW);
         let sent = o.tick(NOW, true, &mut Fixed(0));
         assert_eq!(sent.requests.len(), 1);
-        let _ = o.enqueue(URL, &(String::from(r#"{"events":["#) + &event("b", 1) + "]}"), NOW);
+        let _ = queue(&mut o, "b", 1, NOW);
         let step = o.rewrite(NOW, |json| json.replace(r#""x""#, r#""""#));
         // Nothing goes or is rescheduled; the stored copy is the rewritten one.
         assert!(step.requests.is_empty() && step.wake_ms.is_none(), "{step:?}");
@@ -661,6 +642,8 @@ mod tests {
         assert_eq!(o.rewrite(NOW, |json| json.to_string()).persist, None);
     }
 
+    /// One event object as the core's payload writes it (`payload::event`): `event_time_ms` is
+    /// `NOW`, and `pad` holds `extra` bytes of `x`.
     fn event(id: &str, extra: usize) -> String {
         let mut s = String::from(r#"{"event_id":""#);
         s.push_str(id);
@@ -672,9 +655,15 @@ mod tests {
         s
     }
 
-    fn body(ids: &[&str]) -> String {
-        let events: Vec<String> = ids.iter().map(|id| event(id, 0)).collect();
-        String::from(r#"{"events":["#) + &events.join(",") + "]}"
+    /// Queues `event(id, extra)` the way the shell does (`transport::enqueue`): with the id and
+    /// time the core wrote into it, the text as written.
+    fn queue(o: &mut Outbox, id: &str, extra: usize, now: u64) -> Step {
+        o.enqueue_event(URL, id, NOW, &event(id, extra), now)
+    }
+
+    /// Several events of one task, queued one by one as the shell does: each one's step.
+    fn queue_all(o: &mut Outbox, ids: &[&str], extra: usize, now: u64) -> Vec<Step> {
+        ids.iter().map(|id| queue(o, id, extra, now)).collect()
     }
 
     fn sent_ids(step: &Step) -> Vec<String> {
@@ -685,38 +674,45 @@ mod tests {
         Outbox::new(settings, "tab1")
     }
 
-    /// `enqueue`, which never sends, then the end-of-task wake it asks for when a batch is due.
-    fn enqueue_and_end_task(o: &mut Outbox, body: &str, now: u64) -> Step {
-        let queued = o.enqueue(URL, body, now);
-        assert!(queued.requests.is_empty(), "enqueue never sends");
-        assert_eq!(queued.wake_ms, Some(0), "a due batch goes at the end of the task");
-        assert!(queued.persist.is_some(), "persisted before it is sent");
+    /// `queue_all`, which never sends, then the end-of-task wake it asks for when a batch is due.
+    fn enqueue_and_end_task(o: &mut Outbox, ids: &[&str], extra: usize, now: u64) -> Step {
+        for queued in queue_all(o, ids, extra, now) {
+            assert!(queued.requests.is_empty(), "enqueue_event never sends");
+            assert_eq!(queued.wake_ms, Some(0), "a due batch goes at the end of the task");
+            assert!(queued.persist.is_some(), "persisted before it is sent");
+        }
         o.tick(now, true, &mut Fixed(0))
     }
 
     #[test]
-    fn an_event_queued_as_written_is_queued_as_parsed() {
-        let (mut parsed, mut written) = (outbox(Settings::default()), outbox(Settings::default()));
+    fn an_event_is_queued_and_stored_as_written() {
+        let mut o = outbox(Settings::default());
         let text = event("a", 3);
-        let by_body = parsed.enqueue(URL, &(String::from(r#"{"events":["#) + &text + "]}"), NOW);
-        let by_event = written.enqueue_event(URL, "a", NOW, &text, NOW);
-        assert_eq!(by_event, by_body);
-        assert_eq!(written.items, parsed.items);
-        // The same checks: a second copy is refused with a warning, a malformed id silently.
-        assert_eq!(written.enqueue_event(URL, "a", NOW, &text, NOW).warnings.len(), 1);
-        assert_eq!(written.enqueue_event(URL, "bad id", NOW, &text, NOW), Step::default());
-        assert_eq!(written.len(), 1);
+        let s = o.enqueue_event(URL, "a", NOW, &text, NOW);
+        assert!(s.requests.is_empty() && s.errors.is_empty() && s.warnings.is_empty(), "{s:?}");
+        let item = Item { url: URL.to_string(), id: "a".to_string(), time_ms: NOW, json: text.clone(), in_flight: false };
+        assert_eq!(o.items, [item]);
+        // The stored copy reads back (as a restart or another tab adopts it) as the very same item:
+        // the text as written is what a parse and rewrite of it gives.
+        let stored = s.persist.flatten().expect("persisted");
+        assert_eq!(parse_stored(&stored, NOW).unwrap().1, o.items);
+        // A second copy is refused with a warning, a malformed id silently.
+        assert_eq!(o.enqueue_event(URL, "a", NOW, &text, NOW).warnings.len(), 1);
+        assert_eq!(o.enqueue_event(URL, "bad id", NOW, &text, NOW), Step::default());
+        assert_eq!(o.len(), 1);
     }
 
     #[test]
     fn events_close_in_time_share_one_request() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        let s = o.enqueue(URL, &body(&["a"]), NOW);
+        let s = queue(&mut o, "a", 0, NOW);
         assert!(s.requests.is_empty());
         assert_eq!(s.wake_ms, Some(1000));
         assert!(s.persist.as_ref().unwrap().as_ref().unwrap().contains(r#""event_id":"a""#));
-        let s = o.enqueue(URL, &body(&["b", "c"]), NOW + 400);
-        assert_eq!(s.wake_ms, Some(600), "the window opened by the first event");
+        for s in queue_all(&mut o, &["b", "c"], 0, NOW + 400) {
+            assert!(s.requests.is_empty());
+            assert_eq!(s.wake_ms, Some(600), "the window opened by the first event");
+        }
         assert!(o.tick(NOW + 500, true, &mut Fixed(0)).requests.is_empty());
         let s = o.tick(NOW + 1000, true, &mut Fixed(0));
         assert_eq!(sent_ids(&s), ["a,b,c"]);
@@ -732,14 +728,13 @@ mod tests {
     #[test]
     fn batches_split_by_count_and_bytes() {
         let mut o = outbox(Settings { batch_events: 2, ..Settings::default() });
-        let s = enqueue_and_end_task(&mut o, &body(&["a", "b", "c", "d", "e"]), NOW);
+        let s = enqueue_and_end_task(&mut o, &["a", "b", "c", "d", "e"], 0, NOW);
         assert_eq!(sent_ids(&s), ["a,b"], "a full batch goes at the end of the task");
         assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW + 10, &mut Fixed(0))), ["c,d"]);
         assert_eq!(sent_ids(&o.delivered("c,d", 200, NOW + 20, &mut Fixed(0))), ["e"]);
 
         let mut o = outbox(Settings { batch_bytes: 2000, window_ms: 0, ..Settings::default() });
-        let big: Vec<String> = ["a", "b", "c"].iter().map(|id| event(id, 900)).collect();
-        let s = enqueue_and_end_task(&mut o, &(String::from(r#"{"events":["#) + &big.join(",") + "]}"), NOW);
+        let s = enqueue_and_end_task(&mut o, &["a", "b", "c"], 900, NOW);
         assert_eq!(sent_ids(&s), ["a,b"]);
         assert!(s.requests[0].body.len() <= 2000);
         assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW, &mut Fixed(0))), ["c"]);
@@ -748,7 +743,7 @@ mod tests {
     #[test]
     fn failures_retry_with_backoff_and_the_same_ids() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        let first = enqueue_and_end_task(&mut o, &body(&["a", "b"]), NOW);
+        let first = enqueue_and_end_task(&mut o, &["a", "b"], 0, NOW);
         let body0 = first.requests[0].body.clone();
         let mut now = NOW;
         let mut delays = Vec::new();
@@ -778,7 +773,7 @@ mod tests {
     fn jitter_stays_in_the_upper_half() {
         for byte in 0..=255u8 {
             let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-            o.enqueue(URL, &body(&["a"]), NOW);
+            queue(&mut o, "a", 0, NOW);
             o.delivered("a", 0, NOW, &mut Fixed(0));
             o.tick(NOW + 1000, true, &mut Fixed(0));
             let d = o.delivered("a", 0, NOW, &mut Fixed(byte)).wake_ms.unwrap();
@@ -789,8 +784,8 @@ mod tests {
     #[test]
     fn a_4xx_is_dropped_with_an_error_not_retried() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
-        o.enqueue(URL, &body(&["b"]), NOW);
+        queue(&mut o, "a", 0, NOW);
+        queue(&mut o, "b", 0, NOW);
         let s = o.delivered("a", 413, NOW, &mut Fixed(0));
         assert_eq!(s.errors[0].code, "delivery_refused");
         assert!(s.errors[0].message.contains("HTTP 413"));
@@ -801,44 +796,55 @@ mod tests {
     #[test]
     fn the_queue_is_bounded_and_drops_are_counted() {
         let mut o = outbox(Settings { queue_events: 3, ..Settings::default() });
-        let s = o.enqueue(URL, &body(&["a", "b", "c", "d", "e"]), NOW);
+        let steps = queue_all(&mut o, &["a", "b", "c", "d", "e"], 0, NOW);
         assert_eq!(o.ids(), ["c", "d", "e"]);
-        assert_eq!((s.errors[0].code, s.errors[0].input.as_str()), ("queue_full", "2"));
+        let drops: Vec<Vec<(&str, &str)>> = steps.iter().map(|s| s.errors.iter().map(|e| (e.code, e.input.as_str())).collect()).collect();
+        assert_eq!(drops, [vec![], vec![], vec![], vec![("queue_full", "1")], vec![("queue_full", "1")]]);
         let mut o = outbox(Settings { queue_bytes: 2500, ..Settings::default() });
-        let big: Vec<String> = ["a", "b", "c"].iter().map(|id| event(id, 900)).collect();
-        let s = o.enqueue(URL, &(String::from(r#"{"events":["#) + &big.join(",") + "]}"), NOW);
+        let steps = queue_all(&mut o, &["a", "b", "c"], 900, NOW);
         assert_eq!(o.ids(), ["b", "c"]);
-        assert_eq!(s.errors.len(), 1);
+        assert_eq!(steps.iter().map(|s| s.errors.len()).collect::<Vec<_>>(), [0, 0, 1]);
+        assert!(o.stored_value(NOW).unwrap().len() <= 2500);
+        // One big event can push out several: one report with their count.
+        let s = queue(&mut o, "d", 2000, NOW);
+        assert_eq!(o.ids(), ["d"]);
+        assert_eq!(s.errors.iter().map(|e| (e.code, e.input.as_str())).collect::<Vec<_>>(), [("queue_full", "2")]);
         assert!(o.stored_value(NOW).unwrap().len() <= 2500);
         // Events in flight are not dropped for room.
         let mut o = outbox(Settings { queue_events: 1, window_ms: 0, ..Settings::default() });
-        enqueue_and_end_task(&mut o, &body(&["a"]), NOW);
-        let s = o.enqueue(URL, &body(&["b"]), NOW);
+        enqueue_and_end_task(&mut o, &["a"], 0, NOW);
+        let s = queue(&mut o, "b", 0, NOW);
         assert_eq!((o.ids(), s.errors.len()), (vec!["a"], 1));
     }
 
     #[test]
     fn the_same_event_id_is_queued_once() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
-        let s = o.enqueue(URL, &body(&["a"]), NOW);
+        queue(&mut o, "a", 0, NOW);
+        let s = queue(&mut o, "a", 0, NOW);
         assert_eq!(o.ids(), ["a"]);
         assert!(s.warnings[0].contains("already queued") && s.persist.is_none());
-        for junk in ["", "{", r#"{"events":5}"#, r#"{"events":[{"event_id":"bad id"},{"x":1},7]}"#] {
-            assert_eq!(o.enqueue(URL, junk, NOW), Step::default(), "{junk}");
+        // A malformed id is refused silently: nothing queued, stored or scheduled.
+        let too_long = "x".repeat(65);
+        for id in ["", "bad id", "a,b", "caf\u{e9}", too_long.as_str()] {
+            assert_eq!(queue(&mut o, id, 0, NOW), Step::default(), "{id}");
         }
+        assert_eq!(o.ids(), ["a"]);
+        let longest = "x".repeat(64);
+        assert!(queue(&mut o, &longest, 0, NOW).persist.is_some(), "64 bytes is still an event_id");
+        assert_eq!(o.ids(), ["a", longest.as_str()]);
     }
 
     #[test]
     fn a_stored_queue_is_adopted_once_its_lease_is_over() {
         let mut other = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        other.enqueue(URL, &body(&["x1", "x2"]), NOW);
+        queue_all(&mut other, &["x1", "x2"], 0, NOW);
         let live = other.stored_value(NOW).unwrap();
         other.hide(NOW, true);
         let released = other.stored_value(NOW).unwrap();
         assert!(released.starts_with(r#"{"until":0,"#), "{released}");
         let mut own = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        own.enqueue(URL, &body(&["o1"]), NOW - 5);
+        queue(&mut own, "o1", 0, NOW - 5);
         let own_stored = own.stored_value(NOW).unwrap();
 
         let mut o = Outbox::new(Settings { window_ms: 1000, ..Settings::default() }, "tab1");
@@ -874,7 +880,7 @@ mod tests {
     #[test]
     fn unload_beacons_what_waits_within_budget() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        o.enqueue(URL, &body(&["a", "b"]), NOW);
+        queue_all(&mut o, &["a", "b"], 0, NOW);
         let s = o.hide(NOW + 10, true);
         assert_eq!(sent_ids(&s), ["a,b"]);
         assert!(s.requests[0].beacon);
@@ -885,7 +891,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 1000, batch_bytes: 16 * 1024, queue_bytes: 1_000_000, ..Settings::default() });
         let ids: Vec<String> = (0..40).map(|n| String::from("e") + &u64_text(n)).collect();
         for id in &ids {
-            o.enqueue(URL, &(String::from(r#"{"events":["#) + &event(id, 3000) + "]}"), NOW);
+            queue(&mut o, id, 3000, NOW);
         }
         // The queue filled a batch before the page went away: that fetch is already in flight.
         let fetched_before = o.items.iter().filter(|i| i.in_flight).count();
@@ -905,7 +911,7 @@ mod tests {
     #[test]
     fn a_failing_endpoint_is_not_beaconed_on_unload() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
+        queue(&mut o, "a", 0, NOW);
         o.delivered("a", 503, NOW, &mut Fixed(0));
         let s = o.hide(NOW + 1, true);
         assert!(s.requests.is_empty());
@@ -918,7 +924,7 @@ mod tests {
     #[test]
     fn online_retries_now() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
+        queue(&mut o, "a", 0, NOW);
         o.delivered("a", 0, NOW, &mut Fixed(0));
         assert_eq!(sent_ids(&o.online(NOW + 5)), ["a"]);
         assert!(o.online(NOW + 6).requests.is_empty(), "one request at a time");
@@ -927,7 +933,7 @@ mod tests {
     #[test]
     fn an_adopted_queue_is_dropped_by_its_old_tab() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
+        queue(&mut o, "a", 0, NOW);
         assert!(o.persisted(true).is_none());
         let s = o.tick(NOW + 1000, false, &mut Fixed(0));
         assert!(s.requests.is_empty() && o.is_empty());
@@ -937,7 +943,7 @@ mod tests {
     #[test]
     fn a_request_without_answer_times_out_into_a_retry() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
-        let s = enqueue_and_end_task(&mut o, &body(&["a"]), NOW);
+        let s = enqueue_and_end_task(&mut o, &["a"], 0, NOW);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS));
         let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
         assert!(s.warnings[0].contains("network error"));
@@ -949,7 +955,7 @@ mod tests {
     #[test]
     fn storage_failures_are_reported_once() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
-        o.enqueue(URL, &body(&["a"]), NOW);
+        queue(&mut o, "a", 0, NOW);
         assert!(o.persisted(false).is_some());
         assert!(o.persisted(false).is_none());
         // Nothing persisted: a missing key does not mean another tab adopted us.
@@ -973,10 +979,7 @@ mod tests {
     #[test]
     fn a_keepalive_fetch_in_flight_at_pagehide_is_not_stored_for_the_next_page() {
         let mut o = outbox(Settings::default());
-        let mut s = o.enqueue(URL, &body(&["buy"]), NOW);
-        if s.requests.is_empty() {
-            s = o.tick(NOW, true, &mut Fixed(0));
-        }
+        let s = enqueue_and_end_task(&mut o, &["buy"], 0, NOW);
         assert_eq!(sent_ids(&s), ["buy"], "window 0: sent without waiting");
         assert!(!s.requests[0].beacon);
         let s = o.hide(NOW + 5, true);
