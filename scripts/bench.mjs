@@ -8,7 +8,8 @@
 //   tandem    dist/tandem.js + dist/tandem_bg.wasm when dist/ is newer than src/, www/loader.js, Cargo.*
 //             and scripts/build.mjs, else a private build in target/bench-dist (build time not counted;
 //             if that build fails, the stale dist/, labelled as such). The README snippet, meta + google
-//             + tiktok configured with load: false and no-op fbq / gtag / ttq on the page.
+//             + tiktok configured with load: false and no-op fbq / gtag / ttq on the page (and the
+//             _ttp cookie TikTok's pixel would set, on every variant).
 //   segment   @segment/analytics-next dist/umd/index.js (window.AnalyticsNext), loaded with its
 //             cdnSettings inline so nothing is fetched from cdn.segment.com
 //   snowplow  @snowplow/browser-tracker dist/index.umd.min.js (window.snowplowBrowserTracking)
@@ -164,6 +165,9 @@ const COMMON_HEAD = String.raw`
     ttq[m] = function () { n++; return ttq; };
   });
   ttq.loaded = true; window.TiktokAnalyticsObject = 'ttq'; window.ttq = ttq;
+  // The first-party cookie TikTok's pixel sets on a site that runs it (Tandem sends it with each
+  // event for the server's Events API copy); the stub above does not set it itself.
+  document.cookie = '_ttp=2kXbenchTtpCookieValue01; path=/; max-age=3600';
 
   // One Purchase, in canonical form; each tag maps it to its own API inside __benchTrack.
   window.__purchase = function (i) {
@@ -896,7 +900,8 @@ track() median ≤ 20 µs — ${T.trackMedian <= 20 ? 'met' : 'not met'}; no lon
 
 What each tag is:
 - **tandem**: the README snippet (meta, google and tiktok configured, \`load: false\`, with no-op \`fbq\` /
-  \`gtag\` / \`ttq\` on the page so all three mappings run, plus the endpoint), \`<script async>\` of ${files('tandem')}.
+  \`gtag\` / \`ttq\` on the page so all three mappings run, plus the endpoint; the page carries the \`_ttp\`
+  cookie TikTok's pixel would have set, on every variant), \`<script async>\` of ${files('tandem')}.
 - **segment**: ${files('segment')}, i.e. the UMD build that exposes \`AnalyticsNext\`, loaded with
   \`AnalyticsBrowser.load({ writeKey, cdnURL, cdnSettings })\` so that the settings are inline and nothing is
   fetched from cdn.segment.com; then \`page()\`, and \`track('Order Completed', { order_id, revenue, currency,

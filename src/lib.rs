@@ -10,9 +10,8 @@ pub mod platforms;
 #[cfg(target_arch = "wasm32")]
 pub mod shell;
 
-// Single-threaded by construction: the tag runs on the page's main thread only.
+pub mod alloc;
+
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
-    // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
-    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+static ALLOCATOR: alloc::SizeClasses<alloc::WasmMemory> = alloc::SizeClasses::new(alloc::WasmMemory);

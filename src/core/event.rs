@@ -246,7 +246,7 @@ impl Check<'_> {
 fn number_text(v: &Value) -> Option<String> {
     let s = match v {
         Value::Number(n) => n.as_str(),
-        Value::String(s) => text::trim(s),
+        Value::String(s) => s.trim(),
         _ => return None,
     };
     // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
@@ -285,7 +285,7 @@ fn id_text(v: &Value, max: usize) -> Option<String> {
         _ => return None,
     };
     let len = s.chars().count();
-    if len == 0 || len > max || s.chars().any(char::is_control) || text::trim(s).is_empty() {
+    if len == 0 || len > max || s.chars().any(char::is_control) || s.trim().is_empty() {
         None
     } else {
         Some(s.clone())
@@ -299,7 +299,7 @@ fn text(v: &Value) -> Option<String> {
 }
 
 fn currency(v: &Value) -> Option<String> {
-    let code = text::trim(v.as_str()?).to_ascii_uppercase();
+    let code = v.as_str()?.trim().to_ascii_uppercase();
     if is_currency(&code) {
         Some(code)
     } else {

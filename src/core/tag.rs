@@ -147,6 +147,10 @@ pub struct Tag {
     /// The sent log changed since its last `Store`.
     sent_log_dirty: bool,
     defer: bool,
+    /// TikTok's `_ttp` cookie, once an event found it: its pixel sets it once and keeps it, and
+    /// reading `document.cookie` for it on every event was a large part of each event's work
+    /// after `track()` (see `needs_cookies_to_emit`). Read again after any consent command.
+    ttp: Option<String>,
 }
 
 /// See `Tag::last_page_view`.
@@ -210,6 +214,7 @@ impl Tag {
             deferred: Vec::new(),
             sent_log_dirty: false,
             defer: false,
+            ttp: None,
         };
         tag.attribution = Attribution::load(page.stored_attribution.as_deref());
 
@@ -374,6 +379,7 @@ impl Tag {
     /// consent of now (the same task), each event keeps its own URL, referrer and time.
     pub fn emit_deferred(&mut self, page: &PageFacts) -> Outcome {
         let mut out = Outcome::default();
+        self.find_ttp(page);
         for ev in std::mem::take(&mut self.deferred) {
             self.emit(ev, page, &mut out);
         }
@@ -439,11 +445,24 @@ impl Tag {
         if self.defer {
             self.deferred.push(ev);
         } else {
+            self.find_ttp(page);
             self.emit(ev, page, &mut out);
             self.store_sent_log(page.now_ms, &mut out);
         }
         out.event_id = Some(event_id);
         out
+    }
+
+    /// Whether `emit_deferred` needs `PageFacts::cookie_header`: only to look for `_ttp`.
+    pub fn needs_cookies_to_emit(&self) -> bool {
+        self.ttp.is_none()
+    }
+
+    /// Looks for `_ttp` in `page`'s cookies until it is found.
+    fn find_ttp(&mut self, page: &PageFacts) {
+        if self.ttp.is_none() {
+            self.ttp = cookies::get(&page.cookie_header, "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v)).map(str::to_string);
+        }
     }
 
     /// Stage 3 for an accepted event: each destination's effects, then the endpoint's.
@@ -463,12 +482,11 @@ impl Tag {
             }
             out.effects.extend(effects);
         }
-        let ttp = cookies::get(&page.cookie_header, "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v));
         match &self.config.endpoint {
             Some(endpoint) => {
                 // Identifiers, hashed identity and the consent state: see `tag_consent::endpoint_event`.
                 let event = self.endpoint_event(
-                    &Envelope { event: &ev, fbp: Some(&self.fbp), fbc: self.fbc.as_deref(), ttp, attribution: &self.attribution, client_id: &self.client_id },
+                    &Envelope { event: &ev, fbp: Some(&self.fbp), fbc: self.fbc.as_deref(), ttp: self.ttp.as_deref(), attribution: &self.attribution, client_id: &self.client_id },
                     page.now_ms,
                 );
                 if debug {
@@ -677,6 +695,28 @@ mod tests {
         assert_eq!(lines(&emitted.effects), lines(&direct.effects));
         assert_eq!(sent_body(&emitted), sent_body(&direct));
         assert!(!later.has_deferred() && later.emit_deferred(&p).effects.is_empty(), "emitted once");
+    }
+
+    #[test]
+    fn ttp_is_looked_for_until_found_and_again_after_a_consent_command() {
+        let without = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let with = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc; _ttp=tt-1");
+        let no_cookies = PageFacts { cookie_header: String::new(), ..without.clone() };
+        let (mut tag, _) = init(ALL, &without);
+        let lead = parse("\"Lead\"").unwrap();
+        let mut emit = |tag: &mut Tag, track_page: &PageFacts, emit_page: &PageFacts, seed: u8| {
+            tag.track_deferred(&lead, &Value::Null, &Value::Null, track_page, &mut Counter(seed));
+            sent_body(&tag.emit_deferred(emit_page)).to_json().contains(r#""ttp":"tt-1""#)
+        };
+        // Not set yet: looked for at each emit.
+        assert!(tag.needs_cookies_to_emit() && !emit(&mut tag, &without, &without, 1));
+        assert!(tag.needs_cookies_to_emit());
+        // TikTok's pixel set it: found once, then kept, so the shell stops reading cookies to emit.
+        assert!(emit(&mut tag, &with, &with, 2));
+        assert!(!tag.needs_cookies_to_emit() && emit(&mut tag, &without, &no_cookies, 3));
+        // A consent command: looked for again (a consent platform may have deleted it).
+        tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &without, &mut Counter(4));
+        assert!(tag.needs_cookies_to_emit() && !emit(&mut tag, &without, &without, 5));
     }
 
     #[test]

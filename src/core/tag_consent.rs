@@ -178,6 +178,8 @@ impl Tag {
     /// `tandem('consent', 'default' | 'update', values)` after init.
     pub fn consent(&mut self, kind: &Value, values: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
+        // A consent platform may have deleted the cookie with the visitor's choice.
+        self.ttp = None;
         self.privacy.consent.apply(kind, values, page.now_ms, &mut out.errors, &mut out.warnings);
         let mut changes = self.consent_changed(page, rng);
         changes.errors.append(&mut out.errors);

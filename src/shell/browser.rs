@@ -118,23 +118,25 @@ pub fn set_nonce(nonce: &str) {
 pub struct BrowserEntropy;
 
 thread_local! {
-    /// Random bytes drawn from the browser in blocks: one crypto.getRandomValues call per eight
+    /// Random bytes drawn from the browser in blocks: one crypto.getRandomValues call per 32
     /// event ids instead of one each (a call out of the wasm costs more than the bytes).
-    static POOL: RefCell<([u8; 128], usize)> = const { RefCell::new(([0; 128], 128)) };
+    /// (bytes, how many are left to hand out, from the end): all zero at first, so it costs no
+    /// data segment.
+    static POOL: RefCell<([u8; 512], usize)> = const { RefCell::new(([0; 512], 0)) };
 }
 
 impl Entropy for BrowserEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
         POOL.with(|pool| {
-            let (bytes, used) = &mut *pool.borrow_mut();
+            let (bytes, left) = &mut *pool.borrow_mut();
             for out in buf.iter_mut() {
-                if *used >= bytes.len() {
+                if *left == 0 {
                     shell_fill_random(bytes);
-                    *used = 0;
+                    *left = bytes.len();
                 }
+                *left -= 1;
                 // Each byte is handed out once.
-                *out = std::mem::take(&mut bytes[*used]);
-                *used += 1;
+                *out = std::mem::take(&mut bytes[*left]);
             }
         });
     }
@@ -197,6 +199,7 @@ pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
 /// `shell_page()`'s lines, read again only when `href` changed (pushState, a hash change): reading
 /// `protocol`, `hostname` and `referrer` and passing the string in was a large part of `track()`'s
 /// own time. The referrer cannot change without `href` changing: a document's referrer is fixed.
+/// A copy: the lines must outlive the borrow of the cache, and they are about a hundred bytes.
 fn page_lines() -> String {
     PAGE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -225,10 +228,11 @@ impl<'a> Location<'a> {
     }
 }
 
-/// What `Tag::emit_deferred` reads: the cookies and the time (each event keeps the URL and
-/// referrer of its track call), without the location read and copy of `page_facts`.
-pub fn emit_facts() -> PageFacts {
-    PageFacts { cookie_header: shell_cookie(), now_ms: now(), ..PageFacts::default() }
+/// What `Tag::emit_deferred` reads: the time, and the cookies while the tag still looks for
+/// `_ttp` (each event keeps the URL and referrer of its track call), without the location read
+/// and copy of `page_facts`.
+pub fn emit_facts(with_cookies: bool) -> PageFacts {
+    PageFacts { cookie_header: if with_cookies { shell_cookie() } else { String::new() }, now_ms: now(), ..PageFacts::default() }
 }
 
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain

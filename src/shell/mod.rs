@@ -57,7 +57,7 @@ pub fn command(name: &str, args_json: &str) -> String {
     // The effects of tracks made earlier in this task are carried out before anything else (see
     // `Tag::track_deferred`): a pagehide flush must find their events in the outbox.
     let earlier = TAG.with(|slot| match slot.borrow_mut().as_mut() {
-        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::emit_facts()), tag.debug())),
+        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::emit_facts(tag.needs_cookies_to_emit())), tag.debug())),
         _ => None,
     });
     if let Some((earlier, debug)) = &earlier {
