@@ -22,21 +22,26 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 function shell_storage() {
   try { return window.localStorage || null; } catch (e) { return null; }
 }
-let shellHref = null, shellEntry = null;
+let shellHref = null, shellMoved = true, shellWatching = false;
 export function shell_page() {
   try {
-    // navigation.currentEntry is a new object after every same-document navigation (pushState,
-    // replaceState, a fragment, back/forward) and costs far less to read than location.href,
-    // which serialises the URL on each read. Without the Navigation API, href is compared.
-    var nav = window.navigation, entry = nav ? nav.currentEntry : null;
-    if (entry && entry === shellEntry) return null;
+    // The Navigation API's currententrychange fires, synchronously, on every same-document
+    // navigation (pushState, replaceState, a fragment, back/forward): until one, the location is
+    // the one last read, without reading location.href, which serialises the URL on each read.
+    // Without the API, href is compared on every call.
+    if (shellWatching) {
+      if (!shellMoved) return null;
+    } else if (window.navigation && typeof navigation.addEventListener === 'function') {
+      navigation.addEventListener('currententrychange', function () { shellMoved = true; });
+      shellWatching = true;
+    }
+    shellMoved = false;
     var l = location, href = l.href;
-    shellEntry = entry;
     if (href === shellHref) return null;
     var page = [l.protocol, l.hostname, document.referrer, href].join('\n');
     shellHref = href;
     return page;
-  } catch (e) { shellHref = null; shellEntry = null; return ''; }
+  } catch (e) { shellHref = null; shellMoved = true; return ''; }
 }
 export function shell_cookie() {
   try { return document.cookie; } catch (e) { return ''; }

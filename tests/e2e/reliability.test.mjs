@@ -213,6 +213,29 @@ test('SPA: one PageView for a doubled fire on one URL; back and forth are new vi
   assert.equal(pv.length, 3, 'Meta got three views, not four');
 });
 
+test('each event keeps the URL it was tracked at, right after pushState, replaceState or a fragment change', needsDist, async () => {
+  const { page } = await loaded(env, { batch: { windowMs: 100 } });
+  const tracked = await page.evaluate(() => {
+    const out = [];
+    const at = () => out.push([window.tandem('track', 'Lead'), location.href]);
+    at();
+    history.pushState(null, '', '/fixtures/basic.html?step=1');
+    at();
+    history.replaceState(null, '', '/fixtures/basic.html?step=2');
+    at();
+    location.hash = 'done';
+    at();
+    at(); // unchanged: the location read last time
+    return out;
+  });
+  assert.equal(new Set(tracked.map(([, url]) => url)).size, 4);
+  const ids = tracked.map(([id]) => id);
+  const events = await waitForEvents(env.server, (e) => ids.includes(e.event_id), { count: ids.length });
+  for (const [id, url] of tracked) {
+    assert.equal(events.find((e) => e.event_id === id).event_source_url, url, id);
+  }
+});
+
 test('hostile input: Symbols, BigInt, throwing getters and proxies, megabyte strings never throw', needsDist, async (t) => {
   const { page, pageErrors } = await loaded(env, { batch: { windowMs: 100 } });
   const res = await page.evaluate(() => {
