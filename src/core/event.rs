@@ -357,18 +357,21 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
 }
 
 fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
-    let mut field = String::from("contents[");
-    crate::core::json::write_u64(&mut field, i as u64);
-    field.push(']');
-    let Value::Object(members) = item else {
-        c.bad("invalid_param", &field, "must be an object with an id", item);
-        return None;
-    };
+    // `contents[i]` and `contents[i].name`, written only for a message: most items have none, and
+    // track() pays for every string it builds.
     let sub = |name: &str| {
-        let mut f = field.clone();
-        f.push('.');
-        f.push_str(name);
+        let mut f = String::from("contents[");
+        crate::core::json::write_u64(&mut f, i as u64);
+        f.push(']');
+        if !name.is_empty() {
+            f.push('.');
+            f.push_str(name);
+        }
         f
+    };
+    let Value::Object(members) = item else {
+        c.bad("invalid_param", &sub(""), "must be an object with an id", item);
+        return None;
     };
     let Some(id) = item.get("id").and_then(|v| id_text(v, ID_CAP)) else {
         c.bad("invalid_param", &sub("id"), "is required: a string or integer of 1 to 256 characters; the item was dropped", item.get("id").unwrap_or(&Value::Null));

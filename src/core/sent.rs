@@ -24,7 +24,9 @@ pub struct SentLog {
 }
 
 fn entry(key: String, ts: u64) -> (u32, String, String) {
-    let mut text = String::from("[");
+    // Sized once: `["<key>",<13-digit ms>]`, a key seldom needing escapes.
+    let mut text = String::with_capacity(key.len() + 20);
+    text.push('[');
     json::write_str(&mut text, &key);
     text.push(',');
     json::write_u64(&mut text, ts);
