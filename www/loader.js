@@ -58,25 +58,25 @@ function writeJson(value, depth, state) {
   if (type === 'function') return invalidMarker('a function');
   if (type !== 'object') return invalidMarker('a value of type ' + type);
   if (depth >= MAX_DEPTH) return invalidMarker('an object nested deeper than ' + MAX_DEPTH + ' levels');
-  if (state.seen.indexOf(value) !== -1) return invalidMarker('a circular reference');
+  var seen = state.seen; // the objects on the path here: at most MAX_DEPTH
+  for (var s = 0; s < seen.length; s++) {
+    if (seen[s] === value) return invalidMarker('a circular reference');
+  }
   if (state.chars > MAX_TOTAL_CHARS) return invalidMarker('more than ' + MAX_TOTAL_CHARS + ' characters of data in one call');
-  state.seen.push(value);
+  seen.push(value);
   var text;
   try {
     text = writeObject(value, depth, state);
   } catch (error) {
     text = invalidMarker('an object that could not be read: ' + describeError(error));
   }
-  state.seen.pop();
+  seen.pop();
   return text;
 }
 // Appends to one string rather than joining an array of parts: track() serialises its arguments on
 // every call, and the arrays were most of this function's cost.
 function writeObject(value, depth, state) {
-  var text, item, i;
-  if (value instanceof Date) {
-    return isNaN(value.getTime()) ? invalidMarker('an invalid Date') : JSON.stringify(value.toISOString());
-  }
+  var text, item, i, separator = '';
   if (Array.isArray(value)) {
     var length = Math.min(value.length, MAX_ITEMS);
     text = '[';
@@ -95,6 +95,9 @@ function writeObject(value, depth, state) {
     }
     return text + ']';
   }
+  if (value instanceof Date) {
+    return isNaN(value.getTime()) ? invalidMarker('an invalid Date') : JSON.stringify(value.toISOString());
+  }
   var keys = Object.keys(value);
   var count = Math.min(keys.length, MAX_ITEMS);
   text = '{';
@@ -103,11 +106,13 @@ function writeObject(value, depth, state) {
     try {
       item = value[key];
     } catch (error) {
-      text += (text.length > 1 ? ',' : '') + JSON.stringify(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error));
+      text += separator + JSON.stringify(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error));
+      separator = ',';
       continue;
     }
     if (item === undefined) continue;
-    text += (text.length > 1 ? ',' : '') + JSON.stringify(key) + ':' + writeJson(item, depth + 1, state);
+    text += separator + JSON.stringify(key) + ':' + writeJson(item, depth + 1, state);
+    separator = ',';
   }
   return text + '}';
 }
