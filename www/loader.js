@@ -716,12 +716,33 @@ function bootTandem(win, script) {
   compileWasm(wasmUrlFor(win, script))
     .then(function (module) {
       compiled = module;
-      return instantiate();
+      return nextTask(win);
     })
+    .then(instantiate)
     .then(goLive)
     .catch(fail);
   warmUp(win);
   return stub;
+}
+
+// Resolves in a new task. When the wasm is already in memory (preloaded) as the loader runs, its
+// compilation can finish within the loader's own task, and the first command (init, its PageView)
+// would then run in it too: one task of 50 ms and more on a busy phone or CPU. Yielding between
+// the two lets input and rendering in first; a message is not clamped like a nested setTimeout.
+function nextTask(win) {
+  return new Promise(function (resolve) {
+    try {
+      var channel = new win.MessageChannel();
+      nextTask.channel = channel; // referenced until its message arrives
+      channel.port1.onmessage = function () {
+        nextTask.channel = null;
+        resolve();
+      };
+      channel.port2.postMessage(0);
+    } catch (error) {
+      setTimeout(resolve, 0);
+    }
+  });
 }
 
 // A page's first cookie read and first localStorage read each wait on a round trip to the browser
