@@ -245,13 +245,14 @@ impl Check<'_> {
 /// limited so the value stays finite in every JSON reader.
 fn number_text(v: &Value) -> Option<String> {
     let s = match v {
+        // A parsed number's syntax was checked by the parser (and is again where it is written).
         Value::Number(n) => n.as_str(),
-        Value::String(s) => s.trim(),
+        Value::String(s) if is_number_literal(s.trim()) => s.trim(),
         _ => return None,
     };
     // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
     let exp_digits = text::find_any(s, "eE").map_or(0, |i| s.bytes().skip(i).filter(u8::is_ascii_digit).count());
-    if is_number_literal(s) && s.len() <= 40 && exp_digits <= 2 {
+    if s.len() <= 40 && exp_digits <= 2 {
         Some(s.to_string())
     } else {
         None
