@@ -40,6 +40,34 @@ pub fn base64url(bytes: &[u8]) -> String {
     s
 }
 
+/// Event ids already sent by this instance, to send the same id once: sorted 64-bit FNV-1a
+/// hashes, so a page that tracks thousands of events neither allocates nor compares strings for
+/// each. Two ids of one page share a hash with a chance of about n²/2⁶⁵ (10⁻¹³ for 1,000 events).
+#[derive(Debug, Default)]
+pub struct SentIds(Vec<u64>);
+
+impl SentIds {
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.binary_search(&fnv64(id)).is_ok()
+    }
+
+    /// Records `id`; false when it was already there.
+    pub fn insert(&mut self, id: &str) -> bool {
+        let hash = fnv64(id);
+        match self.0.binary_search(&hash) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, hash);
+                true
+            }
+        }
+    }
+}
+
+fn fnv64(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
 }
@@ -76,6 +104,48 @@ mod tests {
         let u = uuid_v4(*b"0123456789abcdef");
         assert_eq!(u.len(), 36);
         assert!(validate_event_id(&Value::String(u)).is_ok());
+    }
+
+    #[test]
+    fn sent_ids_keep_each_id_once() {
+        let mut sent = SentIds::default();
+        let generated = uuid_v4(*b"0123456789abcdef");
+        assert!(!sent.contains(&generated));
+        assert!(sent.insert(&generated));
+        assert!(sent.contains(&generated));
+        assert!(!sent.insert(&generated), "the same UUID twice");
+        // Event ids are case-sensitive at every platform: the uppercase text is another id.
+        let upper = generated.to_uppercase();
+        assert!(!sent.contains(&upper));
+        assert!(sent.insert(&upper));
+        assert!(!sent.insert(&upper));
+        for other in ["order-1001", "12345", "0123456789abcdef0123456789abcdef0123", "01234567-89ab-cdef-0123-456789abcdeg", "01234567089ab-cdef-0123-456789abcdef"] {
+            assert!(!sent.contains(other), "{other}");
+            assert!(sent.insert(other), "{other}");
+            assert!(sent.contains(other), "{other}");
+            assert!(!sent.insert(other), "{other}");
+        }
+        // Ids a shop numbers in sequence differ in a digit or two: none is taken for another.
+        for n in 0..5_000 {
+            assert!(sent.insert(&format!("A-{n}")), "A-{n}");
+        }
+        // Many random UUIDs, out of order: each found once, none confused with another.
+        let mut seed = 7u64;
+        let ids: Vec<String> = (0..500)
+            .map(|_| {
+                let mut b = [0u8; 16];
+                for x in &mut b {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    *x = (seed >> 56) as u8;
+                }
+                uuid_v4(b)
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert!(sent.insert(id), "{id}");
+            assert!(ids[..=i].iter().all(|seen| sent.contains(seen)));
+            assert!(ids[i + 1..].iter().all(|later| !sent.contains(later)));
+        }
     }
 
     #[test]

@@ -132,9 +132,8 @@ pub struct Tag {
     fbp: String,
     fbc: Option<String>,
     client_id: String,
-    /// Event ids sent by this instance: the same id twice is sent once. Sorted, so a page that
-    /// tracks thousands of events does not scan them all on every call.
-    sent_event_ids: Vec<String>,
+    /// Event ids sent by this instance: the same id twice is sent once.
+    sent_event_ids: ids::SentIds,
     /// Purchase order ids and site-supplied event ids sent from this browser, across page loads.
     sent_log: SentLog,
     /// The last PageView (URL, ms, event_id): the same URL again within `PAGE_VIEW_DOUBLE_MS` is
@@ -207,7 +206,7 @@ impl Tag {
             fbp: String::new(),
             fbc: None,
             client_id: String::new(),
-            sent_event_ids: Vec::new(),
+            sent_event_ids: ids::SentIds::default(),
             sent_log: SentLog::load(page.stored_sent.as_deref(), page.now_ms),
             last_page_view: None,
             privacy,
@@ -406,14 +405,14 @@ impl Tag {
     /// released by a consent update, with the page facts of when it was tracked).
     fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, _rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
-        let Err(at) = self.sent_event_ids.binary_search(&event_id) else {
+        if self.sent_event_ids.contains(&event_id) {
             let mut w = String::from("event_id ");
             w.push_str(&event_id);
             w.push_str(" was already sent from this page; not sent again");
             out.warnings.push(w);
             out.event_id = Some(event_id);
             return out;
-        };
+        }
         // A site-supplied id names one logical conversion: remembered across page loads, so a
         // reloaded thank-you page answers with the same id and sends nothing.
         let site_key = site_event_id.then(|| sent::key("e:", &event_id));
@@ -438,7 +437,7 @@ impl Tag {
         }
         let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
         // Recorded before the effects are built, so a double in the same task is already one.
-        self.sent_event_ids.insert(at, event_id.clone());
+        self.sent_event_ids.insert(&event_id);
         for key in [site_key, order_key].into_iter().flatten() {
             self.sent_log_dirty |= self.sent_log.insert(key, page.now_ms);
         }
@@ -751,6 +750,29 @@ mod tests {
         let (mut third_load, _) = init(ALL, &p);
         let repeat = lead(&mut third_load, &p);
         assert_eq!((repeat.event_id.as_deref(), repeat.effects.len()), (Some("lead-1"), 0));
+    }
+
+    #[test]
+    fn an_event_id_already_sent_from_this_page_is_not_sent_again() {
+        let p = page("https://www.shop.example/", "");
+        let (mut tag, _) = init(ALL, &p);
+        let lead = |tag: &mut Tag, options: &str, seed: u8| tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(options).unwrap(), &p, &mut Counter(seed));
+        let sends = |o: &Outcome| o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
+        // The id the tag made, handed back as the site's own (a retry, a double-bound button).
+        let first = lead(&mut tag, "null", 10);
+        let generated = first.event_id.clone().expect("an event_id");
+        assert_eq!(sends(&first), 1);
+        let again = lead(&mut tag, &format!(r#"{{"eventId":"{generated}"}}"#), 20);
+        assert_eq!((again.event_id.as_deref(), sends(&again)), (Some(generated.as_str()), 0));
+        assert!(again.warnings.iter().any(|w| w.contains("already sent from this page")), "{:?}", again.warnings);
+        // Ids are case-sensitive at every platform: the uppercase form is another event.
+        let upper = lead(&mut tag, &format!(r#"{{"eventId":"{}"}}"#, generated.to_uppercase()), 30);
+        assert_eq!(sends(&upper), 1);
+        // A site id that is not a UUID, twice.
+        assert_eq!(sends(&lead(&mut tag, r#"{"eventId":"lead-7"}"#, 40)), 1);
+        assert_eq!(sends(&lead(&mut tag, r#"{"eventId":"lead-7"}"#, 50)), 0);
+        // Other generated ids still go out.
+        assert_eq!(sends(&lead(&mut tag, "null", 60)), 1);
     }
 
     #[test]
