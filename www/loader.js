@@ -132,8 +132,10 @@ function argumentsToArray(args) {
 
 // Fetches and compiles the wasm off the main thread where the browser can (compileStreaming), and
 // falls back to an ArrayBuffer when the server sends a wrong MIME type, which compileStreaming rejects.
-function compileWasm(url) {
+// `onResponse` is called as the response arrives, before compiling starts.
+function compileWasm(url, onResponse) {
   return fetch(url, { credentials: 'same-origin' }).then(function (response) {
+    onResponse();
     if (!response.ok) throw new Error('the wasm file answered HTTP ' + response.status + ' at ' + url);
     var mime = (response.headers.get('Content-Type') || '').split(';')[0].trim();
     if (mime === 'application/wasm' && typeof WebAssembly.compileStreaming === 'function') {
@@ -713,17 +715,18 @@ function bootTandem(win, script) {
     fail(new Error('this browser has no WebAssembly or fetch'));
     return win.tandem;
   }
-  // A message posted now arrives once this task is over. A module compiled before then finished
-  // compiling within the loader's own task (the wasm was already in memory): init then waits for
-  // a task of its own, instead of making one long task of the loader, the compilation and init
-  // with its PageView (52 and 67 ms in the bench on a loaded machine). Otherwise it starts at
-  // once: yielding every time delayed the first PageView by about 18 ms in the bench's page.
-  var loaderTaskOver = false;
-  nextTask(win).then(function () { loaderTaskOver = true; });
-  compileWasm(wasmUrlFor(win, script))
+  // With the wasm already in memory (preloaded), its response, the whole compilation and init
+  // with its PageView can run as one task: 52 to 67 ms long in the bench on a loaded machine. A
+  // message posted as the response arrives is delivered once that task is over: a module compiled
+  // before then waits for a task of its own before init. Otherwise init starts at once: yielding
+  // every time delayed the first PageView by about 18 ms in the bench's page.
+  var responseTaskOver = false;
+  compileWasm(wasmUrlFor(win, script), function () {
+    nextTask(win).then(function () { responseTaskOver = true; });
+  })
     .then(function (module) {
       compiled = module;
-      return loaderTaskOver ? null : nextTask(win);
+      return responseTaskOver ? null : nextTask(win);
     })
     .then(instantiate)
     .then(goLive)
