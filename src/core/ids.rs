@@ -64,7 +64,8 @@ impl SentIds {
     }
 }
 
-fn fnv64(id: &str) -> u64 {
+/// FNV-1a, 64 bits: a few instructions a byte, and ids differing in one digit differ here.
+pub(crate) fn fnv64(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

@@ -7,6 +7,7 @@
 //! `MAX_AGE_MS`, which covers the platforms' 48-hour dedup windows with room to spare.
 
 use crate::core::attribution::ts_of;
+use crate::core::ids::fnv64;
 use crate::core::json::{self, Value};
 
 /// localStorage key.
@@ -20,10 +21,10 @@ pub struct SentLog {
     /// (hash of the key, key, `["<key>",<ms first sent>]`), oldest first: each entry's JSON is
     /// written once, as the log is rewritten on every Purchase; the hash spares `contains`, run
     /// on every Purchase, a string comparison with each of up to 100 keys of mostly equal length.
-    entries: Vec<(u32, String, String)>,
+    entries: Vec<(u64, String, String)>,
 }
 
-fn entry(key: String, ts: u64) -> (u32, String, String) {
+fn entry(key: String, ts: u64) -> (u64, String, String) {
     // Sized once: `["<key>",<13-digit ms>]`, a key seldom needing escapes.
     let mut text = String::with_capacity(key.len() + 20);
     text.push('[');
@@ -31,16 +32,7 @@ fn entry(key: String, ts: u64) -> (u32, String, String) {
     text.push(',');
     json::write_u64(&mut text, ts);
     text.push(']');
-    (hash(&key), key, text)
-}
-
-/// FNV-1a: a few instructions a byte, and keys differing in one digit differ here.
-fn hash(key: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in key.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h
+    (fnv64(&key), key, text)
 }
 
 impl SentLog {
@@ -63,7 +55,7 @@ impl SentLog {
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        let h = hash(key);
+        let h = fnv64(key);
         self.entries.iter().any(|(kh, k, _)| *kh == h && k == key)
     }
 
