@@ -247,7 +247,7 @@ fn number_text(v: &Value) -> Option<String> {
     let s = match v {
         // A parsed number's syntax was checked by the parser (and is again where it is written).
         Value::Number(n) => n.as_str(),
-        Value::String(s) if is_number_literal(s.trim()) => s.trim(),
+        Value::String(s) => Some(s.trim()).filter(|t| is_number_literal(t))?,
         _ => return None,
     };
     // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
