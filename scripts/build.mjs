@@ -11,13 +11,13 @@
 //
 // Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the glue is
 // wrapped in a factory (so a crashed instance can be replaced), its inline_js snippets inlined, and
-// combined with www/loader.js into a classic script and an ES module, minified by esbuild.
+// combined with www/loader.js into a classic script and an ES module, minified by terser.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { transformSync } from 'esbuild';
+import { minify as terser } from 'terser';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testHooks = process.argv.includes('--test-hooks');
@@ -256,16 +256,18 @@ export function ready(timeoutMs) {
 export default tandem;
 `;
 
-function minify(code, format) {
-  return transformSync(code, { minify: true, target: 'es2020', format, legalComments: 'none' }).code;
+// terser rather than esbuild: 400 B less gzip on tandem.js (8,023 against 8,426 for the same
+// source), with its default options; no option tried (passes, toplevel, unsafe) did better.
+async function minify(code, module) {
+  return (await terser(code, { module, format: { comments: false } })).code;
 }
 
 // V8's explicit compile hint (Chrome 136+; a plain comment elsewhere): every function of the
 // loader and glue is compiled on the script-streaming thread while the file downloads, instead of
 // one by one on the main thread at its first call, which fell between the wasm instance going live
 // and the first PageView request (55 lazy compiles there). It must be the file's first line.
-writeFileSync(join(outDir, 'tandem.js'), '//# allFunctionsCalledOnLoad\n' + minify(classic, undefined));
-writeFileSync(join(outDir, 'tandem.mjs'), minify(moduleSource, 'esm'));
+writeFileSync(join(outDir, 'tandem.js'), '//# allFunctionsCalledOnLoad\n' + (await minify(classic, false)));
+writeFileSync(join(outDir, 'tandem.mjs'), await minify(moduleSource, true));
 copyFileSync(join(root, 'www', 'tandem.d.ts'), join(outDir, 'tandem.d.ts'));
 
 let total = 0;
