@@ -222,6 +222,31 @@ async fn rejected_input_is_an_error_value_not_an_exception() {
     track_purchase();
 }
 
+/// GA4's event-name rule is checked with the browser's Unicode classes in the wasm (the shell's
+/// `privacy_name_fault`, which keeps Rust's tables out of the download): they must answer as
+/// Rust's own do natively, for names in many scripts.
+#[wasm_bindgen_test]
+async fn custom_event_names_follow_the_rule_in_any_script_as_natively() {
+    fresh_page("");
+    install_relay();
+    reply("init", CONFIG);
+    let names = [
+        "signup_done", "Käufe", "名前", "कि", "a٣", "ÆbleKøb", "Δοκιμή_2", "ꓐꓳ", "x", "ǅungla", "a\u{2160}",
+        "1st", "_x", "٣a", "a-b", "a b", "ok!", "emoji😀", "a\u{200d}b", "\u{0301}a", "a.b", "tab\t",
+    ];
+    for name in names {
+        let json_name = JSON::stringify(&JsValue::from_str(name)).ok().and_then(|s| s.as_string()).expect("a string stringifies");
+        let out = reply("track", &format!("[{json_name}]"));
+        let message = get(&out, "errors.0.message").as_string().unwrap_or_default();
+        match tandem::core::unicode::rust_name_fault_code(name) {
+            0 => assert!(get(&out, "event_id").is_string(), "{name:?} is a valid name: {message}"),
+            1 => assert!(message.contains("must start with a letter"), "{name:?}: {message}"),
+            _ => assert!(message.contains("may contain only letters, digits and underscores"), "{name:?}: {message}"),
+        }
+    }
+    end_of_task().await;
+}
+
 #[wasm_bindgen_test]
 async fn a_reply_is_the_bare_event_id_unless_there_is_something_to_report() {
     fresh_page("");

@@ -8,6 +8,7 @@
 use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, truncate_utf8, Value, W};
 use crate::core::text;
+use crate::core::unicode::{self, NameFault};
 
 /// Meta's standard events, which Tandem uses as its canonical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,11 +346,12 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
     if s.chars().count() > NAME_MAX {
         return reject(errors, "must be at most 40 characters (Google Analytics' limit)");
     }
-    if !s.chars().next().is_some_and(char::is_alphabetic) {
-        return reject(errors, "must start with a letter (Google Analytics naming rule)");
-    }
-    if !s.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return reject(errors, "may contain only letters, digits and underscores (Google Analytics naming rule)");
+    match unicode::name_fault(s) {
+        Some(NameFault::FirstNotLetter) => return reject(errors, "must start with a letter (Google Analytics naming rule)"),
+        Some(NameFault::OtherThanLetterDigitUnderscore) => {
+            return reject(errors, "may contain only letters, digits and underscores (Google Analytics naming rule)")
+        }
+        None => {}
     }
     let lower = s.to_ascii_lowercase();
     if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {

@@ -18,6 +18,7 @@ use crate::core::error::TagError;
 use crate::core::json::{Value, W};
 use crate::core::sha256;
 use crate::core::text;
+use crate::core::unicode;
 
 /// identify's fields: (name, Meta key, Google gtag key, TikTok key).
 pub const FIELDS: &[(&str, &str, &str, &str)] = &[
@@ -55,31 +56,7 @@ fn trim_lower(raw: &str) -> String {
     if text::all(t, |b| b.is_ascii()) {
         return t.to_ascii_lowercase();
     }
-    lowercase(t)
-}
-
-/// Unicode lowercasing, as JavaScript's `toLowerCase` (the SDK's). Natively Rust's (the same
-/// Unicode mapping, final sigma included). In the wasm the shell installs the browser's own
-/// (`set_lowercase`), which keeps Rust's Unicode case tables (kilobytes) out of the download.
-#[cfg(not(target_arch = "wasm32"))]
-fn lowercase(s: &str) -> String {
-    s.to_lowercase()
-}
-
-#[cfg(target_arch = "wasm32")]
-thread_local! {
-    static LOWERCASE: std::cell::Cell<fn(&str) -> String> = const { std::cell::Cell::new(str::to_ascii_lowercase) };
-}
-
-#[cfg(target_arch = "wasm32")]
-fn lowercase(s: &str) -> String {
-    LOWERCASE.with(|f| (f.get())(s))
-}
-
-/// The browser's `String.prototype.toLowerCase`, given by the shell at start-up.
-#[cfg(target_arch = "wasm32")]
-pub fn set_lowercase(f: fn(&str) -> String) {
-    LOWERCASE.with(|slot| slot.set(f));
+    unicode::lowercase(t)
 }
 
 /// `s` with only the chars `keep` accepts. One function taking a fn pointer, where a

@@ -17,4 +17,5 @@ pub mod sent;
 pub mod sha256;
 pub mod tag;
 pub mod text;
+pub mod unicode;
 pub mod url;

@@ -703,7 +703,7 @@ mod tests {
         let no_cookies = PageFacts { cookie_header: String::new(), ..without.clone() };
         let (mut tag, _) = init(ALL, &without);
         let lead = parse("\"Lead\"").unwrap();
-        let mut emit = |tag: &mut Tag, track_page: &PageFacts, emit_page: &PageFacts, seed: u8| {
+        let emit = |tag: &mut Tag, track_page: &PageFacts, emit_page: &PageFacts, seed: u8| {
             tag.track_deferred(&lead, &Value::Null, &Value::Null, track_page, &mut Counter(seed));
             sent_body(&tag.emit_deferred(emit_page)).to_json().contains(r#""ttp":"tt-1""#)
         };

@@ -29,13 +29,28 @@ export function privacy_gpc() {
 export function privacy_lowercase(s) {
   return s.toLowerCase();
 }
+var nameFirst, nameRest;
+export function privacy_name_fault(s) {
+  try {
+    // Built here, not written as literals: a browser without Unicode property escapes would
+    // refuse the whole script over a literal, and takes the ASCII rule below instead.
+    nameFirst = nameFirst || new RegExp('^\\p{Alphabetic}', 'u');
+    nameRest = nameRest || new RegExp('^[\\p{Alphabetic}\\p{N}_]*$', 'u');
+  } catch (e) {
+    nameFirst = /^[A-Za-z]/;
+    nameRest = /^\w*$/;
+  }
+  return !nameFirst.test(s) ? 1 : nameRest.test(s) ? 0 : 2;
+}
 "#)]
 extern "C" {
     fn consent_wake(ms: u32);
     /// `navigator.globalPrivacyControl === true`.
     fn privacy_gpc() -> bool;
-    /// `String.prototype.toLowerCase`, for identify's normalisation (see `identity::set_lowercase`).
+    /// `String.prototype.toLowerCase`, for identify's normalisation (see `core::unicode`).
     fn privacy_lowercase(s: &str) -> String;
+    /// GA4's event-name rule with the browser's Unicode classes, as `unicode::rust_name_fault_code`.
+    fn privacy_name_fault(s: &str) -> u32;
 }
 
 /// `consent` / `identify` before `init`.
@@ -62,5 +77,5 @@ pub fn schedule(tag: &Tag, now_ms: u64) {
 }
 
 fn install() {
-    crate::core::identity::set_lowercase(privacy_lowercase);
+    crate::core::unicode::install(privacy_lowercase, privacy_name_fault);
 }
