@@ -24,8 +24,8 @@ pub const FBCLID_CAP: usize = 500;
 fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
     text::split(header, ";").filter_map(|part| {
         let (name, value) = text::split_once(part, "=")?;
-        let name = name.trim();
-        let value = value.trim();
+        let name = text::trim(name);
+        let value = text::trim(value);
         let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
         if name.is_empty() {
             None

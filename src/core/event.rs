@@ -260,7 +260,7 @@ fn number_text(v: &Value) -> Option<String> {
     let s = match v {
         // A parsed number's syntax was checked by the parser (and is again where it is written).
         Value::Number(n) => n.as_str(),
-        Value::String(s) => Some(s.trim()).filter(|t| is_number_literal(t))?,
+        Value::String(s) => Some(text::trim(s)).filter(|t| is_number_literal(t))?,
         _ => return None,
     };
     // At most two exponent digits: 1e99 is finite everywhere, 1e400 is Infinity in JS.
@@ -299,7 +299,7 @@ fn id_text(v: &Value, max: usize) -> Option<String> {
         _ => return None,
     };
     let len = s.chars().count();
-    if len == 0 || len > max || s.chars().any(char::is_control) || s.trim().is_empty() {
+    if len == 0 || len > max || s.chars().any(char::is_control) || text::trim(s).is_empty() {
         None
     } else {
         Some(s.clone())
@@ -313,7 +313,7 @@ fn text(v: &Value) -> Option<String> {
 }
 
 fn currency(v: &Value) -> Option<String> {
-    let code = v.as_str()?.trim().to_ascii_uppercase();
+    let code = text::trim(v.as_str()?).to_ascii_uppercase();
     if is_currency(&code) {
         Some(code)
     } else {

@@ -44,14 +44,10 @@ const COUNTRIES: &str = concat!(
     "TRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW",
 );
 
-/// JavaScript's `\s` and `String.prototype.trim` set (the SDK runs in JS).
-fn js_space(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
-}
 
 /// `input.trim().toLowerCase()`, the SDK's first step for every field.
 fn trim_lower(raw: &str) -> String {
-    let t = raw.trim_matches(js_space);
+    let t = text::trim(raw);
     // text::all: str::is_ascii's word-at-a-time version is more code than short values need.
     if text::all(t, |b| b.is_ascii()) {
         return t.to_ascii_lowercase();
@@ -165,9 +161,9 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
         "email" if valid_email(&t) => t,
         "email" => return Err("is not a valid email address"),
         "phone" => meta_phone(&t)?,
-        "city" | "state" => kept(&t, |c| !(c.is_ascii_digit() || js_space(c) || text::has("()-.", c))),
+        "city" | "state" => kept(&t, |c| !(c.is_ascii_digit() || text::is_js_space(c) || text::has("()-.", c))),
         "zip" => {
-            let z = kept(&t, |c| !js_space(c));
+            let z = kept(&t, |c| !text::is_js_space(c));
             let z = text::before(&z, "-").to_string();
             if z.encode_utf16().count() < 2 {
                 return Err("must have at least 2 characters");
@@ -217,7 +213,7 @@ pub fn tiktok_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
         _ if hash && matches!(field, "email" | "phone" | "externalId") => Some(meta.to_string()),
         "email" => Some(meta.to_string()),
         "phone" => e164(raw),
-        "externalId" => Some(raw.trim_matches(js_space).to_string()),
+        "externalId" => Some(text::trim(raw).to_string()),
         _ => None,
     }
 }

@@ -63,6 +63,18 @@ pub fn before<'a>(s: &'a str, pat: &str) -> &'a str {
 }
 
 /// `s` with every leading `c` removed.
+/// JavaScript's `\s` and `String.prototype.trim` set: what pages and the platforms' SDKs trim.
+pub fn is_js_space(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
+}
+
+/// `s.trim()` as JavaScript trims: the one trim in the wasm (std's `str::trim` would link Unicode's
+/// White_Space table and a second copy of the trimming loop). It differs from std's only in
+/// U+FEFF (trimmed here) and U+0085 (kept).
+pub fn trim(s: &str) -> &str {
+    s.trim_matches(is_js_space)
+}
+
 pub fn trim_start(s: &str, c: u8) -> &str {
     s.get(s.bytes().take_while(|&b| b == c).count()..).unwrap_or_default()
 }
@@ -99,6 +111,18 @@ mod tests {
 
     const HAYSTACKS: &[&str] = &["", "a", "ab", "a.b", ".a.", "..", "a..b.c", "é.ü", "https://x.example/p?q#f", "://", "aaa", "a-b--c"];
     const PATTERNS: &[&str] = &[".", "..", "://", "a", "aa", "ü", "#", "--", "x.example/p?q#f!"];
+
+    #[test]
+    fn trims_as_javascript() {
+        assert_eq!(trim(" \t\n\u{a0}\u{3000}a b\u{2028}\u{feff}\r"), "a b");
+        assert_eq!(trim("\u{85}x\u{85}"), "\u{85}x\u{85}", "NEL is not JavaScript whitespace");
+        assert_eq!(trim(""), "");
+        assert_eq!(trim("  "), "");
+        // Everywhere else it agrees with std's (Unicode White_Space) trim.
+        for c in (0..0x3001u32).filter_map(char::from_u32).filter(|&c| c != '\u{85}') {
+            assert_eq!(is_js_space(c), c.is_whitespace(), "{c:?}");
+        }
+    }
 
     #[test]
     fn agrees_with_std() {

@@ -134,7 +134,7 @@ fn split_origin(url: &str) -> Option<(String, &str)> {
 /// The host of an http(s) URL, lowercased, without user info, port or trailing dot. IPv6 hosts
 /// keep their brackets (`[::1]`), which is what `cookies::domain_candidates` expects.
 pub fn host(url: &str) -> Option<String> {
-    let (_, authority) = split_origin(url.trim())?;
+    let (_, authority) = split_origin(text::trim(url))?;
     let hostport = text::rsplit_once(authority, "@").map_or(authority, |(_, h)| h);
     let host = if hostport.starts_with("[") {
         let end = text::find(hostport, "]")?;
@@ -154,7 +154,7 @@ pub fn host(url: &str) -> Option<String> {
 /// `//host/path`, root-relative `/path` and path-relative `path`. `None` for other schemes
 /// (`javascript:`, `data:`) or when a relative endpoint meets a page URL that is not http(s).
 pub fn resolve(base: &str, reference: &str) -> Option<String> {
-    let reference = reference.trim();
+    let reference = text::trim(reference);
     if reference.is_empty() || reference.chars().any(|c| c.is_control() || c == ' ' || c == '\\') {
         return None;
     }
@@ -164,7 +164,7 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     if text::contains(reference, "://") || has_scheme(reference) {
         return None;
     }
-    let base = base.trim();
+    let base = text::trim(base);
     let (scheme, authority) = split_origin(base)?;
     let mut out = scheme;
     if let Some(rest) = reference.strip_prefix("//") {

@@ -65,7 +65,7 @@ pub fn ga4_name(st: Standard) -> &'static str {
 }
 
 fn id_with_prefix(v: &Value, prefixes: &[&str], digits_only: bool) -> Option<String> {
-    let id = v.as_str()?.trim();
+    let id = text::trim(v.as_str()?);
     let rest = prefixes.iter().find_map(|p| id.strip_prefix(p))?;
     let ok = !rest.is_empty()
         && rest.len() <= 20
