@@ -44,7 +44,6 @@ const COUNTRIES: &str = concat!(
     "TRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW",
 );
 
-
 /// `input.trim().toLowerCase()`, the SDK's first step for every field.
 fn trim_lower(raw: &str) -> String {
     let t = text::trim(raw);

@@ -62,7 +62,6 @@ pub fn before<'a>(s: &'a str, pat: &str) -> &'a str {
     split_once(s, pat).map_or(s, |(head, _)| head)
 }
 
-/// `s` with every leading `c` removed.
 /// JavaScript's `\s` and `String.prototype.trim` set: what pages and the platforms' SDKs trim.
 pub fn is_js_space(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
@@ -75,6 +74,7 @@ pub fn trim(s: &str) -> &str {
     s.trim_matches(is_js_space)
 }
 
+/// `s` with every leading `c` removed.
 pub fn trim_start(s: &str, c: u8) -> &str {
     s.get(s.bytes().take_while(|&b| b == c).count()..).unwrap_or_default()
 }

@@ -59,8 +59,8 @@ use browser::name_fault_code;
 mod browser {
     use std::cell::Cell;
 
-    /// Until `install` (the first command does it, before any event name or identity is read):
-    /// ASCII rules, which link no Unicode table.
+    /// Until `install` (at init, or at a consent or identify call before it, so before any event
+    /// name or identity is read): ASCII rules, which link no Unicode table.
     fn ascii_name_fault_code(name: &str) -> u32 {
         if !name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
             1
