@@ -218,8 +218,11 @@ const CURRENCIES: &str = concat!(
 /// ~160 codes was a few per cent of track().
 pub fn is_currency(code: &str) -> bool {
     let (table, code) = (CURRENCIES.as_bytes(), code.as_bytes());
+    if code.len() != 3 {
+        return false;
+    }
     let (mut low, mut high) = (0, table.len() / 3);
-    while code.len() == 3 && low < high {
+    while low < high {
         let middle = (low + high) / 2;
         match table.get(middle * 3..middle * 3 + 3).map(|entry| entry.cmp(code)) {
             Some(std::cmp::Ordering::Less) => low = middle + 1,

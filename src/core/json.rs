@@ -85,7 +85,6 @@ impl Value {
     }
 }
 
-/// Parses strict JSON (RFC 8259). Never panics; nesting is limited to `MAX_DEPTH`.
 /// Text that is not JSON. No caller shows why: the loader only ever writes valid JSON, and
 /// unreadable storage is ignored by design. So the reason and its position exist only in the
 /// crate's own tests, and the wasm carries none of the parser's messages.
@@ -97,6 +96,7 @@ pub struct ParseError {
     at: usize,
 }
 
+/// Parses strict JSON (RFC 8259). Never panics; nesting is limited to `MAX_DEPTH`.
 pub fn parse(text: &str) -> Result<Value, ParseError> {
     let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
     p.ws();

@@ -29,9 +29,14 @@ pub fn name_fault(name: &str) -> Option<NameFault> {
 /// 2 when another character is not a letter, digit or underscore. The browser's version
 /// (`privacy_name_fault` in the shell) answers the same codes.
 pub fn rust_name_fault_code(name: &str) -> u32 {
-    if !name.chars().next().is_some_and(char::is_alphabetic) {
+    fault_code(name, char::is_alphabetic, char::is_alphanumeric)
+}
+
+/// The rule's codes (see `rust_name_fault_code`) with the given letter and letter-or-digit classes.
+fn fault_code(name: &str, letter: fn(char) -> bool, letter_or_digit: fn(char) -> bool) -> u32 {
+    if !name.chars().next().is_some_and(letter) {
         1
-    } else if !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+    } else if !name.chars().all(|c| letter_or_digit(c) || c == '_') {
         2
     } else {
         0
@@ -62,13 +67,7 @@ mod browser {
     /// Until `install` (at init, or at a consent or identify call before it, so before any event
     /// name or identity is read): ASCII rules, which link no Unicode table.
     fn ascii_name_fault_code(name: &str) -> u32 {
-        if !name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
-            1
-        } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            2
-        } else {
-            0
-        }
+        super::fault_code(name, |c| c.is_ascii_alphabetic(), |c| c.is_ascii_alphanumeric())
     }
 
     thread_local! {
