@@ -168,7 +168,8 @@ impl Parser<'_> {
             return Err(self.err("JSON nested too deeply"));
         }
         self.i += 1;
-        let mut members = Vec::new();
+        // Sized for a typical event object: growing from empty reallocated (and copied) it twice.
+        let mut members = Vec::with_capacity(8);
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -211,7 +212,7 @@ impl Parser<'_> {
             return Err(self.err("JSON nested too deeply"));
         }
         self.i += 1;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(4);
         self.ws();
         if self.peek() == Some(b']') {
             self.i += 1;
