@@ -73,6 +73,18 @@ function writeJson(value, depth, state) {
   seen.pop();
   return text;
 }
+// A page passes the same few parameter names on every call: their JSON text is kept rather than
+// made again (a JSON.stringify call costs several times a Map lookup). Bounded, as the names are
+// the page's; values are never kept.
+var quotedKeys = new Map();
+function quotedKey(key) {
+  var quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size < 256) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
 // Appends to one string rather than joining an array of parts: track() serialises its arguments on
 // every call, and the arrays were most of this function's cost.
 function writeObject(value, depth, state) {
@@ -111,7 +123,7 @@ function writeObject(value, depth, state) {
       continue;
     }
     if (item === undefined) continue;
-    text += separator + JSON.stringify(key) + ':' + writeJson(item, depth + 1, state);
+    text += separator + quotedKey(key) + ':' + writeJson(item, depth + 1, state);
     separator = ',';
   }
   return text + '}';
