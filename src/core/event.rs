@@ -126,6 +126,19 @@ pub enum Item {
     Category,
 }
 
+/// `params.status` as Meta's pixel and the endpoint take it: the string or boolean given.
+pub fn write_status(w: &mut W, status: Option<&Status>) {
+    match status {
+        Some(Status::Text(text)) => {
+            w.s("status", text);
+        }
+        Some(Status::Flag(flag)) => {
+            w.b("status", *flag);
+        }
+        None => {}
+    }
+}
+
 /// `"<list_key>":[{…},…]`: one object per content, with `fields` in their order; `ids_as_items`:
 /// with no contents, one `{<id key>: id}` per content id instead (platforms whose item list is the
 /// only place for ids). Nothing when there is nothing to list.
@@ -169,10 +182,16 @@ pub struct Params {
     pub num_items: Option<String>,
     pub search_string: Option<String>,
     pub predicted_ltv: Option<String>,
-    /// A string or a boolean.
-    pub status: Option<Value>,
-    /// Any other key, as given.
-    pub custom: Vec<(String, Value)>,
+    pub status: Option<Status>,
+    /// Any other key, with its value's JSON text: custom values are only ever written out.
+    pub custom: Vec<(String, String)>,
+}
+
+/// `params.status`: a string or a boolean.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Text(String),
+    Flag(bool),
 }
 
 impl Params {
@@ -508,7 +527,8 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                 None => c.bad("invalid_param", "predicted_ltv", "must be a number or a numeric string", v),
             },
             "status" => match v {
-                Value::String(_) | Value::Bool(_) => p.status = Some(v.clone()),
+                Value::String(text) => p.status = Some(Status::Text(text.clone())),
+                Value::Bool(flag) => p.status = Some(Status::Flag(*flag)),
                 _ => c.bad("invalid_param", "status", "must be a string or a boolean", v),
             },
             _ if v.contains_invalid() => {
@@ -521,7 +541,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                 rule.push(')');
                 c.bad("invalid_param", k, &rule, v);
             }
-            _ => p.custom.push((k.clone(), v.clone())),
+            _ => p.custom.push((k.clone(), v.to_json())),
         }
     }
 
@@ -693,8 +713,8 @@ mod tests {
         );
         assert_eq!(p.ids(), vec!["A", "7"]);
         assert_eq!((p.content_type, p.num_items.as_deref(), p.predicted_ltv.as_deref()), (Some("product"), Some("3"), Some("-5")));
-        assert_eq!(p.status, Some(Value::Bool(true)));
-        assert_eq!(p.custom, vec![("my_param".to_string(), parse(r#"{"a":[1]}"#).unwrap())]);
+        assert_eq!(p.status, Some(Status::Flag(true)));
+        assert_eq!(p.custom, vec![("my_param".to_string(), r#"{"a":[1]}"#.to_string())]);
         let p = check("\"Search\"", r#"{"content_ids":["x",5],"search_string":"shoes"}"#, Ok(&[])).unwrap();
         assert_eq!(p.ids(), vec!["x", "5"]);
         let p = check("\"Search\"", r#"{"content_ids":"x"}"#, Ok(&[])).unwrap();
@@ -756,6 +776,6 @@ mod tests {
     fn duplicate_keys_last_wins() {
         let p = check("\"Lead\"", r#"{"currency":"XX","currency":"EUR","x":1,"x":2}"#, Ok(&[])).unwrap();
         assert_eq!(p.currency.as_deref(), Some("EUR"));
-        assert_eq!(p.custom, vec![("x".to_string(), Value::Number("2".into()))]);
+        assert_eq!(p.custom, vec![("x".to_string(), "2".to_string())]);
     }
 }

@@ -13,7 +13,10 @@
 /// Key the loader uses to mark an unreadable JS value; see the module docs.
 pub const INVALID_MARKER: &str = "\u{0}tandem_invalid";
 
-#[derive(Clone, Debug, PartialEq)]
+// Clone only in tests: the tag never copies a tree (custom parameters are kept as their JSON
+// text), so the wasm carries no copy routine for it.
+#[cfg_attr(test, derive(Clone))]
+#[derive(Debug, PartialEq)]
 pub enum Value {
     Null,
     Bool(bool),

@@ -4,7 +4,7 @@
 
 use crate::core::attribution::{Attribution, CLICK_IDS};
 use crate::core::consent::State;
-use crate::core::event::{write_items, Item, ValidEvent};
+use crate::core::event::{write_items, write_status, Item, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{self, truncate_utf8, Value, W};
 use crate::core::text;
@@ -84,11 +84,9 @@ fn custom_data(w: &mut W, ev: &ValidEvent) {
         .opt_n("num_items", p.num_items.as_deref())
         .opt_s("search_string", p.search_string.as_deref())
         .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
-    if let Some(st) = &p.status {
-        w.key("status").value(st);
-    }
+    write_status(w, p.status.as_ref());
     for (k, v) in &p.custom {
-        w.key(k).value(v);
+        w.key(k).raw(v);
     }
     w.close('}');
 }

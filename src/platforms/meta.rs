@@ -9,7 +9,7 @@
 use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
-use crate::core::event::{write_items, Item, Standard, ValidEvent};
+use crate::core::event::{write_items, write_status, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
@@ -76,9 +76,7 @@ fn params(w: &mut W, ev: &ValidEvent) {
         .opt_n("num_items", p.num_items.as_deref())
         .opt_s("search_string", p.search_string.as_deref())
         .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
-    if let Some(st) = &p.status {
-        w.key("status").value(st);
-    }
+    write_status(w, p.status.as_ref());
     push_custom(w, ev, &[]);
     w.close('}');
 }

@@ -178,7 +178,7 @@ pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str) -> Result<Option<bo
 pub(crate) fn push_custom(w: &mut json::W, ev: &ValidEvent, reserved: &[&str]) {
     for (k, v) in &ev.params.custom {
         if !reserved.contains(&k.as_str()) {
-            w.key(k).value(v);
+            w.key(k).raw(v);
         }
     }
 }

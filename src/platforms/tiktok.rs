@@ -9,7 +9,7 @@
 use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
-use crate::core::event::{write_items, Item, Standard, ValidEvent};
+use crate::core::event::{write_items, Item, Standard, Status, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
@@ -74,11 +74,11 @@ fn props(w: &mut W, ev: &ValidEvent) {
         .opt_s("order_id", p.order_id.as_deref());
     // TikTok documents status as a string.
     match &p.status {
-        Some(Value::Bool(done)) => {
+        Some(Status::Flag(done)) => {
             w.s("status", if *done { "true" } else { "false" });
         }
-        Some(other) => {
-            w.key("status").value(other);
+        Some(Status::Text(text)) => {
+            w.s("status", text);
         }
         None => {}
     }
