@@ -127,18 +127,22 @@ impl Attribution {
                 None => self.click_ids.push(ClickId { name, value, ts: now_ms }),
             }
         }
-        let mut fields = Vec::new();
-        for (p, field) in UTMS {
-            if let Some(value) = crate::core::url::param(params, p).and_then(clean) {
-                fields.push((*field, value));
+        // Read twice for a first touch rather than cloned: the reads are code the tag has anyway,
+        // where a clone linked a copy routine for the field list.
+        let touch = || {
+            let mut fields = Vec::new();
+            for (p, field) in UTMS {
+                if let Some(value) = crate::core::url::param(params, p).and_then(clean) {
+                    fields.push((*field, value));
+                }
             }
-        }
-        if !fields.is_empty() {
-            let touch = Touch { fields, ts: now_ms };
+            (!fields.is_empty()).then_some(Touch { fields, ts: now_ms })
+        };
+        if let Some(last) = touch() {
             if self.first.is_none() {
-                self.first = Some(touch.clone());
+                self.first = touch();
             }
-            self.last = Some(touch);
+            self.last = Some(last);
         }
     }
 
