@@ -222,6 +222,9 @@ mod tests {
         check(TT, "CompleteRegistration", r#"{"content_name":"Newsletter","content_category":"Mail","status":true}"#, &[
             r#"ttq.track["CompleteRegistration",{"content_name":"Newsletter","content_category":"Mail","status":"true"},{"event_id":"ev-1"}]"#,
         ]);
+        check(TT, "CompleteRegistration", r#"{"status":"confirmed","tier":{"name":"gold","level":2}}"#, &[
+            r#"ttq.track["CompleteRegistration",{"status":"confirmed","tier":{"name":"gold","level":2}},{"event_id":"ev-1"}]"#,
+        ]);
     }
 
     #[test]
