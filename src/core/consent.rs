@@ -237,6 +237,12 @@ impl State {
         self.granted(ANALYTICS_STORAGE)
     }
 
+    /// Some Tandem cookie may be written, so where cookies go may be remembered (the shell's
+    /// `cookies::DOMAIN_KEY`).
+    pub fn any_cookie(&self) -> bool {
+        self.ad_storage() || self.analytics_storage()
+    }
+
     /// Hashed identity, click IDs, fbp/fbc/ttp may be sent.
     pub fn user_data(&self) -> bool {
         self.granted(AD_USER_DATA)
@@ -374,6 +380,15 @@ mod tests {
         call(&mut c, "\"default\"", r#"{"ad_storage":"denied","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"denied"}"#, T0);
         let s = State::of(&c, Settings::default(), false, T0);
         assert!(!s.ad_storage() && s.analytics_storage() && s.user_data() && !s.ad_pixels() && s.may_send() && s.mirrored());
+        assert!(s.any_cookie(), "the client id cookie may be set");
+        for (values, any_cookie) in [
+            (r#"{"ad_storage":"granted","analytics_storage":"denied"}"#, true),
+            (r#"{"ad_storage":"denied","analytics_storage":"denied"}"#, false),
+        ] {
+            let mut c = Consent::default();
+            call(&mut c, "\"default\"", values, T0);
+            assert_eq!(State::of(&c, Settings::default(), false, T0).any_cookie(), any_cookie, "{values}");
+        }
         assert_eq!(s.to_json(), r#"{"ad_storage":"denied","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"denied"}"#);
         assert_eq!(s.gtag_json(true), r#"{"ad_user_data":"granted","ad_personalization":"denied"}"#);
         let basic = State::of(&c, Settings { mode: Mode::Basic, honor_gpc: true }, false, T0);

@@ -6,7 +6,7 @@
 //! fbevents.js or Meta's parameter builder wrote (4 segments, or 5 with a trailing appendix) are
 //! reused as they are: rewriting them would change the identifier Meta already knows.
 
-use crate::core::json::write_u64;
+use crate::core::json::{whole, write_u64};
 use crate::core::text;
 
 pub const FBP: &str = "_fbp";
@@ -77,6 +77,33 @@ pub fn domain_candidates(host: &str) -> Vec<String> {
     }
     out.reverse();
     out
+}
+
+/// localStorage key under which the shell remembers the probe's answer for this host, so a page
+/// of a site seen before sets no test cookie: setting one and reading it back costs two trips to
+/// the browser's cookie store (1 to 8 ms measured) on every page load.
+pub const DOMAIN_KEY: &str = "tandem:domain";
+/// How long a remembered answer is used: browsers ship the public suffix list with their
+/// releases, so an answer can turn stale, and cookies set on a stale one would be refused.
+const DOMAIN_MEMORY_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// What `DOMAIN_KEY` holds: `<ms> <registrable domain>`. localStorage is the origin's own, so
+/// the host is the one the record was written on.
+pub fn domain_record(domain: &str, now_ms: u64) -> String {
+    let mut record = String::new();
+    write_u64(&mut record, now_ms);
+    record.push(' ');
+    record.push_str(domain);
+    record
+}
+
+/// The registrable domain `record` remembers: at most `DOMAIN_MEMORY_MS` old and one of
+/// `host`'s `domain_candidates` (what the probe can find); anything else, `None`, and the shell
+/// probes again.
+pub fn remembered_domain<'a>(record: &'a str, host: &str, now_ms: u64) -> Option<&'a str> {
+    let (saved, domain) = text::split_once(record, " ")?;
+    let age = now_ms.checked_sub(whole(saved)?)?;
+    (age <= DOMAIN_MEMORY_MS && domain_candidates(host).iter().any(|c| c == domain)).then_some(domain)
 }
 
 /// Meta's subdomainIndex: the number of labels of the cookie's domain minus one (com=0,
@@ -207,6 +234,37 @@ pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembers_the_probed_domain_for_a_week() {
+        const NOW: u64 = 1_700_000_000_000;
+        const WEEK: u64 = 7 * 24 * 3600 * 1000;
+        let record = domain_record("shop.co.uk", NOW);
+        assert_eq!(record, "1700000000000 shop.co.uk");
+        assert_eq!(remembered_domain(&record, "www.shop.co.uk", NOW), Some("shop.co.uk"));
+        assert_eq!(remembered_domain(&record, "www.shop.co.uk", NOW + WEEK), Some("shop.co.uk"));
+        assert_eq!(remembered_domain(&record, "shop.co.uk", NOW), Some("shop.co.uk"), "the host itself");
+        for (record, host, now, why) in [
+            (record.as_str(), "www.shop.co.uk", NOW + WEEK + 1, "older than a week"),
+            (&record, "www.shop.co.uk", NOW - 1, "from the future (a clock set back)"),
+            (&record, "www.other.co.uk", NOW, "not a parent of this host"),
+            (&record, "hop.co.uk", NOW, "the host is a suffix of it"),
+            ("1700000000000 uk", "www.shop.co.uk", NOW, "a single label"),
+            ("1700000000000 hop.co.uk", "www.shop.co.uk", NOW, "a suffix, not a parent"),
+            ("1700000000000 0.0.1", "127.0.0.1", NOW, "an IP host has no registrable domain"),
+            ("1700000000000 localhost", "localhost", NOW, "nor has localhost"),
+            ("x shop.co.uk", "www.shop.co.uk", NOW, "no time"),
+            ("1700000000000", "www.shop.co.uk", NOW, "no domain"),
+            ("1700000000000 ", "www.shop.co.uk", NOW, "an empty domain"),
+            ("", "www.shop.co.uk", NOW, "empty"),
+        ] {
+            assert_eq!(remembered_domain(record, host, now), None, "{why}: {record:?} on {host}");
+        }
+        // Only the browser knows that "co.uk" is a public suffix, so a record naming it passes.
+        // The probe never stores one (the browser refuses the test cookie there), and cookies set
+        // on it would be refused, not misplaced.
+        assert_eq!(remembered_domain("1700000000000 co.uk", "www.shop.co.uk", NOW), Some("co.uk"));
+    }
 
     #[test]
     fn parses_headers() {

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
+use crate::core::consent::State;
 use crate::core::json::{self, Value};
 use crate::core::{cookies, sent, text};
 use crate::core::tag::{Effect, Entropy, PageFacts};
@@ -112,8 +113,9 @@ thread_local! {
     static NONCE: RefCell<String> = const { RefCell::new(String::new()) };
     /// `shell_page`'s last full answer.
     static PAGE: RefCell<String> = const { RefCell::new(String::new()) };
-    /// The registrable domain found by probing, computed once per page (`Some(None)`: host-only).
-    static REGISTRABLE_DOMAIN: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+    /// The registrable domain, found once per page (`Some(None)`: host-only), and the record of a
+    /// fresh probe's answer until `remember_domain` stores it.
+    static REGISTRABLE_DOMAIN: RefCell<Option<(Option<String>, Option<String>)>> = const { RefCell::new(None) };
 }
 
 pub fn set_nonce(nonce: &str) {
@@ -173,15 +175,16 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 pub fn page_facts(with_storage: bool) -> PageFacts {
     let page = page_lines();
     let location = Location::read(&page);
+    let now_ms = now();
     PageFacts {
         url: location.url.to_string(),
         referrer: location.referrer.to_string(),
         cookie_header: shell_cookie(),
         stored_attribution: if with_storage { stored(ATTRIBUTION_KEY) } else { None },
         stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
-        registrable_domain: registrable_domain(location.host),
+        registrable_domain: registrable_domain(location.host, now_ms),
         https: location.https,
-        now_ms: now(),
+        now_ms,
         nonce: NONCE.with(|slot| slot.borrow().clone()),
     }
 }
@@ -241,24 +244,39 @@ pub fn emit_facts(with_cookies: bool) -> PageFacts {
 }
 
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain
-/// (the browser knows the public suffix list; the tag does not ship it).
-fn registrable_domain(host: &str) -> Option<String> {
+/// (the browser knows the public suffix list; the tag does not ship it). Remembered from an
+/// earlier page when `cookies::remembered_domain` allows, else probed, and then its record is
+/// kept for `remember_domain`.
+fn registrable_domain(host: &str, now_ms: u64) -> Option<String> {
     REGISTRABLE_DOMAIN.with(|cache| {
-        if let Some(found) = cache.borrow().as_ref() {
-            return found.clone();
-        }
-        let mut found = None;
-        for domain in cookies::domain_candidates(host) {
-            shell_set_cookie(&(String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + &domain));
-            if cookies::get(&shell_cookie(), PROBE_COOKIE).is_some() {
-                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + &domain));
-                found = Some(domain);
-                break;
+        let mut cache = cache.borrow_mut();
+        let (found, _) = cache.get_or_insert_with(|| {
+            let remembered = stored(cookies::DOMAIN_KEY);
+            if let Some(domain) = remembered.as_deref().and_then(|r| cookies::remembered_domain(r, host, now_ms)) {
+                return (Some(domain.to_string()), None);
             }
-        }
-        *cache.borrow_mut() = Some(found.clone());
-        found
+            for domain in cookies::domain_candidates(host) {
+                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + &domain));
+                if cookies::get(&shell_cookie(), PROBE_COOKIE).is_some() {
+                    shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + &domain));
+                    let record = cookies::domain_record(&domain, now_ms);
+                    return (Some(domain), Some(record));
+                }
+            }
+            (None, None)
+        });
+        found.clone()
     })
+}
+
+/// Stores the record of a domain probed on this page once `state` lets a Tandem cookie be set
+/// (until then nothing would be set on it), so the site's next pages need no probe.
+pub fn remember_domain(state: &State) {
+    if state.any_cookie() {
+        if let Some(record) = REGISTRABLE_DOMAIN.with(|cache| cache.borrow_mut().as_mut().and_then(|(_, record)| record.take())) {
+            super::transport::store(cookies::DOMAIN_KEY, &record);
+        }
+    }
 }
 
 pub fn apply(effects: &[Effect], debug: bool) {

@@ -134,7 +134,9 @@ pub fn command(name: &str, args_json: &str) -> String {
         let slot = slot.borrow();
         if let Some(tag) = slot.as_ref() {
             privacy::schedule(tag, page.now_ms);
-            transport::follow_consent(&tag.consent_state(page.now_ms));
+            let state = tag.consent_state(page.now_ms);
+            transport::follow_consent(&state);
+            browser::remember_domain(&state);
         }
         slot.as_ref().is_some_and(Tag::debug)
     });

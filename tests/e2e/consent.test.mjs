@@ -28,14 +28,14 @@ const IDENTITY = { email: ' John.Doe@GMail.com ', phone: '+1 (650) 555-1212', fi
 const RAW = ['John.Doe', 'john.doe', '(650)', '6505551212', '555-1212', 'U-1001', 'u-1001'];
 const IDS = ['F1xyz', 'G1xyz', 'T1xyz'];
 
-async function open({ consent = null, identify = null, overrides = null, gpc = false, on = env } = {}) {
+async function open({ consent = null, identify = null, overrides = null, gpc = false, on = env, host = null } = {}) {
   const initScripts = [];
   if (consent) initScripts.push(`window.__consentDefault = ${JSON.stringify(consent)};`);
   if (identify) initScripts.push(`window.__identify = ${JSON.stringify(identify)};`);
   if (gpc) initScripts.push("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });");
   const p = await on.newPage({ overrides, initScripts: initScripts.map((src) => new Function(src)) });
   on.server.reset();
-  await p.page.goto(on.url(LANDING));
+  await p.page.goto(host ? on.hostUrl(LANDING, host) : on.url(LANDING));
   await waitForLoaded(p.page);
   return p;
 }
@@ -49,6 +49,17 @@ async function everythingSent(page) {
   const calls = await getCalls(page);
   return JSON.stringify(calls.map((c) => c.args)) + JSON.stringify(env.server.payloads.map((p) => p.body));
 }
+
+test('on a named host, where cookies go is remembered only once a Tandem cookie may be set', needsDist, async () => {
+  const { page, pageErrors } = await open({ consent: ALL_DENIED, host: 'www.tandem.test' });
+  await settle(300);
+  assert.ok(!(await storageKeys(page)).includes('tandem:domain'), 'nothing stored while both storages are denied');
+  await page.evaluate(() => window.tandem('consent', 'update', { analytics_storage: 'granted' }));
+  await settle(300);
+  const remembered = await page.evaluate(() => localStorage.getItem('tandem:domain'));
+  assert.match(remembered || '', /^\d{13} tandem\.test$/, `stored once the client id cookie may be set: ${remembered}`);
+  assert.deepEqual(pageErrors, []);
+});
 
 test('ad_storage denied: no cookie and no storage is written; granting later writes them without a reload', needsDist, async () => {
   const { page, context, pageErrors } = await open({ consent: ALL_DENIED, identify: IDENTITY });

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  setup, needsDist, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle,
+  setup, needsDist, waitFor, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle,
   fbqEvents, gtagEvents, ttqEvents, eventSchemaErrors, assertPayloadsValid, UUID_V4,
 } from './helpers.mjs';
 
@@ -117,10 +117,22 @@ test('attribution persists to a later page without parameters', needsDist, async
   assert.deepEqual(pageErrors, []);
 });
 
+// Counts the page's writes of the registrable-domain test cookie (see README, Cookies).
+function countProbes() {
+  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+  window.__probes = 0;
+  Object.defineProperty(document, 'cookie', {
+    configurable: true,
+    get() { return cookie.get.call(document); },
+    set(value) { if (String(value).startsWith('_tandem_probe=')) window.__probes++; cookie.set.call(document, value); },
+  });
+}
+
 test('on a named host, _fbc/_fbp are fb.1.<ms>.… on the registrable domain', needsDist, async () => {
-  const { page, context, pageErrors } = await env.newPage();
+  const { page, context, pageErrors } = await env.newPage({ initScripts: [countProbes] });
   await page.goto(env.hostUrl('/fixtures/basic.html?fbclid=F1&gclid=G1', 'www.tandem.test'));
   await waitForLoaded(page);
+  assert.ok(await page.evaluate(() => window.__probes) > 0, 'the first page asks the browser');
   const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }));
   const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
   const jar = await context.cookies('http://www.tandem.test/');
@@ -130,6 +142,16 @@ test('on a named host, _fbc/_fbp are fb.1.<ms>.… on the registrable domain', n
   assert.match(fbp?.value || '', /^fb\.1\.\d{13}\.\d+$/, `_fbp: ${fbp?.value}`);
   assert.equal(fbc.domain, '.tandem.test', 'set on the registrable domain, shared by subdomains');
   assert.equal(ev.user_data.fbc, fbc.value);
+  // The answer is remembered: the site's next page sets no test cookie, and its cookies still go
+  // on the registrable domain.
+  const remembered = await page.evaluate(() => localStorage.getItem('tandem:domain'));
+  assert.match(remembered || '', /^\d{13} tandem\.test$/, `tandem:domain: ${remembered}`);
+  await page.goto(env.hostUrl('/fixtures/basic.html?fbclid=F2', 'www.tandem.test'));
+  await waitForLoaded(page);
+  const newFbc = async () => (await context.cookies('http://www.tandem.test/')).find((c) => c.name === '_fbc' && c.value.endsWith('.F2'));
+  await waitFor(newFbc, { message: 'the _fbc of the new fbclid' });
+  assert.equal(await page.evaluate(() => window.__probes), 0, 'no test cookie on the next page');
+  assert.equal((await newFbc()).domain, '.tandem.test', 'set on the remembered domain');
   // A sibling subdomain shares the ids.
   await page.goto(env.hostUrl('/fixtures/basic.html', 'shop.tandem.test'));
   await waitForLoaded(page);
