@@ -171,13 +171,13 @@ impl Parser<'_> {
             return Err(self.err("JSON nested too deeply"));
         }
         self.i += 1;
-        // Sized for a typical event object: growing from empty reallocated (and copied) it twice.
-        let mut members = Vec::with_capacity(8);
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return Ok(Value::Object(members));
+            return Ok(Value::Object(Vec::new()));
         }
+        // Sized for a typical event object: growing from empty reallocated (and copied) it twice.
+        let mut members = Vec::with_capacity(8);
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
@@ -215,12 +215,12 @@ impl Parser<'_> {
             return Err(self.err("JSON nested too deeply"));
         }
         self.i += 1;
-        let mut items = Vec::with_capacity(4);
         self.ws();
         if self.peek() == Some(b']') {
             self.i += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        let mut items = Vec::with_capacity(4);
         loop {
             self.ws();
             items.push(self.value(depth)?);
