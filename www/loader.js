@@ -118,7 +118,7 @@ function writeObject(value, depth, state) {
     try {
       item = value[key];
     } catch (error) {
-      text += separator + JSON.stringify(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error));
+      text += separator + quotedKey(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error));
       separator = ',';
       continue;
     }
