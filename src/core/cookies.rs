@@ -198,6 +198,12 @@ pub fn new_fbp(index: u64, now_ms: u64, random: u32) -> String {
     render_fb(index, now_ms, &r)
 }
 
+/// A `_fbp` / `_fbc` value Tandem made, moved to another subdomainIndex (see
+/// `Tag::settle_domain`); anything else as it is.
+pub fn with_subdomain_index(value: &str, index: u64) -> String {
+    parse_fb(value).map_or_else(|| value.to_string(), |c| render_fb(index, c.creation_ms, c.payload))
+}
+
 /// What to do about `_fbc` given the cookie and the landing URL's fbclid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FbcDecision {
@@ -290,6 +296,13 @@ mod tests {
         check("[::1]", &[]);
         check("fe80::1", &[]);
         check("a..b", &[]);
+    }
+
+    #[test]
+    fn moves_a_made_value_to_another_subdomain_index() {
+        assert_eq!(with_subdomain_index("fb.2.1700000000000.123", 1), "fb.1.1700000000000.123");
+        assert_eq!(with_subdomain_index("fb.2.1700000000000.IwAR1", 0), "fb.0.1700000000000.IwAR1");
+        assert_eq!(with_subdomain_index("not-fb", 1), "not-fb");
     }
 
     #[test]

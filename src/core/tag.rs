@@ -27,9 +27,11 @@ pub struct PageFacts {
     pub stored_attribution: Option<String>,
     /// `localStorage["tandem:sent"]`, conversions already sent (see `sent`), when readable.
     pub stored_sent: Option<String>,
-    /// The registrable domain the shell found by probing (see `cookies::domain_candidates`),
-    /// `None` on localhost and IP hosts.
-    pub registrable_domain: Option<String>,
+    /// Finds a host's registrable domain (`None` on localhost and IP hosts): remembered from an
+    /// earlier page, else by setting a test cookie on each of its `cookies::domain_candidates`.
+    /// The test cookie is a cookie too: the core calls this only once a cookie of its own may be
+    /// written (see `Tag::settle_domain`). `None`: cookies are host-only.
+    pub registrable_domain: Option<fn(&str) -> Option<String>>,
     /// `location.protocol == "https:"`.
     pub https: bool,
     /// `Date.now()`.
@@ -129,6 +131,9 @@ pub struct Tag {
     /// Cookie domain (`Domain=`), `None` for host-only cookies.
     cookie_domain: Option<String>,
     subdomain_index: u64,
+    /// `cookie_domain` is final. Until then it is host-only and provisional: no cookie of ours
+    /// has been written, so the probe has not run (see `settle_domain`).
+    domain_settled: bool,
     fbp: String,
     fbc: Option<String>,
     client_id: String,
@@ -195,7 +200,9 @@ impl Tag {
         let privacy = tag_consent::Privacy::new(pre, config, &mut out.errors);
         let config = config::parse(config, &page.url, &mut out.errors, &mut out.warnings);
         let host = url::host(&page.url).unwrap_or_default();
-        let cookie_domain = config.cookie_domain.clone().or_else(|| page.registrable_domain.clone()).filter(|d| !d.is_empty());
+        // A cookie may be written now: find where cookies go before any identifier is made.
+        let domain_settled = config.cookie_domain.is_some() || privacy.state(page.now_ms).any_cookie();
+        let cookie_domain = config.cookie_domain.clone().or_else(|| page.registrable_domain.filter(|_| domain_settled).and_then(|find| find(&host))).filter(|d| !d.is_empty());
         let subdomain_index = cookies::subdomain_index(cookie_domain.as_deref(), &host);
         let mut tag = Tag {
             config,
@@ -203,6 +210,7 @@ impl Tag {
             stored_attribution: page.stored_attribution.clone().unwrap_or_default(),
             cookie_domain,
             subdomain_index,
+            domain_settled,
             fbp: String::new(),
             fbc: None,
             client_id: String::new(),
@@ -307,6 +315,8 @@ impl Tag {
                 return Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() };
             }
         }
+        // A consent wait may have ended without its timer having run yet.
+        self.settle_domain(page);
         let (cookie, store) = self.observe_landing(page);
         let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
         self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
@@ -531,7 +541,7 @@ mod tests {
             cookie_header: cookies.into(),
             stored_attribution: None,
             stored_sent: None,
-            registrable_domain: Some("shop.example".into()),
+            registrable_domain: Some(|_| Some("shop.example".into())),
             https: true,
             now_ms: NOW,
             nonce: "n0".into(),
@@ -627,7 +637,7 @@ mod tests {
         // A configured cookieDomain wins over the probed one.
         let mut p = page("http://www.shop.example/", "");
         p.https = false;
-        p.registrable_domain = Some("other.example".into());
+        p.registrable_domain = Some(|_| Some("other.example".into()));
         let (_, out) = init(r#"{"cookieDomain":"www.shop.example","autoPageView":false}"#, &p);
         assert_eq!(lines(&out.effects)[0], "cookie _fbp=fb.2.1700000000000.50462976; Max-Age=7776000; Path=/; Domain=www.shop.example; SameSite=Lax");
         // localhost: index 0, host-only.

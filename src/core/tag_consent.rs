@@ -18,7 +18,7 @@ use crate::core::json::Value;
 use crate::core::payload::{self, Allowed, Envelope};
 #[cfg(test)]
 use crate::core::payload::without_click_ids;
-use crate::core::{attribution, cookies, sent, text};
+use crate::core::{attribution, cookies, sent, text, url};
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
 /// first effect.
@@ -128,6 +128,39 @@ impl Tag {
         }
     }
 
+    /// Once a cookie of ours may be written, the registrable domain is probed: not before, as the
+    /// probe's test cookie is a cookie too (see `PageFacts::registrable_domain`). The cookies kept back
+    /// until then were made host-only; they are made again for the domain found, and the `_fbp`
+    /// and `_fbc` values Tandem made take its subdomainIndex.
+    pub(super) fn settle_domain(&mut self, page: &PageFacts) {
+        if self.domain_settled || !self.privacy.state(page.now_ms).any_cookie() {
+            return;
+        }
+        self.domain_settled = true;
+        let host = url::host(&page.url).unwrap_or_default();
+        let Some(domain) = page.registrable_domain.and_then(|find| find(&host)).filter(|d| !d.is_empty()) else { return };
+        self.subdomain_index = cookies::subdomain_index(Some(&domain), &host);
+        self.cookie_domain = Some(domain);
+        let index = self.subdomain_index;
+        let Tag { privacy, fbp, fbc, client_id, cookie_domain, .. } = self;
+        for kept in &mut privacy.unsaved {
+            let Effect::SetCookie(c) = kept else { continue };
+            let (name, value, max_age_s) = if c.starts_with(cookies::CLIENT_ID) {
+                (cookies::CLIENT_ID, &mut *client_id, cookies::CLIENT_ID_MAX_AGE_S)
+            } else if c.starts_with(cookies::FBP) {
+                (cookies::FBP, &mut *fbp, cookies::FB_MAX_AGE_S)
+            } else if let (true, Some(made)) = (c.starts_with(cookies::FBC), fbc.as_mut()) {
+                (cookies::FBC, made, cookies::FB_MAX_AGE_S)
+            } else {
+                continue;
+            };
+            if name != cookies::CLIENT_ID {
+                *value = cookies::with_subdomain_index(value, index);
+            }
+            *c = cookies::render_set_cookie(name, value, max_age_s, cookie_domain.as_deref(), page.https);
+        }
+    }
+
     /// The client id to use at init: the cookie's only with analytics_storage granted (reading
     /// the cookie is storage access too); otherwise a fresh one for this page.
     pub(super) fn may_read_client_id(&self, now_ms: u64) -> bool {
@@ -211,6 +244,7 @@ impl Tag {
         for d in &self.config.destinations {
             out.effects.extend(d.consent(&state, false));
         }
+        self.settle_domain(page);
         // Writes kept back, now allowed: a cookie someone else set meanwhile is adopted instead.
         let unsaved = std::mem::take(&mut self.privacy.unsaved);
         for e in unsaved {
@@ -307,7 +341,7 @@ mod tests {
         PageFacts {
             url: url.into(),
             cookie_header: cookies.into(),
-            registrable_domain: Some("shop.example".into()),
+            registrable_domain: Some(|_| Some("shop.example".into())),
             https: true,
             now_ms: NOW,
             ..PageFacts::default()
@@ -385,6 +419,65 @@ mod tests {
         assert!(ev.get("google_user_data").is_some() && ev.get("tiktok_user_data").is_some());
         // The same state again changes nothing.
         assert!(tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(1)).effects.is_empty());
+    }
+
+    thread_local! {
+        static PROBES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// The shell's probe, counted: www.shop.example's registrable domain is shop.example.
+    fn probe(host: &str) -> Option<String> {
+        PROBES.with(|n| n.set(n.get() + 1));
+        host.strip_prefix("www.").map(str::to_string)
+    }
+
+    fn probes() -> u32 {
+        PROBES.with(std::cell::Cell::get)
+    }
+
+    fn cookie_line<'a>(l: &'a [String], name: &str) -> Option<&'a String> {
+        l.iter().find(|l| l.starts_with(&(String::from("cookie ") + name + "=")))
+    }
+
+    #[test]
+    fn the_domain_is_probed_only_once_a_cookie_may_be_written() {
+        let p = PageFacts { registrable_domain: Some(probe), ..page("https://www.shop.example/?fbclid=F1", "") };
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#;
+        let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", denied)], false));
+        tag.page(&PageFacts { url: "https://www.shop.example/next?fbclid=F2".into(), ..p.clone() }, &mut Counter(3));
+        assert_eq!(probes(), 0, "no test cookie while both storages are denied");
+
+        let update = parse("\"update\"").unwrap();
+        let out = tag.consent(&update, &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &p, &mut Counter(9));
+        assert_eq!(probes(), 1, "probed when _fbp may be set");
+        let l = lines(&out.effects);
+        // Made host-only for www.shop.example (subdomainIndex 2), written on shop.example (1).
+        let fbp = cookie_line(&l, "_fbp").expect("_fbp");
+        assert!(fbp.starts_with("cookie _fbp=fb.1.1700000000000.") && fbp.contains("; Domain=shop.example;"), "{fbp}");
+        assert_eq!(cookie_line(&l, "_fbc").map(String::as_str), Some("cookie _fbc=fb.1.1700000000000.F2; Max-Age=7776000; Path=/; Domain=shop.example; SameSite=Lax; Secure"));
+        assert!(cookie_line(&l, "_tandem_cid").is_none(), "the client id waits for analytics_storage: {l:#?}");
+        let ev = body_of(&tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40)));
+        let value = |name: &str| ev.get("user_data").and_then(|u| u.get(name)).and_then(Value::as_str).map(str::to_string);
+        assert_eq!(value("fbp").as_deref(), fbp.strip_prefix("cookie _fbp=").and_then(|c| c.split(';').next()), "events carry the cookie's value");
+        assert_eq!(value("fbc").as_deref(), Some("fb.1.1700000000000.F2"));
+
+        let out = tag.consent(&update, &parse(r#"{"analytics_storage":"granted"}"#).unwrap(), &p, &mut Counter(50));
+        let cid = lines(&out.effects).into_iter().find(|l| l.starts_with("cookie _tandem_cid=")).expect("client id cookie");
+        assert!(cid.contains("; Domain=shop.example;"), "{cid}");
+        assert_eq!(probes(), 1, "probed once");
+    }
+
+    #[test]
+    fn with_a_cookie_allowed_at_init_the_probe_runs_before_the_first_cookie_is_made() {
+        let p = PageFacts { registrable_domain: Some(probe), ..page("https://www.shop.example/?fbclid=F1", "") };
+        let (_, out) = init_with(CFG, &p, Pre::default());
+        assert_eq!(probes(), 1);
+        let l = lines(&out.effects);
+        assert_eq!(cookie_line(&l, "_fbc").map(String::as_str), Some("cookie _fbc=fb.1.1700000000000.F1; Max-Age=7776000; Path=/; Domain=shop.example; SameSite=Lax; Secure"));
+        // A configured cookieDomain needs none.
+        let (_, out) = init_with(r#"{"cookieDomain":"shop.example","meta":{"pixelId":"123456789012345"}}"#, &p, Pre::default());
+        assert_eq!(probes(), 1);
+        assert!(cookie_line(&lines(&out.effects), "_fbp").is_some_and(|c| c.starts_with("cookie _fbp=fb.1.") && c.contains("Domain=shop.example")));
     }
 
     #[test]

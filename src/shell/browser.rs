@@ -39,7 +39,7 @@ export function shell_page() {
     shellMoved = false;
     var l = location, href = l.href;
     if (href === shellHref) return null;
-    var page = [l.protocol, l.hostname, document.referrer, href].join('\n');
+    var page = [l.protocol, document.referrer, href].join('\n');
     shellHref = href;
     return page;
   } catch (e) { shellHref = null; shellMoved = true; return ''; }
@@ -90,7 +90,7 @@ export function shell_log(warn, line) {
 }
 "#)]
 extern "C" {
-    /// `protocol`, `hostname`, `document.referrer` and `href`, one a line (none holds a newline:
+    /// `protocol`, `document.referrer` and `href`, one a line (none holds a newline:
     /// the URL parser strips them), href last; empty when the page cannot be read; `None` when
     /// `href` is the one of its last answer (see `page_lines`).
     fn shell_page() -> Option<String>;
@@ -182,7 +182,7 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
         cookie_header: shell_cookie(),
         stored_attribution: if with_storage { stored(ATTRIBUTION_KEY) } else { None },
         stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
-        registrable_domain: registrable_domain(location.host, now_ms),
+        registrable_domain: Some(registrable_domain),
         https: location.https,
         now_ms,
         nonce: NONCE.with(|slot| slot.borrow().clone()),
@@ -205,7 +205,7 @@ pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
 }
 
 /// `shell_page()`'s lines, read again only when `href` changed (pushState, a hash change): reading
-/// `protocol`, `hostname` and `referrer` and passing the string in was a large part of `track()`'s
+/// `protocol` and `referrer` and passing the string in was a large part of `track()`'s
 /// own time. The referrer cannot change without `href` changing: a document's referrer is fixed.
 /// A copy: the lines must outlive the borrow of the cache, and they are about a hundred bytes.
 fn page_lines() -> String {
@@ -218,10 +218,9 @@ fn page_lines() -> String {
     })
 }
 
-/// `shell_page()`'s lines, read in one place: protocol, hostname, referrer, href (last, whole).
+/// `shell_page()`'s lines, read in one place: protocol, referrer, href (last, whole).
 struct Location<'a> {
     https: bool,
-    host: &'a str,
     referrer: &'a str,
     url: &'a str,
 }
@@ -230,9 +229,8 @@ impl<'a> Location<'a> {
     fn read(page: &'a str) -> Location<'a> {
         let line = |s: &'a str| text::split_once(s, "\n").unwrap_or((s, ""));
         let (protocol, rest) = line(page);
-        let (host, rest) = line(rest);
         let (referrer, url) = line(rest);
-        Location { https: protocol == "https:", host, referrer, url }
+        Location { https: protocol == "https:", referrer, url }
     }
 }
 
@@ -245,12 +243,14 @@ pub fn emit_facts(with_cookies: bool) -> PageFacts {
 
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain
 /// (the browser knows the public suffix list; the tag does not ship it). Remembered from an
-/// earlier page when `cookies::remembered_domain` allows, else probed, and then its record is
-/// kept for `remember_domain`.
-fn registrable_domain(host: &str, now_ms: u64) -> Option<String> {
+/// earlier page when `cookies::remembered_domain` allows, else probed, at most once a page and
+/// only when the core asks: once a cookie of its own may be set (see
+/// `PageFacts::registrable_domain`). A probe's record is kept for `remember_domain`.
+fn registrable_domain(host: &str) -> Option<String> {
     REGISTRABLE_DOMAIN.with(|cache| {
         let mut cache = cache.borrow_mut();
         let (found, _) = cache.get_or_insert_with(|| {
+            let now_ms = now();
             let remembered = stored(cookies::DOMAIN_KEY);
             if let Some(domain) = remembered.as_deref().and_then(|r| cookies::remembered_domain(r, host, now_ms)) {
                 return (Some(domain.to_string()), None);

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  setup, needsDist, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
+  setup, needsDist, countProbes, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
   TEST_DIST_DIR, TEST_DIST_READY,
 } from './helpers.mjs';
 
@@ -33,7 +33,7 @@ async function open({ consent = null, identify = null, overrides = null, gpc = f
   if (consent) initScripts.push(`window.__consentDefault = ${JSON.stringify(consent)};`);
   if (identify) initScripts.push(`window.__identify = ${JSON.stringify(identify)};`);
   if (gpc) initScripts.push("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });");
-  const p = await on.newPage({ overrides, initScripts: initScripts.map((src) => new Function(src)) });
+  const p = await on.newPage({ overrides, initScripts: [...(host ? [countProbes] : []), ...initScripts.map((src) => new Function(src))] });
   on.server.reset();
   await p.page.goto(host ? on.hostUrl(LANDING, host) : on.url(LANDING));
   await waitForLoaded(p.page);
@@ -50,14 +50,26 @@ async function everythingSent(page) {
   return JSON.stringify(calls.map((c) => c.args)) + JSON.stringify(env.server.payloads.map((p) => p.body));
 }
 
-test('on a named host, where cookies go is remembered only once a Tandem cookie may be set', needsDist, async () => {
-  const { page, pageErrors } = await open({ consent: ALL_DENIED, host: 'www.tandem.test' });
+test('on a named host, no test cookie while both storages are denied; once granted, cookies go on the registrable domain', needsDist, async () => {
+  const { page, context, pageErrors } = await open({ consent: ALL_DENIED, host: 'www.tandem.test' });
   await settle(300);
+  assert.equal(await page.evaluate(() => window.__probes), 0, 'no test cookie while both storages are denied');
   assert.ok(!(await storageKeys(page)).includes('tandem:domain'), 'nothing stored while both storages are denied');
-  await page.evaluate(() => window.tandem('consent', 'update', { analytics_storage: 'granted' }));
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'granted', ad_user_data: 'granted' }));
   await settle(300);
+  assert.ok(await page.evaluate(() => window.__probes) > 0, 'the browser is asked once a cookie may be set');
   const remembered = await page.evaluate(() => localStorage.getItem('tandem:domain'));
-  assert.match(remembered || '', /^\d{13} tandem\.test$/, `stored once the client id cookie may be set: ${remembered}`);
+  assert.match(remembered || '', /^\d{13} tandem\.test$/, `stored once _fbp may be set: ${remembered}`);
+  // Made while denied, host-only for www.tandem.test (subdomainIndex 2); set on tandem.test (1).
+  const jar = await context.cookies('http://www.tandem.test/');
+  const fbp = jar.find((c) => c.name === '_fbp');
+  const fbc = jar.find((c) => c.name === '_fbc');
+  assert.match(fbp?.value || '', /^fb\.1\.\d{13}\.\d+$/, `_fbp: ${fbp?.value}`);
+  assert.match(fbc?.value || '', /^fb\.1\.\d{13}\.F1xyz$/, `_fbc: ${fbc?.value}`);
+  assert.deepEqual([fbp.domain, fbc.domain], ['.tandem.test', '.tandem.test']);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }));
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+  assert.deepEqual([ev.user_data.fbp, ev.user_data.fbc], [fbp.value, fbc.value], 'events carry the values the cookies hold');
   assert.deepEqual(pageErrors, []);
 });
 

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  setup, needsDist, waitFor, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle,
+  setup, needsDist, countProbes, waitFor, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle,
   fbqEvents, gtagEvents, ttqEvents, eventSchemaErrors, assertPayloadsValid, UUID_V4,
 } from './helpers.mjs';
 
@@ -116,17 +116,6 @@ test('attribution persists to a later page without parameters', needsDist, async
   assert.match(cookies._fbc || '', /^fb\.[01]\.\d{13}\.F1$/);
   assert.deepEqual(pageErrors, []);
 });
-
-// Counts the page's writes of the registrable-domain test cookie (see README, Cookies).
-function countProbes() {
-  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
-  window.__probes = 0;
-  Object.defineProperty(document, 'cookie', {
-    configurable: true,
-    get() { return cookie.get.call(document); },
-    set(value) { if (String(value).startsWith('_tandem_probe=')) window.__probes++; cookie.set.call(document, value); },
-  });
-}
 
 test('on a named host, _fbc/_fbp are fb.1.<ms>.… on the registrable domain', needsDist, async () => {
   const { page, context, pageErrors } = await env.newPage({ initScripts: [countProbes] });

@@ -65,6 +65,18 @@ export function assertPayloadsValid(server, filter = () => true) {
  * way a site that already has the platforms' base code would, recording every call into
  * window.__calls as { platform, fn, args, t } with args deep-cloned at call time.
  */
+/** An init script: counts the page's writes of the registrable-domain test cookie in
+ * `window.__probes` (see README, Cookies). */
+export function countProbes() {
+  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+  window.__probes = 0;
+  Object.defineProperty(document, 'cookie', {
+    configurable: true,
+    get() { return cookie.get.call(document); },
+    set(value) { if (String(value).startsWith('_tandem_probe=')) window.__probes++; cookie.set.call(document, value); },
+  });
+}
+
 export function recordingStubs() {
   if (window.__calls) return;
   const calls = (window.__calls = []);
