@@ -55,6 +55,11 @@ function run(command, args) {
 // Small functions are inlined earlier instead, by rustc's MIR inliner (off by default at opt-level
 // z), with one threshold for all: about 300 B of gzip; 25 to 40 do about as well, its defaults
 // (50, 100 with #[inline]) add 2 KB.
+// The wasm memory declares a maximum (size-budget.json's memory_max_bytes, 16 MiB): a tag must not
+// grow without bound in someone else's page (without a maximum, tests/e2e's memory test reaches
+// 4 GB), and iOS Safari has failed with "Out of memory" on modules whose memory may grow large. A thousand Purchases take the memory from 1.2 to 1.3 MB; an allocation
+// past the maximum fails, which traps, and the loader goes on with a fresh instance.
+const memoryMax = JSON.parse(readFileSync(join(root, 'size-budget.json'), 'utf8')).memory_max_bytes;
 // A target dir per feature set, so switching builds does not recompile std each time.
 const targetDir = join(root, 'target', (testHooks ? 'wasm-test-hooks' : 'wasm') + (platforms ? '-' + platforms.join('-') : ''));
 const cargoArgs = [
@@ -73,6 +78,7 @@ execFileSync('cargo', cargoArgs, {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
     CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none', '-Cllvm-args=-inline-threshold=0',
+      `-Clink-arg=--max-memory=${memoryMax}`,
       '-Zinline-mir=yes', '-Zinline-mir-threshold=30', '-Zinline-mir-hint-threshold=30'].join('\x1f'),
   },
 });

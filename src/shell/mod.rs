@@ -91,6 +91,16 @@ pub fn command(name: &str, args_json: &str) -> String {
             (internal, _) if transport::is_internal(internal) => transport::handle(internal, &args),
             #[cfg(feature = "test-hooks")]
             ("__test_panic", _) => panic!("deliberate test panic"),
+            // Allocates until the memory's declared maximum refuses to grow: the failed allocation
+            // traps, as a panic does. Without a maximum this would take the tab's memory.
+            #[cfg(feature = "test-hooks")]
+            ("__test_exhaust_memory", _) => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
             #[cfg(feature = "test-hooks")]
             ("__test_reset", _) => {
                 *slot = None;

@@ -372,6 +372,39 @@ test('a wasm panic is reported and recovered from; queued and persisted events s
   assert.deepEqual(pageErrors, []);
 });
 
+test('the wasm memory is capped: running out of it traps, is reported, and the tag carries on', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  // Every wasm memory the page makes, to read their sizes afterwards.
+  const watchMemories = () => {
+    window.__memories = [];
+    const instantiate = WebAssembly.instantiate;
+    WebAssembly.instantiate = function () {
+      return instantiate.apply(this, arguments).then((result) => {
+        const exports = (result.instance || result).exports;
+        for (const name in exports) if (exports[name] instanceof WebAssembly.Memory) window.__memories.push(exports[name]);
+        return result;
+      });
+    };
+  };
+  const { page, pageErrors } = await loaded(hooks, {}, '/fixtures/basic.html', { initScripts: [watchMemories] });
+  const r = await page.evaluate(() => {
+    try {
+      return { reply: window.tandem('__test_exhaust_memory') };
+    } catch (e) {
+      return { threw: String(e) };
+    }
+  });
+  assert.equal(r.threw, undefined, r.threw);
+  await waitForLoaded(page);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'mem-1' }));
+  assert.equal(id, 'mem-1', 'a call after the failed allocation works');
+  const sizes = await page.evaluate(() => window.__memories.map((m) => m.buffer.byteLength));
+  assert.ok(sizes.length === 2 && sizes.every((bytes) => bytes <= 16 * 1024 * 1024), `the exhausted instance stopped at the maximum, 16 MiB: ${sizes}`);
+  await waitForEvents(hooks.server, (e) => e.event_id === 'mem-1', { count: 1, timeout: 8000 });
+  const reported = await page.evaluate(() => window.__errors.filter((e) => e.code === 'internal_error').length);
+  assert.equal(reported, 1, 'reported once');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('a wasm panic in the same task as a track: the event still goes out once, everywhere', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
   // track() builds its platform calls and endpoint event at the end of its task; a crash before
   // then must not lose it (the loader gives it to the fresh instance under the same event_id).
