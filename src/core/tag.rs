@@ -21,9 +21,10 @@ pub struct PageFacts {
     pub url: String,
     /// `document.referrer` (may be empty).
     pub referrer: String,
-    /// `document.cookie`.
+    /// `document.cookie`. The ad cookies in it (`_fbp`, `_fbc`, `_ttp`) are used only while
+    /// ad_storage is granted, the client id only while analytics_storage is.
     pub cookie_header: String,
-    /// `localStorage["tandem:attribution"]`, when readable.
+    /// `localStorage["tandem:attribution"]`, when readable; used only while ad_storage is granted.
     pub stored_attribution: Option<String>,
     /// `localStorage["tandem:sent"]`, conversions already sent (see `sent`), when readable.
     pub stored_sent: Option<String>,
@@ -131,6 +132,12 @@ pub struct Tag {
     /// Cookie domain (`Domain=`), `None` for host-only cookies.
     cookie_domain: Option<String>,
     subdomain_index: u64,
+    /// The ad storage of earlier visits (`_fbp`, `_fbc`, `_ttp`, stored attribution) has been
+    /// read: only once ad_storage is granted, as reading storage is access too (see
+    /// `take_in_ad_storage`).
+    ad_storage_read: bool,
+    /// Until then, the URLs observed for attribution and when, to replay onto what is stored.
+    unread_landings: Vec<(String, u64)>,
     /// `cookie_domain` is final. Until then it is host-only and provisional: no cookie of ours
     /// has been written, so the probe has not run (see `settle_domain`).
     domain_settled: bool,
@@ -200,17 +207,21 @@ impl Tag {
         let privacy = tag_consent::Privacy::new(pre, config, &mut out.errors);
         let config = config::parse(config, &page.url, &mut out.errors, &mut out.warnings);
         let host = url::host(&page.url).unwrap_or_default();
+        let state = privacy.state(page.now_ms);
+        let ad_storage_read = state.ad_storage();
         // A cookie may be written now: find where cookies go before any identifier is made.
-        let domain_settled = config.cookie_domain.is_some() || privacy.state(page.now_ms).any_cookie();
+        let domain_settled = config.cookie_domain.is_some() || state.any_cookie();
         let cookie_domain = config.cookie_domain.clone().or_else(|| page.registrable_domain.filter(|_| domain_settled).and_then(|find| find(&host))).filter(|d| !d.is_empty());
         let subdomain_index = cookies::subdomain_index(cookie_domain.as_deref(), &host);
         let mut tag = Tag {
             config,
             attribution: Attribution::default(),
-            stored_attribution: page.stored_attribution.clone().unwrap_or_default(),
+            stored_attribution: page.stored_attribution.clone().filter(|_| ad_storage_read).unwrap_or_default(),
             cookie_domain,
             subdomain_index,
             domain_settled,
+            ad_storage_read,
+            unread_landings: Vec::new(),
             fbp: String::new(),
             fbc: None,
             client_id: String::new(),
@@ -223,10 +234,12 @@ impl Tag {
             defer: false,
             ttp: None,
         };
-        tag.attribution = Attribution::load(page.stored_attribution.as_deref());
+        if ad_storage_read {
+            tag.attribution = Attribution::load(page.stored_attribution.as_deref());
+        }
 
         // Identifiers: reuse what is there (ours or fbevents.js's), create only what is missing.
-        match cookies::valid_fbp(cookies::get(&page.cookie_header, cookies::FBP)) {
+        match cookies::valid_fbp(cookies::get(tag.ad_cookies(page), cookies::FBP)) {
             Some(v) => tag.fbp = v.to_string(),
             None => {
                 tag.fbp = cookies::new_fbp(subdomain_index, page.now_ms, random_u32(rng));
@@ -277,6 +290,15 @@ impl Tag {
         &self.client_id
     }
 
+    /// The page's cookies as the ad cookies may be read: none while ad_storage is not granted.
+    fn ad_cookies<'a>(&self, page: &'a PageFacts) -> &'a str {
+        if self.ad_storage_read {
+            &page.cookie_header
+        } else {
+            ""
+        }
+    }
+
     fn cookie(&self, name: &str, value: &str, max_age_s: u64, https: bool) -> Effect {
         Effect::SetCookie(cookies::render_set_cookie(name, value, max_age_s, self.cookie_domain.as_deref(), https))
     }
@@ -286,7 +308,7 @@ impl Tag {
     fn observe_landing(&mut self, page: &PageFacts) -> (Option<Effect>, Option<Effect>) {
         let mut cookie = None;
         let params = url::query_params(&page.url);
-        let existing = cookies::get(&page.cookie_header, cookies::FBC).or(self.fbc.as_deref()).map(str::to_string);
+        let existing = cookies::get(self.ad_cookies(page), cookies::FBC).or(self.fbc.as_deref()).map(str::to_string);
         match cookies::decide_fbc(existing.as_deref(), url::param(&params, "fbclid"), self.subdomain_index, page.now_ms) {
             FbcDecision::Set(v) => {
                 cookie = Some(self.cookie(cookies::FBC, &v, cookies::FB_MAX_AGE_S, page.https));
@@ -296,6 +318,9 @@ impl Tag {
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
         self.attribution.observe(&params, page.now_ms);
+        if !self.ad_storage_read {
+            self.unread_landings.push((page.url.clone(), page.now_ms));
+        }
         let json = self.attribution.to_json();
         if json == self.stored_attribution {
             return (cookie, None);
@@ -315,17 +340,18 @@ impl Tag {
                 return Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() };
             }
         }
-        // A consent wait may have ended without its timer having run yet.
-        self.settle_domain(page);
+        // A consent wait may have ended without its timer having run yet: its change comes first.
+        let mut caught_up = self.consent_changed(page, rng);
         let (cookie, store) = self.observe_landing(page);
         let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
         self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
-        let mut effects = Vec::new();
-        self.gate_write(cookie, page.now_ms, &mut effects);
-        self.gate_write(store, page.now_ms, &mut effects);
-        effects.append(&mut out.effects);
-        out.effects = effects;
-        out
+        self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
+        self.gate_write(store, page.now_ms, &mut caught_up.effects);
+        caught_up.effects.append(&mut out.effects);
+        caught_up.errors.append(&mut out.errors);
+        caught_up.warnings.append(&mut out.warnings);
+        caught_up.event_id = out.event_id;
+        caught_up
     }
 
     /// `tandem.track(name, params, options)`.
@@ -470,7 +496,7 @@ impl Tag {
     /// Looks for `_ttp` in `page`'s cookies until it is found.
     fn find_ttp(&mut self, page: &PageFacts) {
         if self.ttp.is_none() {
-            self.ttp = cookies::get(&page.cookie_header, "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v)).map(str::to_string);
+            self.ttp = cookies::get(self.ad_cookies(page), "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v)).map(str::to_string);
         }
     }
 

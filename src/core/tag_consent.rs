@@ -18,7 +18,8 @@ use crate::core::json::Value;
 use crate::core::payload::{self, Allowed, Envelope};
 #[cfg(test)]
 use crate::core::payload::without_click_ids;
-use crate::core::{attribution, cookies, sent, text, url};
+use crate::core::attribution::{self, Attribution};
+use crate::core::{cookies, sent, text, url};
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
 /// first effect.
@@ -123,8 +124,45 @@ impl Tag {
             now.push(e);
         } else {
             let key = String::from(write_key(&e));
-            self.privacy.unsaved.retain(|u| write_key(u) != key);
+            self.forget_kept(&key);
             self.privacy.unsaved.push(e);
+        }
+    }
+
+    /// Drops the kept-back write of `key` (a cookie name or storage key), if any.
+    fn forget_kept(&mut self, key: &str) {
+        self.privacy.unsaved.retain(|u| write_key(u) != key);
+    }
+
+    /// Once ad_storage is granted, what earlier visits left is read, as Google's tags do: not
+    /// before, as reading a cookie or storage is access too. The URLs this page observed meanwhile
+    /// are observed again on the stored attribution, in order, as if it had been read at init, and
+    /// the kept-back write of it is made again; an `_fbc` already set is kept unless this page
+    /// brought another click.
+    fn take_in_ad_storage(&mut self, page: &PageFacts) {
+        if self.ad_storage_read || !self.privacy.state(page.now_ms).ad_storage() {
+            return;
+        }
+        self.ad_storage_read = true;
+        self.attribution = Attribution::load(page.stored_attribution.as_deref());
+        for (landing, at) in std::mem::take(&mut self.unread_landings) {
+            self.attribution.expire(at, self.config.attribution_window_days);
+            self.attribution.observe(&url::query_params(&landing), at);
+        }
+        self.attribution.expire(page.now_ms, self.config.attribution_window_days);
+        self.stored_attribution = page.stored_attribution.clone().unwrap_or_default();
+        self.forget_kept(attribution::STORAGE_KEY);
+        let json = self.attribution.to_json();
+        if json != self.stored_attribution {
+            self.stored_attribution = json.clone();
+            self.privacy.unsaved.push(Effect::Store { key: attribution::STORAGE_KEY.to_string(), value: json });
+        }
+        if let Some(existing) = cookies::get(&page.cookie_header, cookies::FBC).filter(|v| cookies::parse_fb(v).is_some()) {
+            let click = |v: &str| cookies::parse_fb(v).map(|c| c.payload.to_string());
+            if self.fbc.as_deref().and_then(click).is_none_or(|ours| Some(ours) == click(existing)) {
+                self.forget_kept(cookies::FBC);
+                self.fbc = Some(existing.to_string());
+            }
         }
     }
 
@@ -228,7 +266,7 @@ impl Tag {
 
     /// After any change: tell the platforms, carry out writes now allowed, hand over identity
     /// newly allowed, release or drop held events.
-    fn consent_changed(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub(super) fn consent_changed(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
         self.privacy.consent.expire(page.now_ms);
         let state = self.privacy.state(page.now_ms);
@@ -244,6 +282,7 @@ impl Tag {
         for d in &self.config.destinations {
             out.effects.extend(d.consent(&state, false));
         }
+        self.take_in_ad_storage(page);
         self.settle_domain(page);
         // Writes kept back, now allowed: a cookie someone else set meanwhile is adopted instead.
         let unsaved = std::mem::take(&mut self.privacy.unsaved);
@@ -478,6 +517,47 @@ mod tests {
         let (_, out) = init_with(r#"{"cookieDomain":"shop.example","meta":{"pixelId":"123456789012345"}}"#, &p, Pre::default());
         assert_eq!(probes(), 1);
         assert!(cookie_line(&lines(&out.effects), "_fbp").is_some_and(|c| c.starts_with("cookie _fbp=fb.1.") && c.contains("Domain=shop.example")));
+    }
+
+    #[test]
+    fn denied_ad_storage_reads_nothing_earlier_visits_left_until_granted() {
+        let mut p = page("https://www.shop.example/?gclid=NEW&utm_source=mail", "_fbp=fb.1.1600000000000.999; _fbc=fb.1.1690000000000.OLD; _ttp=tt1; _tandem_cid=abc");
+        p.stored_attribution = Some(r#"{"click_ids":{"gclid":{"value":"STORED","ts":1699990000000},"msclkid":{"value":"M1","ts":1699990000000}},"utm":{"first":{"source":"news","ts":1699990000000}}}"#.into());
+        let only_user_data = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#;
+        let (mut tag, out) = init_with(CFG, &p, pre(&[("consent", only_user_data)], false));
+        let text = body_of(&out).to_json();
+        for earlier in ["fb.1.1600000000000.999", "OLD", "STORED", "M1", "news"] {
+            assert!(!text.contains(earlier), "{earlier} was read while ad_storage is denied: {text}");
+        }
+        assert!(text.contains(r#""gclid":{"value":"NEW""#) && text.contains(r#""source":"mail""#), "this page's URL still counts: {text}");
+        let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(100));
+        assert!(!body_of(&t).to_json().contains("tt1"), "no _ttp while denied");
+
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p, &mut Counter(30));
+        let l = lines(&out.effects);
+        assert!(cookie_line(&l, "_fbp").is_none() && cookie_line(&l, "_fbc").is_none(), "the cookies there are kept: {l:#?}");
+        let stored = l.iter().find(|l| l.starts_with("store tandem:attribution ")).expect("attribution stored");
+        assert_eq!(stored, r#"store tandem:attribution {"click_ids":{"gclid":{"value":"NEW","ts":1700000000000},"msclkid":{"value":"M1","ts":1699990000000}},"utm":{"first":{"source":"news","ts":1699990000000},"last":{"source":"mail","ts":1700000000000}}}"#);
+        let ev = body_of(&tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40)));
+        let user = ev.get("user_data").unwrap();
+        let field = |name: &str| user.get(name).and_then(Value::as_str);
+        assert_eq!((field("fbp"), field("fbc"), field("ttp")), (Some("fb.1.1600000000000.999"), Some("fb.1.1690000000000.OLD"), Some("tt1")));
+        assert!(ev.get("click_ids").and_then(|c| c.get("msclkid")).is_some(), "{}", ev.to_json());
+    }
+
+    #[test]
+    fn on_grant_an_fbc_already_set_is_kept_unless_this_page_brought_another_click() {
+        let cookies = "_fbc=fb.1.1690000000000.OLD";
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#;
+        for (url, written) in [("https://www.shop.example/?fbclid=OLD", None), ("https://www.shop.example/?fbclid=NEW", Some("fb.1.1700000000000.NEW"))] {
+            let p = page(url, cookies);
+            let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", denied)], false));
+            let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p, &mut Counter(30));
+            let l = lines(&out.effects);
+            let line = cookie_line(&l, "_fbc").map(|c| c.trim_start_matches("cookie _fbc=").split(';').next().unwrap_or_default());
+            assert_eq!(line, written, "{url}: {l:#?}");
+            assert_eq!(tag.fbc.as_deref(), Some(written.unwrap_or("fb.1.1690000000000.OLD")), "{url}");
+        }
     }
 
     #[test]

@@ -170,8 +170,8 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
     out
 }
 
-/// `with_storage`: also read what only `init` uses (stored attribution and sent log), so the
-/// other calls do not pay for two localStorage reads.
+/// `with_storage`: also read the sent log, which only `init` uses. The stored attribution is read
+/// for every call but `track`: the core takes it in once ad_storage is granted, by any of them.
 pub fn page_facts(with_storage: bool) -> PageFacts {
     let page = page_lines();
     let location = Location::read(&page);
@@ -180,7 +180,7 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
         url: location.url.to_string(),
         referrer: location.referrer.to_string(),
         cookie_header: shell_cookie(),
-        stored_attribution: if with_storage { stored(ATTRIBUTION_KEY) } else { None },
+        stored_attribution: stored(ATTRIBUTION_KEY),
         stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
         registrable_domain: Some(registrable_domain),
         https: location.https,

@@ -28,8 +28,11 @@ const IDENTITY = { email: ' John.Doe@GMail.com ', phone: '+1 (650) 555-1212', fi
 const RAW = ['John.Doe', 'john.doe', '(650)', '6505551212', '555-1212', 'U-1001', 'u-1001'];
 const IDS = ['F1xyz', 'G1xyz', 'T1xyz'];
 
-async function open({ consent = null, identify = null, overrides = null, gpc = false, on = env, host = null } = {}) {
+async function open({ consent = null, identify = null, overrides = null, gpc = false, on = env, host = null, earlier = null } = {}) {
   const initScripts = [];
+  // What an earlier visit left: cookies and localStorage entries, there before the tag runs.
+  if (earlier) initScripts.push(`${JSON.stringify(earlier.cookies || [])}.forEach(function (c) { document.cookie = c + '; path=/'; });
+    Object.entries(${JSON.stringify(earlier.storage || {})}).forEach(function (e) { localStorage.setItem(e[0], e[1]); });`);
   if (consent) initScripts.push(`window.__consentDefault = ${JSON.stringify(consent)};`);
   if (identify) initScripts.push(`window.__identify = ${JSON.stringify(identify)};`);
   if (gpc) initScripts.push("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });");
@@ -105,6 +108,34 @@ test('ad_storage denied: no cookie and no storage is written; granting later wri
   await waitForCalls(page, (c) => c.platform === 'gtag' && c.args[0] === 'consent' && c.args[1] === 'update');
   assert.deepEqual(pageErrors, []);
   assertPayloadsValid(env.server);
+});
+
+test('ad_storage denied: cookies and click ids an earlier visit left are not read until it is granted', needsDist, async () => {
+  const earlier = {
+    cookies: ['_fbp=fb.1.1600000000000.424242', '_fbc=fb.1.1690000000000.FOLD', '_ttp=ttpEarlier01'],
+    storage: { 'tandem:attribution': JSON.stringify({ click_ids: { msclkid: { value: 'MSEARLIER', ts: Date.now() - 3600e3 } }, utm: { first: { source: 'earlier', ts: Date.now() - 3600e3 } } }) },
+  };
+  const { page, pageErrors } = await open({ consent: { ...ALL_DENIED, ad_user_data: 'granted' }, earlier });
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+  const text = JSON.stringify(ev);
+  for (const left of ['424242', 'FOLD', 'ttpEarlier01', 'MSEARLIER', '"earlier"']) {
+    assert.ok(!text.includes(left), `${left} read while ad_storage is denied: ${text}`);
+  }
+  assert.equal(ev.click_ids.gclid?.value, 'G1xyz', "this page's own click ids still count");
+
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'granted' }));
+  const id2 = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  const [ev2] = await waitForEvents(env.server, (e) => e.event_id === id2);
+  assert.equal(ev2.user_data.fbp, 'fb.1.1600000000000.424242', 'the _fbp there is adopted');
+  assert.equal(ev2.user_data.ttp, 'ttpEarlier01');
+  assert.match(ev2.user_data.fbc, /^fb\.\d\.\d{13}\.F1xyz$/, "this page's fbclid is the newer click");
+  assert.equal(ev2.click_ids.msclkid?.value, 'MSEARLIER', 'stored click ids are taken in');
+  assert.equal(ev2.utm.first?.source, 'earlier', 'the stored first touch stays first');
+  assert.equal(ev2.utm.last?.source, 'news');
+  const stored = JSON.parse(await page.evaluate(() => localStorage.getItem('tandem:attribution')));
+  assert.deepEqual(Object.keys(stored.click_ids).sort(), ['fbclid', 'gclid', 'msclkid', 'ttclid'], 'stored: the earlier visit and this page');
+  assert.deepEqual(pageErrors, []);
 });
 
 test('ad_user_data denied: no identifier in any request; granting later sends them without a reload', needsDist, async () => {
