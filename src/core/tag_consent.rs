@@ -608,6 +608,23 @@ mod tests {
     }
 
     #[test]
+    fn a_page_view_after_a_wait_ran_out_applies_the_change_first() {
+        let p = page("https://www.shop.example/?gclid=G1", "");
+        let calls = [("consent", r#"["default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted","wait_for_update":500}]"#)];
+        let (mut tag, out) = init_with(CFG, &p, pre(&calls, false));
+        let held = out.event_id.clone().unwrap();
+        assert!(!lines(&out.effects).iter().any(|l| l.starts_with("cookie ") || l.starts_with("send ")), "{:?}", out.effects);
+        // The deadline passes and the site reports a navigation before the shell's timer runs.
+        let later = PageFacts { url: "https://www.shop.example/next".into(), now_ms: NOW + 600, ..p.clone() };
+        let out = tag.page(&later, &mut Counter(60));
+        let ids: Vec<&str> = out.effects.iter().filter_map(|e| if let Effect::Send { event_id, .. } = e { Some(event_id.as_str()) } else { None }).collect();
+        assert_eq!(ids, [held.as_str(), out.event_id.as_deref().unwrap()], "the held PageView goes first, then the new one");
+        let l = lines(&out.effects);
+        assert!(l.iter().any(|l| l.starts_with("cookie _fbp=")) && l.iter().any(|l| l.starts_with(r#"gtag["consent","update""#)), "{l:#?}");
+        assert_eq!(tag.wake_at(), None);
+    }
+
+    #[test]
     fn basic_mode_drops_without_consent_and_what_waits_on_denial() {
         let p = page("https://www.shop.example/", "");
         let basic = CFG.replace("{\"meta\"", "{\"consentMode\":\"basic\",\"meta\"");
