@@ -114,18 +114,21 @@ impl Attribution {
 
     /// Takes click IDs and UTMs from a landing URL's parameters. A new click-ID value replaces
     /// the old one with a new time; the same value keeps its first time. First touch is set
-    /// once; last touch is replaced by any landing that carries UTMs.
-    pub fn observe(&mut self, params: &[(String, String)], now_ms: u64) {
+    /// once; last touch is replaced by any landing that carries UTMs. Whether a click ID changed
+    /// or the URL carried UTMs.
+    pub fn observe(&mut self, params: &[(String, String)], now_ms: u64) -> bool {
+        let mut changed = false;
         for name in CLICK_IDS {
             let Some(value) = crate::core::url::param(params, name).and_then(clean) else { continue };
             match self.click_ids.iter_mut().find(|c| c.name == *name) {
-                Some(c) if c.value == value => {}
+                Some(c) if c.value == value => continue,
                 Some(c) => {
                     c.value = value;
                     c.ts = now_ms;
                 }
                 None => self.click_ids.push(ClickId { name, value, ts: now_ms }),
             }
+            changed = true;
         }
         // Read twice for a first touch rather than cloned: the reads are code the tag has anyway,
         // where a clone linked a copy routine for the field list.
@@ -143,7 +146,9 @@ impl Attribution {
                 self.first = touch();
             }
             self.last = Some(last);
+            changed = true;
         }
+        changed
     }
 
     /// Forgets entries older than the window.

@@ -136,7 +136,8 @@ pub struct Tag {
     /// read: only once ad_storage is granted, as reading storage is access too (see
     /// `take_in_ad_storage`).
     ad_storage_read: bool,
-    /// Until then, the URLs observed for attribution and when, to replay onto what is stored.
+    /// Until then, the URLs that changed a click ID or the last touch, and when, to observe again
+    /// on what is stored (the first and the latest, `MAX_UNREAD_LANDINGS` in all).
     unread_landings: Vec<(String, u64)>,
     /// `cookie_domain` is final. Until then it is host-only and provisional: no cookie of ours
     /// has been written, so the probe has not run (see `settle_domain`).
@@ -163,6 +164,9 @@ pub struct Tag {
     /// after `track()` (see `needs_cookies_to_emit`). Read again after any consent command.
     ttp: Option<String>,
 }
+
+/// See `Tag::unread_landings`.
+const MAX_UNREAD_LANDINGS: usize = 32;
 
 /// See `Tag::last_page_view`.
 pub const PAGE_VIEW_DOUBLE_MS: u64 = 1000;
@@ -317,8 +321,11 @@ impl Tag {
             FbcDecision::Keep(v) => self.fbc = v,
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
-        self.attribution.observe(&params, page.now_ms);
-        if !self.ad_storage_read {
+        if self.attribution.observe(&params, page.now_ms) && !self.ad_storage_read {
+            // Full: the first (the first touch) and the latest are kept.
+            if self.unread_landings.len() == MAX_UNREAD_LANDINGS {
+                self.unread_landings.remove(1);
+            }
             self.unread_landings.push((page.url.clone(), page.now_ms));
         }
         let json = self.attribution.to_json();

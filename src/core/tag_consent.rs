@@ -546,6 +546,29 @@ mod tests {
     }
 
     #[test]
+    fn while_ad_storage_is_denied_the_landings_with_attribution_are_kept_for_the_grant_at_most_32() {
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#;
+        let p = page("https://www.shop.example/?utm_source=mail", "");
+        let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", denied)], false));
+        let at = |i: u64, url: String| PageFacts { url, now_ms: NOW + 2000 * (i + 1), ..p.clone() };
+        // An SPA that keeps its UTMs on every route, an ad click, then routes that keep its gclid.
+        for i in 0..40u64 {
+            tag.page(&at(i, format!("https://www.shop.example/p{i}?utm_source=mail")), &mut Counter(i as u8));
+        }
+        assert_eq!(tag.unread_landings.len(), 32, "bounded");
+        tag.page(&at(40, "https://www.shop.example/b?gclid=G2&utm_source=ads".into()), &mut Counter(40));
+        for i in 41..60u64 {
+            tag.page(&at(i, format!("https://www.shop.example/p{i}?gclid=G2")), &mut Counter(i as u8));
+        }
+        assert_eq!(tag.unread_landings.len(), 32);
+        assert!(tag.unread_landings[0].0.ends_with("/?utm_source=mail") && tag.unread_landings[31].0.ends_with("/b?gclid=G2&utm_source=ads"), "the first and the latest that changed something");
+        let update = PageFacts { now_ms: NOW + 300_000, ..p.clone() };
+        tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &update, &mut Counter(200));
+        let stored = tag.attribution.to_json();
+        assert!(stored.contains(r#""gclid":{"value":"G2","ts":1700000082000}"#) && stored.contains(r#""first":{"source":"mail","ts":1700000000000}"#) && stored.contains(r#""last":{"source":"ads""#), "{stored}");
+    }
+
+    #[test]
     fn on_grant_an_fbc_already_set_is_kept_unless_this_page_brought_another_click() {
         let cookies = "_fbc=fb.1.1690000000000.OLD";
         let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#;
