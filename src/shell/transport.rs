@@ -192,6 +192,8 @@ thread_local! {
     /// Whether the visitor's consent allows storage (ad_storage): the queue holds click IDs and
     /// Meta cookies, so with ad_storage denied it stays in memory for the page only.
     static STORAGE_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// Whether the queues earlier pages left were read (see `follow_consent`).
+    static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Whether the queue was last redacted for a denied ad_user_data (see `follow_consent`).
     static USER_DATA_DENIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
@@ -201,9 +203,11 @@ thread_local! {
 
 /// Follows the consent state after every command. Denial (or revocation) of ad_storage removes
 /// this tab's stored queue at once; what waits is still delivered from memory during the page.
-/// Denial of ad_user_data (an update, or GPC) redacts what waits, in memory and stored, to what it
-/// would carry had it been tracked now. The first call after start counts as a change, so events
-/// adopted from an earlier page are redacted too; pending (a wait) is not a denial.
+/// The queues earlier pages left are read (adopted) only once ad_storage is granted: reading
+/// storage is access too. Denial of ad_user_data (an update, or GPC) redacts what waits, in memory
+/// and stored, to what it would carry had it been tracked now. The first call after start counts
+/// as a change, and so does an adoption, so events adopted from an earlier page are redacted too;
+/// pending (a wait) is not a denial.
 pub fn follow_consent(state: &State) {
     let allowed = state.ad_storage();
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
@@ -213,9 +217,14 @@ pub fn follow_consent(state: &State) {
             transport_flush();
         }
     }
+    let adopting = allowed && !ADOPTED.with(|a| a.replace(true));
+    if adopting {
+        let stored = stored_queues();
+        with_outbox(&mut |outbox, now_ms| outbox.adopt(&stored, now_ms));
+    }
     let denied = !state.user_data() && !state.pending();
     let was_denied = USER_DATA_DENIED.with(|d| d.replace(denied));
-    if denied && !was_denied {
+    if denied && (!was_denied || adopting) {
         with_outbox(&mut |outbox, now_ms| outbox.rewrite(now_ms, |json| payload::redact(json, state)));
     }
 }
@@ -304,15 +313,13 @@ fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
     });
 }
 
-/// After `init` (or `restore`): reads the delivery settings and adopts persisted queues.
+/// After `init` (or `restore`): reads the delivery settings. The persisted queues are adopted by
+/// the `follow_consent` that follows, once ad_storage allows.
 pub fn start(config: &Value, errors: &mut Vec<TagError>) {
     transport_flush();
     let settings = Settings::parse(config, errors);
-    let mut outbox = Outbox::new(settings, &tab_id());
-    let now_ms = browser::now();
-    let step = outbox.adopt(&stored_queues(), now_ms);
-    run(&mut outbox, step, now_ms);
-    OUTBOX.with(|slot| *slot.borrow_mut() = Some(outbox));
+    OUTBOX.with(|slot| *slot.borrow_mut() = Some(Outbox::new(settings, &tab_id())));
+    ADOPTED.with(|a| a.set(false));
 }
 
 /// Runs `apply`, the effects built at the end of the task (`__emit`), and then sends a batch they

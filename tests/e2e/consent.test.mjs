@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  setup, needsDist, countProbes, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
+  setup, needsDist, countProbes, waitFor, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
   TEST_DIST_DIR, TEST_DIST_READY,
 } from './helpers.mjs';
 
@@ -136,6 +136,45 @@ test('ad_storage denied: cookies and click ids an earlier visit left are not rea
   const stored = JSON.parse(await page.evaluate(() => localStorage.getItem('tandem:attribution')));
   assert.deepEqual(Object.keys(stored.click_ids).sort(), ['fbclid', 'gclid', 'msclkid', 'ttclid'], 'stored: the earlier visit and this page');
   assert.deepEqual(pageErrors, []);
+});
+
+/**
+ * An earlier page of the visit, everything granted, leaves a Purchase queued in storage (the
+ * endpoint refuses it); the next page starts under `next` and must neither read nor send it until
+ * ad_storage is granted. Returns the Purchase as it finally arrived.
+ */
+async function queueLeftForADeniedPage(next) {
+  const storedQueues = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).map((k) => localStorage.getItem(k)).join('\n'));
+  const { page, pageErrors } = await open({ consent: ALL_GRANTED, overrides: { batch: { windowMs: 200 } } });
+  env.server.setFault(503, 1000);
+  const id = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: 'q-earlier-1' }));
+  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes(id)), { message: 'a first 503' });
+  assert.ok((await storedQueues(page)).includes(id), 'queued in storage');
+  await page.addInitScript((consent) => { window.__consentDefault = consent; }, next);
+  await page.goto(env.url(LANDING));
+  env.server.setFault(0, 0);
+  await waitForLoaded(page);
+  await settle(1500);
+  assert.ok(!env.server.events.some((e) => e.event_id === id), 'not sent while ad_storage is denied');
+  assert.ok((await storedQueues(page)).includes(id), 'left where it is: not read');
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'granted' }));
+  const [arrived] = await waitForEvents(env.server, (e) => e.event_id === id, { timeout: 8000, message: 'the earlier Purchase, once granted' });
+  await settle(1000);
+  assert.equal(env.server.events.filter((e) => e.event_id === id).length, 1, 'once');
+  assert.equal(arrived.custom_data.order_id, 'q-earlier-1');
+  assert.deepEqual(pageErrors, []);
+  return arrived;
+}
+
+test('ad_storage denied: a queue an earlier page left is neither read nor sent until it is granted', needsDist, async () => {
+  const arrived = await queueLeftForADeniedPage({ ...ALL_DENIED, ad_user_data: 'granted' });
+  assert.ok(arrived.user_data.fbp, 'with its identifiers: ad_user_data is granted');
+});
+
+test('a queue an earlier page left, read once ad_storage is granted, is redacted while ad_user_data stays denied', needsDist, async () => {
+  const arrived = await queueLeftForADeniedPage(ALL_DENIED);
+  assert.deepEqual([arrived.user_data, arrived.click_ids], [{}, {}]);
+  assert.equal(arrived.consent.ad_user_data, 'denied');
 });
 
 test('ad_user_data denied: no identifier in any request; granting later sends them without a reload', needsDist, async () => {
