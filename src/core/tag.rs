@@ -495,9 +495,10 @@ impl Tag {
         out
     }
 
-    /// Whether `emit_deferred` needs `PageFacts::cookie_header`: only to look for `_ttp`.
+    /// Whether `emit_deferred` needs `PageFacts::cookie_header`: only to look for `_ttp`, which
+    /// is not read while ad_storage is denied.
     pub fn needs_cookies_to_emit(&self) -> bool {
-        self.ttp.is_none()
+        self.ttp.is_none() && self.ad_storage_read
     }
 
     /// Looks for `_ttp` in `page`'s cookies until it is found.

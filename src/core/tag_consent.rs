@@ -532,8 +532,10 @@ mod tests {
         assert!(text.contains(r#""gclid":{"value":"NEW""#) && text.contains(r#""source":"mail""#), "this page's URL still counts: {text}");
         let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(100));
         assert!(!body_of(&t).to_json().contains("tt1"), "no _ttp while denied");
+        assert!(!tag.needs_cookies_to_emit(), "nor are the cookies read for it");
 
         let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p, &mut Counter(30));
+        assert!(tag.needs_cookies_to_emit(), "_ttp is looked for once granted");
         let l = lines(&out.effects);
         assert!(cookie_line(&l, "_fbp").is_none() && cookie_line(&l, "_fbc").is_none(), "the cookies there are kept: {l:#?}");
         let stored = l.iter().find(|l| l.starts_with("store tandem:attribution ")).expect("attribution stored");
