@@ -6,7 +6,9 @@
 //! `_fbp` and `_fbc` (90 days, Meta's sliding expiry). `Path=/`, `SameSite=Lax`, no `Domain`
 //! (host-only, the collector is served same-site), not `HttpOnly` because the tag reads them,
 //! `Secure` when the request came over https. Values that are not valid cookie octets are
-//! skipped rather than escaped, so the browser reads back exactly what the tag wrote.
+//! skipped rather than escaped, so the browser reads back exactly what the tag wrote. Which ids
+//! are set, and which cookies read are kept, follow the event's consent (see `server.rs` and
+//! `RequestContext::consented`).
 
 use crate::event::RequestContext;
 use crate::forward::ga4::client_id_from_ga_cookie;

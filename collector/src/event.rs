@@ -80,8 +80,18 @@ impl EventView {
         self.denied("ad_personalization")
     }
 
+    /// ad_storage not denied: the ad cookies (`_fbp`, `_fbc`, `_ttp`) may be read and set.
+    pub fn ad_storage_allowed(&self) -> bool {
+        !self.denied("ad_storage")
+    }
+
+    /// analytics_storage not denied: `_tandem_cid` and `_ga` may be read and set.
+    pub fn analytics_storage_allowed(&self) -> bool {
+        !self.denied("analytics_storage")
+    }
+
     fn denied(&self, purpose: &str) -> bool {
-        self.consent.get(purpose).and_then(Value::as_str) == Some("denied")
+        denied(&self.consent, purpose)
     }
 
     pub fn custom_str(&self, key: &str) -> Option<&str> {
@@ -107,6 +117,26 @@ impl RequestContext {
     pub fn from_json(text: &str) -> Self {
         serde_json::from_str(text).unwrap_or_default()
     }
+
+    /// The cookies an event's `consent` lets the collector use, as the tag does in the browser
+    /// (reading a cookie is storage access too): no `_fbp`, `_fbc` or `_ttp` with ad_storage
+    /// denied, no `_ga` with analytics_storage denied.
+    pub fn consented(mut self, consent: &Map<String, Value>) -> Self {
+        if denied(consent, "ad_storage") {
+            self.cookie_fbp = None;
+            self.cookie_fbc = None;
+            self.cookie_ttp = None;
+        }
+        if denied(consent, "analytics_storage") {
+            self.ga_client_id = None;
+        }
+        self
+    }
+}
+
+/// A purpose the tag reported `denied` (an older tag reports none: all granted).
+fn denied(consent: &Map<String, Value>, purpose: &str) -> bool {
+    consent.get(purpose).and_then(Value::as_str) == Some("denied")
 }
 
 fn lenient_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
@@ -136,6 +166,25 @@ pub fn is_sha256_hex(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cookies_used_follow_the_events_consent() {
+        let context = RequestContext {
+            ip: Some("203.0.113.7".to_owned()),
+            cookie_fbp: Some("fb.1.2.3".to_owned()),
+            cookie_fbc: Some("fb.1.2.F".to_owned()),
+            cookie_ttp: Some("t".to_owned()),
+            ga_client_id: Some("1.2".to_owned()),
+            ..RequestContext::default()
+        };
+        let consent = |text: &str| serde_json::from_str::<Map<String, Value>>(text).expect("json");
+        assert_eq!(context.clone().consented(&Map::new()), context, "an older tag reports no consent: all granted");
+        let ads_denied = context.clone().consented(&consent(r#"{"ad_storage":"denied","analytics_storage":"granted"}"#));
+        assert_eq!((ads_denied.cookie_fbp, ads_denied.cookie_fbc, ads_denied.cookie_ttp, ads_denied.ga_client_id.as_deref()), (None, None, None, Some("1.2")));
+        let analytics_denied = context.clone().consented(&consent(r#"{"ad_storage":"granted","analytics_storage":"denied"}"#));
+        assert_eq!((analytics_denied.cookie_fbp.as_deref(), analytics_denied.ga_client_id), (Some("fb.1.2.3"), None));
+        assert_eq!(analytics_denied.ip.as_deref(), Some("203.0.113.7"), "the IP is ad_user_data's to govern, at forwarding");
+    }
 
     #[test]
     fn reads_leniently() {

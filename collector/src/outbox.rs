@@ -153,7 +153,8 @@ impl OutboxWorker {
             Ok(event) => event,
             Err(error) => return Attempt::Dead { status: None, error: format!("stored event unreadable: {error}") },
         };
-        let context = RequestContext::from_json(&job.context);
+        // Rows stored by an older collector may hold cookies the event's consent does not allow.
+        let context = RequestContext::from_json(&job.context).consented(&event.consent);
         let request = match platform.build_request(&event, &context) {
             Ok(request) => request,
             Err(error) => return Attempt::Dead { status: None, error: format!("cannot build request: {error}") },

@@ -140,17 +140,20 @@ async fn collect_inner(state: &AppState, peer: SocketAddr, headers: &HeaderMap, 
     let mut to_store = Vec::new();
     for item in &judged {
         if let JudgedEvent::Valid(event) = item {
-            to_store.push(NewEvent { event: event.clone(), context: context.clone() });
+            // Only the cookies its consent allows are kept beside an event.
+            let consent = event.body.get("consent").and_then(Value::as_object).cloned().unwrap_or_default();
+            to_store.push(NewEvent { event: event.clone(), context: context.clone().consented(&consent) });
         }
     }
-    // The last valid event of the batch carries the freshest identifiers.
+    // The last valid event of the batch carries the freshest identifiers; each is set again only
+    // if that event's consent allows the cookie.
     let cookie_ids = to_store
         .last()
-        .and_then(|last| serde_json::from_value::<EventView>(Value::Object(last.event.body.clone())).ok())
-        .map(|view| FirstPartyIds {
-            client_id: Some(view.client_id.clone()),
-            fbp: view.user_data.fbp.clone(),
-            fbc: facebook_click_id(&view, &context),
+        .and_then(|last| Some((serde_json::from_value::<EventView>(Value::Object(last.event.body.clone())).ok()?, &last.context)))
+        .map(|(view, context)| FirstPartyIds {
+            client_id: Some(view.client_id.clone()).filter(|_| view.analytics_storage_allowed()),
+            fbp: view.user_data.fbp.clone().filter(|_| view.ad_storage_allowed()),
+            fbc: facebook_click_id(&view, context).filter(|_| view.ad_storage_allowed()),
         })
         .unwrap_or_default();
     let outcomes = match state.store.ingest(to_store, now_ms()).await {

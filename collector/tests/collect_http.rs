@@ -281,6 +281,47 @@ async fn the_response_sets_first_party_cookies() {
 }
 
 #[tokio::test]
+async fn cookies_are_neither_set_nor_kept_against_the_consent_the_event_carries() {
+    let collector = TestCollector::start(|_| {}).await;
+    let send = |event_id: &str, consent: Value| {
+        let mut event = sample_event(event_id);
+        event["consent"] = consent;
+        let url = format!("{}/collect", collector.url);
+        async move {
+            client()
+                .post(url)
+                .header("Content-Type", "text/plain")
+                .header("Cookie", "_ga=GA1.1.111.1700000000; _fbp=fb.1.1600000000000.77; _fbc=fb.1.1600000000000.OLD; _ttp=ttp-old")
+                .body(json!({"events": [event]}).to_string())
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let set_cookies = |response: &reqwest::Response| -> Vec<String> {
+        response.headers().get_all("set-cookie").iter().map(|value| value.to_str().expect("ascii").split('=').next().unwrap_or_default().to_owned()).collect()
+    };
+    let denied = json!({"ad_storage": "denied", "analytics_storage": "denied", "ad_user_data": "granted", "ad_personalization": "denied"});
+    let response = send("consent-1", denied).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(set_cookies(&response), Vec::<String>::new(), "no cookie with both storages denied");
+    let stored = events(&collector.url, "event_id=consent-1").await;
+    let context = &stored["events"][0]["context"];
+    for field in ["cookie_fbp", "cookie_fbc", "cookie_ttp", "ga_client_id"] {
+        assert!(context[field].is_null(), "{field} kept against the consent: {context}");
+    }
+
+    let analytics_only = json!({"ad_storage": "denied", "analytics_storage": "granted", "ad_user_data": "granted", "ad_personalization": "denied"});
+    let response = send("consent-2", analytics_only).await;
+    assert_eq!(set_cookies(&response), vec!["_tandem_cid"]);
+    let stored = events(&collector.url, "event_id=consent-2").await;
+    let context = &stored["events"][0]["context"];
+    assert_eq!(context["ga_client_id"], "111.1700000000");
+    assert!(context["cookie_fbp"].is_null() && context["cookie_ttp"].is_null(), "{context}");
+    collector.stop().await;
+}
+
+#[tokio::test]
 async fn events_can_be_filtered_and_paged() {
     let collector = TestCollector::start(|_| {}).await;
     let mut events_in = Vec::new();

@@ -82,6 +82,28 @@ async fn each_platform_receives_its_documented_format_with_the_browsers_event_id
     collector.stop().await;
 }
 
+#[tokio::test]
+async fn cookies_the_events_consent_does_not_allow_are_not_forwarded() {
+    let mock = MockPlatform::start().await;
+    let collector = TestCollector::start(|config| mock.configure(config)).await;
+    let mut event = common::sample_event("fwd-consent");
+    // As the tag sends it with both storages denied: no cookie value of its own, no stored click.
+    event["user_data"] = json!({});
+    event["click_ids"] = json!({});
+    event["consent"] = json!({"ad_storage": "denied", "analytics_storage": "denied", "ad_user_data": "granted", "ad_personalization": "denied"});
+    let cookies = "_fbp=fb.1.1600000000000.77; _fbc=fb.1.1600000000000.OLD; _ttp=ttp-old; _ga=GA1.1.111.1700000000";
+    post_batch(&collector.url, json!({"events": [event]}), &[("Cookie", cookies)]).await;
+    assert!(wait_until(Duration::from_secs(10), || mock.recorded().len() >= 3).await, "three requests: {:?}", mock.recorded());
+    let meta = mock.accepted("/v21.0/").pop().expect("meta request");
+    let user = &meta.body["data"][0]["user_data"];
+    assert!(user["fbp"].is_null() && user["fbc"].is_null(), "{user}");
+    let tiktok = mock.accepted("/open_api/").pop().expect("tiktok request");
+    assert!(tiktok.body["data"][0]["user"]["ttp"].is_null(), "{}", tiktok.body);
+    let ga4 = mock.accepted("/mp/collect").pop().expect("ga4 request");
+    assert_eq!(ga4.body["client_id"], "cid-123", "the tag's id, not the _ga cookie's");
+    collector.stop().await;
+}
+
 async fn forwarding_states(url: &str, event_id: &str) -> Vec<String> {
     let found = events(url, &format!("event_id={event_id}")).await;
     found["events"][0]["forwarding"]
