@@ -120,8 +120,10 @@ impl RequestContext {
 
     /// The cookies an event's `consent` lets the collector use, as the tag does in the browser
     /// (reading a cookie is storage access too): no `_fbp`, `_fbc` or `_ttp` with ad_storage
-    /// denied, no `_ga` with analytics_storage denied.
-    pub fn consented(mut self, consent: &Map<String, Value>) -> Self {
+    /// denied, no `_ga` with analytics_storage denied. `None`: an older tag, which reports no
+    /// consent (all granted).
+    pub fn consented(mut self, consent: Option<&Map<String, Value>>) -> Self {
+        let Some(consent) = consent else { return self };
         if denied(consent, "ad_storage") {
             self.cookie_fbp = None;
             self.cookie_fbc = None;
@@ -178,10 +180,11 @@ mod tests {
             ..RequestContext::default()
         };
         let consent = |text: &str| serde_json::from_str::<Map<String, Value>>(text).expect("json");
-        assert_eq!(context.clone().consented(&Map::new()), context, "an older tag reports no consent: all granted");
-        let ads_denied = context.clone().consented(&consent(r#"{"ad_storage":"denied","analytics_storage":"granted"}"#));
+        assert_eq!(context.clone().consented(None), context, "an older tag reports no consent: all granted");
+        assert_eq!(context.clone().consented(Some(&Map::new())), context);
+        let ads_denied = context.clone().consented(Some(&consent(r#"{"ad_storage":"denied","analytics_storage":"granted"}"#)));
         assert_eq!((ads_denied.cookie_fbp, ads_denied.cookie_fbc, ads_denied.cookie_ttp, ads_denied.ga_client_id.as_deref()), (None, None, None, Some("1.2")));
-        let analytics_denied = context.clone().consented(&consent(r#"{"ad_storage":"granted","analytics_storage":"denied"}"#));
+        let analytics_denied = context.clone().consented(Some(&consent(r#"{"ad_storage":"granted","analytics_storage":"denied"}"#)));
         assert_eq!((analytics_denied.cookie_fbp.as_deref(), analytics_denied.ga_client_id), (Some("fb.1.2.3"), None));
         assert_eq!(analytics_denied.ip.as_deref(), Some("203.0.113.7"), "the IP is ad_user_data's to govern, at forwarding");
     }

@@ -154,7 +154,7 @@ impl OutboxWorker {
             Err(error) => return Attempt::Dead { status: None, error: format!("stored event unreadable: {error}") },
         };
         // Rows stored by an older collector may hold cookies the event's consent does not allow.
-        let context = RequestContext::from_json(&job.context).consented(&event.consent);
+        let context = RequestContext::from_json(&job.context).consented(Some(&event.consent));
         let request = match platform.build_request(&event, &context) {
             Ok(request) => request,
             Err(error) => return Attempt::Dead { status: None, error: format!("cannot build request: {error}") },

@@ -141,8 +141,8 @@ async fn collect_inner(state: &AppState, peer: SocketAddr, headers: &HeaderMap, 
     for item in &judged {
         if let JudgedEvent::Valid(event) = item {
             // Only the cookies its consent allows are kept beside an event.
-            let consent = event.body.get("consent").and_then(Value::as_object).cloned().unwrap_or_default();
-            to_store.push(NewEvent { event: event.clone(), context: context.clone().consented(&consent) });
+            let consent = event.body.get("consent").and_then(Value::as_object);
+            to_store.push(NewEvent { event: event.clone(), context: context.clone().consented(consent) });
         }
     }
     // The last valid event of the batch carries the freshest identifiers; each is set again only
