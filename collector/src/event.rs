@@ -118,12 +118,16 @@ impl RequestContext {
         serde_json::from_str(text).unwrap_or_default()
     }
 
-    /// The cookies an event's `consent` lets the collector use, as the tag does in the browser
-    /// (reading a cookie is storage access too): no `_fbp`, `_fbc` or `_ttp` with ad_storage
-    /// denied, no `_ga` with analytics_storage denied. `None`: an older tag, which reports no
-    /// consent (all granted).
+    /// What of the request an event's `consent` lets the collector keep and use. The cookies, as
+    /// the tag does in the browser (reading a cookie is storage access too): no `_fbp`, `_fbc` or
+    /// `_ttp` with ad_storage denied, no `_ga` with analytics_storage denied. The IP only with
+    /// ad_user_data: it is forwarded for nothing else, so it is not kept either. `None`: an older
+    /// tag, which reports no consent (all granted).
     pub fn consented(mut self, consent: Option<&Map<String, Value>>) -> Self {
         let Some(consent) = consent else { return self };
+        if denied(consent, "ad_user_data") {
+            self.ip = None;
+        }
         if denied(consent, "ad_storage") {
             self.cookie_fbp = None;
             self.cookie_fbc = None;
@@ -186,7 +190,9 @@ mod tests {
         assert_eq!((ads_denied.cookie_fbp, ads_denied.cookie_fbc, ads_denied.cookie_ttp, ads_denied.ga_client_id.as_deref()), (None, None, None, Some("1.2")));
         let analytics_denied = context.clone().consented(Some(&consent(r#"{"ad_storage":"granted","analytics_storage":"denied"}"#)));
         assert_eq!((analytics_denied.cookie_fbp.as_deref(), analytics_denied.ga_client_id), (Some("fb.1.2.3"), None));
-        assert_eq!(analytics_denied.ip.as_deref(), Some("203.0.113.7"), "the IP is ad_user_data's to govern, at forwarding");
+        assert_eq!(analytics_denied.ip.as_deref(), Some("203.0.113.7"), "the IP is ad_user_data's to govern");
+        let user_data_denied = context.clone().consented(Some(&consent(r#"{"ad_user_data":"denied"}"#)));
+        assert_eq!((user_data_denied.ip, user_data_denied.cookie_fbp.as_deref()), (None, Some("fb.1.2.3")));
     }
 
     #[test]

@@ -310,6 +310,7 @@ async fn cookies_are_neither_set_nor_kept_against_the_consent_the_event_carries(
     for field in ["cookie_fbp", "cookie_fbc", "cookie_ttp", "ga_client_id"] {
         assert!(context[field].is_null(), "{field} kept against the consent: {context}");
     }
+    assert!(!context["ip"].is_null(), "ad_user_data is granted: the IP is kept for forwarding");
 
     let analytics_only = json!({"ad_storage": "denied", "analytics_storage": "granted", "ad_user_data": "granted", "ad_personalization": "denied"});
     let response = send("consent-2", analytics_only).await;
@@ -318,6 +319,11 @@ async fn cookies_are_neither_set_nor_kept_against_the_consent_the_event_carries(
     let context = &stored["events"][0]["context"];
     assert_eq!(context["ga_client_id"], "111.1700000000");
     assert!(context["cookie_fbp"].is_null() && context["cookie_ttp"].is_null(), "{context}");
+
+    let response = send("consent-3", json!({"ad_storage": "granted", "analytics_storage": "granted", "ad_user_data": "denied", "ad_personalization": "denied"})).await;
+    assert_eq!(set_cookies(&response), vec!["_tandem_cid", "_fbp", "_fbc"], "both storages granted");
+    let stored = events(&collector.url, "event_id=consent-3").await;
+    assert!(stored["events"][0]["context"]["ip"].is_null(), "no IP kept with ad_user_data denied: it would be forwarded to no one");
     collector.stop().await;
 }
 
