@@ -328,12 +328,17 @@ impl Tag {
             }
             self.unread_landings.push((page.url.clone(), page.now_ms));
         }
+        (cookie, self.attribution_store())
+    }
+
+    /// The attribution's `Store`, when it differs from what storage holds (or will hold).
+    fn attribution_store(&mut self) -> Option<Effect> {
         let json = self.attribution.to_json();
         if json == self.stored_attribution {
-            return (cookie, None);
+            return None;
         }
         self.stored_attribution = json.clone();
-        (cookie, Some(Effect::Store { key: STORAGE_KEY.to_string(), value: json }))
+        Some(Effect::Store { key: STORAGE_KEY.to_string(), value: json })
     }
 
     /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then

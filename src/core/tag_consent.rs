@@ -152,10 +152,8 @@ impl Tag {
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
         self.stored_attribution = page.stored_attribution.clone().unwrap_or_default();
         self.forget_kept(attribution::STORAGE_KEY);
-        let json = self.attribution.to_json();
-        if json != self.stored_attribution {
-            self.stored_attribution = json.clone();
-            self.privacy.unsaved.push(Effect::Store { key: attribution::STORAGE_KEY.to_string(), value: json });
+        if let Some(store) = self.attribution_store() {
+            self.privacy.unsaved.push(store);
         }
         if let Some(existing) = cookies::get(&page.cookie_header, cookies::FBC).filter(|v| cookies::parse_fb(v).is_some()) {
             let click = |v: &str| cookies::parse_fb(v).map(|c| c.payload.to_string());
