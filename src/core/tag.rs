@@ -94,6 +94,14 @@ use crate::core::url;
 use crate::platforms::SetupCtx;
 
 impl Outcome {
+    /// Adds `later`'s effects, errors and warnings after this one's (its event_id is the
+    /// caller's to choose).
+    pub fn append(&mut self, later: &mut Outcome) {
+        self.effects.append(&mut later.effects);
+        self.errors.append(&mut later.errors);
+        self.warnings.append(&mut later.warnings);
+    }
+
     /// `{"event_id":…|null,"errors":[{code,message,input}],"warnings":[…]}` for the loader.
     /// Effects are not included: the shell carries them out.
     pub fn to_json(&self) -> String {
@@ -359,9 +367,7 @@ impl Tag {
         self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
         self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
         self.gate_write(store, page.now_ms, &mut caught_up.effects);
-        caught_up.effects.append(&mut out.effects);
-        caught_up.errors.append(&mut out.errors);
-        caught_up.warnings.append(&mut out.warnings);
+        caught_up.append(&mut out);
         caught_up.event_id = out.event_id;
         caught_up
     }
@@ -400,10 +406,8 @@ impl Tag {
         let Some(name) = event::validate_name(name, &mut out.errors, &mut out.warnings) else { return out };
         let Some(params) = event::validate_params(&name, params, &mut out.errors, &mut out.warnings) else { return out };
         let mut sent = self.track_valid(name, params, event_id, page, rng);
+        out.append(&mut sent);
         out.event_id = sent.event_id;
-        out.effects = sent.effects;
-        out.errors.append(&mut sent.errors);
-        out.warnings.append(&mut sent.warnings);
         out
     }
 

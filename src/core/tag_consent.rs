@@ -251,8 +251,7 @@ impl Tag {
         self.ttp = None;
         self.privacy.consent.apply(kind, values, page.now_ms, &mut out.errors, &mut out.warnings);
         let mut changes = self.consent_changed(page, rng);
-        changes.errors.append(&mut out.errors);
-        changes.warnings.append(&mut out.warnings);
+        changes.append(&mut out);
         changes
     }
 
@@ -323,10 +322,7 @@ impl Tag {
                     out.warnings.push(w);
                     continue;
                 }
-                let mut sent = self.send_valid(h.name, h.params, h.event_id, h.site_event_id, &h.page, rng);
-                out.effects.append(&mut sent.effects);
-                out.errors.append(&mut sent.errors);
-                out.warnings.append(&mut sent.warnings);
+                out.append(&mut self.send_valid(h.name, h.params, h.event_id, h.site_event_id, &h.page, rng));
             }
         }
         out
