@@ -57,8 +57,9 @@ function run(command, args) {
 // (50, 100 with #[inline]) add 2 KB.
 // The wasm memory declares a maximum (size-budget.json's memory_max_bytes, 16 MiB): a tag must not
 // grow without bound in someone else's page (without a maximum, tests/e2e's memory test reaches
-// 4 GB), and iOS Safari has failed with "Out of memory" on modules whose memory may grow large. A thousand Purchases take the memory from 1.2 to 1.3 MB; an allocation
-// past the maximum fails, which traps, and the loader goes on with a fresh instance.
+// 4 GB), and iOS Safari has failed with "Out of memory" on modules whose memory may grow large.
+// 10,000 Purchases take the memory from 1.2 to 1.6 MB; an allocation past the maximum fails,
+// which traps, and the loader goes on with a fresh instance.
 const memoryMax = JSON.parse(readFileSync(join(root, 'size-budget.json'), 'utf8')).memory_max_bytes;
 // A target dir per feature set, so switching builds does not recompile std each time.
 const targetDir = join(root, 'target', (testHooks ? 'wasm-test-hooks' : 'wasm') + (platforms ? '-' + platforms.join('-') : ''));

@@ -175,7 +175,6 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 pub fn page_facts(with_storage: bool) -> PageFacts {
     let page = page_lines();
     let location = Location::read(&page);
-    let now_ms = now();
     PageFacts {
         url: location.url.to_string(),
         referrer: location.referrer.to_string(),
@@ -184,7 +183,7 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
         stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
         registrable_domain: Some(registrable_domain),
         https: location.https,
-        now_ms,
+        now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
     }
 }
