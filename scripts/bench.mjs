@@ -562,6 +562,7 @@ async function measureLoad(browser, server, variant, runIndex, { tracks: doTrack
       loafAll: extra.loaf.length,
       track: {
         median: median(tracks.samples), p95: quantile(tracks.samples, 0.95), p99: quantile(tracks.samples, 0.99),
+        first: tracks.samples[0], lateMedian: median(tracks.samples.slice(tracks.samples.length >> 1)),
         max: Math.max(...tracks.samples), mean: (tracks.insideMs * 1000) / TRACKS, loopMs: tracks.loopMs,
         taskMsPerTrack: taskMs / TRACKS, scriptMsPerTrack: scriptMs / TRACKS,
         sent: tracks.sent, serverHitsDuringTracks: trackHits, stubCalls: extra.stubCalls,
@@ -752,6 +753,8 @@ async function main() {
         firstBeaconType: firstRun && firstRun.firstBeaconType,
         trackMedian: median(rs.map((r) => r.track.median)),
         trackP95: median(rs.map((r) => r.track.p95)),
+        trackFirst: median(rs.map((r) => r.track.first)),
+        trackLateMedian: median(rs.map((r) => r.track.lateMedian)),
         trackMean: median(rs.map((r) => r.track.mean)),
         taskPerTrackUs: median(rs.map((r) => r.track.taskMsPerTrack * 1000)),
         scriptPerTrackUs: median(rs.map((r) => r.track.scriptMsPerTrack * 1000)),
@@ -827,6 +830,11 @@ async function main() {
       row('  of which: tag script received (responseEnd)', (a) => a.slowScriptReceived, ms),
       row(`track() Purchase, median of ${TRACKS} calls (µs)`, (a) => a.trackMedian, us, `≤ 20 µs: ${verdict(T.trackMedian <= 20)}`),
       row('track() p95', (a) => a.trackP95, us),
+      // What a page that tracks one conversion pays: the first call, with its code not yet
+      // compiled or optimised (wasm functions are compiled on their first call, JS is interpreted).
+      row('track() first call on the page, median of the runs', (a) => a.trackFirst, us),
+      // The second half alone: the engines have optimised the code most called by then.
+      row(`track() median of the last ${TRACKS - (TRACKS >> 1)} calls`, (a) => a.trackLateMedian, us),
       row('track() mean (sum of the timed calls ÷ 1,000)', (a) => a.trackMean, us),
       row('main-thread task time per track incl. async work, minus no-tag page', (a) => a.taskPerTrackNetUs, us),
       row(`long tasks > 50 ms during load, all ${runsDone} runs`, (a) => a.longTasksLoad, int, `none: ${verdict(T.longTasksLoad + T.longTasksTracks === 0)}`),
