@@ -476,21 +476,21 @@ impl Tag {
             out.event_id = Some(event_id);
             return out;
         }
-        let order_key = match (&name, &params.order_id) {
-            (EventName::Standard(Standard::Purchase), Some(order)) => Some(sent::key("o:", order)),
-            _ => None,
-        };
-        if order_key.as_deref().is_some_and(|k| self.sent_log.contains(k)) {
-            let mut w = String::from("Purchase with order_id ");
-            w.push_str(params.order_id.as_deref().unwrap_or_default());
-            w.push_str(" was already sent from this browser; not sent again");
-            out.warnings.push(w);
-            return out;
+        // The last check: the order id is recorded by the same lookup that finds a double.
+        if let (EventName::Standard(Standard::Purchase), Some(order)) = (&name, &params.order_id) {
+            if !self.sent_log.insert(sent::key("o:", order), page.now_ms) {
+                let mut w = String::from("Purchase with order_id ");
+                w.push_str(order);
+                w.push_str(" was already sent from this browser; not sent again");
+                out.warnings.push(w);
+                return out;
+            }
+            self.sent_log_dirty = true;
         }
         let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
         // Recorded before the effects are built, so a double in the same task is already one.
         self.sent_event_ids.insert(&event_id);
-        for key in [site_key, order_key].into_iter().flatten() {
+        if let Some(key) = site_key {
             self.sent_log_dirty |= self.sent_log.insert(key, page.now_ms);
         }
         if self.defer {
@@ -709,7 +709,7 @@ mod tests {
             r#"gtag["event","conversion",{"send_to":"AW-9/buy","value":59.90,"currency":"EUR","transaction_id":"A-1"}]"#,
             r#"ttq.track["Purchase",{"value":59.90,"currency":"EUR","order_id":"A-1"},{"event_id":"ord-A-1"}]"#,
             "send https://www.shop.example/collect",
-            r#"store tandem:sent [["e:ord-A-1",1700000000000],["o:A-1",1700000000000]]"#,
+            r#"store tandem:sent [["o:A-1",1700000000000],["e:ord-A-1",1700000000000]]"#,
         ]);
         let body = sent_body(&out);
         let body_text = body.to_json();
