@@ -171,6 +171,10 @@ pub struct Outbox {
     next_send: Option<u64>,
     failures: u32,
     in_flight_since: u64,
+    /// The body size of the request in flight when it went with `keepalive`: it outlives the page
+    /// and takes its share of the page's keepalive budget. `None` for a plain fetch (a body over
+    /// `KEEPALIVE_MAX`), which the browser cancels with the page.
+    in_flight_keepalive: Option<usize>,
     /// Our key holds items we wrote: if it disappears, another tab adopted them.
     persisted: bool,
     storage_ok: bool,
@@ -178,6 +182,8 @@ pub struct Outbox {
     written: bool,
     /// After `pagehide`: persist with `until: 0` so the next page adopts at once.
     released: bool,
+    /// When the lease of our last write runs out (0 once released).
+    lease_until: u64,
 }
 
 fn is_event_id(s: &str) -> bool {
@@ -226,10 +232,12 @@ impl Outbox {
             next_send: None,
             failures: 0,
             in_flight_since: 0,
+            in_flight_keepalive: None,
             persisted: false,
             storage_ok: true,
             written: false,
             released: false,
+            lease_until: 0,
         }
     }
 
@@ -349,14 +357,9 @@ impl Outbox {
     /// The timer fired. `own_stored`: whether our key is still in storage (its value does not
     /// matter, so the shell need not carry it into the wasm).
     pub fn tick(&mut self, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) -> Step {
-        let mut step = Step::default();
+        let mut step = self.key_checked(own_stored);
         self.released = false;
-        if self.persisted && !own_stored {
-            // Another tab adopted our queue (our lease had run out): it sends those events now.
-            self.items.clear();
-            self.persisted = false;
-            self.next_send = None;
-            step.warnings.push(String::from("another tab took over this tab's undelivered events"));
+        if !step.warnings.is_empty() {
             return step;
         }
         if self.in_flight() && now_ms.saturating_sub(self.in_flight_since) >= IN_FLIGHT_TIMEOUT_MS {
@@ -368,6 +371,28 @@ impl Outbox {
             return self.delivered(&ids, 0, now_ms, rng);
         }
         self.finish(&mut step, now_ms, !self.items.is_empty());
+        step
+    }
+
+    /// Whether another tab may have adopted our stored queue since our last write: its lease ran
+    /// out, as in a tab frozen for minutes or a page back from the back/forward cache after
+    /// releasing its queue at pagehide. The shell then looks for our key (`key_checked`) before
+    /// anything else, as the timer does, so a track there does not write the adopted events back
+    /// and send them a second time.
+    pub fn key_check_due(&self, now_ms: u64) -> bool {
+        self.persisted && now_ms >= self.lease_until
+    }
+
+    /// `own_stored`: whether our key is still in storage. When it is gone, another tab adopted
+    /// our queue (our lease had run out) and sends those events: our copy is dropped.
+    pub fn key_checked(&mut self, own_stored: bool) -> Step {
+        let mut step = Step::default();
+        if self.persisted && !own_stored {
+            self.items.clear();
+            self.persisted = false;
+            self.next_send = None;
+            step.warnings.push(String::from("another tab took over this tab's undelivered events"));
+        }
         step
     }
 
@@ -440,14 +465,17 @@ impl Outbox {
     /// `visibilitychange`→hidden (`pagehide` false) or `pagehide` (true).
     pub fn hide(&mut self, now_ms: u64, pagehide: bool) -> Step {
         let mut step = Step::default();
-        if pagehide && self.failures == 0 {
+        // A keepalive fetch in flight shares the page's keepalive budget with the beacons.
+        let keepalive_in_flight = if self.in_flight() { self.in_flight_keepalive } else { None };
+        if pagehide && self.failures == 0 && keepalive_in_flight.is_some() {
             // A keepalive fetch already in flight outlives the page like a beacon does: with a
             // healthy endpoint it counts as handed over. Keeping it stored would make the next
-            // page (a checkout's thank-you page) send the same events a second time.
+            // page (a checkout's thank-you page) send the same events a second time. A plain
+            // fetch is cancelled with the page: its events stay stored for the next one.
             self.items.retain(|item| !item.in_flight);
         }
         if self.failures == 0 || !self.storage_ok {
-            let mut budget = UNLOAD_BUDGET;
+            let mut budget = UNLOAD_BUDGET.saturating_sub(keepalive_in_flight.unwrap_or(0));
             while let Some(req) = self.batch(true, budget) {
                 budget = budget.saturating_sub(req.body.len());
                 step.requests.push(req);
@@ -467,6 +495,21 @@ impl Outbox {
         self.storage_ok = ok;
         self.persisted = ok && !self.items.is_empty();
         first_failure.then(|| String::from("localStorage is full or unavailable: undelivered events are kept in memory only"))
+    }
+
+    /// Whether consent lets the shell keep the queue in localStorage (ad_storage). While it does
+    /// not, nothing is stored, so a missing key does not mean another tab adopted the queue, and
+    /// the unload beacon is the events' last chance even with a failing endpoint. When it does
+    /// again, the queue is stored at once.
+    pub fn storage_allowed(&mut self, allowed: bool, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        self.storage_ok = allowed;
+        self.persisted = false;
+        self.written = false;
+        if allowed {
+            self.persist(&mut step, now_ms);
+        }
+        step
     }
 
     /// Whether the last write of our key that the shell reported worked (see `persisted`).
@@ -500,6 +543,7 @@ impl Outbox {
         if !self.items.is_empty() || self.written {
             step.persist = Some(self.stored_value(now_ms));
             self.written = !self.items.is_empty();
+            self.lease_until = if self.released { 0 } else { now_ms + LEASE_MS };
         }
     }
 
@@ -583,6 +627,7 @@ impl Outbox {
             self.next_send = None;
             if let Some(req) = self.batch(false, usize::MAX) {
                 self.in_flight_since = now_ms;
+                self.in_flight_keepalive = req.keepalive.then_some(req.body.len());
                 step.requests.push(req);
             }
         }
@@ -986,5 +1031,89 @@ mod tests {
         assert!(s.requests.is_empty(), "not beaconed again");
         assert!(o.ids().is_empty(), "handed over, so the next page does not resend it");
         // With a failing endpoint the same event would stay stored (see the retry tests).
+    }
+
+    #[test]
+    fn a_plain_fetch_in_flight_at_pagehide_stays_stored() {
+        // One event over KEEPALIVE_MAX (a Purchase with 200 long contents) goes alone, without
+        // keepalive: the browser cancels that fetch with the page, so it must stay stored.
+        let mut o = outbox(Settings::default());
+        let s = enqueue_and_end_task(&mut o, &["big"], 70_000, NOW);
+        assert_eq!(sent_ids(&s), ["big"]);
+        assert!(!s.requests[0].keepalive);
+        let s = o.hide(NOW + 5, true);
+        assert_eq!(o.ids(), ["big"]);
+        assert!(s.persist.flatten().is_some_and(|v| v.contains(r#""event_id":"big""#)));
+    }
+
+    #[test]
+    fn unload_beacons_leave_room_for_the_keepalive_fetch_in_flight() {
+        for settings in [Settings::default(), Settings { batch_bytes: 60_000, queue_bytes: 1_000_000, ..Settings::default() }] {
+            let mut o = outbox(settings);
+            let ids: Vec<String> = (0..40).map(|n| String::from("e") + &u64_text(n)).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let s = enqueue_and_end_task(&mut o, &refs, 3000, NOW);
+            let in_flight: usize = s.requests.iter().filter(|r| r.keepalive).map(|r| r.body.len()).sum();
+            assert!(in_flight > 12_000, "{in_flight}");
+            let s = o.hide(NOW + 5, true);
+            let beacons: usize = s.requests.iter().map(|r| r.body.len()).sum();
+            assert!(beacons <= UNLOAD_BUDGET.saturating_sub(in_flight), "in flight {in_flight} + beacons {beacons} > {UNLOAD_BUDGET}");
+            assert!(!o.ids().is_empty(), "what did not fit stays stored for the next page");
+        }
+    }
+
+    #[test]
+    fn storage_switched_off_by_consent_is_not_taken_for_an_adoption() {
+        // The shell removes our key when ad_storage is denied, and tells the outbox.
+        let mut o = outbox(Settings::default());
+        assert!(queue(&mut o, "lead", 0, NOW).persist.is_some());
+        let _ = o.persisted(o.storage_ok());
+        let off = o.storage_allowed(false, NOW);
+        assert!(off.persist.is_none() && off.requests.is_empty());
+        let s = o.tick(NOW, false, &mut Fixed(0));
+        assert_eq!(sent_ids(&s), ["lead"], "delivered from memory during the page: {s:?}");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn without_storage_a_failing_endpoint_still_gets_the_unload_beacon() {
+        let mut o = outbox(Settings::default());
+        let _ = o.storage_allowed(false, NOW);
+        let _ = enqueue_and_end_task(&mut o, &["lead"], 0, NOW);
+        let _ = o.delivered("lead", 503, NOW, &mut Fixed(0));
+        let s = o.hide(NOW + 100, true);
+        assert_eq!(sent_ids(&s), ["lead"], "not stored anywhere: the beacon is the last chance");
+        // Stored again as soon as consent allows.
+        let mut o = outbox(Settings::default());
+        let _ = o.storage_allowed(false, NOW);
+        let _ = queue(&mut o, "later", 0, NOW);
+        let on = o.storage_allowed(true, NOW);
+        assert!(on.persist.flatten().is_some_and(|v| v.contains(r#""event_id":"later""#)));
+    }
+
+    #[test]
+    fn a_queue_adopted_by_the_next_page_is_not_resent_after_a_back_navigation() {
+        // Page A: the endpoint fails, so at pagehide "a" stays stored with until:0 (A enters bfcache).
+        let mut a = Outbox::new(Settings::default(), "A");
+        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
+        let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
+        let _ = a.persisted(true);
+        let stored = a.hide(NOW + 10, true).persist.flatten().unwrap();
+        // Page B adopts it (and deletes A's key), and will send "a".
+        let mut b = Outbox::new(Settings::default(), "B");
+        let sb = b.adopt(&[(String::from("tandem:q:A"), stored)], NOW + 20);
+        assert_eq!((b.ids(), sb.forget), (vec!["a"], vec![String::from("tandem:q:A")]));
+        // Back to A (restored from the back/forward cache): its lease was released, so the shell
+        // looks for A's key before the track, finds it gone, and A drops its copy of "a".
+        assert!(a.key_check_due(NOW + 30_000));
+        assert_eq!(a.key_checked(false).warnings.len(), 1);
+        let s = queue(&mut a, "b", 0, NOW + 30_000);
+        assert!(!s.persist.flatten().unwrap().contains(r#""event_id":"a""#), "A writes B's event back");
+        let _ = a.persisted(true);
+        let s = a.tick(NOW + 30_001, true, &mut Fixed(0));
+        assert_eq!(sent_ids(&s), ["b"]);
+        // A live lease needs no look: a frozen tab does once it ran out.
+        assert!(!a.key_check_due(NOW + 30_001 + LEASE_MS - 1000));
+        assert!(a.key_check_due(NOW + 30_001 + LEASE_MS));
     }
 }

@@ -202,7 +202,9 @@ thread_local! {
 }
 
 /// Follows the consent state after every command. Denial (or revocation) of ad_storage removes
-/// this tab's stored queue at once; what waits is still delivered from memory during the page.
+/// this tab's stored queue at once; what waits is still delivered from memory during the page
+/// (the outbox is told, so it neither takes the missing key for an adoption nor counts on a
+/// stored copy at unload), and is stored again once ad_storage is granted.
 /// The queues earlier pages left are read (adopted) only once ad_storage is granted: reading
 /// storage is access too. Denial of ad_user_data (an update, or GPC) redacts what waits, in memory
 /// and stored, to what it would carry had it been tracked now. The first call after start counts
@@ -216,6 +218,9 @@ pub fn follow_consent(state: &State) {
             transport_store(&key, None, true);
             transport_flush();
         }
+    }
+    if was != allowed {
+        with_outbox(&mut |outbox, now_ms| outbox.storage_allowed(allowed, now_ms));
     }
     let adopting = allowed && !ADOPTED.with(|a| a.replace(true));
     if adopting {
@@ -307,6 +312,11 @@ fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
     OUTBOX.with(|slot| {
         if let Some(outbox) = slot.borrow_mut().as_mut() {
             let now_ms = browser::now();
+            if outbox.key_check_due(now_ms) {
+                let own = transport_has(outbox.key());
+                let step = outbox.key_checked(own);
+                run(outbox, step, now_ms);
+            }
             let step = f(outbox, now_ms);
             run(outbox, step, now_ms);
         }
