@@ -119,7 +119,9 @@ impl Attribution {
     pub fn observe(&mut self, params: &[(String, String)], now_ms: u64) -> bool {
         let mut changed = false;
         for name in CLICK_IDS {
-            let Some(value) = crate::core::url::param(params, name).and_then(clean) else { continue };
+            // A click ID over the cap is ignored, as Meta's own code does with an fbclid: cut
+            // short it would name no click.
+            let Some(value) = crate::core::url::param(params, name).filter(|v| v.len() <= VALUE_CAP).and_then(clean) else { continue };
             match self.click_ids.iter_mut().find(|c| c.name == *name) {
                 Some(c) if c.value == value => continue,
                 Some(c) => {

@@ -137,6 +137,9 @@ pub struct Tag {
     attribution: Attribution,
     /// What storage holds (or will hold once the shell runs our `Store`), to store only changes.
     stored_attribution: String,
+    /// What this tab last read from storage: a stored value unlike both this and the above was
+    /// written by another tab.
+    read_attribution: String,
     /// Cookie domain (`Domain=`), `None` for host-only cookies.
     cookie_domain: Option<String>,
     subdomain_index: u64,
@@ -229,6 +232,7 @@ impl Tag {
             config,
             attribution: Attribution::default(),
             stored_attribution: page.stored_attribution.clone().filter(|_| ad_storage_read).unwrap_or_default(),
+            read_attribution: String::new(),
             cookie_domain,
             subdomain_index,
             domain_settled,
@@ -248,6 +252,7 @@ impl Tag {
         };
         if ad_storage_read {
             tag.attribution = Attribution::load(page.stored_attribution.as_deref());
+            tag.read_attribution = tag.stored_attribution.clone();
         }
 
         // Identifiers: reuse what is there (ours or fbevents.js's), create only what is missing.
@@ -327,6 +332,15 @@ impl Tag {
                 self.fbc = Some(v);
             }
             FbcDecision::Keep(v) => self.fbc = v,
+        }
+        if let Some(stored) = page.stored_attribution.as_deref().filter(|_| self.ad_storage_read) {
+            // Another tab stored attribution since this tab last read or wrote it (a click the
+            // visitor made there): this URL is observed on top of it, not over it.
+            if stored != self.read_attribution && stored != self.stored_attribution {
+                self.attribution = Attribution::load(Some(stored));
+                self.stored_attribution = stored.to_string();
+            }
+            self.read_attribution = stored.to_string();
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
         if self.attribution.observe(&params, page.now_ms) && !self.ad_storage_read {
@@ -656,6 +670,18 @@ mod tests {
     }
 
     #[test]
+    fn a_click_id_over_500_bytes_is_ignored_not_cut() {
+        // Meta's own code ignores an fbclid over 500 characters; cut short it names no click.
+        let long = "A".repeat(600);
+        let p = page(&(String::from("https://www.shop.example/?gclid=G1&fbclid=") + &long + "&gbraid=" + &long), "");
+        let (tag, out) = init(ALL, &p);
+        assert!(!lines(&out.effects).iter().any(|c| c.starts_with("cookie _fbc=")));
+        assert_eq!(tag.fbc, None);
+        let stored = tag.attribution.to_json();
+        assert!(stored.contains(r#""gclid":{"value":"G1""#) && !stored.contains("fbclid") && !stored.contains("gbraid"), "{stored}");
+    }
+
+    #[test]
     fn existing_identifiers_are_reused() {
         let stored = r#"{"click_ids":{"fbclid":{"value":"IwAR1","ts":1699000000000}},"utm":{}}"#;
         let mut p = page(
@@ -868,6 +894,31 @@ mod tests {
         p2.now_ms += PAGE_VIEW_DOUBLE_MS;
         let out = tag.page(&p2, &mut Counter(70));
         assert!(!lines(&out.effects).iter().any(|l| l.starts_with("store ")));
+    }
+
+    #[test]
+    fn an_spa_page_keeps_a_click_another_tab_stored() {
+        // Tab A landed on a Facebook click and stays open.
+        let a_stored = r#"{"click_ids":{"fbclid":{"value":"F1","ts":1700000000000}},"utm":{}}"#;
+        let mut p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        p.stored_attribution = Some(a_stored.into());
+        let (mut tag, _) = init(r#"{"autoPageView":false}"#, &p);
+        // Tab B then landed on a Google click and stored it; A's SPA navigates with a UTM.
+        let b_stored = r#"{"click_ids":{"gclid":{"value":"G2","ts":1700000500000},"fbclid":{"value":"F1","ts":1700000000000}},"utm":{}}"#;
+        let mut p2 = page("https://www.shop.example/promo?utm_source=newsletter", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        p2.stored_attribution = Some(b_stored.into());
+        p2.now_ms = NOW + 600_000;
+        let out = tag.page(&p2, &mut Counter(7));
+        let store = lines(&out.effects).into_iter().find(|l| l.starts_with("store tandem:attribution")).unwrap();
+        assert!(store.contains(r#""gclid":{"value":"G2""#) && store.contains("newsletter"), "{store}");
+        // A's own write not yet made when the next page() reads storage (the shell writes at the
+        // end of the task): the stale value is not taken for another tab's.
+        let mut p3 = page("https://www.shop.example/next?utm_source=mail", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        p3.stored_attribution = Some(b_stored.into());
+        p3.now_ms = NOW + 600_500;
+        let out = tag.page(&p3, &mut Counter(8));
+        let store = lines(&out.effects).into_iter().find(|l| l.starts_with("store tandem:attribution")).unwrap();
+        assert!(store.contains("newsletter") && store.contains(r#""source":"mail""#), "{store}");
     }
 
     #[test]

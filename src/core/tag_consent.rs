@@ -151,6 +151,7 @@ impl Tag {
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
         self.stored_attribution = page.stored_attribution.clone().unwrap_or_default();
+        self.read_attribution = self.stored_attribution.clone();
         self.forget_kept(attribution::STORAGE_KEY);
         if let Some(store) = self.attribution_store() {
             self.privacy.unsaved.push(store);

@@ -8,7 +8,8 @@ use crate::core::json::truncate_utf8;
 use crate::core::text;
 
 /// Decoded values are capped: click IDs are far shorter, and a megabyte query string must not
-/// be copied into storage and every payload.
+/// be copied into storage and every payload. A value is decoded to at most one byte more, so a
+/// caller can tell a value over the cap (a click ID, which is ignored then, never cut).
 pub const VALUE_CAP: usize = 500;
 /// Only the first parameters are looked at, so a hostile query string costs bounded work.
 pub const MAX_PARAMS: usize = 100;
@@ -28,7 +29,7 @@ pub fn query_params(url: &str) -> Vec<(String, String)> {
         if raw_key.is_empty() || raw_key.len() > KEY_CAP * 3 {
             continue;
         }
-        let (key, value) = match (decode(raw_key, KEY_CAP), decode(raw_value, VALUE_CAP)) {
+        let (key, value) = match (decode(raw_key, KEY_CAP), decode(raw_value, VALUE_CAP + 1)) {
             (Some(k), Some(v)) if !k.is_empty() => (k, v),
             _ => continue,
         };
@@ -245,12 +246,12 @@ mod tests {
     fn huge_values_are_capped() {
         let url = String::from("https://shop.example/?fbclid=") + &"x".repeat(1 << 20) + "&b=1";
         let params = query_params(&url);
-        assert_eq!(param(&params, "fbclid").map(str::len), Some(VALUE_CAP));
+        assert_eq!(param(&params, "fbclid").map(str::len), Some(VALUE_CAP + 1));
         assert_eq!(param(&params, "b"), Some("1"));
         // A multi-byte character straddling the cap is cut whole.
-        let url = String::from("https://shop.example/?a=") + &"x".repeat(VALUE_CAP - 1) + &"%C3%A9".repeat(10);
+        let url = String::from("https://shop.example/?a=") + &"x".repeat(VALUE_CAP) + &"%C3%A9".repeat(10);
         let params = query_params(&url);
-        assert_eq!(param(&params, "a").map(str::len), Some(VALUE_CAP - 1));
+        assert_eq!(param(&params, "a").map(str::len), Some(VALUE_CAP));
     }
 
     /// `decode` as it was written with `String::from_utf8`: the reference for the inline check.
