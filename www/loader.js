@@ -198,6 +198,12 @@ function randomId() {
 var QUEUE_PREFIX = 'tandem:q:';
 var QUEUE_MAX = 100;
 var WEEK_MS = 7 * 24 * 3600 * 1000;
+// As the core's outbox (src/core/outbox.rs): a batch's bytes (one event alone may be more), the
+// largest body sent with keepalive (the browser refuses more), the tag's share of the page's
+// 64 KiB keepalive budget at unload.
+var BATCH_BYTES = 16 * 1024;
+var KEEPALIVE_MAX = 60 * 1024;
+var UNLOAD_BUDGET = 48 * 1024;
 
 function createJsPath(win, version, report, tabId) {
   var doc = win.document;
@@ -205,6 +211,7 @@ function createJsPath(win, version, report, tabId) {
   var key = QUEUE_PREFIX + tabId;
   var queue = []; // [endpoint URL, event], oldest first
   var sending = null; // the entries of the request on its way
+  var sendingKeepalive = 0; // its body's bytes when it went with keepalive
   var failures = 0;
   var timer = 0;
   var released = false;
@@ -281,9 +288,12 @@ function createJsPath(win, version, report, tabId) {
     return JSON.stringify({ events: entries.map(function (p) { return p[1]; }) });
   }
   function nextBatch() {
-    var out = [];
+    var out = [], bytes = 0;
     for (var i = 0; i < queue.length && out.length < 20; i++) {
-      if (queue[i][0] === queue[0][0] && (!sending || sending.indexOf(queue[i]) < 0)) out.push(queue[i]);
+      if (queue[i][0] !== queue[0][0] || (sending && sending.indexOf(queue[i]) >= 0)) continue;
+      bytes += JSON.stringify(queue[i][1]).length + 1;
+      if (out.length && bytes > BATCH_BYTES) break;
+      out.push(queue[i]);
     }
     return out;
   }
@@ -298,6 +308,7 @@ function createJsPath(win, version, report, tabId) {
   }
   function settle(batch, status) {
     sending = null;
+    sendingKeepalive = 0;
     var refused = status >= 400 && status < 500 && status !== 408 && status !== 429;
     if ((status >= 200 && status < 300) || refused) {
       without(batch);
@@ -313,9 +324,14 @@ function createJsPath(win, version, report, tabId) {
   function pump() {
     if (sending || !queue.length) return;
     var batch = nextBatch();
+    if (!batch.length) return;
+    var text = body(batch);
+    // Over KEEPALIVE_MAX the browser would refuse a keepalive fetch, every time.
+    var keepalive = text.length <= KEEPALIVE_MAX;
     sending = batch;
+    sendingKeepalive = keepalive ? text.length : 0;
     try {
-      win.fetch(batch[0][0], { method: 'POST', body: body(batch), keepalive: true, credentials: 'include', headers: { 'Content-Type': 'text/plain' } })
+      win.fetch(batch[0][0], { method: 'POST', body: text, keepalive: keepalive, credentials: 'include', headers: { 'Content-Type': 'text/plain' } })
         .then(function (r) { return r.status; }, function () { return 0; })
         .then(function (status) { settle(batch, status); })
         .catch(function () {});
@@ -323,11 +339,12 @@ function createJsPath(win, version, report, tabId) {
       settle(batch, 0);
     }
   }
-  // visibilitychange→hidden or pagehide: beacon what waits (within a 48 KB budget) unless the
-  // endpoint was failing; either way what is not handed over stays persisted for the next page.
+  // visibilitychange→hidden or pagehide: beacon what waits (within a 48 KB budget, less a
+  // keepalive fetch still in flight) unless the endpoint was failing; either way what is not
+  // handed over stays persisted for the next page.
   function flush(pagehide) {
     if (pagehide) released = true;
-    var budget = 48 * 1024;
+    var budget = UNLOAD_BUDGET - sendingKeepalive;
     while (!failures && queue.length) {
       var batch = nextBatch();
       var text = body(batch);

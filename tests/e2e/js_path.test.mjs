@@ -1,0 +1,106 @@
+// The loader's plain-JS path (used when WebAssembly is refused) against its delivery rules, run
+// in Node on a simulated page: fake timers, localStorage and a fetch that refuses a keepalive body
+// over 64 KiB, as browsers do. No browser is needed, and the simulated clock makes minutes instant.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import vm from 'node:vm';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const LOADER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'www', 'loader.js');
+const ENDPOINT = 'https://shop.example/collect';
+
+function simulatedPage() {
+  let now = 1_800_000_000_000;
+  const timers = [];
+  const store = new Map();
+  const localStorage = {
+    get length() { return store.size; },
+    key: (i) => [...store.keys()][i] ?? null,
+    getItem: (k) => (store.has(k) ? store.get(k) : null),
+    setItem: (k, v) => store.set(k, String(v)),
+    removeItem: (k) => store.delete(k),
+  };
+  const requests = [];
+  const beacons = [];
+  const win = {
+    document: { cookie: '', referrer: '' },
+    location: { href: 'https://shop.example/' },
+    localStorage,
+    navigator: { sendBeacon: (url, body) => { beacons.push(body.length); return true; } },
+    fetch(url, init) {
+      requests.push({ bytes: init.body.length, keepalive: init.keepalive });
+      if (init.keepalive && init.body.length > 65536) return Promise.reject(new TypeError('keepalive body too large'));
+      return Promise.resolve({ status: 200 });
+    },
+  };
+  const context = {
+    URL, JSON, Math, console, Promise,
+    Date: { now: () => now },
+    setTimeout: (f, ms) => { timers.push([now + (ms || 0), f]); return timers.length; },
+    clearTimeout: () => {},
+  };
+  vm.createContext(context);
+  vm.runInContext(fs.readFileSync(LOADER, 'utf8') + '\nthis.createJsPath = createJsPath;', context);
+  const errors = [];
+  const tag = context.createJsPath(win, 'test', (e) => errors.push(e), 'tab1');
+  const turn = () => new Promise((r) => setImmediate(r));
+  async function run(ms) {
+    const end = now + ms;
+    for (;;) {
+      await turn();
+      timers.sort((a, b) => a[0] - b[0]);
+      if (!timers.length || timers[0][0] > end) break;
+      const [at, f] = timers.shift();
+      now = Math.max(now, at);
+      f();
+    }
+    now = end;
+    await turn();
+  }
+  const queued = () => JSON.parse(store.get('tandem:q:tab1') || '{"items":[]}').items.length;
+  return { tag, win, store, requests, beacons, errors, run, queued, now: () => now };
+}
+
+// A Purchase with 200 long contents: about 70 KB, more than one keepalive request may carry.
+function bigPurchase(now) {
+  const contents = Array.from({ length: 200 }, (_, i) => ({ id: 'sku-' + i, quantity: 1, item_price: 9.5, title: 'T'.repeat(320) }));
+  return { event_id: 'order-1', event_name: 'Purchase', event_time_ms: now - 1000, custom_data: { value: 1900, currency: 'EUR', contents } };
+}
+
+test('JS path: an event over the keepalive limit goes by a plain fetch, not retried forever', async () => {
+  const page = simulatedPage();
+  page.store.set('tandem:q:old', JSON.stringify({ until: 0, items: [[ENDPOINT, bigPurchase(page.now())]] }));
+  page.tag('init', { endpoint: ENDPOINT }); // adopts the earlier page's Purchase, then its own PageView
+  await page.run(60_000);
+  assert.equal(page.queued(), 0, `delivered: ${JSON.stringify(page.requests)}`);
+  const big = page.requests.filter((r) => r.bytes > 65536);
+  assert.equal(big.length, 1, `sent once: ${JSON.stringify(page.requests)}`);
+  assert.equal(big[0].keepalive, false);
+});
+
+test('JS path: batches stay under 16 KB, so every request may use keepalive', async () => {
+  const page = simulatedPage();
+  page.win.fetch = (url, init) => {
+    page.requests.push({ bytes: init.body.length, keepalive: init.keepalive });
+    return Promise.resolve({ status: 503 }); // failing: the events pile up, then go in batches
+  };
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  // Long page URLs make each event about 2.4 KB: 20 of them are about 48 KB.
+  page.win.location.href = 'https://shop.example/p?q=' + 'x'.repeat(2000);
+  for (let i = 0; i < 20; i++) page.tag('track', 'ViewContent', {});
+  await page.run(10_000);
+  page.win.fetch = (url, init) => {
+    page.requests.push({ bytes: init.body.length, keepalive: init.keepalive });
+    return Promise.resolve({ status: 200 });
+  };
+  page.requests.length = 0;
+  await page.run(120_000);
+  assert.equal(page.queued(), 0);
+  assert.ok(page.requests.length >= 2, `split: ${JSON.stringify(page.requests)}`);
+  for (const r of page.requests) {
+    assert.ok(r.bytes <= 16 * 1024, `a batch of ${r.bytes} B`);
+    assert.equal(r.keepalive, true);
+  }
+});
