@@ -101,7 +101,8 @@ impl Destination for Meta {
             out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[ctx.nonce]) });
         }
         // Limited Data Use must precede init (Meta: data processing options for US users); Tandem
-        // asks for it when ad_personalization is denied, with Meta geolocating (0, 0).
+        // asks for it when ad_personalization is not granted (denied, or pending while a consent
+        // wait runs: it cannot be lifted after init), with Meta geolocating (0, 0).
         if ctx.consent.mirrored() && !ctx.consent.granted(AD_PERSONALIZATION) {
             out.push(call(KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#)));
         }
