@@ -112,7 +112,8 @@ fn urls_never_panic_and_stay_bounded() {
         let params = url::query_params(&u);
         assert!(params.len() <= url::MAX_PARAMS, "seed {} case {case}: {u:?}", seed());
         for (k, v) in &params {
-            assert!(v.len() <= url::VALUE_CAP, "case {case}");
+            // One byte over the cap marks a value that was over it (a click ID is then ignored).
+            assert!(v.len() <= url::VALUE_CAP + 1, "case {case}");
             assert!(url::param(&params, k).is_some());
         }
         let _ = url::host(&u);
