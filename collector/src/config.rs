@@ -115,6 +115,10 @@ pub struct Ga4Config {
     pub measurement_id: String,
     pub api_secret: String,
     pub base_url: String,
+    /// `events = "all"`: every event, for a site without gtag on its pages. By default
+    /// (`"purchase"`) only purchases: GA4 deduplicates a purchase by transaction_id, nothing
+    /// else, so a server copy of any other event gtag sent would be counted twice.
+    pub all_events: bool,
 }
 
 impl Default for Config {
@@ -197,6 +201,7 @@ struct FileGa4 {
     measurement_id: Option<String>,
     api_secret: Option<String>,
     base_url: Option<String>,
+    events: Option<String>,
 }
 
 // ---- loading -----------------------------------------------------------------------------------
@@ -381,6 +386,13 @@ fn build(file: FileConfig, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) 
                 measurement_id: identifier("ga4.measurement_id", measurement_id)?,
                 api_secret: required("ga4.api_secret", "TANDEM_GA4_API_SECRET", env("TANDEM_GA4_API_SECRET").or(ga4_file.api_secret))?,
                 base_url: base_url("ga4.base_url", env("TANDEM_GA4_BASE_URL").or(ga4_file.base_url), "https://www.google-analytics.com")?,
+                all_events: match env("TANDEM_GA4_EVENTS").or(ga4_file.events).as_deref() {
+                    None | Some("purchase") => false,
+                    Some("all") => true,
+                    Some(other) => {
+                        return Err(error("ga4.events", format!("must be \"purchase\" (the default: the only event GA4 deduplicates against gtag's copy) or \"all\" (for pages without gtag), got {other:?}")));
+                    }
+                },
             })
         }
     };

@@ -62,8 +62,7 @@ impl std::error::Error for ServeError {}
 pub async fn serve(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     let schema = Schema::collect().map_err(ServeError::Startup)?;
     let platforms = configured_platforms(&config);
-    let platform_names = platforms.iter().map(|platform| platform.name().to_owned()).collect();
-    let store = Store::open(&config.db, config.synchronous, platform_names).map_err(|error| ServeError::Startup(error.to_string()))?;
+    let store = Store::open(&config.db, config.synchronous, platforms.clone()).map_err(|error| ServeError::Startup(error.to_string()))?;
     let outbox_wake = Arc::new(Notify::new());
     let worker = OutboxWorker::new(store.clone(), platforms, config.outbox.clone(), outbox_wake.clone()).map_err(ServeError::Startup)?;
     let (stop_worker, worker_stopped) = watch::channel(false);

@@ -146,7 +146,8 @@ impl OutboxWorker {
 
     async fn attempt(&self, job: &OutboxJob) -> Attempt {
         let Some(platform) = self.platforms.iter().find(|platform| platform.name() == job.platform) else {
-            // Rows for a platform no longer configured wait until it is configured again.
+            // Not claimed in the first place (`Store::claim_due` takes configured platforms' rows
+            // only, so the others wait, uncounted, until configured again).
             return Attempt::Retry { status: None, error: format!("platform {:?} is not configured", job.platform) };
         };
         let event = match EventView::from_json(&job.payload) {

@@ -30,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::RequestContext;
+use crate::forward::Platform;
 use crate::payload::ValidEvent;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
@@ -158,12 +159,17 @@ struct StoreInner {
     /// Dropping it stops the checkpoint thread.
     _stop_checkpoints: std::sync::mpsc::Sender<()>,
     path: PathBuf,
+    /// The configured platforms' names as a JSON array: only their rows are claimed, so the rows
+    /// of a platform switched off wait, uncounted, until it is configured again.
+    platform_names: String,
 }
 
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
-    /// `platforms` are the forwarding targets each new event gets an outbox row for.
-    pub fn open(path: &Path, synchronous: Synchronous, platforms: Vec<String>) -> Result<Self, StoreError> {
+    /// `platforms` are the forwarding targets each new event gets an outbox row for (when the
+    /// platform forwards events of its name).
+    pub fn open(path: &Path, synchronous: Synchronous, platforms: Vec<Arc<dyn Platform>>) -> Result<Self, StoreError> {
+        let platform_names = Value::from(platforms.iter().map(|platform| platform.name()).collect::<Vec<_>>()).to_string();
         let mut writer = open_connection(path, synchronous)?;
         let journal_mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !journal_mode.eq_ignore_ascii_case("wal") {
@@ -192,6 +198,7 @@ impl Store {
                 writer_thread: Mutex::new(Some(writer_thread)),
                 _stop_checkpoints: stop_checkpoints,
                 path: path.to_owned(),
+                platform_names,
             }),
         })
     }
@@ -247,10 +254,11 @@ impl Store {
                 "SELECT o.id, o.platform, o.attempts, e.event_id, e.payload, e.context
                  FROM outbox o JOIN events e ON e.id = o.event_rowid
                  WHERE o.state = 'pending' AND o.next_attempt_at_ms <= ?1
+                   AND o.platform IN (SELECT value FROM json_each(?3))
                  ORDER BY o.next_attempt_at_ms, o.id LIMIT ?2",
             )?;
             let fetch = (limit + in_flight.len()) as i64;
-            let rows = statement.query_map(params![now_ms, fetch], |row| {
+            let rows = statement.query_map(params![now_ms, fetch, inner.platform_names], |row| {
                 Ok(OutboxJob {
                     id: row.get(0)?,
                     platform: row.get(1)?,
@@ -397,7 +405,7 @@ fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) 
     }
 }
 
-fn writer_loop(mut connection: Connection, mut jobs: mpsc::Receiver<IngestJob>, platforms: Vec<String>) {
+fn writer_loop(mut connection: Connection, mut jobs: mpsc::Receiver<IngestJob>, platforms: Vec<Arc<dyn Platform>>) {
     while let Some(first) = jobs.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_REQUESTS_PER_COMMIT {
@@ -422,7 +430,7 @@ fn writer_loop(mut connection: Connection, mut jobs: mpsc::Receiver<IngestJob>, 
     }
 }
 
-fn write_group(connection: &mut Connection, group: &[IngestJob], platforms: &[String]) -> Result<Vec<Vec<InsertOutcome>>, StoreError> {
+fn write_group(connection: &mut Connection, group: &[IngestJob], platforms: &[Arc<dyn Platform>]) -> Result<Vec<Vec<InsertOutcome>>, StoreError> {
     let transaction = connection.transaction()?;
     let mut outcomes = Vec::with_capacity(group.len());
     {
@@ -450,8 +458,8 @@ fn write_group(connection: &mut Connection, group: &[IngestJob], platforms: &[St
                 ])?;
                 if inserted == 1 {
                     let rowid = transaction.last_insert_rowid();
-                    for platform in platforms {
-                        insert_outbox.execute(params![rowid, platform, job.received_at_ms])?;
+                    for platform in platforms.iter().filter(|platform| platform.forwards(&event.event_name)) {
+                        insert_outbox.execute(params![rowid, platform.name(), job.received_at_ms])?;
                     }
                     job_outcomes.push(InsertOutcome::Stored);
                 } else {

@@ -192,3 +192,84 @@ async fn duplicates_are_forwarded_once() {
     assert_eq!(ids, vec!["once-1", "once-2"]);
     collector.stop().await;
 }
+
+/// GA4 deduplicates only purchases (by transaction_id), and gtag already sent every event from the
+/// page: a server copy of any other event would be counted twice. With `events = "all"` (a site
+/// without gtag) every event goes, custom names as the tag sends them to gtag.
+#[tokio::test]
+async fn ga4_gets_only_purchases_unless_told_to_take_every_event() {
+    let with_events = |name: &str, id: &str| {
+        let mut event = common::sample_event(id);
+        event["event_name"] = json!(name);
+        if name != "Purchase" {
+            event["custom_data"] = json!({});
+        }
+        event
+    };
+    for all_events in [false, true] {
+        let mock = MockPlatform::start().await;
+        let collector = TestCollector::start(|config| {
+            mock.configure(config);
+            config.tiktok = None;
+            if let Some(ga4) = config.ga4.as_mut() {
+                ga4.all_events = all_events;
+            }
+        })
+        .await;
+        let batch = json!({"events": [with_events("PageView", "pv-1"), with_events("AddToCart", "atc-1"), with_events("BookDemo", "bd-1"), with_events("Purchase", "buy-1")]});
+        post_batch(&collector.url, batch, &[]).await;
+        assert!(wait_until(Duration::from_secs(10), || mock.accepted("/v21.0/").len() >= 4).await, "Meta gets all four");
+        let expected: &[&str] = if all_events { &["page_view", "add_to_cart", "BookDemo", "purchase"] } else { &["purchase"] };
+        assert!(wait_until(Duration::from_secs(10), || mock.accepted("/mp/collect").len() >= expected.len()).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut ga4: Vec<String> = mock.accepted("/mp/collect").iter().filter_map(|r| r.body["events"][0]["name"].as_str().map(str::to_owned)).collect();
+        ga4.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(ga4, want, "all_events {all_events}");
+        assert_eq!(forwarding_states(&collector.url, "pv-1").await.len(), if all_events { 2 } else { 1 }, "no GA4 outbox row for a page view by default");
+        collector.stop().await;
+    }
+}
+
+/// The rows of a platform switched off (a token rotation, say) wait for it, uncounted: they are
+/// not claimed, so they neither use up their attempts nor go dead.
+#[tokio::test]
+async fn rows_for_a_platform_switched_off_wait_for_it() {
+    let mock = MockPlatform::start().await;
+    mock.answer_with(503);
+    let dir = common::TempDir::new("switched-off");
+    let db = dir.path().join("tandem.db");
+    let first = TestCollector::start(|config| {
+        mock.configure(config);
+        config.meta = None;
+        config.ga4 = None;
+        config.db = db.clone();
+    })
+    .await;
+    post_batch(&first.url, batch(&["gone-1"]), &[]).await;
+    first.stop().await;
+
+    mock.answer_with(200);
+    let second = TestCollector::start(|config| {
+        mock.configure(config);
+        config.tiktok = None;
+        config.ga4 = None;
+        config.db = db.clone();
+        config.outbox.max_attempts = 3;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(forwarding_states(&second.url, "gone-1").await, vec!["pending"], "TikTok's row waits");
+    second.stop().await;
+
+    let third = TestCollector::start(|config| {
+        mock.configure(config);
+        config.meta = None;
+        config.ga4 = None;
+        config.db = db.clone();
+    })
+    .await;
+    assert!(wait_for_states(&third.url, "gone-1", &["sent"]).await, "sent once TikTok is back: {:?}", forwarding_states(&third.url, "gone-1").await);
+    third.stop().await;
+}

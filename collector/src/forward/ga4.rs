@@ -3,9 +3,12 @@
 //! `POST {base}/mp/collect?measurement_id=G-…&api_secret=…` with
 //! `{"client_id", "timestamp_micros", "events": [{"name", "params": {…}}]}`
 //! (developers.google.com/analytics/devguides/collection/protocol/ga4/reference). Event names
-//! are GA4's recommended ones (purchase, add_to_cart, …); other names become snake_case custom
-//! events. `transaction_id` is the order id (or, for a purchase without one, the event_id —
-//! never empty: GA4 merges every empty-id purchase into one). `event_id` is sent as a parameter.
+//! are the tag's: GA4's recommended ones (purchase, add_to_cart, …), snake_case names for the other
+//! standard events, custom names as they are when they obey GA4's rules (the tag only accepts such
+//! names), snake_case otherwise. Only purchases are forwarded unless `events = "all"` (see
+//! `forwards`): GA4 deduplicates nothing else against gtag's copy. `transaction_id` is the order
+//! id (or, for a purchase without one, the event_id — never empty: GA4 merges every empty-id
+//! purchase into one). `event_id` is sent as a parameter.
 //!
 //! client_id: GA4 expects its own `<random>.<seconds>` form. When the beacon carries a `_ga`
 //! cookie (`GA1.1.<random>.<seconds>`) its id is used, which joins the events to gtag's sessions;
@@ -47,10 +50,28 @@ pub fn ga4_event_name(canonical: &str) -> String {
         "CompleteRegistration" => "sign_up",
         "PageView" => "page_view",
         "AddToWishlist" => "add_to_wishlist",
+        // Standard events without a GA4 recommended name: the tag's snake_case names.
+        "Contact" => "contact",
+        "CustomizeProduct" => "customize_product",
+        "Donate" => "donate",
+        "FindLocation" => "find_location",
+        "Schedule" => "schedule",
+        "StartTrial" => "start_trial",
+        "SubmitApplication" => "submit_application",
+        "Subscribe" => "subscribe",
         _ => "",
     };
     if !known.is_empty() {
         return known.to_owned();
+    }
+    // A custom name the tag accepted already obeys GA4's rules and goes to gtag as it is: the same
+    // name here, so one event does not show under two names.
+    let mut characters = canonical.chars();
+    let valid = characters.next().is_some_and(char::is_alphabetic)
+        && characters.all(|character| character.is_alphanumeric() || character == '_')
+        && canonical.chars().count() <= 40;
+    if valid {
+        return canonical.to_owned();
     }
     snake_case(canonical)
 }
@@ -124,6 +145,12 @@ fn google_user_data(event: &EventView) -> Option<Value> {
 impl Platform for Ga4MeasurementProtocol {
     fn name(&self) -> &'static str {
         "ga4"
+    }
+
+    /// Purchases only, unless `events = "all"`: GA4 deduplicates a purchase against gtag's copy by
+    /// transaction_id (support.google.com/analytics/answer/12313109) and nothing else by any id.
+    fn forwards(&self, event_name: &str) -> bool {
+        self.config.all_events || ga4_event_name(event_name) == "purchase"
     }
 
     fn build_request(&self, event: &EventView, context: &RequestContext) -> Result<PlatformRequest, String> {
@@ -205,7 +232,8 @@ mod tests {
     #[test]
     fn names() {
         for (canonical, expected) in [("Purchase", "purchase"), ("InitiateCheckout", "begin_checkout"), ("Lead", "generate_lead"),
-            ("CompleteRegistration", "sign_up"), ("MyCustomEvent", "my_custom_event"), ("video-Play 2", "video_play_2"), ("9lives", "event_9lives")] {
+            ("CompleteRegistration", "sign_up"), ("MyCustomEvent", "MyCustomEvent"), ("BookDemo", "BookDemo"), ("Anmeldung_Ü", "Anmeldung_Ü"),
+            ("StartTrial", "start_trial"), ("SubmitApplication", "submit_application"), ("video-Play 2", "video_play_2"), ("9lives", "event_9lives")] {
             assert_eq!(ga4_event_name(canonical), expected, "{canonical}");
         }
     }
@@ -222,6 +250,7 @@ mod tests {
             measurement_id: "G-TEST".to_owned(),
             api_secret: "sec".to_owned(),
             base_url: "http://127.0.0.1:1".to_owned(),
+            all_events: false,
         });
         let event = EventView::from_json(
             r#"{"event_id":"e-3","event_name":"Purchase","event_time":1700000000,"event_time_ms":1700000000123,"event_source_url":"https://s.example/t",
@@ -245,7 +274,7 @@ mod tests {
     #[test]
     fn user_data_and_consent() {
         use crate::event::sha256_hex;
-        let platform = Ga4MeasurementProtocol::new(Ga4Config { measurement_id: "G-T".to_owned(), api_secret: "s".to_owned(), base_url: "http://x".to_owned() });
+        let platform = Ga4MeasurementProtocol::new(Ga4Config { measurement_id: "G-T".to_owned(), api_secret: "s".to_owned(), base_url: "http://x".to_owned(), all_events: false });
         let (em, fname) = (sha256_hex("ab@gmail.com"), sha256_hex("john"));
         let event = |consent: &str| {
             EventView::from_json(&format!(

@@ -34,6 +34,12 @@ pub trait Platform: Send + Sync {
 
     /// Builds the request for one event. An `Err` is permanent (the row goes dead with it).
     fn build_request(&self, event: &EventView, context: &RequestContext) -> Result<PlatformRequest, String>;
+
+    /// Whether events of this name are forwarded at all (an outbox row is made only for them):
+    /// a platform that cannot deduplicate a server copy against the browser's must not get one.
+    fn forwards(&self, _event_name: &str) -> bool {
+        true
+    }
 }
 
 /// The registry: every platform the configuration enables.

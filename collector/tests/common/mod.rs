@@ -174,7 +174,7 @@ impl MockPlatform {
             base_url: self.url.clone(),
             test_event_code: None,
         });
-        config.ga4 = Some(Ga4Config { measurement_id: "G-TEST123".to_owned(), api_secret: "ga4-secret".to_owned(), base_url: self.url.clone() });
+        config.ga4 = Some(Ga4Config { measurement_id: "G-TEST123".to_owned(), api_secret: "ga4-secret".to_owned(), base_url: self.url.clone(), all_events: false });
     }
 }
 
