@@ -593,7 +593,14 @@ function bootTandem(win, script) {
     }
     var forCore = {};
     if (config && typeof config === 'object') {
-      var keys = Object.keys(config);
+      var keys;
+      try {
+        keys = Object.keys(config);
+      } catch (error) {
+        // A revoked Proxy (a finished Immer draft, say): not a config; a later init may be one.
+        report({ code: 'invalid_config', message: 'tandem.init expects a config object; this one could not be read (' + describeError(error) + ')', input: '' });
+        return null;
+      }
       for (var i = 0; i < keys.length; i++) {
         if (keys[i] === 'onError') continue;
         try { forCore[keys[i]] = config[keys[i]]; } catch (error) { forCore[keys[i]] = undefined; }
@@ -646,6 +653,8 @@ function bootTandem(win, script) {
     });
   }
 
+  // Calls into the instance stop as soon as one of them crashed it (`glue` is then null, and a
+  // fresh instance is on its way to take the queue): looping on would requeue the same call forever.
   function goLive(fresh) {
     if (jsPath) return; // the page already handed its calls to the plain-JS path
     glue = fresh;
@@ -655,9 +664,9 @@ function bootTandem(win, script) {
       // first, so the fresh core starts under the visitor's choices, never the defaults.
       var lost = unemitted;
       unemitted = [];
-      for (var c = 0; c < consentCalls.length; c++) invoke('consent', consentCalls[c].slice(1));
-      invoke('restore', [initConfig]);
-      for (var u = 0; u < lost.length; u++) {
+      for (var c = 0; c < consentCalls.length && glue === fresh; c++) invoke('consent', consentCalls[c].slice(1));
+      if (glue === fresh) invoke('restore', [initConfig]);
+      for (var u = 0; u < lost.length && glue === fresh; u++) {
         if (lost[u][2]) continue;
         try {
           var again = JSON.parse(lost[u][0]);
@@ -673,24 +682,37 @@ function bootTandem(win, script) {
       var queuedCalls = stub.q.splice(0, stub.q.length);
       for (var d = 0; d < queuedCalls.length; d++) {
         var call = argumentsToArray(queuedCalls[d]);
-        if (call[0] === 'consent' && call[1] === 'default') dispatch(call);
+        if (call[0] === 'consent' && call[1] === 'default') replay(call);
         else stub.q.push(queuedCalls[d]);
       }
     }
     // Replay in order; calls queued during the replay land at the end of the same queue.
-    while (stub.q.length) {
-      var next = stub.q.shift();
-      dispatch(argumentsToArray(next));
-    }
+    while (stub.q.length && glue === fresh) replay(argumentsToArray(stub.q.shift()));
+    if (glue !== fresh) return; // one of them crashed the instance: the next one goes live
     win.tandem = live;
     stub.loaded = true;
+  }
+
+  // One queued call, as `live` runs it: a call that throws (a hostile argument) is reported and
+  // the rest of the queue goes on.
+  function replay(args) {
+    try {
+      dispatch(args);
+    } catch (error) {
+      report({ code: 'internal_error', message: 'Tandem failed to handle a queued call: ' + describeError(error), input: '' });
+    }
   }
 
   function restart(error) {
     glue = null;
     win.tandem = stub;
     report({ code: 'internal_error', message: 'Tandem hit an internal error and restarted; queued calls are kept (' + describeError(error) + ')', input: '' });
-    if (restarts >= MAX_RESTARTS) return; // a crash loop: stay queued rather than spin
+    if (restarts >= MAX_RESTARTS) {
+      // A crash loop: rather than spin, the plain-JS path takes the queue, so conversions still
+      // reach the endpoint.
+      fail(error);
+      return;
+    }
     restarts += 1;
     instantiate().then(goLive, fail);
   }
@@ -730,8 +752,12 @@ function bootTandem(win, script) {
     degraded.degraded = true;
     degraded.version = TANDEM_VERSION;
     degraded.q = [];
-    for (var k = 0; k < consentCalls.length; k++) fallback('consent', consentCalls[k][1], consentCalls[k][2]);
-    if (initConfig !== null) fallback('init', initConfig, true);
+    for (var k = 0; k < consentCalls.length; k++) {
+      try { fallback('consent', consentCalls[k][1], consentCalls[k][2]); } catch (e) { /* a hostile consent value */ }
+    }
+    try {
+      if (initConfig !== null) fallback('init', initConfig, true);
+    } catch (e) { /* a hostile config: the path runs on its defaults */ }
     var queued = stub.q.splice(0, stub.q.length);
     var waiting = held;
     held = [];

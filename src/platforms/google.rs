@@ -240,11 +240,13 @@ export function load_google(argsJson) {
   w.dataLayer = w.dataLayer || [];
   w.gtag = function () { w.dataLayer.push(arguments); };
   w.gtag('js', new Date());
-  var s = d.createElement('script');
-  s.async = true;
-  s.src = 'https://www.googletagmanager.com/gtag/js?id=' + encodeURIComponent(args[0]);
-  if (args[1]) s.nonce = args[1];
-  (d.head || d.documentElement).appendChild(s);
+  try {
+    var s = d.createElement('script');
+    s.async = true;
+    s.src = 'https://www.googletagmanager.com/gtag/js?id=' + encodeURIComponent(args[0]);
+    if (args[1]) s.nonce = args[1];
+    (d.head || d.documentElement).appendChild(s);
+  } catch (e) { /* a page that refuses the script (Trusted Types): gtag queues, the endpoint still gets every event */ }
 }
 "#)]
 extern "C" {

@@ -165,11 +165,13 @@ export function load_tiktok(argsJson) {
     ttq._i = ttq._i || {}; ttq._i[id] = []; ttq._i[id]._u = url;
     ttq._t = ttq._t || {}; ttq._t[id] = +new Date();
     ttq._o = ttq._o || {}; ttq._o[id] = options || {};
-    var s = d.createElement('script');
-    s.async = true;
-    s.src = url + '?sdkid=' + encodeURIComponent(id) + '&lib=' + name;
-    if (args[1]) s.nonce = args[1];
-    (d.head || d.documentElement).appendChild(s);
+    try {
+      var s = d.createElement('script');
+      s.async = true;
+      s.src = url + '?sdkid=' + encodeURIComponent(id) + '&lib=' + name;
+      if (args[1]) s.nonce = args[1];
+      (d.head || d.documentElement).appendChild(s);
+    } catch (e) { /* a page that refuses the script (Trusted Types): ttq queues, the endpoint still gets every event */ }
   };
   ttq.load(args[0]);
 }

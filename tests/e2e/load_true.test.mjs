@@ -46,3 +46,32 @@ test('load: true injects the base code of Meta, Google and TikTok (routed to loc
   assert.deepEqual(offsite, [], 'no other off-site request');
   assert.deepEqual(pageErrors, []);
 });
+
+test('Trusted Types enforced: the base code cannot be injected, and the tag carries on (init, PageView, the endpoint)', needsDist, async () => {
+  const { page, context, pageErrors } = await env.newPage({
+    stubs: false,
+    overrides: {
+      meta: { pixelId: '444444444444444', load: true },
+      google: { tagId: 'G-TRUSTED01', load: true },
+      tiktok: { pixelId: 'CTRUSTED000000000000', load: true },
+    },
+  });
+  const offsite = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => {
+    offsite.push(route.request().url());
+    return route.abort();
+  });
+  await page.goto(env.url('/fixtures/trusted-types.html'));
+  await waitForLoaded(page);
+  const pageView = await waitForEvents(env.server, (e) => e.event_name === 'PageView', { count: 1, timeout: 8000 });
+  const state = await page.evaluate(() => ({
+    fbqQueue: (window.fbq && window.fbq.queue || []).map((a) => Array.from(a)[0]),
+    errors: window.__errors.map((e) => e.code),
+  }));
+  assert.deepEqual(state.fbqQueue.slice(0, 1), ['init'], `Meta's init went to the queueing stub: ${JSON.stringify(state.fbqQueue)}`);
+  assert.ok(state.fbqQueue.includes('track'), 'and the PageView after it');
+  assert.ok(!state.errors.includes('internal_error'), `no crash: ${state.errors}`);
+  assert.deepEqual(offsite, [], 'no platform script was requested');
+  assert.ok(pageView);
+  assert.deepEqual(pageErrors, []);
+});

@@ -426,3 +426,36 @@ test('a wasm panic in the same task as a track: the event still goes out once, e
   assert.equal(meta.length, 1, 'the pixel got the Purchase once, under its event_id');
   assert.deepEqual(pageErrors, []);
 });
+
+test('a trap while the snippet queue is replayed: no endless loop, the rest of the queue goes to the fresh instance; an unreadable init config is reported and the next init works', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
+  const { page, pageErrors } = await hooks.newPage({ overrides: { autoPageView: false } });
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  await page.goto(hooks.url('/fixtures/queued-hostile.html'));
+  await waitForLoaded(page);
+  const list = ['qh-1', 'qh-2'];
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: 2, timeout: 8000 });
+  await settle(1000);
+  check(t, 'queued-panic', hooks.server, list);
+  const codes = await page.evaluate(() => window.__errors.map((e) => e.code));
+  assert.deepEqual(codes.filter((c) => c === 'internal_error').length, 1, `the trap is reported once: ${codes}`);
+  // Reported before any onError was known: on the console.
+  assert.ok(consoleErrors.some((m) => m.includes('could not be read')), `the unreadable config is reported: ${consoleErrors}`);
+  assert.equal(await page.evaluate(() => window.tandem.degraded), undefined, 'still on WebAssembly');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a crash loop: after the fourth trap the plain-JS path takes over, and conversions still reach the endpoint', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
+  const { page, pageErrors } = await loaded(hooks, {});
+  for (let i = 1; i <= 4; i++) {
+    await page.evaluate(() => window.tandem('__test_panic'));
+    await waitFor(() => page.evaluate(() => window.tandem.loaded === true), { message: `loaded again after trap ${i}` });
+  }
+  assert.equal(await page.evaluate(() => window.tandem.degraded), true, 'the plain-JS path');
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'loop-1' }));
+  assert.equal(id, 'loop-1');
+  await waitForEvents(hooks.server, (e) => e.event_id === 'loop-1', { count: 1, timeout: 8000 });
+  await settle(500);
+  check(t, 'crash-loop', hooks.server, ['loop-1']);
+  assert.deepEqual(pageErrors, []);
+});
