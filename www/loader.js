@@ -474,9 +474,32 @@ function bootTandem(win, script) {
   var onError = null;
   var debug = false;
   var held = []; // calls made after load but before init
-  var consentCalls = []; // every consent call, replayed first on a fresh instance after a crash
+  // Every consent call, replayed first on a fresh instance after a crash. Past MAX_HELD the oldest
+  // call that has a later one of its kind is folded into it (a purpose's later value wins; an
+  // update is never undone by a later default, as in gtag and src/core/consent.rs), so the replay
+  // still rebuilds the visitor's latest choices, never an earlier state.
+  var consentCalls = [];
   function rememberConsent(args) {
-    if (consentCalls.length < MAX_HELD) consentCalls.push(args);
+    for (var i = 0; consentCalls.length >= MAX_HELD && i < consentCalls.length; i++) {
+      for (var j = i + 1; j < consentCalls.length; j++) {
+        if (consentCalls[j][1] !== consentCalls[i][1]) continue;
+        var merged = {};
+        copyOwn(merged, consentCalls[i][2], true);
+        copyOwn(merged, consentCalls[j][2], false);
+        consentCalls[j] = [consentCalls[j][0], consentCalls[j][1], merged];
+        consentCalls.splice(i, 1);
+        break;
+      }
+    }
+    consentCalls.push(args);
+  }
+  function copyOwn(target, values, withoutWait) {
+    try {
+      for (var key in values) {
+        if (withoutWait && (key === 'wait_for_update' || key === 'waitForUpdate')) continue;
+        if (Object.prototype.hasOwnProperty.call(values, key)) target[key] = values[key];
+      }
+    } catch (error) { /* a hostile value: what could be read is kept */ }
   }
   var restarts = 0;
   var MAX_RESTARTS = 3;

@@ -459,3 +459,24 @@ test('a crash loop: after the fourth trap the plain-JS path takes over, and conv
   check(t, 'crash-loop', hooks.server, ['loop-1']);
   assert.deepEqual(pageErrors, []);
 });
+
+test('after a crash the fresh instance starts under the latest consent, even after more than 100 consent calls', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  const { page, pageErrors } = await loaded(hooks, {});
+  await page.evaluate(() => {
+    const all = (v) => ({ ad_storage: v, analytics_storage: v, ad_user_data: v, ad_personalization: v });
+    window.tandem('consent', 'default', { ad_storage: 'denied', wait_for_update: 300 });
+    for (let i = 0; i < 120; i++) window.tandem('consent', 'update', all('granted'));
+    window.tandem('consent', 'update', all('denied'));
+    window.tandem('consent', 'update', { analytics_storage: 'granted' });
+    window.tandem('__test_panic');
+  });
+  await waitForLoaded(page);
+  await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'cs-1' }));
+  const [event] = await waitForEvents(hooks.server, (e) => e.event_id === 'cs-1', { count: 1, timeout: 8000 });
+  assert.deepEqual(
+    [event.consent.ad_storage, event.consent.analytics_storage, event.consent.ad_user_data, event.consent.ad_personalization],
+    ['denied', 'granted', 'denied', 'denied'],
+    JSON.stringify(event.consent),
+  );
+  assert.deepEqual(pageErrors, []);
+});
