@@ -172,7 +172,11 @@ impl OutboxWorker {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let text = response.text().await.unwrap_or_default();
-                classify_status(status, &text)
+                match (classify_status(status, &text), platform.refusal(&text)) {
+                    (Attempt::Sent(_), Some(refusal)) if refusal.retry => Attempt::Retry { status: Some(status), error: refusal.error },
+                    (Attempt::Sent(_), Some(refusal)) => Attempt::Dead { status: Some(status), error: refusal.error },
+                    (attempt, _) => attempt,
+                }
             }
             Err(error) => Attempt::Retry { status: None, error: format!("request failed: {}", describe(error)) },
         }

@@ -273,3 +273,30 @@ async fn rows_for_a_platform_switched_off_wait_for_it() {
     assert!(wait_for_states(&third.url, "gone-1", &["sent"]).await, "sent once TikTok is back: {:?}", forwarding_states(&third.url, "gone-1").await);
     third.stop().await;
 }
+
+/// TikTok answers its errors with HTTP 200 and a non-zero `code`: a refused event is not `sent`.
+#[tokio::test]
+async fn a_tiktok_refusal_in_a_200_answer_is_not_taken_for_delivery() {
+    let mock = MockPlatform::start().await;
+    mock.answer_code(40002);
+    let collector = TestCollector::start(|config| {
+        mock.configure(config);
+        config.meta = None;
+        config.ga4 = None;
+    })
+    .await;
+    post_batch(&collector.url, batch(&["tt-refused"]), &[]).await;
+    assert!(wait_for_states(&collector.url, "tt-refused", &["dead"]).await, "{:?}", forwarding_states(&collector.url, "tt-refused").await);
+    let found = events(&collector.url, "event_id=tt-refused").await;
+    let error = found["events"][0]["forwarding"][0]["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("40002"), "{error}");
+    // Its rate limit (40100) is retried.
+    mock.answer_code(40100);
+    post_batch(&collector.url, batch(&["tt-limited"]), &[]).await;
+    assert!(wait_until(Duration::from_secs(10), || mock.recorded().iter().filter(|r| r.body.to_string().contains("tt-limited")).count() >= 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(forwarding_states(&collector.url, "tt-limited").await, vec!["pending"]);
+    mock.answer_code(0);
+    assert!(wait_for_states(&collector.url, "tt-limited", &["sent"]).await, "{:?}", forwarding_states(&collector.url, "tt-limited").await);
+    collector.stop().await;
+}

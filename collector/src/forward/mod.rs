@@ -27,6 +27,14 @@ pub struct PlatformRequest {
     pub body: Value,
 }
 
+/// A refusal a platform reports in the body of a 2xx answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// Worth trying again later (a rate limit, the platform's own error), else permanent.
+    pub retry: bool,
+    pub error: String,
+}
+
 /// A forwarding destination.
 pub trait Platform: Send + Sync {
     /// Stable name, stored in `outbox.platform`; never rename one that has rows.
@@ -39,6 +47,11 @@ pub trait Platform: Send + Sync {
     /// a platform that cannot deduplicate a server copy against the browser's must not get one.
     fn forwards(&self, _event_name: &str) -> bool {
         true
+    }
+
+    /// A refusal in the body of a 2xx answer (the HTTP status alone decides otherwise).
+    fn refusal(&self, _body: &str) -> Option<Refusal> {
+        None
     }
 }
 

@@ -17,7 +17,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{copy_keys, insert_str, non_empty, Platform, PlatformRequest};
+use super::{copy_keys, insert_str, non_empty, Platform, PlatformRequest, Refusal};
 use crate::config::TikTokConfig;
 use crate::event::{is_sha256_hex, sha256_hex, EventView, RequestContext};
 
@@ -46,6 +46,19 @@ pub fn tiktok_event_name(canonical: &str) -> &str {
 impl Platform for TikTokEventsApi {
     fn name(&self) -> &'static str {
         "tiktok"
+    }
+
+    /// TikTok's Business API answers HTTP 200 with `{"code": 0, "message": "OK", …}`, and its
+    /// errors too, with another `code`: 40100 is its rate limit and 5xxxx its own failures (worth
+    /// a retry); any other code (a bad token, a bad parameter) will not change on a retry.
+    fn refusal(&self, body: &str) -> Option<Refusal> {
+        let answer: Value = serde_json::from_str(body).ok()?;
+        let code = answer.get("code")?.as_i64()?;
+        if code == 0 {
+            return None;
+        }
+        let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
+        Some(Refusal { retry: code == 40100 || code >= 50000, error: format!("TikTok code {code}: {message}") })
     }
 
     fn build_request(&self, event: &EventView, context: &RequestContext) -> Result<PlatformRequest, String> {
@@ -137,6 +150,17 @@ impl Platform for TikTokEventsApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_in_a_200_answer_is_read() {
+        let platform = TikTokEventsApi::new(TikTokConfig { pixel_id: "C".to_owned(), access_token: "t".to_owned(), base_url: "http://x".to_owned(), test_event_code: None });
+        assert_eq!(platform.refusal(r#"{"code":0,"message":"OK","request_id":"r"}"#), None);
+        assert_eq!(platform.refusal("not json"), None);
+        let bad = platform.refusal(r#"{"code":40002,"message":"Invalid parameters"}"#).expect("refused");
+        assert!(!bad.retry && bad.error.contains("40002") && bad.error.contains("Invalid parameters"), "{bad:?}");
+        assert!(platform.refusal(r#"{"code":40100,"message":"Too many requests"}"#).expect("refused").retry);
+        assert!(platform.refusal(r#"{"code":50002,"message":"Internal"}"#).expect("refused").retry);
+    }
 
     #[test]
     fn builds_an_events_api_request() {

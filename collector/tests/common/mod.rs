@@ -125,6 +125,8 @@ pub struct MockState {
     pub recorded: Arc<Mutex<Vec<Recorded>>>,
     /// Status to answer with (200 unless changed).
     pub status: Arc<AtomicU16>,
+    /// The `code` in the answer's body (0 unless changed: TikTok's "OK").
+    pub code: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A local stand-in for Meta, TikTok and GA4 that records every request.
@@ -136,7 +138,7 @@ pub struct MockPlatform {
 
 impl MockPlatform {
     pub async fn start() -> Self {
-        let state = MockState { recorded: Arc::default(), status: Arc::new(AtomicU16::new(ANSWER_OK)) };
+        let state = MockState { recorded: Arc::default(), status: Arc::new(AtomicU16::new(ANSWER_OK)), code: Arc::default() };
         let app = Router::new().fallback(record).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
         let url = format!("http://{}", listener.local_addr().expect("mock address"));
@@ -148,6 +150,11 @@ impl MockPlatform {
 
     pub fn answer_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The `code` the answers carry (TikTok reports its errors in a 200 this way).
+    pub fn answer_code(&self, code: i64) {
+        self.state.code.store(code, Ordering::SeqCst);
     }
 
     pub fn recorded(&self) -> Vec<Recorded> {
@@ -189,7 +196,8 @@ async fn record(State(state): State<MockState>, uri: Uri, RawQuery(query): RawQu
         status,
     });
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    (code, axum::Json(json!({ "events_received": 1, "code": 0, "message": "OK" })))
+    let body_code = state.code.load(Ordering::SeqCst);
+    (code, axum::Json(json!({ "events_received": 1, "code": body_code, "message": if body_code == 0 { "OK" } else { "Refused by the mock" } })))
 }
 
 /// Polls `condition` until it holds or `limit` passes.
