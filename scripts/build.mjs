@@ -244,8 +244,18 @@ if (typeof window !== 'undefined') {
 // The module touches no browser global until it is called, so it is safe to import during
 // server-side rendering; it installs the same window.tandem as the snippet (one instance a page).
 const moduleSource = `${shared}
+// A module has no document.currentScript: the CSP nonce for the scripts Tandem injects (load: true)
+// is the one the page gives its own scripts.
+function pageNonce() {
+  try {
+    var script = document.querySelector('script[nonce]');
+    return (script && (script.nonce || script.getAttribute('nonce'))) || '';
+  } catch (e) {
+    return '';
+  }
+}
 function live() {
-  return bootTandem(window, { src: import.meta.url, nonce: '', wasm: null });
+  return bootTandem(window, { src: import.meta.url, nonce: pageNonce(), wasm: null });
 }
 export function tandem() {
   if (typeof window === 'undefined') return null;
@@ -258,7 +268,9 @@ export function ready(timeoutMs) {
   var deadline = Date.now() + (timeoutMs || 10000);
   return new Promise(function (resolve) {
     (function check() {
-      if (window.tandem && window.tandem.loaded === true) resolve(true);
+      // On the plain-JS path (WebAssembly refused) the wasm will never be live.
+      if (window.tandem && window.tandem.degraded) resolve(false);
+      else if (window.tandem && window.tandem.loaded === true) resolve(true);
       else if (Date.now() > deadline) resolve(false);
       else setTimeout(check, 10);
     })();

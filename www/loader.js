@@ -594,9 +594,9 @@ function bootTandem(win, script) {
     if (initConfig === null) {
       if (held.length < MAX_HELD) {
         held.push(args);
-      } else {
-        report({ code: 'not_initialized', message: "More than " + MAX_HELD + " calls before tandem('init', config); this one was dropped", input: String(command) });
+        return undefined; // still queued, as the README says of a call before the loader
       }
+      report({ code: 'not_initialized', message: "More than " + MAX_HELD + " calls before tandem('init', config); this one was dropped", input: String(command) });
       return null;
     }
     return invoke(command, args.slice(1));
@@ -762,8 +762,9 @@ function bootTandem(win, script) {
         }
         if (args[0] === 'consent') rememberConsent(args);
         if (initConfig === null && args[0] !== 'consent') {
-          if (held.length < MAX_HELD) held.push(args);
-          return null;
+          if (held.length >= MAX_HELD) return null;
+          held.push(args);
+          return undefined;
         }
         return fallback(args[0], args[1], args[2], args[3]);
       } catch (e) {

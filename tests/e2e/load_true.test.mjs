@@ -75,3 +75,27 @@ test('Trusted Types enforced: the base code cannot be injected, and the tag carr
   assert.ok(pageView);
   assert.deepEqual(pageErrors, []);
 });
+
+test('the ES module passes the page\'s CSP nonce to the platform scripts it injects', needsDist, async () => {
+  const { page, context, pageErrors } = await env.newPage({
+    stubs: false,
+    overrides: { meta: { pixelId: '555555555555555', load: true } },
+  });
+  const requested = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, async (route) => {
+    const host = new URL(route.request().url()).host;
+    if (host === 'connect.facebook.net') {
+      requested.push(route.request().url());
+      const r = await fetch(`${env.server.url}/stub/fbevents.js`);
+      return route.fulfill({ status: 200, contentType: 'text/javascript', body: await r.text() });
+    }
+    return route.abort();
+  });
+  await page.goto(env.url('/fixtures/module-nonce.html'));
+  await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 8000 });
+  assert.equal(await page.evaluate(() => window.__ready), true, 'the wasm is live under the nonce CSP');
+  await waitFor(() => requested.length > 0 && page.evaluate(() => !!(window.__stubLoaded && window.__stubLoaded.meta)), { message: 'fbevents.js ran (it carried the nonce)', timeout: 5000 });
+  const nonce = await page.evaluate(() => { const s = [...document.scripts].find((x) => x.src.includes('fbevents.js')); return s && s.nonce; });
+  assert.equal(nonce, 'r4nd0mN0nce');
+  assert.deepEqual(pageErrors, []);
+});

@@ -105,6 +105,29 @@ test('the ES module dist/tandem.mjs works the same', { ...needsDist, skip: !DIST
   assert.deepEqual(pageErrors, []);
 });
 
+test('the ES module without WebAssembly: ready() resolves false at once, and events reach the endpoint on the plain-JS path', { ...needsDist, skip: !DIST_READY || !MODULE_READY ? 'dist/tandem.mjs not built' : false }, async () => {
+  const { page } = await env.newPage({ overrides: { autoPageView: false } });
+  const started = Date.now();
+  await page.goto(env.url('/fixtures/module-csp.html'));
+  await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 8000 });
+  assert.equal(await page.evaluate(() => window.__ready), false);
+  assert.ok(Date.now() - started < 6000, 'not after the 8 s timeout');
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'modcsp-1' }));
+  assert.equal(id, 'modcsp-1');
+  await waitForEvents(env.server, (e) => e.event_id === 'modcsp-1');
+});
+
+test('a call after the loader but before init is queued: it returns undefined, then goes out after init', needsDist, async () => {
+  const { page, pageErrors } = await env.newPage({ overrides: { autoPageView: false } });
+  await page.goto(env.url('/fixtures/late-init.html'));
+  await waitForLoaded(page);
+  const early = await page.evaluate(() => { const r = window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'late-1' }); return r === undefined ? 'undefined' : r; });
+  assert.equal(early, 'undefined', 'undefined while queued, as the README says (null means rejected)');
+  await page.evaluate(() => window.tandem('init', window.__tandemConfig));
+  await waitForEvents(env.server, (e) => e.event_id === 'late-1');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('the loader works from another origin (CDN with CORS)', needsDist, async () => {
   const { page, pageErrors, requests } = await env.newPage();
   await page.goto(env.url(`/fixtures/cdn.html?cdn=${encodeURIComponent(env.server.cdnUrl)}`));
