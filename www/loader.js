@@ -216,6 +216,7 @@ function createJsPath(win, version, report, tabId) {
   var timer = 0;
   var released = false;
   var sentIds = [];
+  var sentOrders = [];
   // Consent on this path mirrors the core's rules (src/core/consent.rs) without the wait: the
   // site's consent calls, GPC (unless gpc: 'ignore'), and basic mode dropping what ad consent
   // does not allow. No identifier leaves while ad_user_data is not granted.
@@ -382,6 +383,20 @@ function createJsPath(win, version, report, tabId) {
     } catch (e) { /* unreadable storage: no click IDs */ }
     return out;
   }
+  // A Purchase's order id, in the core's sent-conversions log (`tandem:sent`, src/core/sent.rs:
+  // [[key, ms], ...], the newest 100), so a reloaded thank-you page does not count it twice on this
+  // path either. False when it was already sent; written only as ad_storage allows.
+  function sentOrder(key, write) {
+    var log;
+    try { log = JSON.parse(storage().getItem('tandem:sent')); } catch (e) { /* unreadable: an empty log */ }
+    if (!Array.isArray(log)) log = [];
+    if (sentOrders.indexOf(key) !== -1 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
+    sentOrders.push(key); // this page's own record, whatever storage allows
+    try {
+      if (write) storage().setItem('tandem:sent', JSON.stringify(log.concat([[key, Date.now()]]).slice(-100)));
+    } catch (e) { /* full or blocked: the page's own record stays */ }
+    return true;
+  }
   function track(name, params, options) {
     if (typeof name !== 'string' || !name || name.length > 40) {
       report({ code: 'invalid_event_name', message: 'The event name must be a string of 1 to 40 characters', input: String(name) });
@@ -415,6 +430,7 @@ function createJsPath(win, version, report, tabId) {
     var pageUrl = String(win.location.href);
     if (!identifiers) pageUrl = pageUrl.replace(new RegExp('([?&])(' + CLICK_ID_NAMES.join('|') + ')=[^&#]*&?', 'g'), '$1').replace(/[?&]+(#|$)/, '$1');
     if (sentIds.indexOf(eventId) !== -1 || queued(eventId)) return eventId; // the same event_id goes out once
+    if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, consent.ad_storage === 'granted')) return null;
     sentIds.push(eventId);
     enqueue({
       event_id: eventId,

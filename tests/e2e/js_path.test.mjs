@@ -11,10 +11,9 @@ import { fileURLToPath } from 'node:url';
 const LOADER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'www', 'loader.js');
 const ENDPOINT = 'https://shop.example/collect';
 
-function simulatedPage() {
+function simulatedPage(store = new Map()) {
   let now = 1_800_000_000_000;
   const timers = [];
-  const store = new Map();
   const localStorage = {
     get length() { return store.size; },
     key: (i) => [...store.keys()][i] ?? null,
@@ -103,4 +102,24 @@ test('JS path: batches stay under 16 KB, so every request may use keepalive', as
     assert.ok(r.bytes <= 16 * 1024, `a batch of ${r.bytes} B`);
     assert.equal(r.keepalive, true);
   }
+});
+
+test('JS path: a Purchase whose order id was already sent, on this page or an earlier one, is not sent again', async () => {
+  const store = new Map();
+  const purchase = { value: 20, currency: 'EUR', order_id: 'o-1' };
+  const first = simulatedPage(store);
+  first.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  const id = first.tag('track', 'Purchase', purchase);
+  assert.ok(id, 'the first one goes');
+  assert.equal(first.tag('track', 'Purchase', purchase), null, 'the same order again on this page');
+  await first.run(5_000);
+  assert.equal(first.requests.length, 1);
+  assert.match(store.get('tandem:sent') || '', /"o:o-1"/, 'kept in the sent-conversions log the wasm path reads too');
+  // The thank-you page reloaded: a new page on the same storage.
+  const reloaded = simulatedPage(store);
+  reloaded.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  assert.equal(reloaded.tag('track', 'Purchase', purchase), null);
+  assert.ok(reloaded.tag('track', 'Purchase', { ...purchase, order_id: 'o-2' }), 'another order goes');
+  await reloaded.run(5_000);
+  assert.equal(reloaded.requests.length, 1);
 });
