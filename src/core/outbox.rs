@@ -357,11 +357,11 @@ impl Outbox {
     /// The timer fired. `own_stored`: whether our key is still in storage (its value does not
     /// matter, so the shell need not carry it into the wasm).
     pub fn tick(&mut self, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) -> Step {
+        let mut step = self.key_checked(own_stored);
         self.released = false;
-        if self.persisted && !own_stored {
-            return self.key_checked(false);
+        if !step.warnings.is_empty() {
+            return step;
         }
-        let mut step = Step::default();
         if self.in_flight() && now_ms.saturating_sub(self.in_flight_since) >= IN_FLIGHT_TIMEOUT_MS {
             let mut ids = String::new();
             for item in self.items.iter().filter(|i| i.in_flight) {
