@@ -360,6 +360,7 @@ impl Outbox {
         let mut step = self.key_checked(own_stored);
         self.released = false;
         if !step.warnings.is_empty() {
+            // Its one warning: the queue was adopted and dropped, nothing is left to send.
             return step;
         }
         if self.in_flight() && now_ms.saturating_sub(self.in_flight_since) >= IN_FLIGHT_TIMEOUT_MS {
