@@ -302,22 +302,20 @@ impl Parser<'_> {
                         b't' => out.push('\t'),
                         b'u' => {
                             let hi = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&hi) {
-                                if !self.eat("\\u") {
-                                    return Err(self.err("lone surrogate in \\u escape"));
+                            let mut code = hi;
+                            if (0xD800..0xDC00).contains(&hi) {
+                                let save = self.i;
+                                if self.eat("\\u") {
+                                    let lo = self.hex4()?;
+                                    if (0xDC00..0xE000).contains(&lo) {
+                                        code = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                                    } else {
+                                        self.i = save;
+                                    }
                                 }
-                                let lo = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return Err(self.err("lone surrogate in \\u escape"));
-                                }
-                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                            } else {
-                                hi
-                            };
-                            match char::from_u32(code) {
-                                Some(ch) => out.push(ch),
-                                None => return Err(self.err("lone surrogate in \\u escape")),
                             }
+                            // A lone surrogate (valid JSON) becomes U+FFFD, as TextEncoder would.
+                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
                         }
                         _ => return Err(self.err("invalid escape")),
                     }
@@ -602,11 +600,23 @@ mod tests {
     fn rejects_malformed() {
         for bad in [
             "", " ", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "1e", "-", "NaN", "Infinity",
-            "tru", "nul", "\"abc", "\"\\x\"", "\"\\ud800\"", "\"\\udc00x\"", "\"\\u12\"", "{a:1}",
-            "[1 2]", "1 2", "\"tab\there\"", "{\"a\" 1}", "'a'", "[\"\\ud800\\u0041\"]",
+            "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "{a:1}",
+            "[1 2]", "1 2", "\"tab\there\"", "{\"a\" 1}", "'a'",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    /// JSON.stringify writes a string cut mid-emoji (`'Sock 😀'.slice(0, 6)`) as `"Sock \ud83d"`:
+    /// RFC 8259 §7/§8.2 allows the escape. The loader serialises every call's arguments this way,
+    /// so refusing it loses the whole call (shell::command then sees no arguments at all).
+    #[test]
+    fn lone_surrogate_escapes_from_json_stringify_do_not_fail_the_call() {
+        let args = r#"["Purchase",{"value":1,"currency":"EUR","content_name":"Sock \ud83d"},{"eventId":"o-1"}]"#;
+        let v = parse(args).expect("a lone surrogate escape is valid JSON (RFC 8259)");
+        let Value::Array(items) = v else { panic!() };
+        assert_eq!(items[1].get("content_name").and_then(Value::as_str), Some("Sock \u{fffd}"));
+        assert_eq!(parse(r#""\udc00x""#), Ok(Value::String("\u{fffd}x".into())));
     }
 
     #[test]

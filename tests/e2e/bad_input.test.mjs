@@ -203,3 +203,21 @@ test('a Purchase with the same order id is sent once (thank-you page reload)', n
   const purchases = env.server.events.filter((e) => e.event_name === 'Purchase' && e.custom_data?.order_id === 'dup-order-1');
   assert.equal(purchases.length, 1, `order dup-order-1 sent ${purchases.length} times (second call returned ${JSON.stringify(second)})`);
 });
+
+test('a string cut mid-emoji (a lone surrogate) is kept as U+FFFD: the call is not lost, identify keeps what it had', needsDist, async () => {
+  const { page, pageErrors } = await loadedPage();
+  const r = await page.evaluate(() => {
+    const cut = 'Sock 😀'.slice(0, 6); // JSON.stringify writes it as "Sock \ud83d"
+    const id = window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', content_name: cut, contents: [{ id: 'sku-1', quantity: 1, name: cut }] }, { eventId: 'lone-1' });
+    window.tandem('identify', { email: 'someone@example.com' });
+    window.tandem('identify', { firstName: 'Jo' + '😀'.slice(0, 1) });
+    const after = window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'lone-2' });
+    return { id, after, errors: window.__errors.map((e) => e.code) };
+  });
+  assert.deepEqual([r.id, r.after], ['lone-1', 'lone-2'], JSON.stringify(r));
+  const [purchase] = await waitForEvents(env.server, (e) => e.event_id === 'lone-1');
+  assert.equal(purchase.custom_data.content_name, 'Sock \uFFFD');
+  const [lead] = await waitForEvents(env.server, (e) => e.event_id === 'lone-2');
+  assert.ok(lead.user_data && lead.user_data.em, `the email identify gave is still there: ${JSON.stringify(lead.user_data)}`);
+  assert.deepEqual(pageErrors, []);
+});
