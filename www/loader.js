@@ -27,6 +27,20 @@ function describeError(error) {
   }
 }
 
+// JSON.stringify of data built here (queues, batches, the sent log). A page's own
+// Array.prototype.toJSON (Prototype.js 1.6 defines one) would write every array in it as a
+// string: it is set aside for the call, and put back as it was.
+function stringify(value) {
+  var proto = Array.prototype, own = Object.getOwnPropertyDescriptor(proto, 'toJSON');
+  var aside = own && own.configurable;
+  if (aside) delete proto.toJSON;
+  try {
+    return JSON.stringify(value);
+  } finally {
+    if (aside) Object.defineProperty(proto, 'toJSON', own);
+  }
+}
+
 function invalidMarker(reason) {
   return '{' + JSON.stringify(INVALID_KEY) + ':' + JSON.stringify(reason) + '}';
 }
@@ -251,7 +265,7 @@ function createJsPath(win, version, report, tabId) {
     var ls = storage();
     if (!ls) return;
     try {
-      if (queue.length) ls.setItem(key, JSON.stringify({ until: released ? 0 : Date.now() + 120000, items: queue }));
+      if (queue.length) ls.setItem(key, stringify({ until: released ? 0 : Date.now() + 120000, items: queue }));
       else ls.removeItem(key);
     } catch (e) {
       try { ls.removeItem(key); } catch (e2) { /* nothing to do */ }
@@ -286,7 +300,7 @@ function createJsPath(win, version, report, tabId) {
     while (queue.length > QUEUE_MAX) queue.shift();
   }
   function body(entries) {
-    return JSON.stringify({ events: entries.map(function (p) { return p[1]; }) });
+    return stringify({ events: entries.map(function (p) { return p[1]; }) });
   }
   function nextBatch() {
     var out = [], bytes = 0;
@@ -393,7 +407,7 @@ function createJsPath(win, version, report, tabId) {
     if (sentOrders.indexOf(key) !== -1 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
     sentOrders.push(key); // this page's own record, whatever storage allows
     try {
-      if (write) storage().setItem('tandem:sent', JSON.stringify(log.concat([[key, Date.now()]]).slice(-100)));
+      if (write) storage().setItem('tandem:sent', stringify(log.concat([[key, Date.now()]]).slice(-100)));
     } catch (e) { /* full or blocked: the page's own record stays */ }
     return true;
   }

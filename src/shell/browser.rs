@@ -23,26 +23,24 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 function shell_storage() {
   try { return window.localStorage || null; } catch (e) { return null; }
 }
-let shellHref = null, shellMoved = true, shellWatching = false;
+let shellHref = null, shellEntry = null;
 export function shell_page() {
   try {
-    // The Navigation API's currententrychange fires, synchronously, on every same-document
-    // navigation (pushState, replaceState, a fragment, back/forward): until one, the location is
-    // the one last read, without reading location.href, which serialises the URL on each read.
-    // Without the API, href is compared on every call.
-    if (shellWatching) {
-      if (!shellMoved) return null;
-    } else if (window.navigation && typeof navigation.addEventListener === 'function') {
-      navigation.addEventListener('currententrychange', function () { shellMoved = true; });
-      shellWatching = true;
-    }
-    shellMoved = false;
+    // The Navigation API gives every same-document navigation (pushState, replaceState, a
+    // fragment, back/forward) a new currentEntry, set before any listener runs: while it is the
+    // one last seen, the location is the one last read, without reading location.href, which
+    // serialises the URL on each read. (A currententrychange listener of our own would run after
+    // a router's earlier one calling page(), and keep every instance alive.) Without the API,
+    // href is compared on every call.
+    var entry = window.navigation && navigation.currentEntry;
+    if (entry && entry === shellEntry) return null;
+    shellEntry = entry || null;
     var l = location, href = l.href;
     if (href === shellHref) return null;
     var page = [l.protocol, document.referrer, href].join('\n');
     shellHref = href;
     return page;
-  } catch (e) { shellHref = null; shellMoved = true; return ''; }
+  } catch (e) { shellHref = null; shellEntry = null; return ''; }
 }
 export function shell_cookie() {
   try { return document.cookie; } catch (e) { return ''; }
@@ -54,18 +52,20 @@ export function shell_get(key) {
   try { var s = shell_storage(); return s ? s.getItem(key) : null; } catch (e) { return null; }
 }
 export function shell_entries(prefix) {
-  var out = [];
+  var out = '[';
   try {
     var s = shell_storage();
     for (var i = 0, n = s ? s.length : 0; i < n; i++) {
       var k = s.key(i);
       if (k !== null && k.lastIndexOf(prefix, 0) === 0) {
         var v = s.getItem(k);
-        if (v !== null) out.push(k, v);
+        // Each string on its own: a page's Array.prototype.toJSON (Prototype.js) would turn
+        // JSON.stringify of the array into one string; a string primitive has no toJSON call.
+        if (v !== null) out += (out.length > 1 ? ',' : '') + JSON.stringify(k) + ',' + JSON.stringify(v);
       }
     }
   } catch (e) { /* what was read so far */ }
-  return JSON.stringify(out);
+  return out + ']';
 }
 export function shell_now() {
   return Date.now();

@@ -59,7 +59,7 @@ function simulatedPage(store = new Map()) {
     await turn();
   }
   const queued = () => JSON.parse(store.get('tandem:q:tab1') || '{"items":[]}').items.length;
-  return { tag, win, store, requests, beacons, errors, run, queued, now: () => now };
+  return { tag, win, store, requests, beacons, errors, run, queued, context, now: () => now };
 }
 
 // A Purchase with 200 long contents: about 70 KB, more than one keepalive request may carry.
@@ -122,4 +122,17 @@ test('JS path: a Purchase whose order id was already sent, on this page or an ea
   assert.ok(reloaded.tag('track', 'Purchase', { ...purchase, order_id: 'o-2' }), 'another order goes');
   await reloaded.run(5_000);
   assert.equal(reloaded.requests.length, 1);
+});
+
+test('JS path: a page with Prototype.js\'s Array.prototype.toJSON still sends valid JSON, and keeps its toJSON', async () => {
+  const page = simulatedPage();
+  vm.runInContext("Array.prototype.toJSON = function () { return 'not JSON'; };", page.context);
+  const bodies = [];
+  page.win.fetch = (url, init) => { bodies.push(init.body); return Promise.resolve({ status: 200 }); };
+  page.store.set('tandem:q:old', JSON.stringify({ until: 0, items: [[ENDPOINT, bigPurchase(page.now())]] }));
+  page.tag('init', { endpoint: ENDPOINT });
+  await page.run(5_000);
+  const events = bodies.flatMap((b) => JSON.parse(b).events);
+  assert.ok(events.length >= 2 && Array.isArray(events[0].custom_data.contents), bodies.map((b) => b.slice(0, 80)).join(' | '));
+  assert.equal(vm.runInContext('typeof Array.prototype.toJSON', page.context), 'function');
 });

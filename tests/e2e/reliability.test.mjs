@@ -190,6 +190,40 @@ test('localStorage full (QuotaExceededError): events still arrive once, nothing 
   assert.deepEqual(pageErrors, []);
 });
 
+test('SPA: a router reporting page views from its own Navigation API listener gets each new URL', needsDist, async () => {
+  const { page, pageErrors } = await env.newPage();
+  await page.goto(env.url('/fixtures/navigation-router.html'));
+  await waitForLoaded(page);
+  await waitForEvents(env.server, (e) => e.event_name === 'PageView' && e.event_source_url.endsWith('/navigation-router.html'));
+  for (const path of ['/spa/one', '/spa/two', '/spa/two#reviews']) {
+    await page.evaluate((p) => history.pushState({}, '', p), path);
+    await waitForEvents(env.server, (e) => e.event_name === 'PageView' && e.event_source_url.endsWith(path), { message: `a PageView for ${path}` });
+  }
+  const views = env.server.events.filter((e) => e.event_name === 'PageView').map((e) => new URL(e.event_source_url).pathname + new URL(e.event_source_url).hash);
+  assert.deepEqual(views.slice(-3), ['/spa/one', '/spa/two', '/spa/two#reviews']);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a page with Prototype.js\'s Array.prototype.toJSON: the queue an earlier page left is still adopted and sent', needsDist, async (t) => {
+  // Prototype.js 1.6: every array serialises itself to a string of JSON.
+  const prototypeJs = () => {
+    Array.prototype.toJSON = function () { return '[' + Array.prototype.map.call(this, (x) => JSON.stringify(x)).join(', ') + ']'; };
+  };
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [prototypeJs] });
+  env.server.setFault(503, 1000);
+  const list = ids('proto', 2);
+  await track(page, list, 'Purchase');
+  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('proto-1')), { message: 'a first 503' });
+  await page.reload();
+  env.server.setFault(0, 0);
+  await waitForLoaded(page);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1000);
+  check(t, 'prototype-js-adoption', env.server, list);
+  assert.equal(await page.evaluate(() => typeof Array.prototype.toJSON), 'function', "the page's own toJSON is left in place");
+  assert.deepEqual(pageErrors, []);
+});
+
 test('SPA: one PageView for a doubled fire on one URL; back and forth are new views', needsDist, async (t) => {
   const { page } = await loaded(env, { batch: { windowMs: 100 } });
   const r = await page.evaluate(() => {
