@@ -231,7 +231,7 @@ impl Tag {
         let mut tag = Tag {
             config,
             attribution: Attribution::default(),
-            stored_attribution: page.stored_attribution.clone().filter(|_| ad_storage_read).unwrap_or_default(),
+            stored_attribution: String::new(),
             read_attribution: String::new(),
             cookie_domain,
             subdomain_index,
@@ -251,8 +251,7 @@ impl Tag {
             ttp: None,
         };
         if ad_storage_read {
-            tag.attribution = Attribution::load(page.stored_attribution.as_deref());
-            tag.read_attribution = tag.stored_attribution.clone();
+            tag.load_attribution(page.stored_attribution.as_deref());
         }
 
         // Identifiers: reuse what is there (ours or fbevents.js's), create only what is missing.
@@ -337,10 +336,10 @@ impl Tag {
             // Another tab stored attribution since this tab last read or wrote it (a click the
             // visitor made there): this URL is observed on top of it, not over it.
             if stored != self.read_attribution && stored != self.stored_attribution {
-                self.attribution = Attribution::load(Some(stored));
-                self.stored_attribution = stored.to_string();
+                self.load_attribution(Some(stored));
+            } else {
+                self.read_attribution = stored.to_string();
             }
-            self.read_attribution = stored.to_string();
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
         if self.attribution.observe(&params, page.now_ms) && !self.ad_storage_read {
@@ -351,6 +350,14 @@ impl Tag {
             self.unread_landings.push((page.url.clone(), page.now_ms));
         }
         (cookie, self.attribution_store())
+    }
+
+    /// Starts from the attribution `stored` (what storage holds now): at init, when ad_storage is
+    /// granted, and when another tab stored its own.
+    fn load_attribution(&mut self, stored: Option<&str>) {
+        self.attribution = Attribution::load(stored);
+        self.stored_attribution = stored.unwrap_or_default().to_string();
+        self.read_attribution = self.stored_attribution.clone();
     }
 
     /// The attribution's `Store`, when it differs from what storage holds (or will hold).

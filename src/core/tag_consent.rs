@@ -18,7 +18,7 @@ use crate::core::json::Value;
 use crate::core::payload::{self, Allowed, Envelope};
 #[cfg(test)]
 use crate::core::payload::without_click_ids;
-use crate::core::attribution::{self, Attribution};
+use crate::core::attribution;
 use crate::core::{cookies, sent, text, url};
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
@@ -144,14 +144,12 @@ impl Tag {
             return;
         }
         self.ad_storage_read = true;
-        self.attribution = Attribution::load(page.stored_attribution.as_deref());
+        self.load_attribution(page.stored_attribution.as_deref());
         for (landing, at) in std::mem::take(&mut self.unread_landings) {
             self.attribution.expire(at, self.config.attribution_window_days);
             self.attribution.observe(&url::query_params(&landing), at);
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
-        self.stored_attribution = page.stored_attribution.clone().unwrap_or_default();
-        self.read_attribution = self.stored_attribution.clone();
         self.forget_kept(attribution::STORAGE_KEY);
         if let Some(store) = self.attribution_store() {
             self.privacy.unsaved.push(store);
