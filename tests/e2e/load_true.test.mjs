@@ -8,6 +8,28 @@ let env;
 before(async () => { env = await setup(); });
 after(async () => { await env?.teardown(); });
 
+const STUB_FOR = { 'connect.facebook.net': 'fbevents.js', 'www.googletagmanager.com': 'gtag.js', 'analytics.tiktok.com': 'events.js' };
+
+/**
+ * Routes every request off 127.0.0.1: a platform's script to its local stand-in (its URL noted in
+ * `requested`), anything else aborted (noted in `offsite`).
+ */
+async function routeOffsite(context) {
+  const seen = { requested: [], offsite: [] };
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, async (route) => {
+    const url = route.request().url();
+    const stub = STUB_FOR[new URL(url).host];
+    if (stub) {
+      seen.requested.push(url);
+      const r = await fetch(`${env.server.url}/stub/${stub}`);
+      return route.fulfill({ status: 200, contentType: 'text/javascript', body: await r.text() });
+    }
+    seen.offsite.push(url);
+    return route.abort();
+  });
+  return seen;
+}
+
 test('load: true injects the base code of Meta, Google and TikTok (routed to local stand-ins)', needsDist, async () => {
   const { page, context, pageErrors } = await env.newPage({
     stubs: false,
@@ -17,17 +39,7 @@ test('load: true injects the base code of Meta, Google and TikTok (routed to loc
       tiktok: { pixelId: 'CLOADTRUE00000000000', load: true },
     },
   });
-  const stubFor = { 'connect.facebook.net': 'fbevents.js', 'www.googletagmanager.com': 'gtag.js', 'analytics.tiktok.com': 'events.js' };
-  const offsite = [];
-  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, async (route) => {
-    const host = new URL(route.request().url()).host;
-    if (stubFor[host]) {
-      const r = await fetch(`${env.server.url}/stub/${stubFor[host]}`);
-      return route.fulfill({ status: 200, contentType: 'text/javascript', body: await r.text() });
-    }
-    offsite.push(route.request().url());
-    return route.abort();
-  });
+  const { offsite } = await routeOffsite(context);
   await page.goto(env.url('/fixtures/basic.html'));
   await waitForLoaded(page);
   await waitFor(() => page.evaluate(() => window.__stubLoaded && window.__stubLoaded.meta && window.__stubLoaded.google && window.__stubLoaded.tiktok), { message: 'the three platform scripts were requested', timeout: 5000 });
@@ -56,11 +68,7 @@ test('Trusted Types enforced: the base code cannot be injected, and the tag carr
       tiktok: { pixelId: 'CTRUSTED000000000000', load: true },
     },
   });
-  const offsite = [];
-  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => {
-    offsite.push(route.request().url());
-    return route.abort();
-  });
+  const { requested, offsite } = await routeOffsite(context);
   await page.goto(env.url('/fixtures/trusted-types.html'));
   await waitForLoaded(page);
   const pageView = await waitForEvents(env.server, (e) => e.event_name === 'PageView', { count: 1, timeout: 8000 });
@@ -71,7 +79,7 @@ test('Trusted Types enforced: the base code cannot be injected, and the tag carr
   assert.deepEqual(state.fbqQueue.slice(0, 1), ['init'], `Meta's init went to the queueing stub: ${JSON.stringify(state.fbqQueue)}`);
   assert.ok(state.fbqQueue.includes('track'), 'and the PageView after it');
   assert.ok(!state.errors.includes('internal_error'), `no crash: ${state.errors}`);
-  assert.deepEqual(offsite, [], 'no platform script was requested');
+  assert.deepEqual([...requested, ...offsite], [], 'no platform script, nor anything else off-site, was requested');
   assert.ok(pageView);
   assert.deepEqual(pageErrors, []);
 });
@@ -81,16 +89,7 @@ test('the ES module passes the page\'s CSP nonce to the platform scripts it inje
     stubs: false,
     overrides: { meta: { pixelId: '555555555555555', load: true } },
   });
-  const requested = [];
-  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, async (route) => {
-    const host = new URL(route.request().url()).host;
-    if (host === 'connect.facebook.net') {
-      requested.push(route.request().url());
-      const r = await fetch(`${env.server.url}/stub/fbevents.js`);
-      return route.fulfill({ status: 200, contentType: 'text/javascript', body: await r.text() });
-    }
-    return route.abort();
-  });
+  const { requested } = await routeOffsite(context);
   await page.goto(env.url('/fixtures/module-nonce.html'));
   await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 8000 });
   assert.equal(await page.evaluate(() => window.__ready), true, 'the wasm is live under the nonce CSP');

@@ -133,21 +133,30 @@ test('a 4xx is reported and not retried', needsDist, async (t) => {
   assert.equal(await storedQueue(page), '');
 });
 
-test('reload with a pending queue: the next page sends it, once', needsDist, async (t) => {
-  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } });
+/**
+ * Purchases tracked into a failing endpoint stay queued; after a reload (the endpoint healthy
+ * again) the next page adopts the queue and sends each once, then removes it. Returns the page.
+ */
+async function reloadWithPendingQueue(t, name, prefix, count, more = {}) {
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } }, '/fixtures/basic.html', more);
   env.server.setFault(503, 1000);
-  const list = ids('reload', 3);
+  const list = ids(prefix, count);
   await track(page, list, 'Purchase');
-  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('reload-1')), { message: 'a first 503' });
-  assert.ok((await storedQueue(page)).includes('reload-3'));
+  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes(list[0])), { message: 'a first 503' });
+  assert.ok((await storedQueue(page)).includes(list[count - 1]));
   await page.reload();
   env.server.setFault(0, 0);
   await waitForLoaded(page);
   await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
   await settle(1500);
-  check(t, 'reload-with-pending-queue', env.server, list);
+  check(t, name, env.server, list);
   await waitFor(async () => (await storedQueue(page)) === '', { message: 'the adopted queue is removed once delivered' });
   assert.deepEqual(pageErrors, []);
+  return page;
+}
+
+test('reload with a pending queue: the next page sends it, once', needsDist, async (t) => {
+  await reloadWithPendingQueue(t, 'reload-with-pending-queue', 'reload', 3);
 });
 
 test('queue bound: the oldest are dropped, counted and reported; the rest arrive once', needsDist, async (t) => {
@@ -209,19 +218,8 @@ test('a page with Prototype.js\'s Array.prototype.toJSON: the queue an earlier p
   const prototypeJs = () => {
     Array.prototype.toJSON = function () { return '[' + Array.prototype.map.call(this, (x) => JSON.stringify(x)).join(', ') + ']'; };
   };
-  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [prototypeJs] });
-  env.server.setFault(503, 1000);
-  const list = ids('proto', 2);
-  await track(page, list, 'Purchase');
-  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('proto-1')), { message: 'a first 503' });
-  await page.reload();
-  env.server.setFault(0, 0);
-  await waitForLoaded(page);
-  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
-  await settle(1000);
-  check(t, 'prototype-js-adoption', env.server, list);
+  const page = await reloadWithPendingQueue(t, 'prototype-js-adoption', 'proto', 2, { initScripts: [prototypeJs] });
   assert.equal(await page.evaluate(() => typeof Array.prototype.toJSON), 'function', "the page's own toJSON is left in place");
-  assert.deepEqual(pageErrors, []);
 });
 
 test('SPA: one PageView for a doubled fire on one URL; back and forth are new views', needsDist, async (t) => {
