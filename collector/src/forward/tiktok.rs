@@ -48,6 +48,12 @@ impl Platform for TikTokEventsApi {
         "tiktok"
     }
 
+    /// Not PageView: the pixel's `ttq.page()` takes no event_id, so TikTok could not match a
+    /// server copy with it and would count every page view twice.
+    fn forwards(&self, event_name: &str) -> bool {
+        event_name != "PageView"
+    }
+
     /// TikTok's Business API answers HTTP 200 with `{"code": 0, "message": "OK", …}`, and its
     /// errors too, with another `code`: 40100 is its rate limit and 5xxxx its own failures (worth
     /// a retry); any other code (a bad token, a bad parameter) will not change on a retry.
@@ -160,6 +166,13 @@ mod tests {
         assert!(!bad.retry && bad.error.contains("40002") && bad.error.contains("Invalid parameters"), "{bad:?}");
         assert!(platform.refusal(r#"{"code":40100,"message":"Too many requests"}"#).expect("refused").retry);
         assert!(platform.refusal(r#"{"code":50002,"message":"Internal"}"#).expect("refused").retry);
+    }
+
+    #[test]
+    fn page_views_are_not_forwarded() {
+        let platform = TikTokEventsApi::new(TikTokConfig { pixel_id: "C".to_owned(), access_token: "t".to_owned(), base_url: "http://x".to_owned(), test_event_code: None });
+        assert!(!platform.forwards("PageView"));
+        assert!(platform.forwards("Purchase") && platform.forwards("Pageview_custom"));
     }
 
     #[test]
