@@ -17,7 +17,8 @@ export interface TandemError {
 export interface TandemConfig {
   /** First-party endpoint, relative or absolute. Default '/collect'. */
   endpoint?: string;
-  meta?: { pixelId: string | string[]; load?: boolean };
+  /** sendPageView: false leaves PageView to your own fbq snippet. */
+  meta?: { pixelId: string | string[]; load?: boolean; sendPageView?: boolean };
   google?: {
     tagId?: string;
     ads?: { id: string; labels: Partial<Record<StandardEvent | string, string>> };
@@ -25,7 +26,8 @@ export interface TandemConfig {
     /** Send page_view from Tandem when gtag is the site's own (its config usually sends one). */
     sendPageView?: boolean;
   };
-  tiktok?: { pixelId: string; load?: boolean };
+  /** sendPageView: false leaves PageView to your own ttq.page(). */
+  tiktok?: { pixelId: string; load?: boolean; sendPageView?: boolean };
   /** Cookie domain; default: the registrable domain. */
   cookieDomain?: string;
   /** Send a PageView on init. Default true. */
@@ -72,6 +74,10 @@ export interface EventParams {
 export interface TrackOptions {
   /** Your own id for this event (e.g. the order id your backend also sends). 1-64 of [A-Za-z0-9_.:-]. */
   eventId?: string | number;
+  /** The same as eventId, in fbq's spelling. */
+  eventID?: string | number;
+  /** The same as eventId, in ttq's spelling. */
+  event_id?: string | number;
 }
 
 export type ConsentSignal = 'granted' | 'denied';
@@ -101,7 +107,7 @@ export interface Identity {
 export interface Tandem {
   (command: 'init', config: TandemConfig): null;
   /** Returns the event_id once loaded; null if rejected (see onError), undefined while queued. */
-  (command: 'track', name: StandardEvent | string, params?: EventParams, options?: TrackOptions): string | null | undefined;
+  (command: 'track', name: StandardEvent | string, params?: EventParams, options?: TrackOptions | string | number): string | null | undefined;
   (command: 'page'): string | null | undefined;
   (command: 'consent', kind: 'default' | 'update', values: ConsentValues): null | undefined;
   (command: 'identify', values: Identity | null): null | undefined;

@@ -91,6 +91,11 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     match v.get("endpoint") {
         None | Some(Value::Null) => {}
         Some(e) => match e.as_str().and_then(|s| url::resolve(page_url, s)) {
+            // The browser blocks an http request from an https page (mixed content): every event
+            // would be retried until the queue is full, with nothing pointing at the endpoint.
+            Some(abs) if abs.starts_with("http:") && page_url.starts_with("https:") => {
+                errors.push(bad("endpoint", "must be https on an https page (the browser blocks http requests from it); using \"/collect\"", e))
+            }
             Some(abs) => c.endpoint = Some(abs),
             None => errors.push(bad("endpoint", "must be an http(s) URL or a path like \"/t/e\"; using \"/collect\"", e)),
         },

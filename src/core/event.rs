@@ -313,18 +313,20 @@ fn count_text(v: &Value) -> Option<String> {
     }
 }
 
-/// A product or order id: a string or an integer, 1..=`max` chars without control characters.
+/// A product or order id: a string or an integer, 1..=`max` chars without control characters,
+/// once trimmed: an id read from the page's text (`textContent`) comes with its line breaks and
+/// indentation, and must still be the same order as the backend's.
 fn id_text(v: &Value, max: usize) -> Option<String> {
     let s = match v {
-        Value::String(s) => s,
+        Value::String(s) => text::trim(s),
         Value::Number(n) if is_number_literal(n) && text::find_any(n, ".eE").is_none() => n,
         _ => return None,
     };
     let len = s.chars().count();
-    if len == 0 || len > max || s.chars().any(char::is_control) || text::trim(s).is_empty() {
+    if len == 0 || len > max || s.chars().any(char::is_control) {
         None
     } else {
-        Some(s.clone())
+        Some(s.to_string())
     }
 }
 
@@ -474,7 +476,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             },
             "order_id" => match id_text(v, ORDER_ID_MAX) {
                 Some(id) => p.order_id = Some(id),
-                None => c.bad("invalid_param", "order_id", "must be a non-empty string or integer of at most 64 characters (Google's transaction_id limit; an empty id merges purchases)", v),
+                None => c.bad("invalid_param", "order_id", "must be a non-empty string or integer of at most 64 characters without control characters (Google's transaction_id limit; an empty id merges purchases)", v),
             },
             "contents" => match v {
                 Value::Array(items) => {

@@ -8,6 +8,9 @@ use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, Value};
 use crate::core::text;
 
+/// The track option keys that name the event's id: ours, fbq's and ttq's spelling.
+pub const EVENT_ID_OPTIONS: [&str; 3] = ["eventId", "eventID", "event_id"];
+
 /// Google's transaction_id limit, which the event id may be used as.
 pub const EVENT_ID_MAX: usize = 64;
 
@@ -25,6 +28,20 @@ pub fn uuid_v4(mut b: [u8; 16]) -> String {
         s.push(char::from(HEX[usize::from(byte & 15)]));
     }
     s
+}
+
+/// A Purchase's event_id when the site gave none: `o-` and its order id (hashed when it does not
+/// fit an event id), the same on every call. A reloaded thank-you page whose sent log was not kept
+/// (ad_storage denied, storage cleared, another browser profile) then sends the same id again,
+/// which every platform and the endpoint deduplicate; and a backend can compute it from the order.
+pub fn order_event_id(order: &str) -> String {
+    let mut id = String::from("o-");
+    if order.len() <= EVENT_ID_MAX - 2 && order.chars().all(is_id_char) {
+        id.push_str(order);
+    } else {
+        id.push_str(&base64url(&fnv64(order).to_be_bytes()));
+    }
+    id
 }
 
 /// Unpadded base64url of `bytes`: 16 bytes give the 22-char client id.
@@ -97,6 +114,20 @@ pub fn validate_event_id(v: &Value) -> Result<String, TagError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_event_ids_are_stable_and_valid() {
+        assert_eq!(order_event_id("A-1001"), "o-A-1001");
+        let long = "9".repeat(63);
+        for order in ["注文 1001", "a b", long.as_str(), "x/y"] {
+            let id = order_event_id(order);
+            assert_eq!(id, order_event_id(order), "{order}");
+            assert!(validate_event_id(&Value::String(id.clone())).is_ok(), "{order} -> {id}");
+            assert_eq!(id.len(), 13, "{order} -> {id}");
+        }
+        assert_ne!(order_event_id("a b"), order_event_id("a c"));
+        assert!(validate_event_id(&Value::String(order_event_id(&"9".repeat(62)))).is_ok());
+    }
 
     #[test]
     fn uuids() {

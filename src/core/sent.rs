@@ -1,10 +1,13 @@
 //! Conversions already sent from this browser, kept across page loads, so a reloaded thank-you
 //! page (or a back/forward visit) does not send the same Purchase again.
 //!
-//! Keys are Purchase order ids (`o:<id>`) and site-supplied event ids (`e:<id>`): both name one
-//! logical conversion. Generated UUIDs are not kept: they are new on every call by definition.
-//! Stored as JSON `[["o:A-1", <ms>], …]` in localStorage, the newest `MAX_ENTRIES` for
-//! `MAX_AGE_MS`, which covers the platforms' 48-hour dedup windows with room to spare.
+//! Keys are Purchase order ids (`o:<id>`) and site-supplied event ids with their event name
+//! (`e:<id> <name>`, as platforms deduplicate on both): each names one logical conversion.
+//! Generated UUIDs are not kept: they are new on every call by definition. Stored as JSON
+//! `[["o:A-1", <ms>], …]` in localStorage, the newest `MAX_ENTRIES` for `MAX_AGE_MS`, which covers
+//! the platforms' 48-hour dedup windows with room to spare. When full, event ids go before order
+//! ids: a site that gives every event its own id must not push its Purchases out. Other tabs
+//! write the same key: the log is merged with what storage holds before it is written back.
 
 use crate::core::attribution::ts_of;
 use crate::core::ids::fnv64;
@@ -14,7 +17,8 @@ use crate::core::json::{self, Value};
 pub const STORAGE_KEY: &str = "tandem:sent";
 const MAX_ENTRIES: usize = 100;
 const MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-const MAX_KEY_BYTES: usize = 80;
+/// `e:` + a 64-char id + ` ` + a 40-char name, or `o:` + 64 chars of up to 4 bytes.
+const MAX_KEY_BYTES: usize = 2 + 64 * 4;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SentLog {
@@ -54,6 +58,18 @@ impl SentLog {
         log
     }
 
+    /// Takes in what another tab stored (`stored`, read just now) before this log is written
+    /// over it: its entries first, then this tab's that it lacks.
+    pub fn merge(&mut self, stored: &str, now_ms: u64) {
+        let own = std::mem::replace(self, SentLog::load(Some(stored), now_ms));
+        for (hash, key, text) in &own.entries {
+            if !self.contains(key) {
+                self.entries.push((*hash, key.clone(), text.clone()));
+            }
+        }
+        self.trim();
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         let h = fnv64(key);
         self.entries.iter().any(|(kh, k, _)| *kh == h && k == key)
@@ -69,11 +85,11 @@ impl SentLog {
         true
     }
 
+    /// Drops the oldest event id, else the oldest order id, until `MAX_ENTRIES` are left.
     fn trim(&mut self) {
-        if self.entries.len() > MAX_ENTRIES {
-            let excess = self.entries.len() - MAX_ENTRIES;
-            // Keeps the newest; split_off links less code than drain and its drop guard.
-            self.entries = self.entries.split_off(excess);
+        while self.entries.len() > MAX_ENTRIES {
+            let oldest = self.entries.iter().position(|(_, key, _)| key.starts_with("e:")).unwrap_or(0);
+            self.entries.remove(oldest);
         }
     }
 
@@ -128,6 +144,35 @@ mod tests {
         }
         assert_eq!(log.entries.len(), MAX_ENTRIES);
         assert!(!log.contains("o:0") && log.contains(&format!("o:{}", MAX_ENTRIES + 6)));
+    }
+
+    #[test]
+    fn event_ids_go_before_order_ids_and_long_keys_round_trip() {
+        let mut log = SentLog::default();
+        let order = key("o:", &"注文".repeat(32));
+        assert!(log.insert(order.clone(), NOW));
+        for i in 0..MAX_ENTRIES {
+            log.insert(format!("e:pv-{i} ViewContent"), NOW + 1);
+        }
+        assert!(log.contains(&order), "an order id pushed out by event ids");
+        assert!(!log.contains("e:pv-0 ViewContent") && log.contains(&format!("e:pv-{} ViewContent", MAX_ENTRIES - 1)));
+        let again = SentLog::load(Some(&log.to_json()), NOW + 2);
+        assert!(again.contains(&order), "a 64-char non-ASCII order id is forgotten on reload");
+        assert_eq!(again.entries.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn merging_keeps_what_another_tab_stored() {
+        let mut tab_a = SentLog::default();
+        tab_a.insert(key("o:", "A-1"), NOW);
+        let stored_by_a = tab_a.to_json();
+        let mut tab_b = SentLog::default();
+        tab_b.insert(key("o:", "B-2"), NOW + 1);
+        tab_b.merge(&stored_by_a, NOW + 2);
+        assert!(tab_b.contains("o:A-1") && tab_b.contains("o:B-2"));
+        assert_eq!(tab_b.to_json(), format!(r#"[["o:A-1",{NOW}],["o:B-2",{}]]"#, NOW + 1));
+        tab_b.merge("not json", NOW + 3);
+        assert!(tab_b.contains("o:B-2"), "an unreadable stored log loses this tab's entries");
     }
 
     #[test]

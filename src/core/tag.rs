@@ -373,13 +373,8 @@ impl Tag {
     /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then
     /// tracks PageView.
     pub fn page(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
-        if let Some((url, at, id)) = &self.last_page_view {
-            if *url == page.url && page.now_ms.saturating_sub(*at) < PAGE_VIEW_DOUBLE_MS {
-                let mut w = String::from("PageView for this URL was already sent (event_id ");
-                w.push_str(id);
-                w.push_str("); a second one within a second is the same view and is not sent");
-                return Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() };
-            }
+        if let Some(out) = self.repeated_page_view(page) {
+            return out;
         }
         // A consent wait may have ended without its timer having run yet: its change comes first.
         let mut caught_up = self.consent_changed(page, rng);
@@ -393,27 +388,36 @@ impl Tag {
         caught_up
     }
 
+    /// The answer to a PageView for the URL of the last one, within `PAGE_VIEW_DOUBLE_MS`: its
+    /// event_id, and nothing sent. A router, the automatic PageView and a ported
+    /// `track('PageView')` all report the same view.
+    fn repeated_page_view(&self, page: &PageFacts) -> Option<Outcome> {
+        let (url, at, id) = self.last_page_view.as_ref()?;
+        if *url != page.url || page.now_ms.saturating_sub(*at) >= PAGE_VIEW_DOUBLE_MS {
+            return None;
+        }
+        let mut w = String::from("PageView for this URL was already sent (event_id ");
+        w.push_str(id);
+        w.push_str("); a second one within a second is the same view and is not sent");
+        Some(Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() })
+    }
+
     /// `tandem.track(name, params, options)`.
     pub fn track(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
-        let mut event_id = None;
+        // `eventID` (fbq's spelling) and `event_id` (ttq's) are taken too, and a bare string or
+        // number as the id itself: a site's id sent as a random one instead would never match its
+        // server copy.
+        let mut id_option = None;
         match options {
             Value::Null => {}
+            Value::String(_) | Value::Number(_) => id_option = Some(options),
             Value::Object(members) => {
-                for (k, _) in members {
-                    if k != "eventId" {
+                for (k, v) in members {
+                    if !ids::EVENT_ID_OPTIONS.contains(&k.as_str()) {
                         out.warnings.push(crate::core::error::unknown_key("option", k, " (known: eventId)"));
-                    }
-                }
-                if let Some(v) = options.get("eventId").filter(|v| !matches!(v, Value::Null)) {
-                    match ids::validate_event_id(v) {
-                        Ok(id) => event_id = Some(id),
-                        // A random id instead would break deduplication with the site's
-                        // server, which already uses its own id: the event is refused.
-                        Err(e) => {
-                            out.errors.push(e);
-                            return out;
-                        }
+                    } else if !matches!(v, Value::Null) {
+                        id_option = Some(v);
                     }
                 }
             }
@@ -424,9 +428,32 @@ impl Tag {
                 out.errors.push(TagError::new("invalid_options", m, other.to_json()));
             }
         }
+        let mut event_id = None;
+        if let Some(v) = id_option {
+            match ids::validate_event_id(v) {
+                Ok(id) => event_id = Some(id),
+                // A random id instead would break deduplication with the site's server, which
+                // already uses its own id: the event is refused.
+                Err(e) => {
+                    out.errors.push(e);
+                    return out;
+                }
+            }
+        }
         let Some(name) = event::validate_name(name, &mut out.errors, &mut out.warnings) else { return out };
         let Some(params) = event::validate_params(&name, params, &mut out.errors, &mut out.warnings) else { return out };
+        let page_view = name.standard() == Some(Standard::PageView) && event_id.is_none();
+        if page_view {
+            if let Some(mut repeated) = self.repeated_page_view(page) {
+                out.append(&mut repeated);
+                out.event_id = repeated.event_id;
+                return out;
+            }
+        }
         let mut sent = self.track_valid(name, params, event_id, page, rng);
+        if page_view {
+            self.last_page_view = sent.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
+        }
         out.append(&mut sent);
         out.event_id = sent.event_id;
         out
@@ -455,14 +482,14 @@ impl Tag {
         for ev in std::mem::take(&mut self.deferred) {
             self.emit(ev, page, &mut out);
         }
-        self.store_sent_log(page.now_ms, &mut out);
+        self.store_sent_log(page, &mut out);
         out
     }
 
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
     fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let site_event_id = event_id.is_some();
-        let event_id = event_id.unwrap_or_else(|| {
+        let event_id = event_id.or_else(|| params.order_id.as_deref().filter(|_| name.standard() == Some(Standard::Purchase)).map(ids::order_event_id)).unwrap_or_else(|| {
             let mut b = [0u8; 16];
             rng.fill(&mut b);
             ids::uuid_v4(b)
@@ -478,7 +505,12 @@ impl Tag {
     /// released by a consent update, with the page facts of when it was tracked).
     fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, _rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
-        if self.sent_event_ids.contains(&event_id) {
+        // Platforms deduplicate on the event name and the event_id together (Meta, TikTok): a
+        // site's id reused for another event name is another event. An id has no space in it.
+        let mut once_key = event_id.clone();
+        once_key.push(' ');
+        once_key.push_str(name.as_str());
+        if self.sent_event_ids.contains(&once_key) {
             let mut w = String::from("event_id ");
             w.push_str(&event_id);
             w.push_str(" was already sent from this page; not sent again");
@@ -488,7 +520,7 @@ impl Tag {
         }
         // A site-supplied id names one logical conversion: remembered across page loads, so a
         // reloaded thank-you page answers with the same id and sends nothing.
-        let site_key = site_event_id.then(|| sent::key("e:", &event_id));
+        let site_key = site_event_id.then(|| sent::key("e:", &once_key));
         if site_key.as_deref().is_some_and(|k| self.sent_log.contains(k)) {
             let mut w = String::from("event_id ");
             w.push_str(&event_id);
@@ -510,7 +542,7 @@ impl Tag {
         }
         let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
         // Recorded before the effects are built, so a double in the same task is already one.
-        self.sent_event_ids.insert(&event_id);
+        self.sent_event_ids.insert(&once_key);
         if let Some(key) = site_key {
             self.sent_log_dirty |= self.sent_log.insert(key, page.now_ms);
         }
@@ -519,10 +551,15 @@ impl Tag {
         } else {
             self.find_ttp(page);
             self.emit(ev, page, &mut out);
-            self.store_sent_log(page.now_ms, &mut out);
+            self.store_sent_log(page, &mut out);
         }
         out.event_id = Some(event_id);
         out
+    }
+
+    /// Whether `emit_deferred` needs `PageFacts::stored_sent`: only to write the sent log back.
+    pub fn needs_sent_log(&self) -> bool {
+        self.sent_log_dirty
     }
 
     /// Whether `emit_deferred` needs `PageFacts::cookie_header`: only to look for `_ttp`, which
@@ -571,8 +608,14 @@ impl Tag {
         }
     }
 
-    fn store_sent_log(&mut self, now_ms: u64, out: &mut Outcome) {
+    /// Writes the sent log back, merged with what `page` read of it (another tab may have
+    /// written since this one read it: see `needs_sent_log`).
+    fn store_sent_log(&mut self, page: &PageFacts, out: &mut Outcome) {
         if std::mem::take(&mut self.sent_log_dirty) {
+            if let Some(stored) = &page.stored_sent {
+                self.sent_log.merge(stored, page.now_ms);
+            }
+            let now_ms = page.now_ms;
             let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() };
             self.gate_write(Some(store), now_ms, &mut out.effects);
         }
@@ -637,6 +680,133 @@ mod tests {
         assert_eq!(bodies.len(), 1, "exactly one Send");
         crate::core::payload::tests::check_against_schema(&bodies[0]);
         parse(&bodies[0]).unwrap()
+    }
+
+    fn sends(o: &Outcome) -> usize {
+        o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count()
+    }
+
+    fn stored_sent_log(o: &Outcome) -> Option<String> {
+        o.effects.iter().rev().find_map(|e| match e {
+            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            _ => None,
+        })
+    }
+
+    fn purchase(tag: &mut Tag, p: &PageFacts, order_json: &str, seed: u8) -> Outcome {
+        let params = parse(&format!(r#"{{"value":5,"currency":"EUR","order_id":{order_json}}}"#)).unwrap();
+        tag.track(&parse("\"Purchase\"").unwrap(), &params, &Value::Null, p, &mut Counter(seed))
+    }
+
+    #[test]
+    fn two_tabs_do_not_erase_each_others_orders() {
+        let p = page("https://www.shop.example/thanks", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tab_a, _) = init(ALL, &p);
+        let (mut tab_b, _) = init(ALL, &p);
+        let a = purchase(&mut tab_a, &p, "\"A-1\"", 1);
+        assert_eq!(sends(&a), 1);
+        let mut later = p.clone();
+        later.stored_sent = stored_sent_log(&a);
+        let b = purchase(&mut tab_b, &later, "\"B-2\"", 2);
+        assert_eq!(sends(&b), 1);
+        let mut reload = p.clone();
+        reload.stored_sent = stored_sent_log(&b);
+        reload.now_ms += 60_000;
+        let (mut again, _) = init(ALL, &reload);
+        assert_eq!(sends(&purchase(&mut again, &reload, "\"A-1\"", 3)), 0, "order A-1 sent a second time; storage held {:?}", reload.stored_sent);
+        assert_eq!(sends(&purchase(&mut again, &reload, "\"B-2\"", 4)), 0);
+    }
+
+    #[test]
+    fn a_site_event_id_names_one_event_with_its_name() {
+        let p = page("https://www.shop.example/checkout", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, _) = init(ALL, &p);
+        let opts = parse(r#"{"eventId":"ord-1001"}"#).unwrap();
+        assert_eq!(sends(&tag.track(&parse("\"InitiateCheckout\"").unwrap(), &Value::Null, &opts, &p, &mut Counter(1))), 1);
+        let buy = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":5,"currency":"EUR","order_id":"1001"}"#).unwrap(), &opts, &p, &mut Counter(2));
+        assert_eq!((buy.event_id.as_deref(), sends(&buy)), (Some("ord-1001"), 1), "{:?}", buy.warnings);
+        let twice = tag.track(&parse("\"InitiateCheckout\"").unwrap(), &Value::Null, &opts, &p, &mut Counter(3));
+        assert_eq!(sends(&twice), 0, "the same name and id twice is one event");
+        // Across a reload too.
+        let mut reload = p.clone();
+        reload.stored_sent = stored_sent_log(&buy);
+        let (mut again, _) = init(ALL, &reload);
+        assert_eq!(sends(&again.track(&parse("\"InitiateCheckout\"").unwrap(), &Value::Null, &opts, &reload, &mut Counter(4))), 0);
+        assert_eq!(sends(&again.track(&parse("\"Lead\"").unwrap(), &Value::Null, &opts, &reload, &mut Counter(5))), 1);
+    }
+
+    #[test]
+    fn an_order_id_with_surrounding_whitespace_is_the_same_order() {
+        let mut p = page("https://www.shop.example/thanks", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, _) = init(ALL, &p);
+        let first = purchase(&mut tag, &p, r#""\n      1001\n    ""#, 1);
+        assert_eq!(sends(&first), 1, "{:?}", first.errors);
+        assert!(first.errors.is_empty());
+        assert!(sent_body(&first).to_json().contains(r#""order_id":"1001""#));
+        p.stored_sent = stored_sent_log(&first);
+        p.now_ms += 60_000;
+        let (mut reload, _) = init(ALL, &p);
+        assert_eq!(sends(&purchase(&mut reload, &p, "\"1001\"", 2)), 0, "the reloaded thank-you page sent its Purchase again");
+        let inner = purchase(&mut reload, &p, "\"10\\n01\"", 3);
+        assert_eq!(inner.errors.len(), 1);
+        assert!(inner.errors[0].message.contains("control characters"), "{:?}", inner.errors);
+    }
+
+    #[test]
+    fn a_purchase_without_an_event_id_takes_one_from_its_order() {
+        let p = page("https://www.shop.example/thanks", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, _) = init(ALL, &p);
+        let first = purchase(&mut tag, &p, "\"A-1\"", 1);
+        assert_eq!(first.event_id.as_deref(), Some("o-A-1"));
+        assert!(lines(&first.effects).iter().any(|l| l.contains(r#""eventID":"o-A-1""#)), "{:?}", lines(&first.effects));
+        // The sent log was not kept (storage denied or cleared): the same id again, which every
+        // destination deduplicates.
+        let (mut reload, _) = init(ALL, &p);
+        assert_eq!(purchase(&mut reload, &p, "\"A-1\"", 9).event_id.as_deref(), Some("o-A-1"));
+        assert_eq!(purchase(&mut reload, &p, "\"a b\"", 10).event_id, purchase(&mut tag, &p, "\"a b\"", 11).event_id);
+        let lead = tag.track(&parse("\"Lead\"").unwrap(), &parse(r#"{"order_id":"A-2"}"#).unwrap(), &Value::Null, &p, &mut Counter(12));
+        assert_ne!(lead.event_id.as_deref(), Some("o-A-2"), "only a Purchase is named by its order");
+    }
+
+    #[test]
+    fn an_event_id_option_in_fbq_or_ttq_spelling_or_bare_is_the_events_id() {
+        let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, _) = init(ALL, &p);
+        for (n, options) in [r#""ord-X-1""#, r#"{"eventID":"ord-X-2"}"#, r#"{"event_id":"ord-X-3"}"#, "1004"].iter().enumerate() {
+            let out = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(options).unwrap(), &p, &mut Counter(n as u8 * 40));
+            let want = ["ord-X-1", "ord-X-2", "ord-X-3", "1004"][n];
+            assert_eq!((out.event_id.as_deref(), sends(&out)), (Some(want), 1), "{options}: {:?} {:?}", out.errors, out.warnings);
+            assert!(out.errors.is_empty() && out.warnings.is_empty(), "{options}: {:?} {:?}", out.errors, out.warnings);
+        }
+        let bad = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#""no spaces allowed""#).unwrap(), &p, &mut Counter(200));
+        assert_eq!((bad.event_id, bad.errors.len()), (None, 1), "a bad id is refused, not replaced by a random one");
+    }
+
+    #[test]
+    fn track_page_view_after_the_automatic_one_is_the_same_view() {
+        let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, first) = init(ALL, &p);
+        assert_eq!(sends(&first), 1);
+        let again = tag.track(&parse("\"PageView\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(1));
+        assert_eq!((sends(&again), again.event_id), (0, first.event_id.clone()));
+        let mut next = page("https://www.shop.example/cart", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        next.now_ms += 5;
+        let tracked = tag.track(&parse("\"PageView\"").unwrap(), &Value::Null, &Value::Null, &next, &mut Counter(2));
+        assert_eq!(sends(&tracked), 1);
+        let routed = tag.page(&next, &mut Counter(3));
+        assert_eq!((sends(&routed), routed.event_id), (0, tracked.event_id), "the router's page() after a tracked PageView");
+    }
+
+    #[test]
+    fn an_http_endpoint_on_an_https_page_is_refused() {
+        let p = page("https://www.shop.example/", "");
+        let (tag, out) = init(r#"{"endpoint":"http://collect.shop.example/c","autoPageView":false}"#, &p);
+        assert!(out.errors.iter().any(|e| e.code == "invalid_config" && e.message.contains("config.endpoint must be https")), "{:?}", out.errors);
+        assert_eq!(tag.config.endpoint.as_deref(), Some("https://www.shop.example/collect"));
+        let plain = page("http://www.shop.example/", "");
+        let (tag, out) = init(r#"{"endpoint":"http://collect.shop.example/c","autoPageView":false}"#, &plain);
+        assert!(out.errors.is_empty());
+        assert_eq!(tag.config.endpoint.as_deref(), Some("http://collect.shop.example/c"));
     }
 
     #[test]
@@ -742,7 +912,7 @@ mod tests {
             r#"gtag["event","conversion",{"send_to":"AW-9/buy","value":59.90,"currency":"EUR","transaction_id":"A-1"}]"#,
             r#"ttq.track["Purchase",{"value":59.90,"currency":"EUR","order_id":"A-1"},{"event_id":"ord-A-1"}]"#,
             "send https://www.shop.example/collect",
-            r#"store tandem:sent [["o:A-1",1700000000000],["e:ord-A-1",1700000000000]]"#,
+            r#"store tandem:sent [["o:A-1",1700000000000],["e:ord-A-1 Purchase",1700000000000]]"#,
         ]);
         let body = sent_body(&out);
         let body_text = body.to_json();
@@ -752,8 +922,8 @@ mod tests {
         assert_eq!(&parse(event).unwrap().to_json(), event);
         assert_eq!((event_id.as_str(), *time_ms), ("ord-A-1", NOW));
 
-        // Same event id again: the id comes back, nothing is sent.
-        let again = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"ord-A-1"}"#).unwrap(), &p, &mut Counter(0));
+        // Same event name and id again: the id comes back, nothing is sent.
+        let again = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":2,"currency":"EUR"}"#).unwrap(), &parse(r#"{"eventId":"ord-A-1"}"#).unwrap(), &p, &mut Counter(0));
         assert_eq!((again.event_id.as_deref(), again.effects.len()), (Some("ord-A-1"), 0));
         assert!(again.warnings[0].contains("already sent"));
         // Same order id with a new event id: not sent again.
@@ -775,7 +945,7 @@ mod tests {
         assert!(later.has_deferred());
         // A double in the same task is recognised before anything was emitted.
         let again = later.track_deferred(&name, &purchase, &Value::Null, &p, &mut Counter(6));
-        assert_eq!((again.event_id, again.effects.len()), (None, 0));
+        assert_eq!((again.event_id.as_deref(), again.effects.len()), (Some("o-A-1"), 0));
         let emitted = later.emit_deferred(&p);
         assert_eq!(lines(&emitted.effects), lines(&direct.effects));
         assert_eq!(sent_body(&emitted), sent_body(&direct));
@@ -876,12 +1046,12 @@ mod tests {
             assert_eq!(out.errors.first().map(|e| e.code), Some(code));
         }
         // Bad options or params do not stop the event.
-        let out = tag.track(&parse("\"Lead\"").unwrap(), &parse("\"x\"").unwrap(), &parse("5").unwrap(), &p, &mut Counter(50));
+        let out = tag.track(&parse("\"Lead\"").unwrap(), &parse("\"x\"").unwrap(), &parse("true").unwrap(), &p, &mut Counter(50));
         assert!(out.event_id.is_some());
         let codes: Vec<&str> = out.errors.iter().map(|e| e.code).collect();
         assert_eq!(codes, ["invalid_options", "invalid_params"]);
-        let out = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventID":"x"}"#).unwrap(), &p, &mut Counter(90));
-        assert!(out.event_id.is_some() && out.warnings[0].contains("Unknown option \"eventID\""));
+        let out = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventid":"x"}"#).unwrap(), &p, &mut Counter(90));
+        assert!(out.event_id.is_some() && out.warnings[0].contains("Unknown option \"eventid\""));
     }
 
     #[test]

@@ -178,6 +178,8 @@ export function load_meta(argsJson) {
   var n = w.fbq = function () { n.callMethod ? n.callMethod.apply(n, arguments) : n.queue.push(arguments); };
   if (!w._fbq) w._fbq = n;
   n.push = n; n.loaded = true; n.version = '2.0'; n.queue = [];
+  // fbevents.js sends its own PageView on every history.pushState: Tandem's page() is the one.
+  n.disablePushState = true;
   try {
     var s = d.createElement('script');
     s.async = true;

@@ -170,9 +170,10 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
     out
 }
 
-/// `with_storage`: also read the sent log, which only `init` uses. The stored attribution is read
-/// for every call but `track`: the core takes it in once ad_storage is granted, by any of them.
-pub fn page_facts(with_storage: bool) -> PageFacts {
+/// For every call but `track`. The stored attribution: the core takes it in once ad_storage is
+/// granted, by any of them. The sent log: init loads it, and any call that sends a Purchase (an
+/// event released by consent) merges it before writing it back.
+pub fn page_facts() -> PageFacts {
     let page = page_lines();
     let location = Location::read(&page);
     PageFacts {
@@ -180,7 +181,7 @@ pub fn page_facts(with_storage: bool) -> PageFacts {
         referrer: location.referrer.to_string(),
         cookie_header: shell_cookie(),
         stored_attribution: stored(ATTRIBUTION_KEY),
-        stored_sent: if with_storage { stored(sent::STORAGE_KEY) } else { None },
+        stored_sent: stored(sent::STORAGE_KEY),
         registrable_domain: Some(registrable_domain),
         https: location.https,
         now_ms: now(),
@@ -236,8 +237,13 @@ impl<'a> Location<'a> {
 /// What `Tag::emit_deferred` reads: the time, and the cookies while the tag still looks for
 /// `_ttp` (each event keeps the URL and referrer of its track call), without the location read
 /// and copy of `page_facts`.
-pub fn emit_facts(with_cookies: bool) -> PageFacts {
-    PageFacts { cookie_header: if with_cookies { shell_cookie() } else { String::new() }, now_ms: now(), ..PageFacts::default() }
+pub fn emit_facts(with_cookies: bool, with_sent_log: bool) -> PageFacts {
+    PageFacts {
+        cookie_header: if with_cookies { shell_cookie() } else { String::new() },
+        stored_sent: if with_sent_log { stored(sent::STORAGE_KEY) } else { None },
+        now_ms: now(),
+        ..PageFacts::default()
+    }
 }
 
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain

@@ -51,13 +51,13 @@ pub fn command(name: &str, args_json: &str) -> String {
             let pending = TAG.with(|slot| slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(now_ms).pending()));
             browser::track_facts(pending, now_ms)
         }
-        _ => browser::page_facts(matches!(name, "init" | "restore")),
+        _ => browser::page_facts(),
     };
 
     // The effects of tracks made earlier in this task are carried out before anything else (see
     // `Tag::track_deferred`): a pagehide flush must find their events in the outbox.
     let earlier = TAG.with(|slot| match slot.borrow_mut().as_mut() {
-        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::emit_facts(tag.needs_cookies_to_emit())), tag.debug())),
+        Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::emit_facts(tag.needs_cookies_to_emit(), tag.needs_sent_log())), tag.debug())),
         _ => None,
     });
     if let Some((earlier, debug)) = &earlier {

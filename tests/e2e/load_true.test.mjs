@@ -49,8 +49,10 @@ test('load: true injects the base code of Meta, Google and TikTok (routed to loc
     fbqQueue: JSON.stringify((window.fbq && window.fbq.queue || []).map((a) => Array.from(a))),
     dataLayer: JSON.stringify((window.dataLayer || []).map((a) => Array.from(a))),
     ttq: typeof window.ttq,
+    pushStatePageViews: window.fbq && window.fbq.disablePushState,
   }));
   assert.ok(state.fbqQueue.includes('"init","333333333333333"'), `fbq init queued: ${state.fbqQueue.slice(0, 300)}`);
+  assert.equal(state.pushStatePageViews, true, "fbevents.js's own PageView on pushState is off (Tandem's page() sends it)");
   assert.ok(state.fbqQueue.includes(id), 'the Lead (with its eventID) is queued for fbevents.js');
   assert.ok(state.dataLayer.includes('"config","G-LOADTRUE1"'), `gtag config: ${state.dataLayer.slice(0, 300)}`);
   assert.ok(state.dataLayer.includes(id), 'the Lead is in the dataLayer');
