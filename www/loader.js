@@ -233,8 +233,9 @@ function createJsPath(win, version, report, tabId) {
   var sentOrders = [];
   // Consent on this path mirrors the core's rules (src/core/consent.rs) without the wait: the
   // site's consent calls, GPC (unless gpc: 'ignore'), and basic mode dropping what ad consent
-  // does not allow. No identifier leaves while ad_user_data is not granted.
-  var consentSet = {};
+  // does not allow. No identifier leaves while ad_user_data is not granted. Defaults and updates
+  // are kept apart: a default never overrides what an update set (as in gtag).
+  var consentSet = { default: {}, update: {} };
   var consentManaged = false;
   var consentBasic = false;
   var honorGpc = true;
@@ -244,7 +245,7 @@ function createJsPath(win, version, report, tabId) {
     var out = {};
     var purposes = ['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization'];
     for (var i = 0; i < purposes.length; i++) {
-      out[purposes[i]] = consentSet[purposes[i]] === 'denied' || (gpc && i > 1) ? 'denied' : 'granted';
+      out[purposes[i]] = (consentSet.update[purposes[i]] || consentSet.default[purposes[i]]) === 'denied' || (gpc && i > 1) ? 'denied' : 'granted';
     }
     if (gpc) out.gpc = true;
     if (!consentManaged) out.managed = false;
@@ -254,7 +255,7 @@ function createJsPath(win, version, report, tabId) {
     if ((kind !== 'default' && kind !== 'update') || !values || typeof values !== 'object') return null;
     consentManaged = true;
     for (var k in values) {
-      if (Object.prototype.hasOwnProperty.call(values, k) && (values[k] === 'granted' || values[k] === 'denied')) consentSet[k] = values[k];
+      if (Object.prototype.hasOwnProperty.call(values, k) && (values[k] === 'granted' || values[k] === 'denied')) consentSet[kind][k] = values[k];
     }
     return null;
   }

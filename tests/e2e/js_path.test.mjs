@@ -23,6 +23,7 @@ function simulatedPage(store = new Map()) {
   };
   const requests = [];
   const beacons = [];
+  const events = []; // every event the endpoint was sent
   const win = {
     document: { cookie: '', referrer: '' },
     location: { href: 'https://shop.example/' },
@@ -31,6 +32,7 @@ function simulatedPage(store = new Map()) {
     fetch(url, init) {
       requests.push({ bytes: init.body.length, keepalive: init.keepalive });
       if (init.keepalive && init.body.length > 65536) return Promise.reject(new TypeError('keepalive body too large'));
+      events.push(...JSON.parse(init.body).events);
       return Promise.resolve({ status: 200 });
     },
   };
@@ -59,7 +61,7 @@ function simulatedPage(store = new Map()) {
     await turn();
   }
   const queued = () => JSON.parse(store.get('tandem:q:tab1') || '{"items":[]}').items.length;
-  return { tag, win, store, requests, beacons, errors, run, queued, context, now: () => now };
+  return { tag, win, store, requests, beacons, events, errors, run, queued, context, now: () => now };
 }
 
 // A Purchase with 200 long contents: about 70 KB, more than one keepalive request may carry.
@@ -135,4 +137,22 @@ test('JS path: a page with Prototype.js\'s Array.prototype.toJSON still sends va
   const events = bodies.flatMap((b) => JSON.parse(b).events);
   assert.ok(events.length >= 2 && Array.isArray(events[0].custom_data.contents), bodies.map((b) => b.slice(0, 80)).join(' | '));
   assert.equal(vm.runInContext('typeof Array.prototype.toJSON', page.context), 'function');
+});
+
+const ALL_GRANTED = { ad_storage: 'granted', analytics_storage: 'granted', ad_user_data: 'granted', ad_personalization: 'granted' };
+
+test('JS path: a consent default after an update does not override what the update set', async () => {
+  const page = simulatedPage();
+  page.win.document.cookie = '_fbp=fb.1.1700000000000.123456789';
+  page.tag('consent', 'update', { ad_storage: 'denied', ad_user_data: 'denied' });
+  page.tag('consent', 'default', ALL_GRANTED);
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {});
+  await page.run(5_000);
+  assert.equal(page.events.length, 1);
+  const [lead] = page.events;
+  assert.equal(lead.consent.ad_storage, 'denied');
+  assert.equal(lead.consent.ad_user_data, 'denied');
+  assert.equal(lead.consent.analytics_storage, 'granted', 'the default still sets what no update did');
+  assert.deepEqual(lead.user_data, {});
 });
