@@ -435,10 +435,13 @@ function createJsPath(win, version, report, tabId) {
     var now = Date.now();
     var consent = consentState();
     var identifiers = consent.ad_user_data === 'granted';
-    if (consentBasic && !(identifiers && consent.ad_storage === 'granted')) return null;
+    // What an earlier visit left (ad cookies, stored click IDs) is read only with ad_storage, as
+    // the core does (take_in_ad_storage), and sent only with ad_user_data too.
+    var stored = identifiers && consent.ad_storage === 'granted';
+    if (consentBasic && !stored) return null;
     var userData = {};
-    var fbp = identifiers ? readCookie(doc, '_fbp') : '';
-    var fbc = identifiers ? readCookie(doc, '_fbc') : '';
+    var fbp = stored ? readCookie(doc, '_fbp') : '';
+    var fbc = stored ? readCookie(doc, '_fbc') : '';
     if (/^fb\.[0-9]+\.[0-9]+\.[^.]+(\.[^.]+)?$/.test(fbp)) userData.fbp = fbp;
     if (/^fb\.[0-9]+\.[0-9]+\..+$/.test(fbc)) userData.fbc = fbc;
     var clientId = consent.analytics_storage === 'granted' ? readCookie(doc, '_tandem_cid') : '';
@@ -457,7 +460,7 @@ function createJsPath(win, version, report, tabId) {
       action_source: 'website',
       user_data: userData,
       custom_data: custom,
-      click_ids: identifiers ? storedClickIds() : {},
+      click_ids: stored ? storedClickIds() : {},
       utm: {},
       client_id: /^[A-Za-z0-9_-]{1,64}$/.test(clientId) ? clientId : randomId(),
       tag_version: version,

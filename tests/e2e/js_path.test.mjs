@@ -156,3 +156,23 @@ test('JS path: a consent default after an update does not override what the upda
   assert.equal(lead.consent.analytics_storage, 'granted', 'the default still sets what no update did');
   assert.deepEqual(lead.user_data, {});
 });
+
+test('JS path: without ad_storage, what an earlier visit stored (_fbp, _fbc, stored click ids) is not read', async () => {
+  for (const adStorage of ['denied', 'granted']) {
+    const page = simulatedPage();
+    page.win.document.cookie = '_fbp=fb.1.1700000000000.123456789; _fbc=fb.1.1700000000000.IwAR1';
+    page.store.set('tandem:attribution', JSON.stringify({ click_ids: { gclid: { value: 'G1', ts: 1_700_000_000_000 } } }));
+    page.tag('consent', 'default', { ...ALL_GRANTED, ad_storage: adStorage });
+    page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    page.tag('track', 'Lead', {});
+    await page.run(5_000);
+    const [lead] = page.events;
+    assert.equal(lead.consent.ad_user_data, 'granted');
+    if (adStorage === 'denied') {
+      assert.deepEqual([lead.user_data, lead.click_ids], [{}, {}]);
+    } else {
+      assert.deepEqual(lead.user_data, { fbp: 'fb.1.1700000000000.123456789', fbc: 'fb.1.1700000000000.IwAR1' });
+      assert.equal(lead.click_ids.gclid.value, 'G1');
+    }
+  }
+});
