@@ -195,6 +195,11 @@ function readCookie(doc, name) {
   return '';
 }
 
+// Also takes an event's optional referrer: none stays none.
+function withoutClickIds(url) {
+  return url && String(url).replace(new RegExp('([?&])(' + CLICK_ID_NAMES.join('|') + ')=[^&#]*&?', 'g'), '$1').replace(/[?&]+(#|$)/, '$1');
+}
+
 function randomId() {
   try {
     if (crypto.randomUUID) return crypto.randomUUID();
@@ -229,6 +234,7 @@ function createJsPath(win, version, report, tabId) {
   var failures = 0;
   var timer = 0;
   var released = false;
+  var started = false; // init ran: a consent change may then adopt or store the queue
   var sentIds = [];
   var sentOrders = [];
   // Consent on this path mirrors the core's rules (src/core/consent.rs) without the wait: the
@@ -262,11 +268,13 @@ function createJsPath(win, version, report, tabId) {
   function storage() {
     try { return win.localStorage; } catch (e) { return null; }
   }
+  // The queue holds identifiers: with ad_storage denied it stays in memory, and a copy stored
+  // before is removed.
   function store() {
     var ls = storage();
     if (!ls) return;
     try {
-      if (queue.length) ls.setItem(key, stringify({ until: released ? 0 : Date.now() + 120000, items: queue }));
+      if (queue.length && consentState().ad_storage === 'granted') ls.setItem(key, stringify({ until: released ? 0 : Date.now() + 120000, items: queue }));
       else ls.removeItem(key);
     } catch (e) {
       try { ls.removeItem(key); } catch (e2) { /* nothing to do */ }
@@ -276,10 +284,25 @@ function createJsPath(win, version, report, tabId) {
     for (var i = 0; i < queue.length; i++) if (queue[i][1].event_id === id) return true;
     return false;
   }
+  // An event as it would have been tracked now with ad_user_data denied (the core's
+  // payload::redact): no identifiers, and the consent in force.
+  function redact(ev, state) {
+    return Object.assign({}, ev, {
+      event_source_url: withoutClickIds(ev.event_source_url),
+      referrer: withoutClickIds(ev.referrer),
+      user_data: {},
+      click_ids: {},
+      google_user_data: undefined,
+      tiktok_user_data: undefined,
+      consent: state,
+    });
+  }
+  // Reading what earlier pages stored needs ad_storage, as writing does.
   function adopt() {
     var ls = storage();
     var now = Date.now();
-    if (!ls) return;
+    var state = consentState();
+    if (!ls || state.ad_storage !== 'granted') return;
     for (var i = ls.length - 1; i >= 0; i--) {
       try {
         var k = ls.key(i);
@@ -292,13 +315,14 @@ function createJsPath(win, version, report, tabId) {
           var ev = Array.isArray(p) && p[1];
           if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
               EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
-            queue.push([p[0], ev]);
+            queue.push([p[0], state.ad_user_data === 'granted' ? ev : redact(ev, state)]);
           }
         }
         if (k !== key) ls.removeItem(k);
       } catch (e) { /* an unreadable entry: skip it */ }
     }
     while (queue.length > QUEUE_MAX) queue.shift();
+    if (queue.length && !failures) schedule(0);
   }
   function body(entries) {
     return stringify({ events: entries.map(function (p) { return p[1]; }) });
@@ -446,7 +470,7 @@ function createJsPath(win, version, report, tabId) {
     if (/^fb\.[0-9]+\.[0-9]+\..+$/.test(fbc)) userData.fbc = fbc;
     var clientId = consent.analytics_storage === 'granted' ? readCookie(doc, '_tandem_cid') : '';
     var pageUrl = String(win.location.href);
-    if (!identifiers) pageUrl = pageUrl.replace(new RegExp('([?&])(' + CLICK_ID_NAMES.join('|') + ')=[^&#]*&?', 'g'), '$1').replace(/[?&]+(#|$)/, '$1');
+    if (!identifiers) pageUrl = withoutClickIds(pageUrl);
     if (sentIds.indexOf(eventId) !== -1 || queued(eventId)) return eventId; // the same event_id goes out once
     if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, consent.ad_storage === 'granted')) return null;
     sentIds.push(eventId);
@@ -471,13 +495,20 @@ function createJsPath(win, version, report, tabId) {
   return function (command, a, b, c) {
     if (command === '__flush') return flush(a === 'pagehide');
     if (command === '__online') return pump();
-    if (command === 'consent') return setConsent(a, b);
+    if (command === 'consent') {
+      setConsent(a, b);
+      if (started) {
+        adopt();
+        store();
+      }
+      return null;
+    }
     if (command === 'init') {
       if (a && typeof a.endpoint === 'string' && a.endpoint) endpoint = a.endpoint;
       consentBasic = !!a && a.consentMode === 'basic';
       honorGpc = !a || a.gpc !== 'ignore';
+      started = true;
       adopt();
-      if (queue.length) schedule(0);
       var quiet = b === true; // the wasm path already ran init on this page
       if (!quiet && (!a || a.autoPageView !== false)) track('PageView', {}, undefined);
       return null;

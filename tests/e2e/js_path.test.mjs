@@ -176,3 +176,55 @@ test('JS path: without ad_storage, what an earlier visit stored (_fbp, _fbc, sto
     }
   }
 });
+
+// An event an earlier page left undelivered, with every identifier it may carry.
+function earlierQueue(now) {
+  const ev = {
+    event_id: 'old-1', event_name: 'Lead', event_time: Math.floor((now - 1000) / 1000), event_time_ms: now - 1000,
+    event_source_url: 'https://shop.example/p?gclid=G1&a=1#top', referrer: 'https://shop.example/?fbclid=F1',
+    action_source: 'website', user_data: { fbp: 'fb.1.1700000000000.1', em: ['e'.repeat(64)] }, custom_data: {},
+    click_ids: { gclid: { value: 'G1', ts: now - 1000 } }, utm: {}, client_id: 'c1', tag_version: 'test',
+    google_user_data: { sha256_email_address: 'e'.repeat(64) }, tiktok_user_data: { email: 'e'.repeat(64) },
+    consent: { ...ALL_GRANTED },
+  };
+  return JSON.stringify({ until: 0, items: [[ENDPOINT, ev]] });
+}
+
+test('JS path: with ad_storage denied the queue is neither written nor adopted, and events still go from memory', async () => {
+  const page = simulatedPage();
+  page.store.set('tandem:q:old', earlierQueue(page.now()));
+  let status = 503;
+  page.win.fetch = (url, init) => {
+    if (status === 200) page.events.push(...JSON.parse(init.body).events);
+    return Promise.resolve({ status });
+  };
+  page.tag('consent', 'default', { ...ALL_GRANTED, ad_storage: 'denied' });
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  const id = page.tag('track', 'Lead', {});
+  await page.run(5_000); // failing: the Lead waits
+  page.tag('__flush', 'pagehide');
+  assert.deepEqual([...page.store.keys()], ['tandem:q:old'], 'nothing written, the earlier queue untouched');
+  status = 200;
+  await page.run(120_000);
+  assert.deepEqual(page.events.map((e) => e.event_id), [id], 'delivered from memory; the earlier page\'s event unread');
+  page.tag('consent', 'update', { ad_storage: 'granted' }); // now it may be read: it goes
+  await page.run(5_000);
+  assert.deepEqual(page.events.map((e) => e.event_id), [id, 'old-1']);
+  assert.equal(page.store.has('tandem:q:old'), false);
+});
+
+test('JS path: events adopted from an earlier page carry no identifiers while ad_user_data is denied', async () => {
+  const page = simulatedPage();
+  const stored = earlierQueue(page.now());
+  page.store.set('tandem:q:old', stored);
+  page.tag('consent', 'default', { ...ALL_GRANTED, ad_user_data: 'denied' });
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  await page.run(5_000);
+  // As the core's payload::redact: the event as if tracked now, the rest (client_id too) as it was.
+  const { google_user_data, tiktok_user_data, ...rest } = JSON.parse(stored).items[0][1];
+  assert.deepEqual(page.events, [{
+    ...rest,
+    event_source_url: 'https://shop.example/p?a=1#top', referrer: 'https://shop.example/',
+    user_data: {}, click_ids: {}, consent: { ...ALL_GRANTED, ad_user_data: 'denied' },
+  }]);
+});
