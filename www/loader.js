@@ -679,8 +679,9 @@ function bootTandem(win, script) {
       warn("tandem('init') was called again; the first configuration stays in force");
       return null;
     }
-    var forCore = {};
+    var forCore = config;
     if (config && typeof config === 'object') {
+      forCore = {};
       var keys;
       try {
         keys = Object.keys(config);
@@ -694,8 +695,10 @@ function bootTandem(win, script) {
         try { forCore[keys[i]] = config[keys[i]]; } catch (error) { forCore[keys[i]] = undefined; }
       }
       captureReporting(config);
-    } else {
-      forCore = config;
+    } else if (config != null) {
+      // Refused by the core (Tag::accepts), which reports it: no configuration is in force, so the
+      // calls made so far keep waiting for one.
+      return invoke('init', [config]);
     }
     initConfig = forCore;
     invoke('init', [forCore]);
@@ -821,9 +824,16 @@ function bootTandem(win, script) {
       try {
         if (args[0] === 'init') {
           if (initConfig !== null) return null;
+          if (args[1] != null && typeof args[1] !== 'object') {
+            // Refused, as the core does (Tag::accepts): a later init may be a configuration.
+            report({ code: 'invalid_config', message: 'tandem.init expects a config object', input: String(args[1]) });
+            return null;
+          }
           initConfig = args[1];
           captureReporting(initConfig);
-          return fallback('init', initConfig);
+          fallback('init', initConfig);
+          held.splice(0).forEach(function (call) { degraded.apply(null, call); });
+          return null;
         }
         if (args[0] === 'consent') rememberConsent(args);
         if (initConfig === null && args[0] !== 'consent') {

@@ -209,11 +209,17 @@ impl Tag {
         Tag::init_with(config, page, rng, Pre::default())
     }
 
+    /// Whether `init` takes `config` at all (an object, or nothing for the defaults). The shell asks
+    /// first: what the page said before init is handed over only to an init that takes it.
+    pub fn accepts(config: &Value) -> bool {
+        matches!(config, Value::Object(_) | Value::Null)
+    }
+
     /// `init` with what the page said before it: consent defaults, identity, GPC (`Pre`), all in
     /// force before init's first effect.
     pub fn init_with(config: &Value, page: &PageFacts, rng: &mut dyn Entropy, pre: Pre) -> (Option<Tag>, Outcome) {
         let mut out = Outcome::default();
-        if !matches!(config, Value::Object(_) | Value::Null) {
+        if !Tag::accepts(config) {
             let mut m = String::from("tandem.init expects a config object, got ");
             m.push_str(config.kind());
             out.errors.push(TagError::new("invalid_config", m, config.to_json()));
@@ -1141,9 +1147,15 @@ mod tests {
 
     #[test]
     fn init_rejects_a_non_object_config() {
-        let (tag, out) = Tag::init(&parse("\"G-1\"").unwrap(), &page("https://a.example/", ""), &mut Counter(0));
-        assert!(tag.is_none());
-        assert_eq!(out.errors[0].code, "invalid_config");
+        for refused in ["\"G-1\"", "7", "true", "[]", r#"{"\u0000tandem_invalid":"a function"}"#] {
+            let config = parse(refused).unwrap();
+            assert!(!Tag::accepts(&config), "{refused}");
+            let (tag, out) = Tag::init(&config, &page("https://a.example/", ""), &mut Counter(0));
+            assert!(tag.is_none());
+            assert_eq!(out.errors.len(), 1, "{refused}: reported once");
+            assert_eq!(out.errors[0].code, "invalid_config");
+        }
+        assert!(Tag::accepts(&Value::Null) && Tag::accepts(&parse("{}").unwrap()));
         // A broken platform still leaves a working tag.
         let (tag, out) = Tag::init(&parse(r#"{"meta":{"pixelId":"x"}}"#).unwrap(), &page("https://a.example/", ""), &mut Counter(0));
         assert!(tag.is_some() && out.event_id.is_some());

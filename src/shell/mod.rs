@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::core::error::TagError;
 use crate::core::json::{self, Value};
-use crate::core::tag::{Outcome, PageFacts, Tag};
+use crate::core::tag::{Outcome, PageFacts, Pre, Tag};
 
 thread_local! {
     static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
@@ -76,7 +76,10 @@ pub fn command(name: &str, args_json: &str) -> String {
                 ..Outcome::default()
             },
             ("init", None) | ("restore", None) => {
-                let (tag, mut outcome) = Tag::init_with(arg(0), &page, &mut entropy, privacy::take());
+                // privacy::take forgets what the page said before init: a refused config leaves it
+                // for the init that follows, which would otherwise start without its consent.
+                let pre = if Tag::accepts(arg(0)) { privacy::take() } else { Pre::default() };
+                let (tag, mut outcome) = Tag::init_with(arg(0), &page, &mut entropy, pre);
                 if tag.is_some() {
                     transport::start(arg(0), &mut outcome.errors);
                 }

@@ -191,6 +191,27 @@ test('garbage commands and configs never throw', needsDist, async () => {
   assert.deepEqual(pageErrors, []);
 });
 
+test('a refused init config leaves the tag as before: the next init works, under the consent given before it', needsDist, async () => {
+  const { page, pageErrors, consoleErrors } = await env.newPage({ overrides: { autoPageView: false } });
+  await page.goto(env.url('/fixtures/late-init.html'));
+  await waitForLoaded(page);
+  const r = await page.evaluate(() => {
+    window.tandem('consent', 'default', { ad_storage: 'granted', analytics_storage: 'granted', ad_user_data: 'denied', ad_personalization: 'denied' });
+    const bad = window.tandem('init', 'G-1');
+    window.tandem('init', window.__tandemConfig);
+    const id = window.tandem('track', 'Lead', { value: 1, currency: 'EUR' });
+    return { bad, id, errors: window.__errors.map((e) => e.code) };
+  });
+  assert.equal(r.bad, null);
+  assert.match(String(r.id), UUID_V4, JSON.stringify(r));
+  assert.deepEqual(r.errors, [], 'no not_initialized');
+  const [lead] = await waitForEvents(env.server, (e) => e.event_id === r.id);
+  assert.equal(lead.consent.ad_user_data, 'denied', 'the default made before the refused init is in force');
+  assert.equal(lead.user_data.fbp, undefined);
+  assert.equal(consoleErrors.filter((m) => m.includes('expects a config object')).length, 1, consoleErrors.join('\n'));
+  assert.deepEqual(pageErrors, []);
+});
+
 test('a Purchase with the same order id is sent once (thank-you page reload)', needsDist, async () => {
   const { page } = await loadedPage();
   const first = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 20, currency: 'EUR', order_id: 'dup-order-1' }));

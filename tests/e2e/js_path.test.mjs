@@ -228,3 +228,62 @@ test('JS path: events adopted from an earlier page carry no identifiers while ad
     user_data: {}, click_ids: {}, consent: { ...ALL_GRANTED, ad_user_data: 'denied' },
   }]);
 });
+
+// The whole loader (bootTandem) on the simulated page, with the stub snippet's queue. Without
+// `core`, the page has no fetch for the wasm: the loader takes the plain-JS path. With it, `core`
+// stands in for the wasm's `command` (src/shell/mod.rs), replying as `reply` does.
+function bootedPage(queuedCalls, core) {
+  const page = simulatedPage();
+  const logged = [];
+  page.win.console = { error: (m) => logged.push(m), warn: () => {}, log: () => {} };
+  const stub = function () { (stub.q = stub.q || []).push(arguments); };
+  page.win.tandem = stub;
+  for (const call of queuedCalls) stub(...call);
+  page.context.TANDEM_VERSION = 'test';
+  if (core) {
+    page.context.fetch = () => Promise.resolve({ ok: true, headers: { get: () => 'application/octet-stream' }, arrayBuffer: () => Promise.resolve(new ArrayBuffer(8)) });
+    page.context.WebAssembly = { compile: () => Promise.resolve({}) };
+    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_script_nonce() {}, set_relay() {}, command: core });
+  }
+  page.context.bootTandem(page.win, { src: 'https://shop.example/tandem.js', nonce: '' });
+  return { ...page, logged, tandem: (...args) => page.win.tandem(...args) };
+}
+
+const refusal = (input) => JSON.stringify({ event_id: null, errors: [{ code: 'invalid_config', message: 'tandem.init expects a config object, got a string', input }], warnings: [] });
+
+test('a refused init config leaves the tag as before: a later init works, and the refusal is reported once', async () => {
+  const calls = [];
+  let initialized = false;
+  const page = bootedPage([['consent', 'default', { ad_user_data: 'denied' }], ['init', 'G-1']], (name, json) => {
+    const args = JSON.parse(json);
+    calls.push(name);
+    if (name === 'init') {
+      if (typeof args[0] === 'string') return refusal(json);
+      initialized = true;
+      return '';
+    }
+    if (name === 'track') return initialized ? 'e-' + calls.length : JSON.stringify({ event_id: null, errors: [{ code: 'not_initialized', message: 'Call init', input: 'track' }], warnings: [] });
+    return '';
+  });
+  await page.run(1_000);
+  assert.equal(page.win.tandem.loaded, true, 'live');
+  assert.equal(page.tandem('track', 'Lead'), undefined, 'held: no configuration is in force yet');
+  page.tandem('init', { endpoint: ENDPOINT, autoPageView: false });
+  assert.match(String(page.tandem('track', 'Lead')), /^e-/);
+  assert.deepEqual(calls, ['consent', 'init', 'init', 'track', 'track'], 'the consent default before the core, the held Lead after the good init');
+  assert.deepEqual(page.logged.filter((m) => /config object/.test(m)).length, 1, page.logged.join('\n'));
+  assert.deepEqual(page.logged.filter((m) => /Call init/.test(m)), []);
+});
+
+test('JS path: a refused init config leaves the tag as before: a later init works, and the refusal is reported once', async () => {
+  const other = 'https://collect.example/e';
+  const page = bootedPage([['consent', 'default', { ad_user_data: 'denied' }], ['init', 'G-1'], ['track', 'Lead', {}, { eventId: 'lead-1' }]]);
+  assert.equal(page.win.tandem.degraded, true);
+  const urls = [];
+  page.win.fetch = (url, init) => { urls.push(url); page.events.push(...JSON.parse(init.body).events); return Promise.resolve({ status: 200 }); };
+  page.tandem('init', { endpoint: other, autoPageView: false });
+  await page.run(5_000);
+  assert.deepEqual(page.events.map((e) => [e.event_id, e.consent.ad_user_data]), [['lead-1', 'denied']]);
+  assert.deepEqual(urls, [other]);
+  assert.equal(page.logged.filter((m) => /config object/.test(m)).length, 1, page.logged.join('\n'));
+});
