@@ -679,9 +679,9 @@ function bootTandem(win, script) {
       warn("tandem('init') was called again; the first configuration stays in force");
       return null;
     }
-    var forCore = config;
-    if (config && typeof config === 'object') {
-      forCore = {};
+    if (config == null) config = {}; // the defaults, as the core takes none; null here means no init yet
+    var forCore = {};
+    if (typeof config === 'object') {
       var keys;
       try {
         keys = Object.keys(config);
@@ -695,7 +695,7 @@ function bootTandem(win, script) {
         try { forCore[keys[i]] = config[keys[i]]; } catch (error) { forCore[keys[i]] = undefined; }
       }
       captureReporting(config);
-    } else if (config != null) {
+    } else {
       // Refused by the core (Tag::accepts), which reports it: no configuration is in force, so the
       // calls made so far keep waiting for one.
       return invoke('init', [config]);
@@ -824,12 +824,13 @@ function bootTandem(win, script) {
       try {
         if (args[0] === 'init') {
           if (initConfig !== null) return null;
-          if (args[1] != null && typeof args[1] !== 'object') {
+          var config = args[1] == null ? {} : args[1]; // the defaults; null here means no init yet
+          if (typeof config !== 'object') {
             // Refused, as the core does (Tag::accepts): a later init may be a configuration.
-            report({ code: 'invalid_config', message: 'tandem.init expects a config object', input: String(args[1]) });
+            report({ code: 'invalid_config', message: 'tandem.init expects a config object', input: String(config) });
             return null;
           }
-          initConfig = args[1];
+          initConfig = config;
           captureReporting(initConfig);
           fallback('init', initConfig);
           held.splice(0).forEach(function (call) { degraded.apply(null, call); });

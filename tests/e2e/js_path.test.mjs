@@ -287,3 +287,16 @@ test('JS path: a refused init config leaves the tag as before: a later init work
   assert.deepEqual(urls, [other]);
   assert.equal(page.logged.filter((m) => /config object/.test(m)).length, 1, page.logged.join('\n'));
 });
+
+test('init with no config (null) starts the tag on its defaults, on either path', async () => {
+  let initialized = false;
+  const wasm = bootedPage([['init', null]], (name, json) => {
+    if (name === 'init') initialized = true;
+    return name === 'track' && initialized ? 'e-1' : '';
+  });
+  await wasm.run(1_000);
+  assert.equal(wasm.tandem('track', 'Lead'), 'e-1', 'not held as if no init had come');
+  const js = bootedPage([['init', null], ['track', 'Lead', {}, { eventId: 'lead-1' }]]);
+  await js.run(5_000);
+  assert.deepEqual(js.events.map((e) => e.event_id).filter((id) => id === 'lead-1'), ['lead-1']);
+});
