@@ -2,8 +2,8 @@
 //!
 //! Four purposes (`ad_storage`, `analytics_storage`, `ad_user_data`, `ad_personalization`), each
 //! granted or denied, set by `tandem('consent', 'default' | 'update', {…})` with gtag's semantics:
-//! a default may come before init and carry `wait_for_update` (ms); an update applies at once and
-//! ends the wait. While a default's wait runs, every purpose is *pending*: events wait in memory
+//! a default may come before init and carry `wait_for_update` (ms), ignored after an update; an
+//! update applies at once and ends the wait. While a default's wait runs, every purpose is *pending*: events wait in memory
 //! (with their original timestamps) until an update or the deadline, then go out under the state
 //! in force.
 //!
@@ -180,7 +180,8 @@ impl Consent {
                 }
             }
         }
-        if kind == Kind::Update {
+        // A wait is for the visitor's first choice: once one came, a default cannot make it pending.
+        if kind == Kind::Update || self.updated.contains(&true) {
             self.wait_until = None;
         }
         *self != before
@@ -330,6 +331,8 @@ mod tests {
             (&[("\"default\"", r#"{"ad_storage":"denied"}"#, 0), ("\"update\"", r#"{"ad_storage":"granted"}"#, 5)], 10, honor, false, "gggg"),
             // A default after an update does not undo the update (gtag semantics).
             (&[("\"update\"", r#"{"ad_storage":"granted"}"#, 0), ("\"default\"", r#"{"ad_storage":"denied","analytics_storage":"denied"}"#, 1)], 2, honor, false, "gdgg"),
+            // Nor does its wait: the update stays in force, nothing is pending.
+            (&[("\"update\"", r#"{"ad_storage":"granted"}"#, 0), ("\"default\"", r#"{"ad_storage":"denied","wait_for_update":500}"#, 1)], 2, honor, false, "gggg"),
             // wait_for_update: pending until the deadline, then the default's values.
             (&[("\"default\"", r#"{"ad_storage":"denied","wait_for_update":500}"#, 0)], 499, honor, false, "pppp"),
             (&[("\"default\"", r#"{"ad_storage":"denied","wait_for_update":500}"#, 0)], 500, honor, false, "dggg"),

@@ -626,6 +626,19 @@ mod tests {
     }
 
     #[test]
+    fn a_default_with_a_wait_after_an_update_leaves_the_update_in_force() {
+        let p = page("https://www.shop.example/", "");
+        let all = r#"["update",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#;
+        let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", all)], false));
+        let out = tag.consent(&parse("\"default\"").unwrap(), &parse(r#"{"ad_storage":"denied","wait_for_update":500}"#).unwrap(), &p, &mut Counter(9));
+        let l = lines(&out.effects);
+        assert!(!l.iter().any(|l| l.contains("denied") || l.contains("revoke") || l.contains("holdConsent")), "{l:#?}");
+        assert!(tag.consent_state(NOW).ad_pixels() && !tag.consent_state(NOW).pending() && tag.wake_at().is_none());
+        let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40));
+        assert!(body_of(&t).get("user_data").and_then(|u| u.get("fbp")).is_some(), "sent now, with identifiers");
+    }
+
+    #[test]
     fn a_page_view_after_a_wait_ran_out_applies_the_change_first() {
         let p = page("https://www.shop.example/?gclid=G1", "");
         let calls = [("consent", r#"["default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted","wait_for_update":500}]"#)];
