@@ -410,7 +410,9 @@ impl Tag {
 
     /// `tandem.track(name, params, options)`.
     pub fn track(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
-        let mut out = Outcome::default();
+        // As in `page`: a wait that ended before its timer ran releases what it held first (when
+        // deferred, into `deferred` ahead of this event), and the platforms hear of it first.
+        let mut out = self.consent_changed(page, rng);
         // `eventID` (fbq's spelling) and `event_id` (ttq's) are taken too, and a bare string or
         // number as the id itself: a site's id sent as a random one instead would never match its
         // server copy.

@@ -656,6 +656,31 @@ mod tests {
     }
 
     #[test]
+    fn a_track_after_a_wait_ran_out_applies_the_change_first() {
+        let p = page("https://www.shop.example/", "");
+        let calls = [("consent", r#"["default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted","wait_for_update":500}]"#)];
+        let later = PageFacts { now_ms: NOW + 600, ..p.clone() };
+        let lead = parse("\"Lead\"").unwrap();
+        for deferred in [false, true] {
+            let (mut tag, out) = init_with(CFG, &p, pre(&calls, false));
+            let held = out.event_id.clone().unwrap();
+            // The deadline passed before the shell's timer ran.
+            let mut out = if deferred { tag.track_deferred(&lead, &Value::Null, &Value::Null, &later, &mut Counter(60)) } else { tag.track(&lead, &Value::Null, &Value::Null, &later, &mut Counter(60)) };
+            let id = out.event_id.clone().unwrap();
+            if deferred {
+                out.append(&mut tag.emit_deferred(&later));
+            }
+            let ids: Vec<&str> = out.effects.iter().filter_map(|e| if let Effect::Send { event_id, .. } = e { Some(event_id.as_str()) } else { None }).collect();
+            assert_eq!(ids, [held.as_str(), id.as_str()], "deferred={deferred}: the held PageView goes first");
+            let l = lines(&out.effects);
+            let at = |f: &dyn Fn(&String) -> bool| l.iter().position(f).unwrap_or(usize::MAX);
+            let first_lead = at(&|l| l.contains("Lead"));
+            assert!(at(&|l| l.starts_with(r#"gtag["consent","update""#)) < first_lead && at(&|l| l == "ttq.grantConsent[]") < first_lead, "deferred={deferred}: {l:#?}");
+            assert_eq!(tag.wake_at(), None);
+        }
+    }
+
+    #[test]
     fn basic_mode_drops_without_consent_and_what_waits_on_denial() {
         let p = page("https://www.shop.example/", "");
         let basic = CFG.replace("{\"meta\"", "{\"consentMode\":\"basic\",\"meta\"");

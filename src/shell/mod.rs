@@ -46,10 +46,15 @@ pub fn command(name: &str, args_json: &str) -> String {
             PageFacts { now_ms: browser::now(), ..PageFacts::default() }
         }
         // An event held for consent keeps its call's cookies; any other is built with later ones.
+        // A wait past its deadline is caught up first (`Tag::track`), which reads what `__consent_wait` would.
         "track" => {
             let now_ms = browser::now();
-            let pending = TAG.with(|slot| slot.borrow().as_ref().is_some_and(|tag| tag.consent_state(now_ms).pending()));
-            browser::track_facts(pending, now_ms)
+            let (pending, due) = TAG.with(|slot| slot.borrow().as_ref().map_or((false, false), |tag| (tag.consent_state(now_ms).pending(), tag.wake_at().is_some_and(|t| now_ms >= t))));
+            if due {
+                browser::page_facts(false)
+            } else {
+                browser::track_facts(pending, now_ms)
+            }
         }
         _ => browser::page_facts(),
     };
