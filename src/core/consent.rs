@@ -3,7 +3,8 @@
 //! Four purposes (`ad_storage`, `analytics_storage`, `ad_user_data`, `ad_personalization`), each
 //! granted or denied, set by `tandem('consent', 'default' | 'update', {…})` with gtag's semantics:
 //! a default may come before init and carry `wait_for_update` (ms), ignored after an update; an
-//! update applies at once and ends the wait. While a default's wait runs, every purpose is *pending*: events wait in memory
+//! update applies at once and ends the wait. A default with `region` that denies a purpose holds
+//! against a default without one (see `Consent::regional`). While a default's wait runs, every purpose is *pending*: events wait in memory
 //! (with their original timestamps) until an update or the deadline, then go out under the state
 //! in force.
 //!
@@ -92,6 +93,10 @@ pub struct Consent {
     site: [Option<bool>; 4],
     /// Purposes set by an update (a later default does not override them, as in gtag).
     updated: [bool; 4],
+    /// Purposes a default with `region` denied. gtag applies it to visitors in those regions only,
+    /// whatever the order of the defaults; Tandem cannot tell where the visitor is, so between
+    /// defaults the denial holds.
+    regional: [bool; 4],
     /// A default's `wait_for_update` deadline (Unix ms), until an update or the deadline passes.
     wait_until: Option<u64>,
     /// The site called consent at all.
@@ -144,15 +149,27 @@ impl Consent {
         };
         let before = self.clone();
         self.managed = true;
+        // A malformed region still counts: the site meant the default for some region.
+        let regional = values.get("region").is_some_and(|r| {
+            if !matches!(r, Value::Array(codes) if codes.iter().all(|c| c.as_str().is_some())) {
+                errors.push(TagError::new("invalid_consent", "consent region must be an array of region codes like ['AT', 'DE']", r.to_json()));
+            }
+            true
+        });
         for (k, v) in members {
-            if k == "wait_for_update" || k == "waitForUpdate" {
-                match (kind, v) {
-                    (Kind::Default, Value::Number(n)) => match whole(n) {
+            let wait = k == "wait_for_update" || k == "waitForUpdate";
+            if wait || k == "region" {
+                match kind {
+                    Kind::Update => {
+                        let mut w = k.clone();
+                        w.push_str(" only applies to a consent default; ignored in an update");
+                        warnings.push(w);
+                    }
+                    _ if wait => match if let Value::Number(n) = v { whole(n) } else { None } {
                         Some(ms) => self.wait_until = if ms == 0 { None } else { Some(now_ms.saturating_add(ms.min(MAX_WAIT_MS))) },
                         None => errors.push(TagError::new("invalid_consent", "wait_for_update must be a whole number of milliseconds", v.to_json())),
                     },
-                    (Kind::Default, _) => errors.push(TagError::new("invalid_consent", "wait_for_update must be a whole number of milliseconds", v.to_json())),
-                    (Kind::Update, _) => warnings.push(String::from("wait_for_update only applies to a consent default; ignored in an update")),
+                    _ => {}
                 }
                 continue;
             }
@@ -173,7 +190,12 @@ impl Consent {
             };
             match kind {
                 Kind::Default if self.updated[i] => {}
-                Kind::Default => self.site[i] = Some(granted),
+                Kind::Default => {
+                    if self.site[i] != Some(false) || !(regional || self.regional[i]) {
+                        self.site[i] = Some(granted);
+                    }
+                    self.regional[i] |= regional && !granted;
+                }
                 Kind::Update => {
                     self.site[i] = Some(granted);
                     self.updated[i] = true;
@@ -333,6 +355,12 @@ mod tests {
             (&[("\"update\"", r#"{"ad_storage":"granted"}"#, 0), ("\"default\"", r#"{"ad_storage":"denied","analytics_storage":"denied"}"#, 1)], 2, honor, false, "gdgg"),
             // Nor does its wait: the update stays in force, nothing is pending.
             (&[("\"update\"", r#"{"ad_storage":"granted"}"#, 0), ("\"default\"", r#"{"ad_storage":"denied","wait_for_update":500}"#, 1)], 2, honor, false, "gggg"),
+            // A regional denial holds against a default without region, in either order; an update wins.
+            (&[("\"default\"", r#"{"ad_storage":"denied","ad_user_data":"denied","region":["AT","DE"]}"#, 0), ("\"default\"", r#"{"ad_storage":"granted","ad_user_data":"granted"}"#, 1)], 2, honor, false, "dgdg"),
+            (&[("\"default\"", r#"{"ad_storage":"granted"}"#, 0), ("\"default\"", r#"{"ad_storage":"denied","region":["AT"]}"#, 1), ("\"default\"", r#"{"ad_storage":"granted"}"#, 2)], 3, honor, false, "dggg"),
+            (&[("\"default\"", r#"{"ad_storage":"denied","region":["AT"]}"#, 0), ("\"update\"", r#"{"ad_storage":"granted"}"#, 1)], 2, honor, false, "gggg"),
+            // A regional grant does not lift a denial either.
+            (&[("\"default\"", r#"{"ad_storage":"denied"}"#, 0), ("\"default\"", r#"{"ad_storage":"granted","region":["US"]}"#, 1)], 2, honor, false, "dggg"),
             // wait_for_update: pending until the deadline, then the default's values.
             (&[("\"default\"", r#"{"ad_storage":"denied","wait_for_update":500}"#, 0)], 499, honor, false, "pppp"),
             (&[("\"default\"", r#"{"ad_storage":"denied","wait_for_update":500}"#, 0)], 500, honor, false, "dggg"),
@@ -371,6 +399,8 @@ mod tests {
         let (_, e, w) = call(&mut c, "\"update\"", r#"{"ad_storage":"yes","adStorage":"denied","wait_for_update":5}"#, T0);
         assert!(e[0].message.contains("consent.ad_storage"), "{e:?}");
         assert!(w.iter().any(|w| w.contains("adStorage")) && w.iter().any(|w| w.contains("only applies")), "{w:?}");
+        let (_, e, w) = call(&mut c, "\"default\"", r#"{"region":"AT"}"#, T0);
+        assert!(e[0].message.contains("region") && w.is_empty(), "{e:?} {w:?}");
         let (changed, _, _) = call(&mut c, "\"update\"", r#"{"ad_storage":"granted"}"#, T0);
         assert!(changed);
         let (changed, _, _) = call(&mut c, "\"update\"", r#"{"ad_storage":"granted"}"#, T0);

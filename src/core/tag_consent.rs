@@ -579,6 +579,19 @@ mod tests {
     }
 
     #[test]
+    fn a_regional_denial_is_not_granted_again_by_a_default_without_region() {
+        let p = page("https://www.shop.example/?fbclid=F1", "");
+        let calls = [
+            ("consent", r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied","region":["AT","DE"]}]"#),
+            ("consent", r#"["default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#),
+        ];
+        let (_, out) = init_with(CFG, &p, pre(&calls, false));
+        let l = lines(&out.effects);
+        assert!(cookie_line(&l, "_fbp").is_none() && cookie_line(&l, "_fbc").is_none() && !l.iter().any(|l| l.contains("grant")), "{l:#?}");
+        assert!(l.contains(&String::from(r#"gtag["consent","default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#)), "{l:#?}");
+    }
+
+    #[test]
     fn user_data_denied_strips_every_identifier() {
         let p = page("https://www.shop.example/?fbclid=F1&ttclid=E.C.P.t", "_fbp=fb.1.1.2; _ttp=tt1; _tandem_cid=abc");
         let calls = [("consent", r#"["default",{"ad_user_data":"denied"}]"#), ("identify", r#"[{"email":"a@example.com","phone":"+1 650 555 1212"}]"#)];
