@@ -26,7 +26,8 @@
 //!   `pagehide` releases the lease (`until: 0`) so the next page of the same visit adopts at once.
 //! - **Consent.** Queued events were built under the consent of their time; on a revocation of
 //!   ad_user_data the shell has `rewrite` redact every one of them (`payload::redact`) and the
-//!   stored copy is written again.
+//!   stored copy is written again. In basic mode a state that no longer allows sending drops them
+//!   all (`drop_all`).
 //! - **Unload.** On `visibilitychange`→hidden and `pagehide` the waiting events go by sendBeacon
 //!   (`true` counts as handed over), in requests under `batch.maxBytes` and all together under
 //!   `UNLOAD_BUDGET`, well inside the browser's 64 KiB keepalive budget. When the endpoint was
@@ -54,6 +55,8 @@ pub const UNLOAD_BUDGET: usize = 48 * 1024;
 /// Requests above this go without `keepalive` (which the browser would refuse).
 pub const KEEPALIVE_MAX: usize = 60 * 1024;
 const URL_MAX: usize = 2048;
+/// `Step::wake_ms` that cancels the timer.
+pub const NEVER: u64 = u64::MAX;
 
 /// Delivery settings from the init config (`batch`, `queue`).
 #[derive(Clone, Debug, PartialEq)]
@@ -157,7 +160,7 @@ pub struct Step {
     pub forget: Vec<String>,
     pub persist: Option<Option<String>>,
     pub requests: Vec<Request>,
-    /// Call `tick` after this many ms (replaces the previous timer).
+    /// Call `tick` after this many ms (replaces the previous timer; `NEVER` cancels it).
     pub wake_ms: Option<u64>,
     pub errors: Vec<TagError>,
     pub warnings: Vec<String>,
@@ -351,6 +354,17 @@ impl Outbox {
         if changed {
             self.persist(&mut step, now_ms);
         }
+        step
+    }
+
+    /// Consent no longer allows sending (basic mode): every event waiting goes, from memory and
+    /// storage, and nothing is retried. A request in flight cannot be recalled; its answer finds
+    /// nothing to keep or retry.
+    pub fn drop_all(&mut self, now_ms: u64) -> Step {
+        let mut step = Step { wake_ms: Some(NEVER), ..Step::default() };
+        self.items.clear();
+        self.next_send = None;
+        self.persist(&mut step, now_ms);
         step
     }
 
@@ -1074,6 +1088,24 @@ mod tests {
         let s = o.tick(NOW, false, &mut Fixed(0));
         assert_eq!(sent_ids(&s), ["lead"], "delivered from memory during the page: {s:?}");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn drop_all_empties_the_queue_and_its_stored_copy_and_retries_nothing() {
+        let mut o = outbox(Settings::default());
+        let _ = enqueue_and_end_task(&mut o, &["a"], 0, NOW);
+        let _ = o.delivered("a", 503, NOW, &mut Fixed(0));
+        let _ = queue(&mut o, "b", 0, NOW);
+        let _ = o.tick(NOW + BACKOFF_MAX_MS, true, &mut Fixed(0));
+        // "a" and "b" are in flight again, and storage holds them.
+        let s = o.drop_all(NOW + BACKOFF_MAX_MS);
+        assert!(o.is_empty() && s.requests.is_empty(), "{s:?}");
+        assert_eq!((s.persist, s.wake_ms), (Some(None), Some(NEVER)), "the stored copy removed, the timer cancelled");
+        // The answer to the request in flight, a timer, the browser back online: nothing goes.
+        let later = NOW + 10 * BACKOFF_MAX_MS;
+        assert!(o.delivered("a,b", 503, later, &mut Fixed(0)).requests.is_empty());
+        assert!(o.tick(later, false, &mut Fixed(0)).requests.is_empty() && o.online(later).requests.is_empty() && o.hide(later, true).requests.is_empty());
+        assert!(o.is_empty());
     }
 
     #[test]

@@ -62,6 +62,7 @@ export function transport_wake(ms) {
       }
       return;
     }
+    if (ms > 2147483647) return; // outbox::NEVER: cancelled (setTimeout would run it at once)
     tandemTimer = setTimeout(function () {
       tandemTimer = 0;
       if (tandemRelay) tandemRelay('__tick', []);
@@ -196,6 +197,8 @@ thread_local! {
     static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Whether the queue was last redacted for a denied ad_user_data (see `follow_consent`).
     static USER_DATA_DENIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether basic mode last stopped sending, so the queue was dropped (see `follow_consent`).
+    static SENDING_STOPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
     /// than scheduled (see `send_after`).
     static DUE_NOW: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
@@ -209,7 +212,8 @@ thread_local! {
 /// storage is access too. Denial of ad_user_data (an update, or GPC) redacts what waits, in memory
 /// and stored, to what it would carry had it been tracked now. The first call after start counts
 /// as a change, and so does an adoption, so events adopted from an earlier page are redacted too;
-/// pending (a wait) is not a denial.
+/// pending (a wait) is not a denial. In basic mode, a state that does not allow sending drops the
+/// queue instead, in memory and stored, and cancels its timer (`Outbox::drop_all`).
 pub fn follow_consent(state: &State) {
     let allowed = state.ad_storage();
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
@@ -226,6 +230,12 @@ pub fn follow_consent(state: &State) {
     if adopting {
         let stored = stored_queues();
         with_outbox(&mut |outbox, now_ms| outbox.adopt(&stored, now_ms));
+    }
+    // Basic mode sends nothing without ad consent: what waits goes too, retries included.
+    let stopped = !state.may_send() && !state.pending();
+    let was_stopped = SENDING_STOPPED.with(|s| s.replace(stopped));
+    if stopped && (!was_stopped || adopting) {
+        with_outbox(&mut |outbox, now_ms| outbox.drop_all(now_ms));
     }
     let denied = !state.user_data() && !state.pending();
     let was_denied = USER_DATA_DENIED.with(|d| d.replace(denied));
@@ -406,4 +416,5 @@ pub fn reset() {
     OUTBOX.with(|slot| *slot.borrow_mut() = None);
     STORAGE_ALLOWED.with(|a| a.set(true));
     USER_DATA_DENIED.with(|d| d.set(false));
+    SENDING_STOPPED.with(|s| s.set(false));
 }
