@@ -126,7 +126,10 @@ pub fn command(name: &str, args_json: &str) -> String {
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
             ("consent", Some(tag)) => tag.consent(arg(0), arg(1), &page, &mut entropy),
             ("identify", Some(tag)) => tag.identify(arg(0), page.now_ms),
-            ("__consent_wait", Some(tag)) => tag.wake(&page, &mut entropy),
+            ("__consent_wait", Some(tag)) => {
+                privacy::woke();
+                tag.wake(&page, &mut entropy)
+            }
             ("consent", None) | ("identify", None) => privacy::before_init(name, &args, page.now_ms),
             ("__consent_wait", None) => Outcome::default(),
             ("track", None) | ("page", None) => rejected(TagError::new(

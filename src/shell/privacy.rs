@@ -67,6 +67,12 @@ pub fn take() -> Pre {
     pre
 }
 
+/// The timer ran (`__consent_wait`). It may run before the deadline by the page's clock (coarsened
+/// timers): the deadline is forgotten, so a wait still running is armed again by `schedule`.
+pub fn woke() {
+    WAKE_AT.with(|w| *w.borrow_mut() = None);
+}
+
 /// Arms the timer for a wait that holds events (once per deadline).
 pub fn schedule(tag: &Tag, now_ms: u64) {
     let Some(at) = tag.wake_at() else { return };
