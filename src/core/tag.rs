@@ -84,6 +84,7 @@ pub struct Outcome {
 
 use crate::core::attribution::{Attribution, STORAGE_KEY};
 use crate::core::config::{self, Config};
+use crate::core::consent::State;
 use crate::core::cookies::{self, FbcDecision};
 use crate::core::event::{self, EventName, Standard, ValidEvent};
 use crate::core::ids;
@@ -170,6 +171,8 @@ pub struct Tag {
     /// The sent log changed since its last `Store`.
     sent_log_dirty: bool,
     defer: bool,
+    /// The platforms' setup waits for a consent state that allows sending (basic mode).
+    setup_waiting: bool,
     /// TikTok's `_ttp` cookie, once an event found it: its pixel sets it once and keeps it, and
     /// reading `document.cookie` for it on every event was a large part of each event's work
     /// after `track()` (see `needs_cookies_to_emit`). Read again after any consent command.
@@ -254,6 +257,7 @@ impl Tag {
             deferred: Vec::new(),
             sent_log_dirty: false,
             defer: false,
+            setup_waiting: false,
             ttp: None,
         };
         if ad_storage_read {
@@ -285,13 +289,10 @@ impl Tag {
         tag.gate_write(store, page.now_ms, &mut out.effects);
 
         let consent = tag.setup_privacy(page.now_ms);
-        let ctx = SetupCtx { nonce: &page.nonce, consent: &consent, identity: tag.privacy.identity(&consent) };
-        for d in &tag.config.destinations {
-            let setup = d.setup(&ctx);
-            if tag.config.debug {
-                log(&mut out.effects, &[d.key(), ": set up with ", u64_text(setup.len() as u64).as_str(), " call(s)"]);
-            }
-            out.effects.extend(setup);
+        // Basic mode loads no pixel without ad consent: set up by `consent_changed` once it allows.
+        tag.setup_waiting = !consent.may_send();
+        if !tag.setup_waiting {
+            tag.set_up(&consent, &page.nonce, &mut out.effects);
         }
         if tag.config.auto_page_view {
             let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
@@ -301,6 +302,18 @@ impl Tag {
             out.warnings.extend(pv.warnings);
         }
         (Some(tag), out)
+    }
+
+    /// Each destination's setup (base code, consent, init or config, identity), once.
+    fn set_up(&self, consent: &State, nonce: &str, out: &mut Vec<Effect>) {
+        let ctx = SetupCtx { nonce, consent, identity: self.privacy.identity(consent) };
+        for d in &self.config.destinations {
+            let setup = d.setup(&ctx);
+            if self.config.debug {
+                log(out, &[d.key(), ": set up with ", u64_text(setup.len() as u64).as_str(), " call(s)"]);
+            }
+            out.extend(setup);
+        }
     }
 
     pub fn debug(&self) -> bool {

@@ -275,8 +275,11 @@ impl Tag {
             line.push_str(&state.to_json());
             out.effects.push(Effect::Log(line));
         }
-        for d in &self.config.destinations {
-            out.effects.extend(d.consent(&state, false));
+        let was_set_up = !self.setup_waiting;
+        if was_set_up {
+            for d in &self.config.destinations {
+                out.effects.extend(d.consent(&state, false));
+            }
         }
         self.take_in_ad_storage(page);
         self.settle_domain(page);
@@ -303,8 +306,13 @@ impl Tag {
             }
             out.effects.push(e);
         }
+        // After the writes, as at init; with the identity of now, so none is handed over below.
+        if !was_set_up && state.may_send() {
+            self.setup_waiting = false;
+            self.set_up(&state, &page.nonce, &mut out.effects);
+        }
         let was_allowed = before.is_some_and(|b| b.user_data());
-        if state.user_data() && !was_allowed && !self.privacy.identity.is_empty() {
+        if was_set_up && state.user_data() && !was_allowed && !self.privacy.identity.is_empty() {
             for d in &self.config.destinations {
                 out.effects.extend(d.identify(&self.privacy.identity));
             }
@@ -336,14 +344,14 @@ impl Tag {
         if self.config.debug {
             out.effects.push(Effect::Log(self.privacy.identity.debug_line()));
         }
-        match self.privacy.identity(&state) {
+        match self.privacy.identity(&state).filter(|_| !self.setup_waiting) {
             Some(id) => {
                 for d in &self.config.destinations {
                     out.effects.extend(d.identify(id));
                 }
             }
             None if !self.privacy.identity.is_empty() => {
-                out.warnings.push(String::from("identify: kept in memory; nothing is sent while ad_user_data is not granted"));
+                out.warnings.push(String::from("identify: kept in memory; nothing is sent until consent allows it (ad_user_data; in basic mode ad_storage too)"));
             }
             None => {}
         }
@@ -714,6 +722,37 @@ mod tests {
         at.now_ms = NOW + 1000;
         let out = tag.wake(&at, &mut Counter(5));
         assert!(lines(&out.effects).iter().any(|l| l.starts_with("send")), "{out:?}");
+    }
+
+    #[test]
+    fn basic_mode_sets_up_no_platform_until_consent_allows_sending() {
+        let p = page("https://www.shop.example/", "");
+        let cfg = r#"{"consentMode":"basic","meta":{"pixelId":"123456789012345","load":true},"google":{"tagId":"G-ABC123","load":true},"tiktok":{"pixelId":"CABCDEFGHIJ1234567890","load":true}}"#;
+        let setup = |l: &[String]| l.iter().filter(|l| l.starts_with("load ") || l.starts_with(r#"fbq["init""#) || l.starts_with(r#"gtag["config""#)).count();
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#;
+        let granted = parse(r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}"#).unwrap();
+        let (mut tag, out) = init_with(cfg, &p, pre(&[("consent", denied), ("identify", r#"[{"email":"a@example.com"}]"#)], false));
+        assert_eq!(setup(&lines(&out.effects)), 0, "{:#?}", lines(&out.effects));
+        // A change that still does not allow sending sets up nothing and tells no platform.
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_user_data":"granted"}"#).unwrap(), &p, &mut Counter(5));
+        assert!(!lines(&out.effects).iter().any(|l| l.starts_with("load ") || l.starts_with("fbq") || l.starts_with("gtag") || l.starts_with("ttq")), "{:#?}", lines(&out.effects));
+        assert!(tag.identify(&parse(r#"{"phone":"+16505551212"}"#).unwrap(), NOW).effects.is_empty());
+        let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9));
+        let l = lines(&out.effects);
+        assert_eq!(setup(&l), 5, "{l:#?}");
+        assert!(l.contains(&String::from(r#"gtag["consent","default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#)) && !l.iter().any(|l| l.contains("update")), "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with(r#"fbq["init","123456789012345",{"em":""#)) && l.iter().filter(|l| l.starts_with("ttq.identify")).count() == 1, "identity handed over once: {l:#?}");
+        let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40));
+        assert_eq!(setup(&lines(&t.effects)), 0, "once");
+        assert!(lines(&t.effects).iter().any(|l| l.starts_with(r#"fbq["track","Lead""#)));
+        // Held by a wait, then granted: the setup comes before the held PageView's calls.
+        let waiting = r#"["default",{"ad_storage":"denied","wait_for_update":500}]"#;
+        let (mut tag, out) = init_with(cfg, &p, pre(&[("consent", waiting)], false));
+        assert!(out.event_id.is_some() && setup(&lines(&out.effects)) == 0, "{:#?}", lines(&out.effects));
+        let l = lines(&tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9)).effects);
+        let last_setup = l.iter().rposition(|l| l.starts_with("load ") || l.starts_with(r#"gtag["config""#) || l.starts_with(r#"fbq["init""#));
+        let first_event = l.iter().position(|l| l.contains("PageView") || l.starts_with("ttq.page") || l.starts_with("send "));
+        assert!(setup(&l) == 5 && last_setup < first_event && first_event.is_some(), "{l:#?}");
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub struct SetupCtx<'a> {
 pub trait Destination {
     /// The registry key (also the config key), e.g. `"meta"`.
     fn key(&self) -> &'static str;
-    /// Effects run once at init, after cookies and storage: base-code injection
+    /// Effects run once, after cookies and storage, at init (in basic mode, once consent first
+    /// allows sending): base-code injection
     /// (`Effect::LoadBaseCode` when the config says `load: true`) and `init`/`config` calls.
     fn setup(&self, ctx: &SetupCtx) -> Vec<Effect>;
     /// The calls that send `ev` to this platform, carrying `ev.event_id` for deduplication. Empty
