@@ -51,7 +51,7 @@ pub fn command(name: &str, args_json: &str) -> String {
             let now_ms = browser::now();
             let (pending, due) = TAG.with(|slot| slot.borrow().as_ref().map_or((false, false), |tag| (tag.consent_state(now_ms).pending(), tag.wake_at().is_some_and(|t| now_ms >= t))));
             if due {
-                browser::page_facts(false)
+                browser::page_facts()
             } else {
                 browser::track_facts(pending, now_ms)
             }
