@@ -446,12 +446,16 @@ function createJsPath(win, version, report, tabId) {
     if (typeof params.value === 'number' && isFinite(params.value) && params.value >= 0) custom.value = params.value;
     if (typeof params.currency === 'string' && /^[A-Za-z]{3}$/.test(params.currency)) custom.currency = params.currency.toUpperCase();
     var order = params.order_id;
+    if (typeof order === 'string') order = order.trim(); // read from the page's text, as the core trims it
     if ((typeof order === 'string' || typeof order === 'number') && EVENT_ID_PATTERN.test(String(order))) custom.order_id = String(order);
     if (name === 'Purchase' && (custom.value === undefined || custom.currency === undefined)) {
       report({ code: 'missing_field', message: 'A Purchase needs a numeric value and an ISO 4217 currency', input: '' });
       return null;
     }
-    var eventId = options && options.eventId !== undefined ? String(options.eventId) : randomId();
+    // The core's rules (Tag::track): eventId, eventID or event_id, or the id itself; else a
+    // Purchase is named by its order id, and anything else gets a random one.
+    var given = options && typeof options === 'object' ? [options.eventId, options.eventID, options.event_id].filter(function (v) { return v != null; })[0] : options;
+    var eventId = given != null ? String(given) : name === 'Purchase' && custom.order_id && custom.order_id.length < 63 ? 'o-' + custom.order_id : randomId();
     if (!EVENT_ID_PATTERN.test(eventId)) {
       report({ code: 'invalid_event_id', message: 'options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -', input: eventId });
       return null;
@@ -710,6 +714,18 @@ function bootTandem(win, script) {
 
   function invoke(command, args, replayed) {
     var reply;
+    if (unemitted.length && command !== 'track' && command !== '__emit') {
+      // What earlier tracks left for the end of the task is emitted in a call of its own: a trap
+      // in this command must not leave those events both sent and kept for the fresh instance.
+      try {
+        glue.command('__emit', '[]');
+      } catch (error) {
+        restart(error);
+        stub.q.push([command].concat(args)); // not the call that trapped: it runs on the fresh instance
+        return null;
+      }
+      unemitted = [];
+    }
     var json = toJson(args);
     try {
       reply = glue.command(typeof command === 'string' ? command : toJson(command), json);

@@ -50,6 +50,8 @@ pub const BACKOFF_BASE_MS: u64 = 1000;
 pub const BACKOFF_MAX_MS: u64 = 60_000;
 /// A request without an answer after this long counts as a network failure.
 pub const IN_FLIGHT_TIMEOUT_MS: u64 = 30_000;
+/// How long adopted events wait before they are sent (see `adopt`).
+const ADOPT_DELAY_MS: u64 = 1000;
 /// Bytes of beacons the tag allows itself on unload (the browser allows 64 KiB for the page).
 pub const UNLOAD_BUDGET: usize = 48 * 1024;
 /// Requests above this go without `keepalive` (which the browser would refuse).
@@ -289,8 +291,9 @@ impl Outbox {
         }
         self.bound(&mut step);
         if !self.items.is_empty() {
-            // A short delay, so an answer still on its way to a crashed instance can land first.
-            self.next_send = Some(now_ms + self.settings.window_ms);
+            // A delay, so an answer still on its way to a crashed instance (its request went out
+            // just before the trap) can land first and spare the endpoint a second copy.
+            self.next_send = Some(now_ms + self.settings.window_ms.max(ADOPT_DELAY_MS));
         }
         self.finish(&mut step, now_ms, true);
         step

@@ -112,8 +112,8 @@ test('JS path: a Purchase whose order id was already sent, on this page or an ea
   const first = simulatedPage(store);
   first.tag('init', { endpoint: ENDPOINT, autoPageView: false });
   const id = first.tag('track', 'Purchase', purchase);
-  assert.ok(id, 'the first one goes');
-  assert.equal(first.tag('track', 'Purchase', purchase), null, 'the same order again on this page');
+  assert.equal(id, 'o-o-1', 'named by its order id, as the core names it');
+  assert.equal(first.tag('track', 'Purchase', { ...purchase, order_id: '  o-1\n' }), id, 'the same order again on this page (trimmed) is the same event');
   await first.run(5_000);
   assert.equal(first.requests.length, 1);
   assert.match(store.get('tandem:sent') || '', /"o:o-1"/, 'kept in the sent-conversions log the wasm path reads too');
@@ -124,6 +124,18 @@ test('JS path: a Purchase whose order id was already sent, on this page or an ea
   assert.ok(reloaded.tag('track', 'Purchase', { ...purchase, order_id: 'o-2' }), 'another order goes');
   await reloaded.run(5_000);
   assert.equal(reloaded.requests.length, 1);
+});
+
+test('JS path: the event id options of the core (eventId, eventID, event_id, a bare id) name the event', async () => {
+  const page = simulatedPage();
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  assert.equal(page.tag('track', 'Lead', {}, { eventId: 'a-1' }), 'a-1');
+  assert.equal(page.tag('track', 'Lead', {}, { eventID: 'a-2' }), 'a-2');
+  assert.equal(page.tag('track', 'Lead', {}, { event_id: 'a-3' }), 'a-3');
+  assert.equal(page.tag('track', 'Lead', {}, 'a-4'), 'a-4');
+  assert.notEqual(page.tag('track', 'Lead', { order_id: 'x' }), 'o-x', 'only a Purchase is named by its order');
+  await page.run(5_000);
+  assert.ok(page.requests.length >= 1);
 });
 
 test('JS path: a page with Prototype.js\'s Array.prototype.toJSON still sends valid JSON, and keeps its toJSON', async () => {
