@@ -187,6 +187,9 @@ pub struct Outbox {
     written: bool,
     /// After `pagehide`: persist with `until: 0` so the next page adopts at once.
     released: bool,
+    /// Set by `hide` until the page is seen alive again (a tick, a new event, `online`): the
+    /// beacons' results must not start a normal request past the unload budget.
+    unloading: bool,
     /// When the lease of our last write runs out (0 once released).
     lease_until: u64,
 }
@@ -242,6 +245,7 @@ impl Outbox {
             storage_ok: true,
             written: false,
             released: false,
+            unloading: false,
             lease_until: 0,
         }
     }
@@ -376,6 +380,7 @@ impl Outbox {
     pub fn tick(&mut self, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) -> Step {
         let mut step = self.key_checked(own_stored);
         self.released = false;
+        self.unloading = false;
         if !step.warnings.is_empty() {
             // Its one warning: the queue was adopted and dropped, nothing is left to send.
             return step;
@@ -473,6 +478,7 @@ impl Outbox {
     /// The browser is back online: retry now.
     pub fn online(&mut self, now_ms: u64) -> Step {
         let mut step = Step::default();
+        self.unloading = false;
         if !self.items.is_empty() && !self.in_flight() {
             self.next_send = Some(now_ms);
         }
@@ -502,6 +508,7 @@ impl Outbox {
         if pagehide {
             self.released = true;
         }
+        self.unloading = true;
         self.persist(&mut step, now_ms);
         step
     }
@@ -623,7 +630,8 @@ impl Outbox {
                 break;
             }
             if count == 0 && !fits && beacon {
-                return None; // over the unload budget: it stays persisted for the next page
+                continue; // over the unload budget: it stays persisted for the next page, and
+                          // smaller ones behind it still go
             }
             if count > 0 {
                 body.push(',');
@@ -634,6 +642,9 @@ impl Outbox {
             item.in_flight = true;
             count += 1;
         }
+        if count == 0 {
+            return None;
+        }
         body.push_str("]}");
         let keepalive = body.len() <= KEEPALIVE_MAX;
         Some(Request { url, body, ids, beacon, keepalive })
@@ -641,7 +652,7 @@ impl Outbox {
 
     /// Sends a batch when one is due, then persists (when `persist`) and sets the timer.
     fn finish(&mut self, step: &mut Step, now_ms: u64, persist: bool) {
-        if !self.in_flight() && self.next_send.is_some_and(|due| due <= now_ms) {
+        if !self.unloading && !self.in_flight() && self.next_send.is_some_and(|due| due <= now_ms) {
             self.next_send = None;
             if let Some(req) = self.batch(false, usize::MAX) {
                 self.in_flight_since = now_ms;
@@ -1078,6 +1089,39 @@ mod tests {
             assert!(beacons <= UNLOAD_BUDGET.saturating_sub(in_flight), "in flight {in_flight} + beacons {beacons} > {UNLOAD_BUDGET}");
             assert!(!o.ids().is_empty(), "what did not fit stays stored for the next page");
         }
+    }
+
+    #[test]
+    fn the_beacons_results_start_no_request_past_the_unload_budget() {
+        // 40 events of 3 KB with a 2 s window: hide beacons 48 KB of them; the shell then reports
+        // each beacon handed over, which used to start a normal fetch of the rest in the same task.
+        let mut o = outbox(Settings { window_ms: 2000, batch_bytes: 60_000, queue_bytes: 1_000_000, ..Settings::default() });
+        let ids: Vec<String> = (0..40).map(|n| String::from("e") + &u64_text(n)).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        for step in queue_all(&mut o, &refs, 3000, NOW) {
+            assert!(step.requests.is_empty());
+        }
+        let hidden = o.hide(NOW + 5, true);
+        let beaconed: usize = hidden.requests.iter().map(|r| r.body.len()).sum();
+        assert!(beaconed <= UNLOAD_BUDGET && !hidden.requests.is_empty());
+        for request in &hidden.requests {
+            let after = o.sent(&request.ids, true, NOW + 6, &mut Fixed(0));
+            assert!(after.requests.is_empty(), "a request after the unload beacons: {:?}", sent_ids(&after));
+        }
+        assert!(!o.ids().is_empty(), "the rest stays stored for the next page");
+        // The page came back (a tick): the rest goes.
+        assert_eq!(o.tick(NOW + 3000, true, &mut Fixed(0)).requests.len(), 1);
+    }
+
+    #[test]
+    fn an_event_over_the_unload_budget_does_not_hold_back_the_ones_behind_it() {
+        let mut o = outbox(Settings { window_ms: 2000, batch_bytes: 60_000, queue_bytes: 1_000_000, ..Settings::default() });
+        let _ = queue(&mut o, "big", UNLOAD_BUDGET, NOW);
+        let _ = queue(&mut o, "small", 10, NOW);
+        let s = o.hide(NOW + 5, true);
+        assert_eq!(sent_ids(&s), ["small"]);
+        assert!(s.requests[0].beacon);
+        assert_eq!(o.ids(), ["big", "small"], "big stays for the next page; small until its beacon's result");
     }
 
     #[test]
