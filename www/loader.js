@@ -150,9 +150,11 @@ function readReply(reply) {
   return { event_id: reply || null };
 }
 
+// Anything a page pushed onto `tandem.q` by hand (null, a number) becomes an empty call, which is
+// reported, rather than a TypeError in the middle of a replay.
 function argumentsToArray(args) {
   var list = [];
-  for (var i = 0; i < args.length; i++) list.push(args[i]);
+  for (var i = 0; args && i < args.length; i++) list.push(args[i]);
   return list;
 }
 
@@ -821,7 +823,7 @@ function bootTandem(win, script) {
       return;
     }
     restarts += 1;
-    instantiate().then(goLive, fail);
+    instantiate().then(goLive).catch(fail);
   }
 
   // WebAssembly refused (CSP without 'wasm-unsafe-eval', Lockdown Mode, a blocked or missing
