@@ -254,8 +254,10 @@ function pageNonce() {
     return '';
   }
 }
+// The wasm's URL written as bundlers look for an asset (Vite, webpack 5, Parcel, Rollup's plugin):
+// a bundled module then fetches the copy the bundler emitted, not a path next to the bundle.
 function live() {
-  return bootTandem(window, { src: import.meta.url, nonce: pageNonce(), wasm: null });
+  return bootTandem(window, { src: import.meta.url, nonce: pageNonce(), wasm: new URL('./tandem_bg.wasm', import.meta.url).href });
 }
 export function tandem() {
   if (typeof window === 'undefined') return null;
