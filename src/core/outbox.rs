@@ -309,6 +309,7 @@ impl Outbox {
     pub fn enqueue_event(&mut self, url: &str, id: &str, time_ms: u64, event: &str, now_ms: u64) -> Step {
         let mut step = Step::default();
         self.released = false;
+        self.unloading = false;
         let added = self.add(url, id, time_ms, event.to_string(), &mut step);
         self.queued(added, step, now_ms)
     }
