@@ -272,11 +272,13 @@ impl Outbox {
     /// lease ran out (`stored` = every `tandem:q:*` key and value).
     pub fn adopt(&mut self, stored: &[(String, String)], now_ms: u64) -> Step {
         let mut step = Step::default();
+        let mut own_found = false;
         for (key, text) in stored {
             if !key.starts_with(KEY_PREFIX) {
                 continue;
             }
             let own = *key == self.key;
+            own_found |= own;
             let parsed = parse_stored(text, now_ms);
             match &parsed {
                 Some((until, _)) if !own && *until > now_ms => continue, // a live tab's queue
@@ -295,9 +297,11 @@ impl Outbox {
         }
         self.bound(&mut step);
         if !self.items.is_empty() {
-            // A delay, so an answer still on its way to a crashed instance (its request went out
-            // just before the trap) can land first and spare the endpoint a second copy.
-            self.next_send = Some(now_ms + self.settings.window_ms.max(ADOPT_DELAY_MS));
+            // Our own key after a crash: a delay, so an answer still on its way to the crashed
+            // instance (its request went out just before the trap) can land first and spare the
+            // endpoint a second copy. Another page's queue has no request in flight.
+            let delay = if own_found { self.settings.window_ms.max(ADOPT_DELAY_MS) } else { self.settings.window_ms };
+            self.next_send = Some(now_ms + delay);
         }
         self.finish(&mut step, now_ms, true);
         step
@@ -1090,6 +1094,17 @@ mod tests {
             assert!(beacons <= UNLOAD_BUDGET.saturating_sub(in_flight), "in flight {in_flight} + beacons {beacons} > {UNLOAD_BUDGET}");
             assert!(!o.ids().is_empty(), "what did not fit stays stored for the next page");
         }
+    }
+
+    #[test]
+    fn only_our_own_queue_waits_for_a_crashed_instances_answer() {
+        let stored = |key: &str| vec![(String::from(KEY_PREFIX) + key, format!(r#"{{"until":0,"items":[["{URL}",{{"event_id":"old-1","event_time_ms":{}}}]]}}"#, NOW - 5000))];
+        let mut o = outbox(Settings::default());
+        let adopted = o.adopt(&stored("old-tab"), NOW);
+        assert_eq!((o.ids(), adopted.requests.len()), (vec!["old-1"], 1), "another page's queue goes at once: wake {:?}", adopted.wake_ms);
+        let mut o = outbox(Settings::default());
+        let adopted = o.adopt(&stored("tab1"), NOW);
+        assert_eq!((adopted.requests.len(), adopted.wake_ms), (0, Some(ADOPT_DELAY_MS)));
     }
 
     #[test]

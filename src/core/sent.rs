@@ -1,8 +1,8 @@
 //! Conversions already sent from this browser, kept across page loads, so a reloaded thank-you
 //! page (or a back/forward visit) does not send the same Purchase again.
 //!
-//! Keys are Purchase order ids (`o:<id>`) and site-supplied event ids with their event name
-//! (`e:<id> <name>`, as platforms deduplicate on both): each names one logical conversion.
+//! Keys are Purchase order ids (`o:<id>`) and site-supplied event ids (`e:<id>`): each names one
+//! logical conversion.
 //! Generated UUIDs are not kept: they are new on every call by definition. Stored as JSON
 //! `[["o:A-1", <ms>], …]` in localStorage, the newest `MAX_ENTRIES` for `MAX_AGE_MS`, which covers
 //! the platforms' 48-hour dedup windows with room to spare. When full, event ids go before order
@@ -17,7 +17,7 @@ use crate::core::json::{self, Value};
 pub const STORAGE_KEY: &str = "tandem:sent";
 const MAX_ENTRIES: usize = 100;
 const MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-/// `e:` + a 64-char id + ` ` + a 40-char name, or `o:` + 64 chars of up to 4 bytes.
+/// `o:` + an order id of 64 chars of up to 4 bytes.
 const MAX_KEY_BYTES: usize = 2 + 64 * 4;
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -152,10 +152,10 @@ mod tests {
         let order = key("o:", &"注文".repeat(32));
         assert!(log.insert(order.clone(), NOW));
         for i in 0..MAX_ENTRIES {
-            log.insert(format!("e:pv-{i} ViewContent"), NOW + 1);
+            log.insert(format!("e:pv-{i}"), NOW + 1);
         }
         assert!(log.contains(&order), "an order id pushed out by event ids");
-        assert!(!log.contains("e:pv-0 ViewContent") && log.contains(&format!("e:pv-{} ViewContent", MAX_ENTRIES - 1)));
+        assert!(!log.contains("e:pv-0") && log.contains(&format!("e:pv-{}", MAX_ENTRIES - 1)));
         let again = SentLog::load(Some(&log.to_json()), NOW + 2);
         assert!(again.contains(&order), "a 64-char non-ASCII order id is forgotten on reload");
         assert_eq!(again.entries.len(), MAX_ENTRIES);

@@ -289,9 +289,14 @@ impl Tag {
         tag.gate_write(store, page.now_ms, &mut out.effects);
 
         let consent = tag.setup_privacy(page.now_ms);
-        // Basic mode loads no pixel without ad consent: set up by `consent_changed` once it allows.
+        // Basic mode loads and sets up no pixel without ad consent (`consent_changed` does once it
+        // allows), but a site's own gtag or ttq already on the page still hears the denial.
         tag.setup_waiting = !consent.may_send();
-        if !tag.setup_waiting {
+        if tag.setup_waiting {
+            for d in &tag.config.destinations {
+                out.effects.extend(d.consent(&consent, true));
+            }
+        } else {
             tag.set_up(&consent, &page.nonce, &mut out.effects);
         }
         if tag.config.auto_page_view {
@@ -526,22 +531,30 @@ impl Tag {
     /// released by a consent update, with the page facts of when it was tracked).
     fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, _rng: &mut dyn Entropy) -> Outcome {
         let mut out = Outcome::default();
-        // Platforms deduplicate on the event name and the event_id together (Meta, TikTok): a
-        // site's id reused for another event name is another event. An id has no space in it.
-        let mut once_key = event_id.clone();
-        once_key.push(' ');
-        once_key.push_str(name.as_str());
-        if self.sent_event_ids.contains(&once_key) {
-            let mut w = String::from("event_id ");
-            w.push_str(&event_id);
-            w.push_str(" was already sent from this page; not sent again");
-            out.warnings.push(w);
+        // One event per event_id: the endpoint and the collector keep one event per id. The same
+        // id under another event name is a site's mistake that would lose that event silently,
+        // so it is an error (the id and its name are both recorded; an id has no space in it).
+        let mut named = event_id.clone();
+        named.push(' ');
+        named.push_str(name.as_str());
+        if self.sent_event_ids.contains(&event_id) {
+            if self.sent_event_ids.contains(&named) {
+                let mut w = String::from("event_id ");
+                w.push_str(&event_id);
+                w.push_str(" was already sent from this page; not sent again");
+                out.warnings.push(w);
+            } else {
+                let mut m = String::from("options.eventId ");
+                m.push_str(&event_id);
+                m.push_str(" was already used by an event of another name on this page; the event was not sent (give each event its own id)");
+                out.errors.push(TagError::new("duplicate_event_id", m, name.as_str()));
+            }
             out.event_id = Some(event_id);
             return out;
         }
         // A site-supplied id names one logical conversion: remembered across page loads, so a
         // reloaded thank-you page answers with the same id and sends nothing.
-        let site_key = site_event_id.then(|| sent::key("e:", &once_key));
+        let site_key = site_event_id.then(|| sent::key("e:", &event_id));
         if site_key.as_deref().is_some_and(|k| self.sent_log.contains(k)) {
             let mut w = String::from("event_id ");
             w.push_str(&event_id);
@@ -563,7 +576,8 @@ impl Tag {
         }
         let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
         // Recorded before the effects are built, so a double in the same task is already one.
-        self.sent_event_ids.insert(&once_key);
+        self.sent_event_ids.insert(&event_id);
+        self.sent_event_ids.insert(&named);
         if let Some(key) = site_key {
             self.sent_log_dirty |= self.sent_log.insert(key, page.now_ms);
         }
@@ -739,21 +753,19 @@ mod tests {
     }
 
     #[test]
-    fn a_site_event_id_names_one_event_with_its_name() {
+    fn a_site_event_id_reused_for_another_event_name_is_an_error_not_a_silent_drop() {
+        // The endpoint keeps one event per event_id, so the second event cannot be sent under it;
+        // before, it was dropped with a debug-only warning.
         let p = page("https://www.shop.example/checkout", "_fbp=fb.1.1.2; _tandem_cid=abc");
         let (mut tag, _) = init(ALL, &p);
         let opts = parse(r#"{"eventId":"ord-1001"}"#).unwrap();
         assert_eq!(sends(&tag.track(&parse("\"InitiateCheckout\"").unwrap(), &Value::Null, &opts, &p, &mut Counter(1))), 1);
         let buy = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":5,"currency":"EUR","order_id":"1001"}"#).unwrap(), &opts, &p, &mut Counter(2));
-        assert_eq!((buy.event_id.as_deref(), sends(&buy)), (Some("ord-1001"), 1), "{:?}", buy.warnings);
+        assert_eq!(sends(&buy), 0);
+        assert_eq!(buy.errors.iter().map(|e| e.code).collect::<Vec<_>>(), ["duplicate_event_id"]);
+        assert!(buy.errors[0].message.contains("ord-1001") && buy.errors[0].input == "Purchase", "{:?}", buy.errors);
         let twice = tag.track(&parse("\"InitiateCheckout\"").unwrap(), &Value::Null, &opts, &p, &mut Counter(3));
-        assert_eq!(sends(&twice), 0, "the same name and id twice is one event");
-        // Across a reload too.
-        let mut reload = p.clone();
-        reload.stored_sent = stored_sent_log(&buy);
-        let (mut again, _) = init(ALL, &reload);
-        assert_eq!(sends(&again.track(&parse("\"InitiateCheckout\"").unwrap(), &Value::Null, &opts, &reload, &mut Counter(4))), 0);
-        assert_eq!(sends(&again.track(&parse("\"Lead\"").unwrap(), &Value::Null, &opts, &reload, &mut Counter(5))), 1);
+        assert_eq!((sends(&twice), twice.errors.len(), twice.event_id.as_deref()), (0, 0, Some("ord-1001")), "the same event again is a double, not an error");
     }
 
     #[test]
@@ -933,7 +945,7 @@ mod tests {
             r#"gtag["event","conversion",{"send_to":"AW-9/buy","value":59.90,"currency":"EUR","transaction_id":"A-1"}]"#,
             r#"ttq.track["Purchase",{"value":59.90,"currency":"EUR","order_id":"A-1"},{"event_id":"ord-A-1"}]"#,
             "send https://www.shop.example/collect",
-            r#"store tandem:sent [["o:A-1",1700000000000],["e:ord-A-1 Purchase",1700000000000]]"#,
+            r#"store tandem:sent [["o:A-1",1700000000000],["e:ord-A-1",1700000000000]]"#,
         ]);
         let body = sent_body(&out);
         let body_text = body.to_json();

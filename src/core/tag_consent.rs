@@ -276,10 +276,8 @@ impl Tag {
             out.effects.push(Effect::Log(line));
         }
         let was_set_up = !self.setup_waiting;
-        if was_set_up {
-            for d in &self.config.destinations {
-                out.effects.extend(d.consent(&state, false));
-            }
+        for d in &self.config.destinations {
+            out.effects.extend(d.consent(&state, false));
         }
         self.take_in_ad_storage(page);
         self.settle_domain(page);
@@ -288,6 +286,12 @@ impl Tag {
         for e in unsaved {
             if !purpose_allows(&e, &state) {
                 self.privacy.unsaved.push(e);
+                continue;
+            }
+            // The sent log kept back is written from now's log, merged with what other tabs
+            // stored meanwhile, not as the snapshot kept.
+            if matches!(&e, Effect::Store { key, .. } if key == sent::STORAGE_KEY) {
+                self.sent_log_dirty = true;
                 continue;
             }
             if let Effect::SetCookie(c) = &e {
@@ -306,6 +310,7 @@ impl Tag {
             }
             out.effects.push(e);
         }
+        self.store_sent_log(page, &mut out);
         // After the writes, as at init; with the identity of now, so none is handed over below.
         if !was_set_up && state.may_send() {
             self.setup_waiting = false;
@@ -733,14 +738,20 @@ mod tests {
         let granted = parse(r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}"#).unwrap();
         let (mut tag, out) = init_with(cfg, &p, pre(&[("consent", denied), ("identify", r#"[{"email":"a@example.com"}]"#)], false));
         assert_eq!(setup(&lines(&out.effects)), 0, "{:#?}", lines(&out.effects));
-        // A change that still does not allow sending sets up nothing and tells no platform.
+        // The site's own gtag and ttq (if any) hear the denial; nothing is set up or identified.
+        let l = lines(&out.effects);
+        assert!(l.iter().any(|l| l.starts_with(r#"gtag["consent","default""#) && l.contains("denied")) && l.contains(&String::from("ttq.revokeConsent[]")), "{l:#?}");
+        assert!(!l.iter().any(|l| l.starts_with("ttq.identify") || l.starts_with(r#"gtag["set","user_data""#)), "{l:#?}");
+        // A change that still does not allow sending sets up nothing, but is passed on.
         let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_user_data":"granted"}"#).unwrap(), &p, &mut Counter(5));
-        assert!(!lines(&out.effects).iter().any(|l| l.starts_with("load ") || l.starts_with("fbq") || l.starts_with("gtag") || l.starts_with("ttq")), "{:#?}", lines(&out.effects));
+        let l = lines(&out.effects);
+        assert_eq!(setup(&l), 0, "{l:#?}");
+        assert!(l.iter().any(|l| l.starts_with(r#"gtag["consent","update""#)) && !l.iter().any(|l| l.starts_with("ttq.identify") || l.starts_with(r#"gtag["set","user_data""#)), "{l:#?}");
         assert!(tag.identify(&parse(r#"{"phone":"+16505551212"}"#).unwrap(), NOW).effects.is_empty());
         let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9));
         let l = lines(&out.effects);
         assert_eq!(setup(&l), 5, "{l:#?}");
-        assert!(l.contains(&String::from(r#"gtag["consent","default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#)) && !l.iter().any(|l| l.contains("update")), "{l:#?}");
+        assert!(l.contains(&String::from(r#"gtag["consent","update",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#)), "{l:#?}");
         assert!(l.iter().any(|l| l.starts_with(r#"fbq["init","123456789012345",{"em":""#)) && l.iter().filter(|l| l.starts_with("ttq.identify")).count() == 1, "identity handed over once: {l:#?}");
         let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40));
         assert_eq!(setup(&lines(&t.effects)), 0, "once");
@@ -753,6 +764,28 @@ mod tests {
         let last_setup = l.iter().rposition(|l| l.starts_with("load ") || l.starts_with(r#"gtag["config""#) || l.starts_with(r#"fbq["init""#));
         let first_event = l.iter().position(|l| l.contains("PageView") || l.starts_with("ttq.page") || l.starts_with("send "));
         assert!(setup(&l) == 5 && last_setup < first_event && first_event.is_some(), "{l:#?}");
+    }
+
+    #[test]
+    fn a_kept_back_sent_log_is_merged_with_other_tabs_when_it_is_written() {
+        let p = page("https://www.shop.example/thanks", "");
+        let buy = |tag: &mut Tag, p: &PageFacts, order: &str| {
+            let params = parse(&format!(r#"{{"value":5,"currency":"EUR","order_id":"{order}"}}"#)).unwrap();
+            tag.track(&parse("\"Purchase\"").unwrap(), &params, &Value::Null, p, &mut Counter(7))
+        };
+        let stored = |o: &Outcome| o.effects.iter().rev().find_map(|e| match e {
+            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            _ => None,
+        });
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#;
+        let (mut tab_a, _) = init_with(CFG, &p, pre(&[("consent", denied)], false));
+        assert!(stored(&buy(&mut tab_a, &p, "A-1")).is_none(), "kept back while ad_storage is denied");
+        let (mut tab_b, _) = init_with(CFG, &p, Pre::default());
+        let by_b = stored(&buy(&mut tab_b, &p, "B-2")).expect("B stores");
+        let later = PageFacts { stored_sent: Some(by_b), ..p.clone() };
+        let grant = tab_a.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &later, &mut Counter(9));
+        let written = stored(&grant).expect("written on grant");
+        assert!(written.contains("o:B-2") && written.contains("o:A-1"), "{written}");
     }
 
     #[test]
