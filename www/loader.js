@@ -243,7 +243,7 @@ function createJsPath(win, version, report, tabId) {
   // site's consent calls, GPC (unless gpc: 'ignore'), and basic mode dropping what ad consent
   // does not allow. No identifier leaves while ad_user_data is not granted. Defaults and updates
   // are kept apart: a default never overrides what an update set (as in gtag).
-  var consentSet = { default: {}, update: {} };
+  var consentSet = { default: {}, update: {}, regional: {} };
   var consentManaged = false;
   var consentBasic = false;
   var honorGpc = true;
@@ -253,7 +253,8 @@ function createJsPath(win, version, report, tabId) {
     var out = {};
     var purposes = ['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization'];
     for (var i = 0; i < purposes.length; i++) {
-      out[purposes[i]] = (consentSet.update[purposes[i]] || consentSet.default[purposes[i]]) === 'denied' || (gpc && i > 1) ? 'denied' : 'granted';
+      var p = purposes[i];
+      out[p] = (consentSet.update[p] || consentSet.regional[p] || consentSet.default[p]) === 'denied' || (gpc && i > 1) ? 'denied' : 'granted';
     }
     if (gpc) out.gpc = true;
     if (!consentManaged) out.managed = false;
@@ -262,8 +263,13 @@ function createJsPath(win, version, report, tabId) {
   function setConsent(kind, values) {
     if ((kind !== 'default' && kind !== 'update') || !values || typeof values !== 'object') return null;
     consentManaged = true;
+    // A default for some regions: Tandem cannot tell where the visitor is, so between defaults a
+    // denial wins when one of them is regional (the core's Consent::regional).
+    var regional = kind === 'default' && values.region != null;
     for (var k in values) {
-      if (Object.prototype.hasOwnProperty.call(values, k) && (values[k] === 'granted' || values[k] === 'denied')) consentSet[kind][k] = values[k];
+      if (!Object.prototype.hasOwnProperty.call(values, k) || (values[k] !== 'granted' && values[k] !== 'denied')) continue;
+      if (regional && values[k] === 'denied') consentSet.regional[k] = 'denied';
+      else if (!regional || consentSet.default[k] !== 'denied') consentSet[kind][k] = values[k];
     }
     return null;
   }
@@ -456,7 +462,8 @@ function createJsPath(win, version, report, tabId) {
     }
     // The core's rules (Tag::track): eventId, eventID or event_id, or the id itself; else a
     // Purchase is named by its order id, and anything else gets a random one.
-    var given = options && typeof options === 'object' ? [options.eventId, options.eventID, options.event_id].filter(function (v) { return v != null; })[0] : options;
+    var given = options && typeof options === 'object' ? [options.eventId, options.eventID, options.event_id].filter(function (v) { return v != null; })[0]
+      : typeof options === 'string' || typeof options === 'number' ? options : null;
     var eventId = given != null ? String(given) : name === 'Purchase' && custom.order_id && custom.order_id.length < 63 ? 'o-' + custom.order_id : randomId();
     if (!EVENT_ID_PATTERN.test(eventId)) {
       report({ code: 'invalid_event_id', message: 'options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -', input: eventId });
@@ -717,16 +724,14 @@ function bootTandem(win, script) {
   function invoke(command, args, replayed) {
     var reply;
     if (unemitted.length && command !== 'track' && command !== '__emit') {
-      // What earlier tracks left for the end of the task is emitted in a call of its own: a trap
-      // in this command must not leave those events both sent and kept for the fresh instance.
-      try {
-        glue.command('__emit', '[]');
-      } catch (error) {
-        restart(error);
-        stub.q.push([command].concat(args)); // not the call that trapped: it runs on the fresh instance
-        return null;
-      }
-      unemitted = [];
+      // What earlier tracks left for the end of the task is emitted in a call of its own (its
+      // errors reported as any call's): a trap in this command must not leave those events both
+      // sent and kept for the fresh instance.
+      var before = glue;
+      invoke('__emit', []);
+      // If that trapped, this call was not the one at fault: it goes to what replaced the
+      // instance (the stub's queue, or the plain-JS path after too many restarts).
+      if (glue !== before) return win.tandem.apply(null, [command].concat(args));
     }
     var json = toJson(args);
     try {

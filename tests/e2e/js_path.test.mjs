@@ -134,6 +134,10 @@ test('JS path: the event id options of the core (eventId, eventID, event_id, a b
   assert.equal(page.tag('track', 'Lead', {}, { event_id: 'a-3' }), 'a-3');
   assert.equal(page.tag('track', 'Lead', {}, 'a-4'), 'a-4');
   assert.notEqual(page.tag('track', 'Lead', { order_id: 'x' }), 'o-x', 'only a Purchase is named by its order');
+  // Options that are no id (true, a callback) name nothing, as in the core.
+  const a = page.tag('track', 'Lead', {}, true);
+  const b = page.tag('track', 'Lead', {}, function done() {});
+  assert.ok(a && b && a !== b && a !== 'true', `${a} ${b}`);
   await page.run(5_000);
   assert.ok(page.requests.length >= 1);
 });
@@ -167,6 +171,28 @@ test('JS path: a consent default after an update does not override what the upda
   assert.equal(lead.consent.ad_user_data, 'denied');
   assert.equal(lead.consent.analytics_storage, 'granted', 'the default still sets what no update did');
   assert.deepEqual(lead.user_data, {});
+});
+
+test('JS path: a regional denial holds against a default without region, in either order, as in the core', async () => {
+  const denied = { ad_storage: 'denied', ad_user_data: 'denied', region: ['AT', 'DE'] };
+  const granted = { ad_storage: 'granted', ad_user_data: 'granted' };
+  for (const [first, second] of [[denied, granted], [granted, denied], [{ ...granted, region: ['US'] }, { ad_storage: 'denied', ad_user_data: 'denied' }]]) {
+    const page = simulatedPage();
+    page.tag('consent', 'default', first);
+    page.tag('consent', 'default', second);
+    page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    page.tag('track', 'Lead', {}, { eventId: 'lead-1' });
+    await page.run(5_000);
+    const { consent } = page.events[0];
+    assert.deepEqual([consent.ad_storage, consent.ad_user_data], ['denied', 'denied'], JSON.stringify([first, second]));
+  }
+  const page = simulatedPage();
+  page.tag('consent', 'default', denied);
+  page.tag('consent', 'update', granted);
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {}, { eventId: 'lead-2' });
+  await page.run(5_000);
+  assert.equal(page.events[0].consent.ad_storage, 'granted', 'an update still wins');
 });
 
 test('JS path: without ad_storage, what an earlier visit stored (_fbp, _fbc, stored click ids) is not read', async () => {
@@ -311,4 +337,35 @@ test('init with no config (null) starts the tag on its defaults, on either path'
   const js = bootedPage([['init', null], ['track', 'Lead', {}, { eventId: 'lead-1' }]]);
   await js.run(5_000);
   assert.deepEqual(js.events.map((e) => e.event_id).filter((id) => id === 'lead-1'), ['lead-1']);
+});
+
+test('what emitting earlier tracks reports, before another command, reaches onError and the console', async () => {
+  // As src/shell/mod.rs: a track's effects are emitted by the next non-track command, which the
+  // loader now runs as an `__emit` call of its own; a queue_full from the outbox is in its reply.
+  let deferred = 0;
+  const page = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], (name) => {
+    if (name === 'track') { deferred++; return 'e-' + deferred; }
+    if (deferred) { deferred = 0; return JSON.stringify({ event_id: null, errors: [{ code: 'queue_full', message: 'The delivery queue is full: dropped the 1 oldest undelivered event(s)', input: '1' }], warnings: [] }); }
+    return '';
+  });
+  await page.run(1_000);
+  page.tandem('track', 'Lead');
+  page.tandem('page');
+  assert.equal(page.logged.filter((m) => /queue is full/.test(m)).length, 1, JSON.stringify(page.logged));
+});
+
+test('a command whose emission of earlier tracks traps on the last restart goes to the plain-JS path', async () => {
+  const page = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], (name) => {
+    if (name === 'identify' || name === '__emit') throw new Error('unreachable');
+    if (name === 'track') return 'e-1';
+    return '';
+  });
+  for (let i = 0; i < 3; i++) { await page.run(1_000); page.tandem('identify', { email: 'a@b.c' }); }
+  await page.run(1_000);
+  assert.equal(page.win.tandem.loaded, true);
+  page.tandem('track', 'Lead', {}, { eventId: 'lead-1' });
+  page.tandem('page');
+  await page.run(10_000);
+  assert.equal(page.win.tandem.degraded, true);
+  assert.ok(page.events.map((e) => e.event_name).includes('PageView'), JSON.stringify(page.events.map((e) => e.event_name)));
 });

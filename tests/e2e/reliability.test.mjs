@@ -444,18 +444,22 @@ test('a wasm panic in the same task as a track: the event still goes out once, e
   const r = await page.evaluate(() => {
     const own = window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'sp-1' });
     const generated = window.tandem('track', 'Purchase', { value: 5, currency: 'EUR' });
+    const named = window.tandem('track', 'Purchase', { value: 6, currency: 'EUR', order_id: 'sp-order' });
     window.tandem('__test_panic');
-    return { own, generated };
+    return { own, generated, named };
   });
   assert.equal(r.own, 'sp-1');
   assert.match(r.generated, UUID_V4);
+  assert.equal(r.named, 'o-sp-order');
   await waitForLoaded(page);
-  const list = ['sp-1', r.generated];
-  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: 2, timeout: 8000 });
+  const list = ['sp-1', r.generated, r.named];
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: 3, timeout: 8000 });
   await settle(1000);
   check(t, 'panic-same-task', hooks.server, list);
-  const meta = fbqEvents(await getCalls(page), 'Purchase').filter((e) => e.eventID === r.generated);
-  assert.equal(meta.length, 1, 'the pixel got the Purchase once, under its event_id');
+  for (const id of [r.generated, r.named]) {
+    const meta = fbqEvents(await getCalls(page), 'Purchase').filter((e) => e.eventID === id);
+    assert.equal(meta.length, 1, `the pixel got the Purchase ${id} once, under its event_id`);
+  }
   assert.deepEqual(pageErrors, []);
 });
 
