@@ -26,6 +26,9 @@ pub struct SentLog {
     /// written once, as the log is rewritten on every Purchase; the hash spares `contains`, run
     /// on every Purchase, a string comparison with each of up to 100 keys of mostly equal length.
     entries: Vec<(u64, String, String)>,
+    /// The text last loaded or written: while storage still holds it, no other tab wrote since,
+    /// and `merge` need not parse it (a Purchase page rewrites a log of up to 100 entries).
+    synced: String,
 }
 
 fn entry(key: String, ts: u64) -> (u64, String, String) {
@@ -55,12 +58,16 @@ impl SentLog {
             }
         }
         log.trim();
+        log.synced = stored.unwrap_or_default().to_string();
         log
     }
 
     /// Takes in what another tab stored (`stored`, read just now) before this log is written
     /// over it: its entries first, then this tab's that it lacks.
     pub fn merge(&mut self, stored: &str, now_ms: u64) {
+        if stored == self.synced {
+            return;
+        }
         let own = std::mem::replace(self, SentLog::load(Some(stored), now_ms));
         for (hash, key, text) in &own.entries {
             if !self.contains(key) {
@@ -96,6 +103,12 @@ impl SentLog {
     /// Joined from the entries' own text: it is rewritten on every Purchase, and a value tree of
     /// up to 100 entries to build and drop each time cost more than the Purchase's own mapping,
     /// writing each key again about as much as the rest of the Purchase's work after track().
+    /// `to_json`, as the text storage will hold (see `synced`).
+    pub fn to_stored(&mut self) -> String {
+        self.synced = self.to_json();
+        self.synced.clone()
+    }
+
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(self.entries.iter().map(|(_, _, text)| text.len() + 1).sum::<usize>() + 2);
         out.push('[');
@@ -171,6 +184,10 @@ mod tests {
         tab_b.merge(&stored_by_a, NOW + 2);
         assert!(tab_b.contains("o:A-1") && tab_b.contains("o:B-2"));
         assert_eq!(tab_b.to_json(), format!(r#"[["o:A-1",{NOW}],["o:B-2",{}]]"#, NOW + 1));
+        let written = tab_b.to_stored();
+        tab_b.insert(key("o:", "B-3"), NOW + 3);
+        tab_b.merge(&written, NOW + 3);
+        assert!(tab_b.contains("o:B-3"), "storage holds what this tab wrote: nothing to take in");
         tab_b.merge("not json", NOW + 3);
         assert!(tab_b.contains("o:B-2"), "an unreadable stored log loses this tab's entries");
     }
@@ -190,7 +207,7 @@ mod tests {
     #[test]
     fn foreign_or_corrupt_storage_is_ignored() {
         for stored in ["", "{", "null", r#"{"a":1}"#, r#"[1,"x",[2,3],["o:x"],["o:y","12a"]]"#] {
-            assert_eq!(SentLog::load(Some(stored), NOW), SentLog::default(), "{stored}");
+            assert_eq!(SentLog::load(Some(stored), NOW).entries, SentLog::default().entries, "{stored}");
         }
     }
 }

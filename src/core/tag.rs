@@ -651,7 +651,7 @@ impl Tag {
                 self.sent_log.merge(stored, page.now_ms);
             }
             let now_ms = page.now_ms;
-            let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_json() };
+            let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_stored() };
             self.gate_write(Some(store), now_ms, &mut out.effects);
         }
     }
