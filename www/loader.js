@@ -564,12 +564,25 @@ function bootTandem(win, script) {
         var merged = {};
         copyOwn(merged, consentCalls[i][2], true);
         copyOwn(merged, consentCalls[j][2], false);
-        consentCalls[j] = [consentCalls[j][0], consentCalls[j][1], merged];
+        consentCalls[j] = [consentCalls[j][0], consentCalls[j][1], merged, consentCalls[j][3]];
         consentCalls.splice(i, 1);
         break;
       }
     }
-    consentCalls.push(args);
+    consentCalls.push([args[0], args[1], args[2], Date.now()]); // when: see replayedConsent
+  }
+  // A consent call as a fresh instance gets it after a crash: a default's wait_for_update counts
+  // from the original call, so a wait that already ended does not start again (holding events and
+  // re-telling the pixels) and one still running keeps only what is left of it.
+  function replayedConsent(call) {
+    var values = call[2], wait = 0;
+    try { wait = Number(values.wait_for_update || values.waitForUpdate) || 0; } catch (error) { /* unreadable */ }
+    if (!wait) return [call[1], values];
+    var left = wait - (Date.now() - call[3]);
+    var copy = {};
+    copyOwn(copy, values, true);
+    if (left > 0) copy.wait_for_update = left;
+    return [call[1], copy, left > 0];
   }
   function copyOwn(target, values, withoutWait) {
     try {
@@ -778,8 +791,18 @@ function bootTandem(win, script) {
       // first, so the fresh core starts under the visitor's choices, never the defaults.
       var lost = unemitted;
       unemitted = [];
-      for (var c = 0; c < consentCalls.length && glue === fresh; c++) invoke('consent', consentCalls[c].slice(1));
-      if (glue === fresh) invoke('restore', [initConfig]);
+      // The automatic PageView again only while a wait the crash cut short still runs (the held
+      // one was lost with the instance); otherwise it was sent, and a second would double it.
+      var waiting = false;
+      for (var c = 0; c < consentCalls.length && glue === fresh; c++) {
+        var replayed = replayedConsent(consentCalls[c]);
+        waiting = replayed[0] === 'update' ? false : waiting || replayed[2] === true;
+        invoke('consent', replayed.slice(0, 2));
+      }
+      var restoreConfig = {};
+      copyOwn(restoreConfig, initConfig, false);
+      if (!waiting) restoreConfig.autoPageView = false;
+      if (glue === fresh) invoke('restore', [restoreConfig]);
       for (var u = 0; u < lost.length && glue === fresh; u++) {
         if (lost[u][2]) continue;
         try {

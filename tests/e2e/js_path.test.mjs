@@ -38,7 +38,7 @@ function simulatedPage(store = new Map()) {
   };
   const context = {
     URL, JSON, Math, console, Promise,
-    Date: { now: () => now },
+    Date: Object.assign(function Date() {}, { now: () => now }), // a constructor, for instanceof
     setTimeout: (f, ms) => { timers.push([now + (ms || 0), f]); return timers.length; },
     clearTimeout: () => {},
   };
@@ -368,4 +368,26 @@ test('a command whose emission of earlier tracks traps on the last restart goes 
   await page.run(10_000);
   assert.equal(page.win.tandem.degraded, true);
   assert.ok(page.events.map((e) => e.event_name).includes('PageView'), JSON.stringify(page.events.map((e) => e.event_name)));
+});
+
+test('after a crash, a consent wait that ended is not started again, and the automatic PageView is not sent twice', async () => {
+  for (const [crashAt, waitLeft, pageViewAgain] of [[1_000, undefined, false], [100, 400, true]]) {
+    const calls = [];
+    const page = bootedPage([['consent', 'default', { ad_storage: 'granted', wait_for_update: 500 }], ['init', { endpoint: ENDPOINT }]], (name, json) => {
+      calls.push([name, JSON.parse(json)]);
+      if (name === 'identify') throw new Error('unreachable');
+      return '';
+    });
+    await page.run(crashAt);
+    calls.length = 0;
+    page.tandem('identify', { email: 'a@b.c' }); // traps: a fresh instance takes over
+    await page.run(1_000);
+    const consent = calls.find(([name]) => name === 'consent');
+    const restore = calls.find(([name]) => name === 'restore');
+    assert.ok(consent && restore, JSON.stringify(calls));
+    assert.equal(consent[1][1].wait_for_update, waitLeft, `crash at +${crashAt} ms: ${JSON.stringify(consent)}`);
+    assert.equal(consent[1][1].ad_storage, 'granted', JSON.stringify(consent));
+    assert.equal(restore[1][0].autoPageView !== false, pageViewAgain, JSON.stringify(restore));
+    assert.equal(restore[1][0].endpoint, ENDPOINT);
+  }
 });
