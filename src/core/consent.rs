@@ -4,9 +4,9 @@
 //! granted or denied, set by `tandem('consent', 'default' | 'update', {…})` with gtag's semantics:
 //! a default may come before init and carry `wait_for_update` (ms), ignored after an update; an
 //! update applies at once and ends the wait. A default with `region` that denies a purpose holds
-//! against a default without one (see `Consent::regional`). While a default's wait runs, every purpose is *pending*: events wait in memory
-//! (with their original timestamps) until an update or the deadline, then go out under the state
-//! in force.
+//! against a default without one (see `Consent::regional`). While a default's wait runs, every
+//! purpose is *pending*: events wait in memory (with their original timestamps) until an update or
+//! the deadline, then go out under the state in force.
 //!
 //! A site that never calls consent is *not managed*: every purpose is granted, except that Global
 //! Privacy Control (`navigator.globalPrivacyControl`) denies `ad_user_data` and `ad_personalization`
