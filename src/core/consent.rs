@@ -119,6 +119,11 @@ impl Consent {
         self.wait_until.is_some_and(|t| now_ms < t)
     }
 
+    /// Ends a running wait now, as its deadline would (the page is going away).
+    pub fn end_wait(&mut self) {
+        self.wait_until = None;
+    }
+
     pub fn wait_until(&self) -> Option<u64> {
         self.wait_until
     }

@@ -255,6 +255,14 @@ impl Tag {
     }
 
     /// The wait's deadline passed (the shell's timer): release what was held.
+    /// At pagehide, a consent wait still running ends as its deadline would: the visitor left
+    /// without choosing, and what it held goes under the default's values while the page can
+    /// still beacon it, instead of being lost with the page.
+    pub fn end_wait_at_unload(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+        self.privacy.consent.end_wait();
+        self.consent_changed(page, rng)
+    }
+
     pub fn wake(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         self.privacy.consent.expire(page.now_ms);
         self.consent_changed(page, rng)
@@ -786,6 +794,24 @@ mod tests {
         let grant = tab_a.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &later, &mut Counter(9));
         let written = stored(&grant).expect("written on grant");
         assert!(written.contains("o:B-2") && written.contains("o:A-1"), "{written}");
+    }
+
+    #[test]
+    fn a_wait_still_running_at_pagehide_releases_what_it_held_under_the_defaults_values() {
+        let sends = |o: &Outcome| o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
+        let p = page("https://www.shop.example/", "");
+        let waiting = r#"["default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"denied","ad_personalization":"denied","wait_for_update":5000}]"#;
+        let (mut tag, out) = init_with(CFG, &p, pre(&[("consent", waiting)], false));
+        assert!(sends(&out) == 0, "the PageView is held");
+        let later = PageFacts { now_ms: NOW + 100, ..p.clone() };
+        let lead = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &later, &mut Counter(3));
+        assert!(sends(&lead) == 0, "the Lead is held");
+        let gone = PageFacts { now_ms: NOW + 200, ..p.clone() };
+        let out = tag.end_wait_at_unload(&gone, &mut Counter(4));
+        assert_eq!(sends(&out), 2, "{:#?}", lines(&out.effects));
+        assert_eq!(tag.consent_state(NOW + 200).to_json(), r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"denied","ad_personalization":"denied"}"#);
+        assert!(tag.wake_at().is_none());
+        assert!(out.effects.iter().all(|e| !matches!(e, Effect::Send { event, .. } if event.contains("\"fbp\""))), "released under ad_user_data denied");
     }
 
     #[test]

@@ -73,6 +73,18 @@ pub fn command(name: &str, args_json: &str) -> String {
         }
     }
 
+    // Before the pagehide flush, so what a consent wait held is among the events it beacons.
+    if name == "__flush" && arg(0).as_str() == Some("pagehide") {
+        let released = TAG.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let tag = slot.as_mut().filter(|tag| tag.wake_at().is_some())?;
+            Some((tag.end_wait_at_unload(&browser::page_facts(), &mut entropy), tag.debug()))
+        });
+        if let Some((released, debug)) = released {
+            browser::apply(&released.effects, debug);
+        }
+    }
+
     let mut outcome = TAG.with(|slot| {
         let mut slot = slot.borrow_mut();
         match (name, slot.as_mut()) {

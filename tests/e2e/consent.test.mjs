@@ -261,6 +261,19 @@ test('GPC denies ad_user_data and ad_personalization on a page that does not man
   assert.ok(!calls.some((c) => c.fn === 'identify'));
 });
 
+test('a tab closed during a consent wait: what the wait held goes out under the default, not lost', needsDist, async () => {
+  const { page, pageErrors } = await open({ consent: { ...ALL_GRANTED, wait_for_update: 10_000 } });
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  assert.ok(id, 'a held event has its id');
+  await settle(300);
+  assert.equal(env.server.events.length, 0, 'held while the wait runs');
+  await page.close({ runBeforeUnload: true });
+  await waitForEvents(env.server, (e) => e.event_id === id, { timeout: 5000, message: 'the held Lead, beaconed at pagehide' });
+  await waitForEvents(env.server, (e) => e.event_name === 'PageView', { timeout: 5000 });
+  assert.equal(env.server.events.filter((e) => e.event_id === id)[0].consent.ad_storage, 'granted');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('basic mode sends nothing until consent is granted; the wait holds events with their timestamps', needsDist, async () => {
   const { page } = await open({ consent: { ...ALL_DENIED, wait_for_update: 2000 }, overrides: { consentMode: 'basic' } });
   const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
