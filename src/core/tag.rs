@@ -301,7 +301,7 @@ impl Tag {
         }
         if tag.config.auto_page_view {
             let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
-            tag.last_page_view = pv.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
+            tag.remember_page_view(page, &pv.event_id);
             out.event_id = pv.event_id;
             out.effects.extend(pv.effects);
             out.warnings.extend(pv.warnings);
@@ -404,7 +404,7 @@ impl Tag {
         let mut caught_up = self.consent_changed(page, rng);
         let (cookie, store) = self.observe_landing(page);
         let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
-        self.last_page_view = out.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
+        self.remember_page_view(page, &out.event_id);
         self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
         self.gate_write(store, page.now_ms, &mut caught_up.effects);
         caught_up.append(&mut out);
@@ -424,6 +424,11 @@ impl Tag {
         w.push_str(id);
         w.push_str("); a second one within a second is the same view and is not sent");
         Some(Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() })
+    }
+
+    /// What `repeated_page_view` compares the next PageView with.
+    fn remember_page_view(&mut self, page: &PageFacts, event_id: &Option<String>) {
+        self.last_page_view = event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
     }
 
     /// `tandem.track(name, params, options)`.
@@ -478,7 +483,7 @@ impl Tag {
         }
         let mut sent = self.track_valid(name, params, event_id, page, rng);
         if page_view {
-            self.last_page_view = sent.event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
+            self.remember_page_view(page, &sent.event_id);
         }
         out.append(&mut sent);
         out.event_id = sent.event_id;
@@ -717,7 +722,8 @@ mod tests {
         parse(&bodies[0]).unwrap()
     }
 
-    fn sends(o: &Outcome) -> usize {
+    /// How many endpoint events an outcome sends.
+    pub(super) fn sends(o: &Outcome) -> usize {
         o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count()
     }
 
@@ -1046,7 +1052,6 @@ mod tests {
         let p = page("https://www.shop.example/", "");
         let (mut tag, _) = init(ALL, &p);
         let lead = |tag: &mut Tag, options: &str, seed: u8| tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(options).unwrap(), &p, &mut Counter(seed));
-        let sends = |o: &Outcome| o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
         // The id the tag made, handed back as the site's own (a retry, a double-bound button).
         let first = lead(&mut tag, "null", 10);
         let generated = first.event_id.clone().expect("an event_id");
@@ -1135,7 +1140,6 @@ mod tests {
     fn a_page_view_fired_twice_for_one_url_is_sent_once() {
         let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
         let (mut tag, first) = init(ALL, &p);
-        let sends = |o: &Outcome| o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
         // The router fires again for the landing URL: one view.
         let again = tag.page(&p, &mut Counter(1));
         assert_eq!((again.event_id.clone(), sends(&again)), (first.event_id.clone(), 0));

@@ -375,7 +375,7 @@ impl Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::tag::tests::lines;
+    use crate::core::tag::tests::{lines, sends};
     use crate::core::json::parse;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -798,7 +798,6 @@ mod tests {
 
     #[test]
     fn a_wait_still_running_at_pagehide_releases_what_it_held_under_the_defaults_values() {
-        let sends = |o: &Outcome| o.effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
         let p = page("https://www.shop.example/", "");
         let waiting = r#"["default",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"denied","ad_personalization":"denied","wait_for_update":5000}]"#;
         let (mut tag, out) = init_with(CFG, &p, pre(&[("consent", waiting)], false));
