@@ -335,13 +335,20 @@ function createJsPath(win, version, report, tabId) {
   function body(entries) {
     return stringify({ events: entries.map(function (p) { return p[1]; }) });
   }
-  function nextBatch() {
-    var out = [], bytes = 0;
+  // Up to 20 waiting events for one endpoint, within BATCH_BYTES of body and within `budget` for a
+  // beacon. One event alone may be over the batch size; in a beacon not over the budget (the
+  // core's Outbox::batch): it stays persisted for the next page, and smaller ones behind it go.
+  function nextBatch(budget, beacon) {
+    var out = [], url = null, chars = 13; // {"events":[]} and a comma per event
     for (var i = 0; i < queue.length && out.length < 20; i++) {
-      if (queue[i][0] !== queue[0][0] || (sending && sending.indexOf(queue[i]) >= 0)) continue;
-      bytes += JSON.stringify(queue[i][1]).length + 1;
-      if (out.length && bytes > BATCH_BYTES) break;
-      out.push(queue[i]);
+      var entry = queue[i];
+      if ((sending && sending.indexOf(entry) >= 0) || (url !== null && entry[0] !== url)) continue;
+      var size = JSON.stringify(entry[1]).length + 1;
+      if (out.length && chars + size > Math.min(BATCH_BYTES, budget)) break;
+      if (beacon && chars + size > budget) continue;
+      url = entry[0];
+      chars += size;
+      out.push(entry);
     }
     return out;
   }
@@ -371,7 +378,7 @@ function createJsPath(win, version, report, tabId) {
   }
   function pump() {
     if (sending || !queue.length) return;
-    var batch = nextBatch();
+    var batch = nextBatch(BATCH_BYTES, false);
     if (!batch.length) return;
     var text = body(batch);
     // Over KEEPALIVE_MAX the browser would refuse a keepalive fetch, every time.
@@ -389,14 +396,17 @@ function createJsPath(win, version, report, tabId) {
   }
   // visibilitychange→hidden or pagehide: beacon what waits (within a 48 KB budget, less a
   // keepalive fetch still in flight) unless the endpoint was failing; either way what is not
-  // handed over stays persisted for the next page.
+  // handed over stays persisted for the next page. A keepalive fetch in flight at pagehide
+  // outlives the page as a beacon does (the core's Outbox::hide): kept, the next page would
+  // send its events again.
   function flush(pagehide) {
     if (pagehide) released = true;
+    if (pagehide && !failures && sendingKeepalive) without(sending);
     var budget = UNLOAD_BUDGET - sendingKeepalive;
     while (!failures && queue.length) {
-      var batch = nextBatch();
+      var batch = nextBatch(budget, true);
+      if (!batch.length) break;
       var text = body(batch);
-      if (!batch.length || text.length > budget) break;
       budget -= text.length;
       var handed = false;
       try { handed = win.navigator.sendBeacon(batch[0][0], text); } catch (e) { /* keep it */ }
@@ -410,7 +420,9 @@ function createJsPath(win, version, report, tabId) {
     try { url = String(new URL(endpoint, win.location.href)); } catch (e) { /* keep it relative */ }
     queue.push([url, ev]);
     if (queue.length > QUEUE_MAX) {
-      queue.splice(sending ? sending.length : 0, 1);
+      var oldest = 0;
+      while (sending && sending.indexOf(queue[oldest]) >= 0) oldest++;
+      queue.splice(oldest, 1);
       report({ code: 'queue_full', message: 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the oldest undelivered event', input: '1' });
     }
     released = false;

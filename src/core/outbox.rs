@@ -630,13 +630,14 @@ impl Outbox {
             if item.in_flight || item.url != url {
                 continue;
             }
-            let fits = body.len() + item.json.len() + 2 <= limit;
-            if count >= self.settings.batch_events || (count > 0 && !fits) {
+            let with_item = body.len() + item.json.len() + 2;
+            if count >= self.settings.batch_events || (count > 0 && with_item > limit) {
                 break;
             }
-            if count == 0 && !fits && beacon {
-                continue; // over the unload budget: it stays persisted for the next page, and
-                          // smaller ones behind it still go
+            // One event alone may be over the batch size; in a beacon not over the unload budget:
+            // it stays persisted for the next page, and smaller ones behind it still go.
+            if count == 0 && beacon && with_item > budget {
+                continue;
             }
             if count > 0 {
                 body.push(',');
@@ -1127,6 +1128,16 @@ mod tests {
         assert!(!o.ids().is_empty(), "the rest stays stored for the next page");
         // The page came back (a tick): the rest goes.
         assert_eq!(o.tick(NOW + 3000, true, &mut Fixed(0)).requests.len(), 1);
+    }
+
+    #[test]
+    fn an_event_over_the_batch_size_but_within_the_unload_budget_is_beaconed_alone() {
+        let mut o = outbox(Settings { window_ms: 2000, queue_bytes: 1_000_000, ..Settings::default() });
+        let _ = queue(&mut o, "big", 20 * 1024, NOW);
+        let _ = queue(&mut o, "small", 10, NOW);
+        let s = o.hide(NOW + 5, true);
+        assert_eq!(sent_ids(&s), ["big", "small"]);
+        assert!(s.requests.iter().all(|r| r.beacon));
     }
 
     #[test]

@@ -81,6 +81,46 @@ test('JS path: an event over the keepalive limit goes by a plain fetch, not retr
   assert.equal(big[0].keepalive, false);
 });
 
+test('JS path: at unload, an event over the budget stays stored and does not hold back the ones behind it', async () => {
+  const page = simulatedPage();
+  const now = page.now();
+  const small = (id) => ({ event_id: id, event_name: 'Lead', event_time_ms: now - 1000 });
+  // 20 KB: over the batch size, within the unload budget, so it may go alone in a beacon.
+  const mid = Object.assign(bigPurchase(now), { event_id: 'order-2' });
+  mid.custom_data.contents = mid.custom_data.contents.slice(0, 55);
+  page.store.set('tandem:q:old', JSON.stringify({ until: 0, items: [small('first'), bigPurchase(now), mid, small('last')].map((ev) => [ENDPOINT, ev]) }));
+  page.win.fetch = (url, init) => {
+    page.requests.push(JSON.parse(init.body).events.map((e) => e.event_id));
+    return new Promise(() => {}); // still in flight when the page goes
+  };
+  const beaconed = [];
+  page.win.navigator.sendBeacon = (url, body) => { beaconed.push(JSON.parse(body).events.map((e) => e.event_id)); return true; };
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  await page.run(1000);
+  assert.deepEqual(page.requests, [['first']]);
+  page.tag('__flush', 'pagehide');
+  assert.deepEqual(beaconed, [['order-2'], ['last']]);
+  // 'first' went with keepalive, which outlives the page: kept, the next page would send it again.
+  assert.deepEqual(JSON.parse(page.store.get('tandem:q:tab1')).items.map((p) => p[1].event_id), ['order-1'], 'the rest stays for the next page');
+});
+
+test('JS path: when the queue is full, the oldest event not in flight is dropped, also after a pagehide', async () => {
+  const page = simulatedPage();
+  page.win.fetch = (url, init) => {
+    page.requests.push(JSON.parse(init.body).events.map((e) => e.event_id));
+    return new Promise(() => {}); // in flight for good
+  };
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {}, { eventId: 'in-flight' });
+  page.win.navigator.sendBeacon = () => false; // nothing is handed over: the page comes back from the bfcache
+  page.tag('__flush', 'pagehide');
+  for (let i = 0; i <= 100; i++) page.tag('track', 'Lead', {}, { eventId: 'lead-' + i });
+  const stored = JSON.parse(page.store.get('tandem:q:tab1')).items.map((p) => p[1].event_id);
+  assert.equal(stored.length, 100);
+  assert.equal(stored[0], 'lead-1', 'lead-0, the oldest waiting, went first');
+  assert.deepEqual(page.requests, [['in-flight']]);
+});
+
 test('JS path: batches stay under 16 KB, so every request may use keepalive', async () => {
   const page = simulatedPage();
   page.win.fetch = (url, init) => {
