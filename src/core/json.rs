@@ -597,6 +597,25 @@ mod tests {
     }
 
     #[test]
+    fn writes_every_escape_between_runs_of_plain_text() {
+        let cases = [
+            ("", r#""""#),
+            ("plain", r#""plain""#),
+            ("a\"b\\c\nd\re\tf\u{8}g\u{c}h\u{1}i\u{1f}", r#""a\"b\\c\nd\re\tf\bg\fh\u0001i\u001f""#),
+            // U+2028/2029 share their lead byte with other characters (€ is E2 82 AC, ‧ E2 80 A7).
+            ("€\u{2028}‧\u{2029}é😀\u{2028}", r#""€\u2028‧\u2029é😀\u2028""#),
+            ("\u{2029}", r#""\u2029""#),
+            ("\"", r#""\"""#),
+        ];
+        for (text, want) in cases {
+            let mut out = String::from("x");
+            write_str(&mut out, text);
+            assert_eq!(&out[1..], want, "{text:?}");
+            assert_eq!(parse(&out[1..]), Ok(Value::String(text.to_string())), "{text:?} reads back");
+        }
+    }
+
+    #[test]
     fn rejects_malformed() {
         for bad in [
             "", " ", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "1e", "-", "NaN", "Infinity",
