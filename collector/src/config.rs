@@ -448,11 +448,14 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str], file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        // One file per call: tests run in parallel, and two files named after their length alone
+        // (as before) could be overwritten by another test between writing and reading.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-        let directory = std::env::temp_dir().join(format!("tandem-config-test-{}-{}", std::process::id(), args.len()));
+        let directory = std::env::temp_dir().join(format!("tandem-config-test-{}", std::process::id()));
         if let Some(text) = file {
             let _ = std::fs::create_dir_all(&directory);
-            let path = directory.join(format!("{:x}.toml", text.len() * 31 + env.len()));
+            let path = directory.join(format!("{}.toml", CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
             std::fs::write(&path, text).expect("write temp config");
             args.push("--config".to_owned());
             args.push(path.display().to_string());
