@@ -20,6 +20,8 @@ execFileSync('cargo', ['build', '--profile', 'server', '-p', 'tandem-collector']
 const collector = spawn(join(root, 'target', 'server', 'tandem-collector'), [
   '--listen', `127.0.0.1:${collectorPort}`,
   '--db', join(root, 'tandem.db'),
+  // www/server.mjs proxies /collect as is: pinned so a TANDEM_COLLECT_PATH in the environment cannot move it.
+  '--collect-path', '/collect',
   '--allowed-origin', `http://127.0.0.1:${port}`,
   '--allowed-origin', `http://localhost:${port}`,
 ], { cwd: root, stdio: 'inherit' });

@@ -61,7 +61,8 @@ fn start_collector(label: &str, mock: Option<&str>) -> Collector {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut command = Command::new(env!("CARGO_BIN_EXE_tandem-collector"));
-    command.args(["--listen", "127.0.0.1:0", "--db"]).arg(dir.join("tandem.db"));
+    // The path is pinned so a TANDEM_COLLECT_PATH in the environment cannot move it.
+    command.args(["--listen", "127.0.0.1:0", "--collect-path", "/collect", "--db"]).arg(dir.join("tandem.db"));
     if let Some(mock) = mock {
         for (key, value) in [
             ("TANDEM_META_PIXEL_ID", "1"), ("TANDEM_META_TOKEN", "t"), ("TANDEM_META_BASE_URL", mock),

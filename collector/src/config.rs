@@ -1,6 +1,7 @@
 //! Configuration: defaults that run as is, then a TOML file (`--config`), then environment
-//! variables (tokens and base URLs, so tests point the forwarders at a local mock), then flags.
-//! Every problem is reported with the key that caused it; `main` exits with code 2.
+//! variables (tokens and base URLs, so tests point the forwarders at a local mock; the collect
+//! path), then flags. Every problem is reported with the key that caused it (the flag or the
+//! environment variable when the value came from there); `main` exits with code 2.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,23 +13,33 @@ use crate::store::Synchronous;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
 pub const DEFAULT_DB: &str = "./tandem.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Kept for compatibility with the tag's default `endpoint`; ad blockers' lists block it, so a
+/// production site picks a neutral path of its own (`collect_path`).
+pub const DEFAULT_COLLECT_PATH: &str = "/collect";
+/// Long enough for any sensible route, short enough to keep request lines small.
+pub const MAX_COLLECT_PATH_LENGTH: usize = 128;
+/// The collector's other routes, which the collect path must not shadow.
+const RESERVED_PATHS: &[&str] = &["/events", "/healthz"];
 /// The demo shop (`node www/server.mjs`, port 8080) under both of its usual names.
 pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &["http://localhost:8080", "http://127.0.0.1:8080"];
 
 pub const USAGE: &str = "\
 tandem-collector: Tandem's first-party endpoint (stores each event once, forwards it to Meta, TikTok, GA4)
 
-USAGE: tandem-collector [--config FILE] [--listen ADDR] [--db PATH] [--max-body BYTES] [--allowed-origin ORIGIN]...
+USAGE: tandem-collector [--config FILE] [--listen ADDR] [--db PATH] [--collect-path PATH] [--max-body BYTES]
+                        [--allowed-origin ORIGIN]...
 
   --config FILE           TOML config file (see collector/tandem-collector.toml)
   --listen ADDR           address to listen on (default 127.0.0.1:8081; port 0 picks a free one)
   --db PATH               SQLite database (default ./tandem.db, created if absent)
-  --max-body BYTES        largest accepted POST /collect body (default 65536)
+  --collect-path PATH     path the tag posts its events to (default /collect, which ad blockers block:
+                          pick a neutral one like /t/e; letters, digits, / - . _ ~)
+  --max-body BYTES        largest accepted POST body on the collect path (default 65536)
   --allowed-origin ORIGIN site origin allowed to post cross-origin (repeatable; replaces the file's list)
   -h, --help              this text
   -V, --version           the version
 
-Environment: TANDEM_META_PIXEL_ID, TANDEM_META_TOKEN, TANDEM_META_BASE_URL, TANDEM_META_API_VERSION,
+Environment: TANDEM_COLLECT_PATH, TANDEM_META_PIXEL_ID, TANDEM_META_TOKEN, TANDEM_META_BASE_URL, TANDEM_META_API_VERSION,
 TANDEM_TIKTOK_PIXEL_ID, TANDEM_TIKTOK_TOKEN, TANDEM_TIKTOK_BASE_URL, TANDEM_GA4_MEASUREMENT_ID,
 TANDEM_GA4_API_SECRET, TANDEM_GA4_BASE_URL (each overrides the file's key of the same meaning).
 ";
@@ -65,6 +76,9 @@ pub enum TrustForwarded {
 pub struct Config {
     pub listen: SocketAddr,
     pub db: PathBuf,
+    /// Where `POST` (and its CORS preflight) is served; `load` guarantees a plain path that is
+    /// not `/events` or `/healthz` (see `check_collect_path`).
+    pub collect_path: String,
     pub max_body_bytes: usize,
     pub allowed_origins: Vec<String>,
     pub synchronous: Synchronous,
@@ -126,6 +140,7 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8081))),
             db: PathBuf::from(DEFAULT_DB),
+            collect_path: DEFAULT_COLLECT_PATH.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_origins: DEFAULT_ALLOWED_ORIGINS.iter().map(|origin| (*origin).to_owned()).collect(),
             synchronous: Synchronous::Normal,
@@ -154,6 +169,7 @@ pub enum Command {
 struct FileConfig {
     listen: Option<String>,
     db: Option<PathBuf>,
+    collect_path: Option<String>,
     max_body_bytes: Option<usize>,
     allowed_origins: Option<Vec<String>>,
     synchronous: Option<String>,
@@ -211,6 +227,7 @@ struct Flags {
     config: Option<PathBuf>,
     listen: Option<String>,
     db: Option<PathBuf>,
+    collect_path: Option<String>,
     max_body: Option<String>,
     allowed_origins: Vec<String>,
 }
@@ -236,6 +253,7 @@ pub fn load(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Com
             "--config" => flags.config = Some(PathBuf::from(value("--config")?)),
             "--listen" => flags.listen = Some(value("--listen")?),
             "--db" => flags.db = Some(PathBuf::from(value("--db")?)),
+            "--collect-path" => flags.collect_path = Some(value("--collect-path")?),
             "--max-body" => flags.max_body = Some(value("--max-body")?),
             "--allowed-origin" => flags.allowed_origins.push(value("--allowed-origin")?),
             other => return Err(error(other, "unknown flag (see --help)")),
@@ -301,6 +319,15 @@ fn build(file: FileConfig, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) 
     if db.as_os_str().is_empty() {
         return Err(error(if flags.db.is_some() { "--db" } else { "db" }, "must not be empty"));
     }
+
+    let collect_path = match first_layer([
+        ("--collect-path", flags.collect_path.clone()),
+        ("TANDEM_COLLECT_PATH", env("TANDEM_COLLECT_PATH")),
+        ("collect_path", file.collect_path),
+    ]) {
+        Some((key, path)) => check_collect_path(&path).map_err(|message| error(key, message))?,
+        None => defaults.collect_path,
+    };
 
     let max_body_bytes = match (&flags.max_body, file.max_body_bytes) {
         (Some(text), _) => text.parse::<usize>().map_err(|_| error("--max-body", format!("{text:?} is not a number of bytes")))?,
@@ -397,7 +424,39 @@ fn build(file: FileConfig, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) 
         }
     };
 
-    Ok(Config { listen, db, max_body_bytes, allowed_origins, synchronous, trust_forwarded, body_timeout_ms, outbox, meta, tiktok, ga4 })
+    Ok(Config { listen, db, collect_path, max_body_bytes, allowed_origins, synchronous, trust_forwarded, body_timeout_ms, outbox, meta, tiktok, ga4 })
+}
+
+/// The value of the highest layer that sets a key (flags first, then the environment, then the
+/// file), with the name an error about it should give: where the user has to look to fix it.
+fn first_layer(layers: [(&'static str, Option<String>); 3]) -> Option<(&'static str, String)> {
+    layers.into_iter().find_map(|(name, value)| value.map(|value| (name, value)))
+}
+
+/// The collect path becomes an axum route and must be reached by what a browser sends, so only
+/// plain path characters are taken: `:`, `*`, `{`, `}` would be route syntax (captures, or a panic
+/// at start-up), `%` escapes and `.`/`..` or empty segments are rewritten by browsers and proxies
+/// before they arrive, so such a route would never match.
+fn check_collect_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("must start with '/', got {path:?}"));
+    }
+    if path.contains(['?', '#']) {
+        return Err(format!("must be a path alone, without '?' or '#', got {path:?}"));
+    }
+    if path.len() > MAX_COLLECT_PATH_LENGTH {
+        return Err(format!("must be at most {MAX_COLLECT_PATH_LENGTH} characters, got {}", path.len()));
+    }
+    if let Some(character) = path.chars().find(|character| !(character.is_ascii_alphanumeric() || matches!(character, '/' | '-' | '.' | '_' | '~'))) {
+        return Err(format!("may hold only letters, digits, '/', '-', '.', '_' and '~', got {character:?} in {path:?}"));
+    }
+    if path.contains("//") || path.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(format!("must not hold empty, '.' or '..' segments (browsers and proxies rewrite them), got {path:?}"));
+    }
+    if RESERVED_PATHS.contains(&path) {
+        return Err(format!("{path} is already the collector's {path} endpoint; pick another path"));
+    }
+    Ok(path.to_owned())
 }
 
 fn positive(key: &str, value: u64) -> Result<u64, ConfigError> {
@@ -510,5 +569,43 @@ mod tests {
         assert_eq!(key_of(run(&[], Some("[ga4]\nmeasurement_id = \"UA-1\""), &[])), "ga4.measurement_id");
         assert_eq!(key_of(run(&[], Some("synchronous = \"off\""), &[])), "synchronous");
         assert_eq!(key_of(run(&[], Some("[outbox]\nretry_base_ms = 0"), &[])), "outbox.retry_base_ms");
+    }
+
+    #[test]
+    fn collect_path_layers_file_then_env_then_flag() {
+        assert_eq!(run(&[], None, &[]).expect("defaults").collect_path, "/collect");
+        let file = Some("collect_path = \"/from-file\"\n");
+        assert_eq!(run(&[], file, &[]).expect("file").collect_path, "/from-file");
+        let env = [("TANDEM_COLLECT_PATH", "/from-env")];
+        assert_eq!(run(&[], file, &env).expect("env over file").collect_path, "/from-env");
+        assert_eq!(run(&["--collect-path", "/t/e"], file, &env).expect("flag over env").collect_path, "/t/e");
+        assert_eq!(run(&["--collect-path=/t/e"], None, &[]).expect("inline flag").collect_path, "/t/e");
+        // An empty variable is unset, as for every other variable.
+        assert_eq!(run(&[], file, &[("TANDEM_COLLECT_PATH", "")]).expect("empty env").collect_path, "/from-file");
+        for plain in ["/", "/t/", "/a-b_c.d~e/F9", "/collect2"] {
+            assert_eq!(run(&["--collect-path", plain], None, &[]).expect(plain).collect_path, plain);
+        }
+    }
+
+    #[test]
+    fn an_invalid_collect_path_is_named_where_it_was_set() {
+        let too_long = format!("/{}", "a".repeat(MAX_COLLECT_PATH_LENGTH));
+        let invalid = [
+            "", "collect", "t/e", "/t?e", "/t#e", "/t e", "/t%20e", "/:id", "/*rest", "/{id}", "/t//e", "/t/../e", "/./t",
+            "/events", "/healthz", "/é", too_long.as_str(),
+        ];
+        for path in invalid {
+            let error = run(&["--collect-path", path], None, &[]).expect_err(path);
+            assert_eq!(error.key, "--collect-path", "{path:?}: {error}");
+            if !path.is_empty() {
+                assert_eq!(key_of(run(&[], None, &[("TANDEM_COLLECT_PATH", path)])), "TANDEM_COLLECT_PATH", "{path:?}");
+            }
+            let file = format!("collect_path = {}\n", serde_json::to_string(path).expect("a JSON string is a TOML basic string"));
+            assert_eq!(key_of(run(&[], Some(&file), &[])), "collect_path", "{path:?}");
+        }
+        let error = run(&["--collect-path", "/events"], None, &[]).expect_err("reserved");
+        assert!(error.message.contains("/events endpoint"), "{error}");
+        assert_eq!(key_of(run(&["--collect-path"], None, &[])), "--collect-path", "a flag without its value");
+        assert_eq!(key_of(run(&[], Some("collect_path = 7\n"), &[])), "collect_path");
     }
 }

@@ -5,11 +5,11 @@
 //! TikTok's Events API and GA4's Measurement Protocol with the same `event_id` the browser pixel
 //! used, which is what lets the platforms deduplicate browser and server events.
 //!
-//! Code map: [`config`] (file, env, flags) → [`server`] (HTTP: `/collect`, `/events`, `/healthz`)
-//! → [`payload`] + [`schema`] (parse and validate against `schema/collect.schema.json`) →
-//! [`store`] (events + outbox, one writer thread, group commit) → [`outbox`] (delivery worker)
-//! → [`forward`] (one file per platform, request building only). [`cookies`] sets first-party
-//! cookies; [`event`] holds the types they share.
+//! Code map: [`config`] (file, env, flags) → [`server`] (HTTP: the collect path, `/collect` unless
+//! configured; `/events`, `/healthz`) → [`payload`] + [`schema`] (parse and validate against
+//! `schema/collect.schema.json`) → [`store`] (events + outbox, one writer thread, group commit)
+//! → [`outbox`] (delivery worker) → [`forward`] (one file per platform, request building only).
+//! [`cookies`] sets first-party cookies; [`event`] holds the types they share.
 //!
 //! Invariants: nothing is acknowledged before it is committed; an event row and its outbox rows
 //! are committed together; a platform module never does I/O.

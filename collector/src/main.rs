@@ -44,8 +44,13 @@ fn main() -> ExitCode {
             .into_iter()
             .filter_map(|(name, on)| on.then_some(name))
             .collect();
-        // Tests and scripts read this line to learn the port.
-        println!("tandem-collector listening on http://{address} (db {}, forwarding to [{}])", config.db.display(), platforms.join(", "));
+        // Tests and scripts read this line to learn the port (the first word starting with http://).
+        println!(
+            "tandem-collector listening on http://{address} (collect path {}, db {}, forwarding to [{}])",
+            config.collect_path,
+            config.db.display(),
+            platforms.join(", ")
+        );
         match tandem_collector::serve(config, listener, shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("tandem-collector: stopped");

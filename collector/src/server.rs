@@ -1,6 +1,12 @@
-//! The HTTP surface: `POST /collect` (+ its CORS preflight), `GET /events`, `GET /healthz`.
+//! The HTTP surface: `POST` on the collect path (+ its CORS preflight), `GET /events`,
+//! `GET /healthz`.
 //!
-//! `/collect` pipeline and its failure rules:
+//! The collect path is `config.collect_path`: `/collect` by default, which ad blockers' lists
+//! block (as they do `/beacon`, `/analytics`, …), so a production site configures a neutral one
+//! and points the tag's `endpoint` at it. `/collect` is then not served at all (404), nor its
+//! preflight; `/events` and `/healthz` never move.
+//!
+//! Collect pipeline and its failure rules:
 //! 1. origin: a request with an `Origin` outside `allowed_origins` gets 403 (no Origin — a server
 //!    or a proxy — is accepted);
 //! 2. body: over `max_body_bytes` → 413 (checked on Content-Length and while reading), slower than
@@ -44,8 +50,9 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let collect_path = state.config.collect_path.clone();
     Router::new()
-        .route("/collect", post(collect).options(preflight))
+        .route(&collect_path, post(collect).options(preflight))
         .route("/events", get(list_events))
         .route("/healthz", get(healthz))
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such endpoint", None) })

@@ -1,5 +1,6 @@
 //! `POST /collect`, `GET /events`, `GET /healthz` over real HTTP on 127.0.0.1: valid, invalid,
-//! oversize, garbage and stalled bodies; exactly-once under concurrent duplicates; CORS; cookies.
+//! oversize, garbage and stalled bodies; exactly-once under concurrent duplicates; CORS; cookies;
+//! a configured collect path.
 
 mod common;
 
@@ -244,6 +245,39 @@ async fn cors_for_configured_origins_only() {
         .expect("post");
     assert_eq!(refused.status(), 403);
     assert!(refused.headers().get("access-control-allow-origin").is_none());
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_collect_path_replaces_collect() {
+    let collector = TestCollector::start(|config| {
+        config.collect_path = "/t/e".to_owned();
+        config.allowed_origins = vec!["https://shop.example".to_owned()];
+    })
+    .await;
+    let send = |method: reqwest::Method, path: &str| {
+        client()
+            .request(method, format!("{}{path}", collector.url))
+            .header("Origin", "https://shop.example")
+            .header("Content-Type", "text/plain")
+            .header("Access-Control-Request-Method", "POST")
+            .body(batch(&["path-1"]).to_string())
+            .send()
+    };
+    let preflight = send(reqwest::Method::OPTIONS, "/t/e").await.expect("preflight");
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://shop.example");
+    let accepted = send(reqwest::Method::POST, "/t/e").await.expect("post");
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.json::<Value>().await.expect("json")["results"][0]["status"], "stored");
+
+    for method in [reqwest::Method::POST, reqwest::Method::OPTIONS] {
+        let old_path = send(method.clone(), "/collect").await.expect("old path");
+        assert_eq!(old_path.status(), 404, "{method} /collect is no longer served");
+    }
+    assert_eq!(events(&collector.url, "").await["events"].as_array().expect("array").len(), 1, "/events stays where it was");
+    let health = client().get(format!("{}/healthz", collector.url)).send().await.expect("healthz");
+    assert_eq!(health.status(), 200, "/healthz stays where it was");
     collector.stop().await;
 }
 

@@ -31,7 +31,8 @@ fn start_binary(dir: &TempDir, mock: &MockPlatform) -> RunningBinary {
     )
     .expect("write config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-collector"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
+        // The path is pinned so a TANDEM_COLLECT_PATH in the environment cannot move it.
+        .args(["--listen", "127.0.0.1:0", "--collect-path", "/collect", "--db"])
         .arg(dir.path().join("tandem.db"))
         .arg("--config")
         .arg(&config_path)

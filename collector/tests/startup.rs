@@ -38,5 +38,8 @@ fn bad_configuration_exits_2_naming_the_key() {
 fn help_and_version() {
     let output = Command::new(env!("CARGO_BIN_EXE_tandem-collector")).arg("--help").output().expect("run");
     assert_eq!(output.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("--allowed-origin"));
+    let usage = String::from_utf8_lossy(&output.stdout);
+    for flag in ["--allowed-origin", "--collect-path", "TANDEM_COLLECT_PATH"] {
+        assert!(usage.contains(flag), "{flag} missing from --help");
+    }
 }
