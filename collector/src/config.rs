@@ -1,6 +1,6 @@
 //! Configuration: defaults that run as is, then a TOML file (`--config`), then environment
 //! variables (tokens and base URLs, so tests point the forwarders at a local mock; the collect
-//! path), then flags. Every problem is reported with the key that caused it (the flag or the
+//! path and cookie domain), then flags. Every problem is reported with the key that caused it (the flag or the
 //! environment variable when the value came from there); `main` exits with code 2.
 
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ pub const USAGE: &str = "\
 tandem-collector: Tandem's first-party endpoint (stores each event once, forwards it to Meta, TikTok, GA4)
 
 USAGE: tandem-collector [--config FILE] [--listen ADDR] [--db PATH] [--collect-path PATH] [--max-body BYTES]
-                        [--allowed-origin ORIGIN]...
+                        [--cookie-domain DOMAIN] [--allowed-origin ORIGIN]...
 
   --config FILE           TOML config file (see collector/tandem-collector.toml)
   --listen ADDR           address to listen on (default 127.0.0.1:8081; port 0 picks a free one)
@@ -35,13 +35,16 @@ USAGE: tandem-collector [--config FILE] [--listen ADDR] [--db PATH] [--collect-p
   --collect-path PATH     path the tag posts its events to (default /collect, which ad blockers block:
                           pick a neutral one like /t/e; letters, digits, / - . _ ~)
   --max-body BYTES        largest accepted POST body on the collect path (default 65536)
+  --cookie-domain DOMAIN  Domain= of the refreshed _tandem_cid/_fbp/_fbc cookies, for requests to that
+                          domain or a subdomain (default none: host-only; \"\" sets none again)
   --allowed-origin ORIGIN site origin allowed to post cross-origin (repeatable; replaces the file's list)
   -h, --help              this text
   -V, --version           the version
 
-Environment: TANDEM_COLLECT_PATH, TANDEM_META_PIXEL_ID, TANDEM_META_TOKEN, TANDEM_META_BASE_URL, TANDEM_META_API_VERSION,
-TANDEM_TIKTOK_PIXEL_ID, TANDEM_TIKTOK_TOKEN, TANDEM_TIKTOK_BASE_URL, TANDEM_GA4_MEASUREMENT_ID,
-TANDEM_GA4_API_SECRET, TANDEM_GA4_BASE_URL (each overrides the file's key of the same meaning).
+Environment: TANDEM_COLLECT_PATH, TANDEM_COOKIE_DOMAIN, TANDEM_META_PIXEL_ID, TANDEM_META_TOKEN,
+TANDEM_META_BASE_URL, TANDEM_META_API_VERSION, TANDEM_TIKTOK_PIXEL_ID, TANDEM_TIKTOK_TOKEN,
+TANDEM_TIKTOK_BASE_URL, TANDEM_GA4_MEASUREMENT_ID, TANDEM_GA4_API_SECRET, TANDEM_GA4_BASE_URL,
+TANDEM_GA4_EVENTS (each overrides the file's key of the same meaning; a flag overrides both).
 ";
 
 /// A configuration problem, naming the key (or flag) at fault.
@@ -63,7 +66,7 @@ fn error(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError { key: key.to_owned(), message: message.into() }
 }
 
-/// Whose `X-Forwarded-For` / `X-Forwarded-Proto` to believe.
+/// Whose `X-Forwarded-For` / `-Proto` / `-Host` to believe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrustForwarded {
     /// Only from a peer on a loopback address (a reverse proxy on the same host, like the demo server).
@@ -83,6 +86,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub synchronous: Synchronous,
     pub trust_forwarded: TrustForwarded,
+    /// `Domain=` for the cookies the collect response refreshes, lowercase, without a leading dot;
+    /// `None`: host-only. Applied only to requests for that domain or a subdomain of it (see
+    /// `cookies::cookie_domain_for`).
+    pub cookie_domain: Option<String>,
     /// How long a client may take to send its body before getting a 408.
     pub body_timeout_ms: u64,
     pub outbox: OutboxConfig,
@@ -145,6 +152,7 @@ impl Default for Config {
             allowed_origins: DEFAULT_ALLOWED_ORIGINS.iter().map(|origin| (*origin).to_owned()).collect(),
             synchronous: Synchronous::Normal,
             trust_forwarded: TrustForwarded::Loopback,
+            cookie_domain: None,
             body_timeout_ms: 10_000,
             outbox: OutboxConfig::default(),
             meta: None,
@@ -174,6 +182,7 @@ struct FileConfig {
     allowed_origins: Option<Vec<String>>,
     synchronous: Option<String>,
     trust_forwarded: Option<String>,
+    cookie_domain: Option<String>,
     body_timeout_ms: Option<u64>,
     outbox: Option<FileOutbox>,
     meta: Option<FileMeta>,
@@ -229,6 +238,7 @@ struct Flags {
     db: Option<PathBuf>,
     collect_path: Option<String>,
     max_body: Option<String>,
+    cookie_domain: Option<String>,
     allowed_origins: Vec<String>,
 }
 
@@ -255,6 +265,7 @@ pub fn load(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Com
             "--db" => flags.db = Some(PathBuf::from(value("--db")?)),
             "--collect-path" => flags.collect_path = Some(value("--collect-path")?),
             "--max-body" => flags.max_body = Some(value("--max-body")?),
+            "--cookie-domain" => flags.cookie_domain = Some(value("--cookie-domain")?),
             "--allowed-origin" => flags.allowed_origins.push(value("--allowed-origin")?),
             other => return Err(error(other, "unknown flag (see --help)")),
         }
@@ -359,6 +370,14 @@ fn build(file: FileConfig, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) 
         Some("never") => TrustForwarded::Never,
         Some(other) => return Err(error("trust_forwarded", format!("must be \"loopback\", \"always\" or \"never\", got {other:?}"))),
     };
+    let cookie_domain = match first_layer([
+        ("--cookie-domain", flags.cookie_domain.clone()),
+        ("TANDEM_COOKIE_DOMAIN", env("TANDEM_COOKIE_DOMAIN")),
+        ("cookie_domain", file.cookie_domain),
+    ]) {
+        Some((key, domain)) => check_cookie_domain(&domain).map_err(|message| error(key, message))?,
+        None => defaults.cookie_domain,
+    };
     let body_timeout_ms = positive("body_timeout_ms", file.body_timeout_ms.unwrap_or(defaults.body_timeout_ms))?;
 
     let file_outbox = file.outbox.unwrap_or_default();
@@ -424,7 +443,7 @@ fn build(file: FileConfig, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) 
         }
     };
 
-    Ok(Config { listen, db, collect_path, max_body_bytes, allowed_origins, synchronous, trust_forwarded, body_timeout_ms, outbox, meta, tiktok, ga4 })
+    Ok(Config { listen, db, collect_path, max_body_bytes, allowed_origins, synchronous, trust_forwarded, cookie_domain, body_timeout_ms, outbox, meta, tiktok, ga4 })
 }
 
 /// The value of the highest layer that sets a key (flags first, then the environment, then the
@@ -457,6 +476,45 @@ fn check_collect_path(path: &str) -> Result<String, String> {
         return Err(format!("{path} is already the collector's {path} endpoint; pick another path"));
     }
     Ok(path.to_owned())
+}
+
+/// The cookie domain as browsers compare it: one leading dot dropped (the old `Domain=.x` form
+/// means the same), lowercase. An empty value means none (host-only), so a flag can undo the
+/// file's. Refused: IP addresses and single labels (browsers never take `Domain=` for those: a
+/// top-level domain, or `localhost` where host-only is the same thing), and anything but
+/// dot-separated labels of letters, digits and inner hyphens. Public suffixes (`co.uk`) are not
+/// checked, as no list is shipped: browsers refuse those cookies themselves.
+fn check_cookie_domain(text: &str) -> Result<Option<String>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let domain = text.strip_prefix('.').unwrap_or(text).to_ascii_lowercase();
+    if domain.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("must be a domain name, not an IP address, got {text:?}"));
+    }
+    if domain.len() > 253 {
+        return Err(format!("must be at most 253 characters, got {}", domain.len()));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let bad_label = labels.iter().find(|label| {
+        label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+    });
+    if let Some(label) = bad_label {
+        return Err(format!(
+            "must be a domain name like \"shop.example\" (labels of letters, digits and inner '-', 1 to 63 each), got {text:?} (label {label:?})"
+        ));
+    }
+    if labels.len() < 2 {
+        return Err(format!("must have at least two labels, like \"shop.example\"; browsers refuse Domain={domain}, got {text:?}"));
+    }
+    if labels.last().is_some_and(|top| top.bytes().all(|byte| byte.is_ascii_digit())) {
+        return Err(format!("must be a domain name, not an IP address, got {text:?}"));
+    }
+    Ok(Some(domain))
 }
 
 fn positive(key: &str, value: u64) -> Result<u64, ConfigError> {
@@ -607,5 +665,40 @@ mod tests {
         assert!(error.message.contains("/events endpoint"), "{error}");
         assert_eq!(key_of(run(&["--collect-path"], None, &[])), "--collect-path", "a flag without its value");
         assert_eq!(key_of(run(&[], Some("collect_path = 7\n"), &[])), "collect_path");
+    }
+
+    #[test]
+    fn cookie_domain_layers_file_then_env_then_flag() {
+        assert_eq!(run(&[], None, &[]).expect("defaults").cookie_domain, None, "host-only by default");
+        let file = Some("cookie_domain = \".Shop.Example\"\n");
+        assert_eq!(run(&[], file, &[]).expect("file").cookie_domain.as_deref(), Some("shop.example"), "leading dot dropped, lowercased");
+        let env = [("TANDEM_COOKIE_DOMAIN", "env.example")];
+        assert_eq!(run(&[], file, &env).expect("env over file").cookie_domain.as_deref(), Some("env.example"));
+        let flagged = run(&["--cookie-domain", "flag.example.co.uk"], file, &env).expect("flag over env");
+        assert_eq!(flagged.cookie_domain.as_deref(), Some("flag.example.co.uk"));
+        assert_eq!(run(&["--cookie-domain", ""], file, &env).expect("empty flag").cookie_domain, None, "an empty flag undoes the others");
+        assert_eq!(run(&[], Some("cookie_domain = \"\"\n"), &[]).expect("empty key").cookie_domain, None);
+        assert_eq!(run(&[], file, &[("TANDEM_COOKIE_DOMAIN", "")]).expect("empty env").cookie_domain.as_deref(), Some("shop.example"), "an empty variable is unset");
+        assert_eq!(run(&["--cookie-domain=xn--bcher-kva.example"], None, &[]).expect("punycode").cookie_domain.as_deref(), Some("xn--bcher-kva.example"));
+    }
+
+    #[test]
+    fn an_invalid_cookie_domain_is_named_where_it_was_set() {
+        let long_label = format!("{}.example", "a".repeat(64));
+        let too_long = format!("{}example", "abcdefghi.".repeat(25));
+        let invalid = [
+            "192.168.0.1", "::1", "[::1]", "shop.123", "localhost", "example", ".", "..shop.example", "shop..example", "shop.example.",
+            "-shop.example", "shop-.example", "shop_x.example", "shop.example:8080", "*.shop.example", "https://shop.example", "shop example",
+            "bücher.example", long_label.as_str(), too_long.as_str(),
+        ];
+        for domain in invalid {
+            let error = run(&["--cookie-domain", domain], None, &[]).expect_err(domain);
+            assert_eq!(error.key, "--cookie-domain", "{domain:?}: {error}");
+            assert_eq!(key_of(run(&[], None, &[("TANDEM_COOKIE_DOMAIN", domain)])), "TANDEM_COOKIE_DOMAIN", "{domain:?}");
+            let file = format!("cookie_domain = {}\n", serde_json::to_string(domain).expect("a JSON string is a TOML basic string"));
+            assert_eq!(key_of(run(&[], Some(&file), &[])), "cookie_domain", "{domain:?}");
+        }
+        assert!(run(&["--cookie-domain", "10.0.0.1"], None, &[]).expect_err("IP").message.contains("not an IP address"));
+        assert_eq!(key_of(run(&["--cookie-domain"], None, &[])), "--cookie-domain", "a flag without its value");
     }
 }

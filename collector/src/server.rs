@@ -15,7 +15,10 @@
 //!    per event and do not stop the others; all events bad → 400;
 //! 4. store: one commit for the batch; only then 200 with per-event `stored` | `duplicate` |
 //!    `invalid`. A store failure answers 503 and acknowledges nothing (the tag retries).
-//! 5. cookies: the response re-sets `_tandem_cid`, `_fbp`, `_fbc` (see [`crate::cookies`]).
+//! 5. cookies: the response re-sets `_tandem_cid`, `_fbp`, `_fbc` (see [`crate::cookies`]), with
+//!    `Domain=<cookie_domain>` when configured and the request's host is under it: the host is
+//!    `Host`, or the first `X-Forwarded-Host` entry from a trusted proxy (`trust_forwarded`, the
+//!    same rule as for `X-Forwarded-For` / `-Proto`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -32,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::config::{Config, TrustForwarded};
-use crate::cookies::{read_request_cookies, set_cookie_headers, FirstPartyIds};
+use crate::cookies::{cookie_domain_for, read_request_cookies, set_cookie_headers, FirstPartyIds};
 use crate::event::{EventView, RequestContext};
 use crate::forward::facebook_click_id;
 use crate::outbox::now_ms;
@@ -143,6 +146,7 @@ async fn collect_inner(state: &AppState, peer: SocketAddr, headers: &HeaderMap, 
     let context = request_context(&state.config, peer, headers);
     let secure = trusted_proxy(&state.config, peer)
         && headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let cookie_domain = cookie_domain_for(state.config.cookie_domain.as_deref(), request_host(&state.config, peer, headers));
 
     let mut to_store = Vec::new();
     for item in &judged {
@@ -207,7 +211,7 @@ async fn collect_inner(state: &AppState, peer: SocketAddr, headers: &HeaderMap, 
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     let mut response = (StatusCode::OK, Json(json!({ "results": results }))).into_response();
-    for cookie in set_cookie_headers(&cookie_ids, secure) {
+    for cookie in set_cookie_headers(&cookie_ids, secure, cookie_domain) {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -233,6 +237,20 @@ fn trusted_proxy(config: &Config, peer: SocketAddr) -> bool {
         TrustForwarded::Never => false,
         TrustForwarded::Loopback => peer.ip().is_loopback(),
     }
+}
+
+/// The host the browser addressed: the first `X-Forwarded-Host` entry when the peer is a trusted
+/// proxy (behind one, `Host` is the proxy's upstream address, like 127.0.0.1:8081), else `Host`.
+fn request_host<'a>(config: &Config, peer: SocketAddr, headers: &'a HeaderMap) -> Option<&'a str> {
+    let forwarded = trusted_proxy(config, peer)
+        .then(|| headers.get("x-forwarded-host"))
+        .flatten()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|list| list.split(',').next())
+        .map(str::trim)
+        // The demo proxy sends an empty one when its own request had no Host.
+        .filter(|host| !host.is_empty());
+    forwarded.or_else(|| headers.get(header::HOST).and_then(|value| value.to_str().ok()))
 }
 
 /// IP (the first `X-Forwarded-For` hop when the peer is a trusted proxy, else the peer),

@@ -1,6 +1,6 @@
 //! `POST /collect`, `GET /events`, `GET /healthz` over real HTTP on 127.0.0.1: valid, invalid,
-//! oversize, garbage and stalled bodies; exactly-once under concurrent duplicates; CORS; cookies;
-//! a configured collect path.
+//! oversize, garbage and stalled bodies; exactly-once under concurrent duplicates; CORS; cookies
+//! (and their Domain); a configured collect path.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{batch, client, events, sample_event, TestCollector};
 use serde_json::{json, Value};
+use tandem_collector::config::TrustForwarded;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value, reqwest::header::HeaderMap) {
@@ -311,6 +312,52 @@ async fn the_response_sets_first_party_cookies() {
     let stored = events(&collector.url, "event_id=cookie-1").await;
     assert_eq!(stored["events"][0]["context"]["ip"], "203.0.113.7", "X-Forwarded-For from a loopback proxy");
     assert_eq!(stored["events"][0]["context"]["ga_client_id"], "111.1700000000");
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn the_cookie_domain_is_set_for_hosts_under_it_only() {
+    /// The Domain attribute of each Set-Cookie of a POST with these extra headers.
+    async fn cookie_domains(url: &str, extra_headers: &[(&str, &str)]) -> Vec<Option<String>> {
+        let mut request = client().post(format!("{url}/collect")).header("Content-Type", "text/plain").body(batch(&["domain-1"]).to_string());
+        for (name, value) in extra_headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("post");
+        assert_eq!(response.status(), 200);
+        let domains: Vec<Option<String>> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|value| value.to_str().expect("ascii").split("; ").find_map(|attribute| attribute.strip_prefix("Domain=")).map(str::to_owned))
+            .collect();
+        assert_eq!(domains.len(), 3, "_tandem_cid, _fbp, _fbc");
+        domains
+    }
+    let on_shop = vec![Some("shop.example".to_owned()); 3];
+    let host_only = vec![None; 3];
+
+    // Behind the demo proxy (a loopback peer, trusted by default): X-Forwarded-Host is the site's host.
+    let collector = TestCollector::start(|config| config.cookie_domain = Some("shop.example".to_owned())).await;
+    assert_eq!(cookie_domains(&collector.url, &[("X-Forwarded-Host", "www.shop.example:8080")]).await, on_shop);
+    assert_eq!(cookie_domains(&collector.url, &[("X-Forwarded-Host", "shop.example, proxy.internal")]).await, on_shop);
+    assert_eq!(cookie_domains(&collector.url, &[("X-Forwarded-Host", "shop.other.example")]).await, host_only, "a browser would refuse it");
+    assert_eq!(cookie_domains(&collector.url, &[]).await, host_only, "Host is 127.0.0.1:port");
+    collector.stop().await;
+
+    // Not trusting proxies: X-Forwarded-Host is ignored, Host decides.
+    let collector = TestCollector::start(|config| {
+        config.cookie_domain = Some("shop.example".to_owned());
+        config.trust_forwarded = TrustForwarded::Never;
+    })
+    .await;
+    assert_eq!(cookie_domains(&collector.url, &[("X-Forwarded-Host", "www.shop.example")]).await, host_only);
+    assert_eq!(cookie_domains(&collector.url, &[("Host", "t.shop.example")]).await, on_shop);
+    collector.stop().await;
+
+    // Not configured: host-only whatever the host, as before the key existed.
+    let collector = TestCollector::start(|_| {}).await;
+    assert_eq!(cookie_domains(&collector.url, &[("X-Forwarded-Host", "www.shop.example"), ("Host", "www.shop.example")]).await, host_only);
     collector.stop().await;
 }
 

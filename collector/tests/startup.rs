@@ -39,7 +39,7 @@ fn help_and_version() {
     let output = Command::new(env!("CARGO_BIN_EXE_tandem-collector")).arg("--help").output().expect("run");
     assert_eq!(output.status.code(), Some(0));
     let usage = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--allowed-origin", "--collect-path", "TANDEM_COLLECT_PATH"] {
+    for flag in ["--allowed-origin", "--collect-path", "TANDEM_COLLECT_PATH", "--cookie-domain", "TANDEM_COOKIE_DOMAIN"] {
         assert!(usage.contains(flag), "{flag} missing from --help");
     }
 }
