@@ -223,6 +223,9 @@ pub struct State {
     pub gpc: bool,
     pub mode: Mode,
     pub managed: bool,
+    /// Set at init while a wait runs (`Tag::setup_privacy`): the ms left, and the signals at its
+    /// deadline. gtag's default carries both, so Google tags Tandem does not hold wait as well.
+    pub wait: Option<(u64, [Signal; 4])>,
 }
 
 impl State {
@@ -239,12 +242,12 @@ impl State {
                 Signal::Granted
             };
         }
-        State { signals, gpc, mode: settings.mode, managed: consent.managed }
+        State { signals, gpc, mode: settings.mode, managed: consent.managed, wait: None }
     }
 
     /// Everything granted, nothing managed (tests, and the state of a site that never calls consent).
     pub fn unmanaged() -> State {
-        State { signals: [Signal::Granted; 4], gpc: false, mode: Mode::Advanced, managed: false }
+        State { signals: [Signal::Granted; 4], gpc: false, mode: Mode::Advanced, managed: false, wait: None }
     }
 
     pub fn granted(&self, purpose: usize) -> bool {
@@ -308,14 +311,19 @@ impl State {
         w.end('}')
     }
 
-    /// gtag's `{ad_storage: 'granted' | 'denied', …}` (pending is denied while gtag waits).
+    /// gtag's `{ad_storage: 'granted' | 'denied', …}`; with a wait, what the site's default says
+    /// and the time left as `wait_for_update` (pending alone would be denied at once).
     pub fn gtag_json(&self, only_user_purposes: bool) -> String {
+        let signals = self.wait.map_or(self.signals, |(_, at_deadline)| at_deadline);
         let mut w = W::new('{');
         for (i, p) in PURPOSES.iter().enumerate() {
             if only_user_purposes && i < AD_USER_DATA {
                 continue;
             }
-            w.s(p, if self.granted(i) { "granted" } else { "denied" });
+            w.s(p, if signals[i] == Signal::Granted { "granted" } else { "denied" });
+        }
+        if let Some((left_ms, _)) = self.wait {
+            w.u("wait_for_update", left_ms);
         }
         w.end('}')
     }

@@ -405,7 +405,7 @@ mod redact_tests {
     }
 
     fn state(user_data: Signal, gpc: bool) -> State {
-        State { signals: [Signal::Granted, Signal::Granted, user_data, if gpc { Signal::Denied } else { Signal::Granted }], gpc, mode: Mode::Advanced, managed: !gpc }
+        State { signals: [Signal::Granted, Signal::Granted, user_data, if gpc { Signal::Denied } else { Signal::Granted }], gpc, mode: Mode::Advanced, managed: !gpc, wait: None }
     }
 
     #[test]

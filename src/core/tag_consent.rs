@@ -204,8 +204,11 @@ impl Tag {
 
     /// Consent and identity for the platforms' setup.
     pub(super) fn setup_privacy(&mut self, now_ms: u64) -> State {
-        let state = self.privacy.state(now_ms);
+        let mut state = self.privacy.state(now_ms);
         self.privacy.told = Some(state);
+        if let Some(until) = self.privacy.consent.wait_until().filter(|&until| now_ms < until) {
+            state.wait = Some((until - now_ms, self.privacy.state(until).signals));
+        }
         state
     }
 
@@ -657,6 +660,24 @@ mod tests {
         assert_eq!(ev(&bodies[0]).get("event_time_ms").map(Value::to_json).as_deref(), Some("1700000000000"));
         assert_eq!(ev(&bodies[1]).get("event_time_ms").map(Value::to_json).as_deref(), Some("1700000000200"));
         assert_eq!(tag.wake_at(), None);
+    }
+
+    #[test]
+    fn gtag_waits_as_long_as_tandem_under_the_default_the_site_gave() {
+        let calls = [("consent", r#"["default",{"ad_storage":"granted","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"granted","wait_for_update":500}]"#)];
+        let gtag = |effects: &[Effect]| lines(effects).into_iter().filter(|l| l.starts_with(r#"gtag["consent""#)).collect::<Vec<_>>();
+        // The wasm started 200 ms after the site's default: gtag waits the 300 ms left, as Tandem does.
+        let p = PageFacts { now_ms: NOW + 200, ..page("https://www.shop.example/", "") };
+        let (mut tag, out) = init_with(CFG, &p, pre(&calls, false));
+        assert_eq!(gtag(&out.effects), [r#"gtag["consent","default",{"ad_storage":"granted","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"granted","wait_for_update":300}]"#]);
+        assert!(tag.consent_state(NOW + 200).pending());
+        // Another default during the wait is not sent as an update, which would end gtag's wait.
+        let during = PageFacts { now_ms: NOW + 300, ..p.clone() };
+        let out = tag.consent(&parse("\"default\"").unwrap(), &parse(r#"{"ad_personalization":"denied"}"#).unwrap(), &during, &mut Counter(9));
+        assert!(gtag(&out.effects).is_empty(), "{:?}", out.effects);
+        // At the deadline the state in force, as an update, without a wait.
+        let out = tag.wake(&PageFacts { now_ms: NOW + 500, ..p.clone() }, &mut Counter(20));
+        assert_eq!(gtag(&out.effects), [r#"gtag["consent","update",{"ad_storage":"granted","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#]);
     }
 
     #[test]

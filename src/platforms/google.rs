@@ -182,7 +182,8 @@ impl Destination for Google {
     /// Consent Mode v2: `gtag('consent', 'default', {…})` at setup when the site manages consent
     /// through Tandem, `gtag('consent', 'update', {…})` for every change; when only GPC denied
     /// something, an update of ad_user_data and ad_personalization (the site may have its own
-    /// default). Pending is sent as denied: Tandem holds its own events meanwhile.
+    /// default). A default while a wait runs carries the site's values and the time left as
+    /// `wait_for_update` (`State::gtag_json`), so gtag holds its own tags as Tandem holds its events.
     fn consent(&self, state: &State, initial: bool) -> Vec<Effect> {
         if !state.mirrored() {
             return Vec::new();

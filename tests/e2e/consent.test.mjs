@@ -265,6 +265,12 @@ test('a tab closed during a consent wait: what the wait held goes out under the 
   const { page, pageErrors } = await open({ consent: { ...ALL_GRANTED, wait_for_update: 10_000 } });
   const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
   assert.ok(id, 'a held event has its id');
+  // gtag hears the site's default and waits what is left of the wait, not all denied at once.
+  const gtagDefault = (await getCalls(page)).find((c) => c.platform === 'gtag' && c.args[0] === 'consent');
+  assert.deepEqual(gtagDefault.args.slice(0, 2), ['consent', 'default']);
+  const { wait_for_update: left, ...values } = gtagDefault.args[2];
+  assert.deepEqual(values, ALL_GRANTED);
+  assert.ok(left > 0 && left <= 10_000, `wait_for_update ${left}`);
   await settle(300);
   assert.equal(env.server.events.length, 0, 'held while the wait runs');
   await page.close({ runBeforeUnload: true });
