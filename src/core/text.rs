@@ -84,6 +84,38 @@ pub fn trim_end(s: &str, c: u8) -> &str {
     s.get(..s.len() - s.bytes().rev().take_while(|&b| b == c).count()).unwrap_or_default()
 }
 
+/// A fixed list of names kept as one space-separated text and where each name ends, for an enum's
+/// names: a `match` from the enum to its `&str`s compiled to two tables of 4-byte pointers and
+/// lengths, which compressed worse than the names themselves. The ends are found at compile time.
+pub struct Names<const N: usize> {
+    text: &'static str,
+    ends: [u8; N],
+}
+
+impl<const N: usize> Names<N> {
+    /// `text`: exactly N names, one space between each (the build fails otherwise).
+    pub const fn new(text: &'static str) -> Self {
+        let (bytes, mut ends, mut found, mut at) = (text.as_bytes(), [0; N], 0, 0);
+        assert!(bytes.len() < 256, "Names: the text must be under 256 bytes");
+        while at <= bytes.len() {
+            if at == bytes.len() || bytes[at] == b' ' {
+                assert!(found < N, "Names: more names than N");
+                ends[found] = at as u8;
+                found += 1;
+            }
+            at += 1;
+        }
+        assert!(found == N, "Names: fewer names than N");
+        Names { text, ends }
+    }
+
+    /// The `index`-th name (`index` < N: an enum's discriminant).
+    pub fn get(&self, index: usize) -> &'static str {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] as usize + 1 };
+        self.text.get(start..self.ends[index] as usize).unwrap_or_default()
+    }
+}
+
 /// The pieces of `s` between its `sep`s (`str::split` with a non-empty `&str` pattern).
 pub fn split<'a>(s: &'a str, sep: &'a str) -> Split<'a> {
     Split { rest: Some(s), sep }

@@ -41,27 +41,13 @@ pub struct Google {
 
 /// GA4's name for a canonical event.
 pub fn ga4_name(st: Standard) -> &'static str {
-    match st {
-        Standard::PageView => "page_view",
-        Standard::ViewContent => "view_item",
-        Standard::Search => "search",
-        Standard::AddToCart => "add_to_cart",
-        Standard::AddToWishlist => "add_to_wishlist",
-        Standard::InitiateCheckout => "begin_checkout",
-        Standard::AddPaymentInfo => "add_payment_info",
-        Standard::Purchase => "purchase",
-        Standard::Lead => "generate_lead",
-        Standard::CompleteRegistration => "sign_up",
-        // No GA4 recommended event: snake_case custom events.
-        Standard::Contact => "contact",
-        Standard::CustomizeProduct => "customize_product",
-        Standard::Donate => "donate",
-        Standard::FindLocation => "find_location",
-        Standard::Schedule => "schedule",
-        Standard::StartTrial => "start_trial",
-        Standard::SubmitApplication => "submit_application",
-        Standard::Subscribe => "subscribe",
-    }
+    // In Standard's order. From Contact on, no GA4 recommended event: snake_case custom events.
+    const NAMES: crate::core::text::Names<18> = crate::core::text::Names::new(concat!(
+        "page_view view_item search add_to_cart add_to_wishlist begin_checkout add_payment_info purchase ",
+        "generate_lead sign_up contact customize_product donate find_location schedule start_trial ",
+        "submit_application subscribe",
+    ));
+    NAMES.get(st as usize)
 }
 
 fn id_with_prefix(v: &Value, prefixes: &[&str], digits_only: bool) -> Option<String> {
