@@ -22,7 +22,7 @@ use crate::core::text;
 const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "item_id"), (Item::Name, "item_name"), (Item::Price, "price"), (Item::Quantity, "quantity"), (Item::Category, "item_category")];
 
 pub const KEY: &str = "google";
-const KNOWN: &[&str] = &["tagId", "ads", "load", "sendPageView"];
+const KNOWN: &str = "tagId, ads, load, sendPageView";
 /// Params Tandem sets itself; a custom param with these names is not passed to gtag.
 const RESERVED: &[&str] = &["send_to", "event_id", "value", "currency", "transaction_id", "items", "search_term"];
 
@@ -64,7 +64,7 @@ fn is_label(l: &str) -> bool {
 }
 
 fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
-    members("google.ads", v, &["id", "labels"], warnings).map_err(|_| config_error(KEY, "ads", "must be an object {id, labels}", v))?;
+    members("google.ads", v, "id, labels", warnings).map_err(|_| config_error(KEY, "ads", "must be an object {id, labels}", v))?;
     let id = v.get("id").and_then(|id| id_with_prefix(id, &["AW-"], true));
     let Some(id) = id else {
         return Err(config_error(KEY, "ads.id", "must be a Google Ads id like \"AW-123456789\"", v.get("id").unwrap_or(&Value::Null)));

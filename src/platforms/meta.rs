@@ -16,7 +16,7 @@ use crate::core::tag::Effect;
 use crate::core::text;
 
 pub const KEY: &str = "meta";
-const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
+const KNOWN: &str = "pixelId, load, sendPageView";
 
 pub struct Meta {
     pixels: Vec<String>,

@@ -25,6 +25,7 @@ use crate::core::error::TagError;
 use crate::core::event::ValidEvent;
 use crate::core::identity::Identity;
 use crate::core::json::{self, Value};
+use crate::core::text;
 use crate::core::tag::Effect;
 
 /// What `setup` may need from the page.
@@ -133,30 +134,26 @@ pub(crate) fn config_error(platform: &str, field: &str, rule: &str, input: &Valu
     TagError::new("invalid_config", m, input.to_json())
 }
 
-/// The platform config's members, or an error if it is not an object. Keys outside `known` are
-/// warned about (a typo like `pixelID` should be visible in debug mode).
+/// The platform config's members, or an error if it is not an object. Keys outside `known` (a
+/// list as the warning shows it: "a, b, c") are warned about (a typo like `pixelID` should be
+/// visible in debug mode).
 pub(crate) fn members<'a>(
     platform: &str,
     v: &'a Value,
-    known: &[&str],
+    known: &str,
     warnings: &mut Vec<String>,
 ) -> Result<&'a [(String, Value)], TagError> {
     let Value::Object(m) = v else {
         return Err(config_error(platform, "", "must be an object", v));
     };
     for (k, _) in m {
-        if !known.contains(&k.as_str()) {
+        if !text::split(known, ", ").any(|known| known == k) {
             let mut w = String::from("Unknown config key ");
             w.push_str(platform);
             w.push('.');
             w.push_str(k);
             w.push_str(" ignored (known: ");
-            for (i, k) in known.iter().enumerate() {
-                if i > 0 {
-                    w.push_str(", ");
-                }
-                w.push_str(k);
-            }
+            w.push_str(known);
             w.push(')');
             warnings.push(w);
         }
@@ -228,6 +225,18 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_config_keys_are_warned_with_the_known_ones() {
+        let config = json::parse(r#"{"pixelId":"1","pixelID":"2","load":true,"":0,"sendPageView":false,"Load":1}"#).unwrap();
+        let mut warnings = Vec::new();
+        assert_eq!(members("meta", &config, "pixelId, load, sendPageView", &mut warnings).map(<[_]>::len), Ok(6));
+        assert_eq!(warnings, [
+            "Unknown config key meta.pixelID ignored (known: pixelId, load, sendPageView)",
+            "Unknown config key meta. ignored (known: pixelId, load, sendPageView)",
+            "Unknown config key meta.Load ignored (known: pixelId, load, sendPageView)",
+        ]);
+    }
 
     #[test]
     fn registry_keys_are_unique_and_match_destinations() {

@@ -19,7 +19,7 @@ use crate::core::text;
 const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "content_id"), (Item::Quantity, "quantity"), (Item::Price, "price"), (Item::Name, "content_name"), (Item::Category, "content_category")];
 
 pub const KEY: &str = "tiktok";
-const KNOWN: &[&str] = &["pixelId", "load", "sendPageView"];
+const KNOWN: &str = "pixelId, load, sendPageView";
 
 /// Canonical events that are TikTok standard events under the same name.
 pub const TIKTOK_STANDARD: &[Standard] = &[
