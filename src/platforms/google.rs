@@ -24,7 +24,7 @@ const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "item_id"), (Item::Name, "item
 pub const KEY: &str = "google";
 const KNOWN: &str = "tagId, ads, load, sendPageView";
 /// Params Tandem sets itself; a custom param with these names is not passed to gtag.
-const RESERVED: &[&str] = &["send_to", "event_id", "value", "currency", "transaction_id", "items", "search_term"];
+const RESERVED: &str = "send_to event_id value currency transaction_id items search_term";
 
 struct Ads {
     id: String,

@@ -77,7 +77,7 @@ fn params(w: &mut W, ev: &ValidEvent) {
         .opt_s("search_string", p.search_string.as_deref())
         .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
     write_status(w, p.status.as_ref());
-    push_custom(w, ev, &[]);
+    push_custom(w, ev, "");
     w.close('}');
 }
 

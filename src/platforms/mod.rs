@@ -173,9 +173,10 @@ pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str) -> Result<Option<bo
 /// Custom params, minus keys the platform sets itself (so a site cannot override `send_to`).
 /// `reserved` must name every non-canonical key the platform wrote before: custom keys are never
 /// canonical ones (`event::validate_params`), so those are the only ones a custom key could repeat.
-pub(crate) fn push_custom(w: &mut json::W, ev: &ValidEvent, reserved: &[&str]) {
+pub(crate) fn push_custom(w: &mut json::W, ev: &ValidEvent, reserved: &str) {
     for (k, v) in &ev.params.custom {
-        if !reserved.contains(&k.as_str()) {
+        // `reserved`: keys one space apart ("" for none), so an empty key is never one of them.
+        if k.is_empty() || !text::split(reserved, " ").any(|r| r == k) {
             w.key(k).raw(v);
         }
     }
@@ -225,6 +226,20 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_params_skip_only_the_reserved_keys() {
+        let ev = test_support::event("Lead", r#"{"":1,"send_to":2,"items":3,"item":4,"query":5,"x":6}"#);
+        let written = |reserved: &str| {
+            let mut w = json::W::new('{');
+            push_custom(&mut w, &ev, reserved);
+            w.close('}');
+            w.0
+        };
+        assert_eq!(written(""), r#"{"":1,"send_to":2,"items":3,"item":4,"query":5,"x":6}"#);
+        assert_eq!(written("query"), r#"{"":1,"send_to":2,"items":3,"item":4,"x":6}"#);
+        assert_eq!(written("send_to event_id items"), r#"{"":1,"item":4,"query":5,"x":6}"#);
+    }
 
     #[test]
     fn unknown_config_keys_are_warned_with_the_known_ones() {

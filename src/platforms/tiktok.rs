@@ -83,7 +83,7 @@ fn props(w: &mut W, ev: &ValidEvent) {
         None => {}
     }
     // `query` is the one key written above that a custom param may also have.
-    push_custom(w, ev, if p.search_string.is_some() { &["query"] } else { &[] });
+    push_custom(w, ev, if p.search_string.is_some() { "query" } else { "" });
     w.close('}');
 }
 
