@@ -6,26 +6,24 @@
 //! untrusted: unreadable or foreign data is ignored field by field, never an error.
 
 use crate::core::json::{self, truncate_utf8, Value, W};
+use crate::core::text;
 
 pub const STORAGE_KEY: &str = "tandem:attribution";
 pub const DEFAULT_WINDOW_DAYS: u64 = 90;
 /// Same cap as URL values; also the schema's limit.
 pub const VALUE_CAP: usize = 500;
 
-/// Click-ID URL parameters, spelled as the platforms spell them (keys are case-sensitive).
-pub const CLICK_IDS: &[&str] = &[
-    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "ttclid", "msclkid", "li_fat_id", "ScCid", "epik", "rdt_cid", "twclid",
-];
+/// Click-ID URL parameters, spelled as the platforms spell them (keys are case-sensitive), one
+/// space apart: a `&[&str]` kept a pointer and a length for each, which compressed worse.
+pub const CLICK_IDS: &str = "gclid gbraid wbraid dclid fbclid ttclid msclkid li_fat_id ScCid epik rdt_cid twclid";
 
-/// `(URL parameter, stored field)` for UTMs.
-pub const UTMS: &[(&str, &str)] = &[
-    ("utm_source", "source"),
-    ("utm_medium", "medium"),
-    ("utm_campaign", "campaign"),
-    ("utm_term", "term"),
-    ("utm_content", "content"),
-    ("utm_id", "id"),
-];
+/// UTM URL parameters, one space apart; each is stored under its name without `utm_`.
+const UTMS: &str = "utm_source utm_medium utm_campaign utm_term utm_content utm_id";
+
+/// The stored field of UTM parameter `param` (`utm_source` -> `source`).
+fn utm_field(param: &'static str) -> &'static str {
+    param.get("utm_".len()..).unwrap_or_default()
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClickId {
@@ -77,9 +75,9 @@ fn touch_from(v: Option<&Value>) -> Option<Touch> {
     let ts = ts_of(v.get("ts"))?;
     // Loops rather than filter_map and collect, which linked its own extend for each closure.
     let mut fields = Vec::new();
-    for (_, field) in UTMS {
+    for field in text::split(UTMS, " ").map(utm_field) {
         if let Some(value) = v.get(field).and_then(Value::as_str).and_then(clean) {
-            fields.push((*field, value));
+            fields.push((field, value));
         }
     }
     if fields.is_empty() {
@@ -98,7 +96,7 @@ impl Attribution {
         };
         let mut a = Attribution::default();
         if let Some(ids) = v.get("click_ids") {
-            for name in CLICK_IDS {
+            for name in text::split(CLICK_IDS, " ") {
                 let Some(entry) = ids.get(name) else { continue };
                 if let (Some(value), Some(ts)) = (entry.get("value").and_then(Value::as_str).and_then(clean), ts_of(entry.get("ts"))) {
                     a.click_ids.push(ClickId { name, value, ts });
@@ -118,11 +116,11 @@ impl Attribution {
     /// or the URL carried UTMs.
     pub fn observe(&mut self, params: &[(String, String)], now_ms: u64) -> bool {
         let mut changed = false;
-        for name in CLICK_IDS {
+        for name in text::split(CLICK_IDS, " ") {
             // A click ID over the cap is ignored, as Meta's own code does with an fbclid: cut
             // short it would name no click.
             let Some(value) = crate::core::url::param(params, name).filter(|v| v.len() <= VALUE_CAP).and_then(clean) else { continue };
-            match self.click_ids.iter_mut().find(|c| c.name == *name) {
+            match self.click_ids.iter_mut().find(|c| c.name == name) {
                 Some(c) if c.value == value => continue,
                 Some(c) => {
                     c.value = value;
@@ -136,9 +134,9 @@ impl Attribution {
         // where a clone linked a copy routine for the field list.
         let touch = || {
             let mut fields = Vec::new();
-            for (p, field) in UTMS {
+            for p in text::split(UTMS, " ") {
                 if let Some(value) = crate::core::url::param(params, p).and_then(clean) {
-                    fields.push((*field, value));
+                    fields.push((utm_field(p), value));
                 }
             }
             (!fields.is_empty()).then_some(Touch { fields, ts: now_ms })
@@ -225,7 +223,7 @@ mod tests {
 
     #[test]
     fn every_click_id_is_read() {
-        for name in CLICK_IDS {
+        for name in text::split(CLICK_IDS, " ") {
             let url = String::from("https://s.example/?") + name + "=v_" + name;
             let mut want = String::from(r#"{"click_ids":{""#);
             want.push_str(name);

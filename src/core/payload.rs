@@ -40,7 +40,8 @@ pub fn without_click_ids(url: &str) -> String {
     let Some((path, query)) = text::split_once(head, "?") else { return url.to_string() };
     let mut out = String::from(path);
     for p in text::split(query, "&") {
-        if !CLICK_IDS.contains(&text::before(p, "=")) {
+        let name = text::before(p, "=");
+        if !text::split(CLICK_IDS, " ").any(|click_id| click_id == name) {
             out.push(if out.len() == path.len() { '?' } else { '&' });
             out.push_str(p);
         }
