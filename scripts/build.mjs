@@ -195,6 +195,14 @@ function getInt32Memory0() {
     glue = glue.replace(definition, '');
   }
   glue = glue.replace(/^let __wbg_init_promise;\n/m, '');
+  // Every call of passStringToWasm0 passes the wasm's realloc: its path without one (encoding the
+  // whole string first) is dead code.
+  const withoutRealloc = /^(function passStringToWasm0\(arg, malloc, realloc\) \{\n)\s*if \(realloc === undefined\) \{\n.*?\n {4}\}\n/ms;
+  if (!withoutRealloc.test(glue)) throw new Error('passStringToWasm0 without realloc not found in the wasm-bindgen glue');
+  if ([...glue.matchAll(/passStringToWasm0\(([^)]*)\)/g)].some((call) => call[1].split(',').length !== 3)) {
+    throw new Error('a passStringToWasm0 call without realloc in the wasm-bindgen glue');
+  }
+  glue = glue.replace(withoutRealloc, '$1');
   // Most strings out of the wasm are short ASCII (track()'s reply is its bare event_id): a plain
   // loop reads them in a fraction of TextDecoder's fixed cost per call. Anything else, or longer,
   // still goes through TextDecoder.
