@@ -165,6 +165,19 @@ function glueFactory() {
   const dataViewWrite = /getDataViewMemory0\(\)\.setInt32\(\(arg0 >>> 0\) \+ 4 \* (\d), (\w+), true\);/g;
   if (!dataViewWrite.test(glue)) throw new Error('no getDataViewMemory0().setInt32 in the wasm-bindgen glue');
   glue = glue.replace(dataViewWrite, (write, slot, value) => `getInt32Memory0()[(arg0 >>> 2) + ${slot}] = ${value};`);
+  // Each import returning a string to the wasm wrote its pointer and length in five lines of its
+  // own; they become one call of returnString, in the same order (the pointer first, which sets
+  // WASM_VECTOR_LEN, then the length read from it).
+  const stringReturn = /(?:const|var) ptr1 = ([^;]*passStringToWasm0\(ret, [^;]*\));\n\s*(?:const|var) len1 = WASM_VECTOR_LEN;\n\s*getInt32Memory0\(\)\[\(arg0 >>> 2\) \+ 1\] = len1;\n\s*getInt32Memory0\(\)\[\(arg0 >>> 2\) \+ 0\] = ptr1;/g;
+  if (!stringReturn.test(glue)) throw new Error('no string returned to the wasm in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(stringReturn, (lines, pointer) => `returnString(arg0, ${pointer});`);
+  if (/getInt32Memory0\(\)\[/.test(glue)) throw new Error('a string returned to the wasm in another form in the wasm-bindgen glue');
+  glue += `function returnString(slot, pointer) {
+    const memory = getInt32Memory0();
+    memory[(slot >>> 2) + 1] = WASM_VECTOR_LEN;
+    memory[slot >>> 2] = pointer;
+}
+`;
   const dataView = /^let cachedDataViewMemory0 = null;\nfunction getDataViewMemory0\(\) \{\n.*?^}\n/ms;
   if (!dataView.test(glue)) throw new Error('getDataViewMemory0 not found in the wasm-bindgen glue');
   glue = glue.replace(dataView, `let cachedInt32Memory0 = null;
