@@ -153,7 +153,9 @@ impl Attribution {
 
     /// Forgets entries older than the window.
     pub fn expire(&mut self, now_ms: u64, window_days: u64) {
-        let window_ms = window_days.saturating_mul(86_400_000);
+        // saturating_mul, written out: on a u64 it links a 128-bit multiply (__multi3) into the wasm.
+        const DAY_MS: u64 = 86_400_000;
+        let window_ms = if window_days > u64::MAX / DAY_MS { u64::MAX } else { window_days * DAY_MS };
         let fresh = |ts: u64| now_ms.saturating_sub(ts) <= window_ms;
         self.click_ids.retain(|c| fresh(c.ts));
         if self.first.as_ref().is_some_and(|t| !fresh(t.ts)) {
@@ -285,6 +287,12 @@ mod tests {
         assert_eq!(a.click_ids.len(), 1);
         a.expire(T0 + 1, DEFAULT_WINDOW_DAYS);
         assert!(a.click_ids.is_empty());
+        // A window too long to count in milliseconds keeps everything, as saturating_mul did.
+        for days in [u64::MAX / DAY, u64::MAX / DAY + 1, u64::MAX] {
+            let mut a = Attribution { click_ids: vec![ClickId { name: "gclid", value: "x".into(), ts: 0 }], ..Default::default() };
+            a.expire(u64::MAX, days);
+            assert_eq!(a.click_ids.len(), usize::from(days > u64::MAX / DAY), "{days}");
+        }
         // After expiry a new first touch can be recorded.
         check(
             Some(r#"{"click_ids":{},"utm":{"first":{"source":"a","ts":1}}}"#),
