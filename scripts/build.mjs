@@ -147,7 +147,11 @@ function glueFactory() {
   // A snippet function the wasm imports directly (no JS shim, e.g. one taking only numbers) comes
   // as a namespace import: make it an object of the (now local) snippet functions, under their
   // minified import names.
+  // wasm-bindgen may import one snippet under two names: the second is the first's object.
+  const namespaces = new Map();
   glue = glue.replace(/^import \* as (\w+) from ["'](\.\/snippets\/[^"']*)["'];?\n/gm, (line, name, module) => {
+    if (namespaces.has(module)) return `var ${name} = ${namespaces.get(module)};\n`;
+    namespaces.set(module, name);
     const entries = minified.imports.filter(([m]) => m === module).map(([, old, short]) => `${short}: ${old}`);
     return `var ${name} = { ${entries.join(', ')} };\n`;
   });
