@@ -82,7 +82,8 @@ impl EventName {
 pub const NAME_MAX: usize = 40;
 /// GA4's reserved prefixes (support.google.com/analytics/answer/13316687: `query_id` for web
 /// event names; `google_`, `ga_`, `firebase_` are reserved across GA4).
-const RESERVED_PREFIXES: &[&str] = &["google_", "ga_", "firebase_", "query_id"];
+/// One space apart, as RESERVED_NAMES.
+const RESERVED_PREFIXES: &str = "google_ ga_ firebase_ query_id";
 /// GA4's reserved web event names (same page), space-separated: a `&[&str]` kept a pointer and a
 /// length for each, which compressed worse than the names.
 const RESERVED_NAMES: &str = concat!(
@@ -409,7 +410,7 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
         None => {}
     }
     let lower = s.to_ascii_lowercase();
-    if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+    if text::split(RESERVED_PREFIXES, " ").any(|p| lower.starts_with(p)) {
         return reject(errors, "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)");
     }
     if text::split(RESERVED_NAMES, " ").any(|reserved| reserved == s) {
@@ -670,6 +671,11 @@ mod tests {
         r(r#""google_x""#, "prefixes");
         r(r#""GA_x""#, "prefixes");
         r(r#""firebase_x""#, "prefixes");
+        r(r#""query_id_x""#, "prefixes");
+        r(r#""Query_ID""#, "prefixes");
+        check(r#""googlex""#, "{}", Ok(&[]));
+        check(r#""gax""#, "{}", Ok(&[]));
+        check(r#""query""#, "{}", Ok(&[]));
         r(r#""page_view""#, "reserved");
         r(r#""session_start""#, "reserved");
         // Every reserved name, first and last included; parts and extensions of them are not.
