@@ -261,8 +261,8 @@ tandem('init', {
 window.__benchReady = function () { return !!(window.tandem && window.tandem.loaded === true); };
 window.__benchTrack = function (p) { return tandem('track', 'Purchase', p); };
 </script>
-<link rel="preload" href="/tag/tandem/tandem_bg.wasm" as="fetch" crossorigin>
-<script async src="/tag/tandem/tandem.js"></script>`;
+<script async fetchpriority="high" src="/tag/tandem/tandem.js"></script>
+<link rel="preload" href="/tag/tandem/tandem_bg.wasm" as="fetch" crossorigin>`;
   }
   if (variant === 'segment') {
     // analytics.load({ writeKey, cdnURL, cdnSettings }) with the settings inline: no settings fetch.
