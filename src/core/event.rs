@@ -413,7 +413,7 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
     if text::split(RESERVED_PREFIXES, " ").any(|p| lower.starts_with(p)) {
         return reject(errors, "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)");
     }
-    if text::split(RESERVED_NAMES, " ").any(|reserved| reserved == s) {
+    if text::listed(RESERVED_NAMES, " ", s) {
         return reject(errors, "is reserved by Google Analytics; pick another name");
     }
     if let Some(st) = Standard::ALL.iter().find(|st| st.name().eq_ignore_ascii_case(s)) {

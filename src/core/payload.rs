@@ -40,8 +40,7 @@ pub fn without_click_ids(url: &str) -> String {
     let Some((path, query)) = text::split_once(head, "?") else { return url.to_string() };
     let mut out = String::from(path);
     for p in text::split(query, "&") {
-        let name = text::before(p, "=");
-        if !text::split(CLICK_IDS, " ").any(|click_id| click_id == name) {
+        if !text::listed(CLICK_IDS, " ", text::before(p, "=")) {
             out.push(if out.len() == path.len() { '?' } else { '&' });
             out.push_str(p);
         }

@@ -205,6 +205,7 @@ impl Tag {
     /// Consent and identity for the platforms' setup.
     pub(super) fn setup_privacy(&mut self, now_ms: u64) -> State {
         let mut state = self.privacy.state(now_ms);
+        // Told without the wait: the states `consent_changed` compares it with never carry one.
         self.privacy.told = Some(state);
         if let Some(until) = self.privacy.consent.wait_until().filter(|&until| now_ms < until) {
             state.wait = Some((until - now_ms, self.privacy.state(until).signals));

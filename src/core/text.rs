@@ -121,6 +121,12 @@ pub fn split<'a>(s: &'a str, sep: &'a str) -> Split<'a> {
     Split { rest: Some(s), sep }
 }
 
+/// Whether `name` is one of the items of `list`, items `sep` apart (a list kept as one text: see
+/// `Names`). An empty name never is, so an empty list holds nothing.
+pub fn listed(list: &str, sep: &str, name: &str) -> bool {
+    !name.is_empty() && split(list, sep).any(|item| item == name)
+}
+
 pub struct Split<'a> {
     rest: Option<&'a str>,
     sep: &'a str,
@@ -143,6 +149,23 @@ mod tests {
 
     const HAYSTACKS: &[&str] = &["", "a", "ab", "a.b", ".a.", "..", "a..b.c", "é.ü", "https://x.example/p?q#f", "://", "aaa", "a-b--c"];
     const PATTERNS: &[&str] = &[".", "..", "://", "a", "aa", "ü", "#", "--", "x.example/p?q#f!"];
+
+    #[test]
+    fn listed_finds_whole_items_only() {
+        for (list, sep, name, want) in [
+            ("a bc d", " ", "bc", true),
+            ("a bc d", " ", "a", true),
+            ("a bc d", " ", "d", true),
+            ("a bc d", " ", "b", false),
+            ("a bc d", " ", "a bc", false),
+            ("a bc d", " ", "", false),
+            ("", " ", "", false),
+            ("x, y", ", ", "y", true),
+            ("x, y", ", ", " y", false),
+        ] {
+            assert_eq!(listed(list, sep, name), want, "{name:?} in {list:?}");
+        }
+    }
 
     #[test]
     fn trims_as_javascript() {

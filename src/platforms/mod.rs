@@ -147,7 +147,7 @@ pub(crate) fn members<'a>(
         return Err(config_error(platform, "", "must be an object", v));
     };
     for (k, _) in m {
-        if !text::split(known, ", ").any(|known| known == k) {
+        if !text::listed(known, ", ", k) {
             let mut w = String::from("Unknown config key ");
             w.push_str(platform);
             w.push('.');
@@ -171,12 +171,12 @@ pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str) -> Result<Option<bo
 }
 
 /// Custom params, minus keys the platform sets itself (so a site cannot override `send_to`).
-/// `reserved` must name every non-canonical key the platform wrote before: custom keys are never
-/// canonical ones (`event::validate_params`), so those are the only ones a custom key could repeat.
+/// `reserved` (keys one space apart) must name every non-canonical key the platform wrote before:
+/// custom keys are never canonical ones (`event::validate_params`), so those are the only ones a
+/// custom key could repeat.
 pub(crate) fn push_custom(w: &mut json::W, ev: &ValidEvent, reserved: &str) {
     for (k, v) in &ev.params.custom {
-        // `reserved`: keys one space apart ("" for none), so an empty key is never one of them.
-        if k.is_empty() || !text::split(reserved, " ").any(|r| r == k) {
+        if !text::listed(reserved, " ", k) {
             w.key(k).raw(v);
         }
     }
