@@ -239,29 +239,30 @@ fn trusted_proxy(config: &Config, peer: SocketAddr) -> bool {
     }
 }
 
-/// The host the browser addressed: the first `X-Forwarded-Host` entry when the peer is a trusted
-/// proxy (behind one, `Host` is the proxy's upstream address, like 127.0.0.1:8081), else `Host`.
-fn request_host<'a>(config: &Config, peer: SocketAddr, headers: &'a HeaderMap) -> Option<&'a str> {
-    let forwarded = trusted_proxy(config, peer)
-        .then(|| headers.get("x-forwarded-host"))
+/// The first entry, trimmed, of a comma-separated `X-Forwarded-*` header, when the peer is a
+/// trusted proxy (the first is the one the client's own proxy added).
+fn first_forwarded<'a>(config: &Config, peer: SocketAddr, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    trusted_proxy(config, peer)
+        .then(|| headers.get(name))
         .flatten()
         .and_then(|value| value.to_str().ok())
         .and_then(|list| list.split(',').next())
         .map(str::trim)
+}
+
+/// The host the browser addressed: the first `X-Forwarded-Host` entry when the peer is a trusted
+/// proxy (behind one, `Host` is the proxy's upstream address, like 127.0.0.1:8081), else `Host`.
+fn request_host<'a>(config: &Config, peer: SocketAddr, headers: &'a HeaderMap) -> Option<&'a str> {
+    first_forwarded(config, peer, headers, "x-forwarded-host")
         // The demo proxy sends an empty one when its own request had no Host.
-        .filter(|host| !host.is_empty());
-    forwarded.or_else(|| headers.get(header::HOST).and_then(|value| value.to_str().ok()))
+        .filter(|host| !host.is_empty())
+        .or_else(|| headers.get(header::HOST).and_then(|value| value.to_str().ok()))
 }
 
 /// IP (the first `X-Forwarded-For` hop when the peer is a trusted proxy, else the peer),
 /// user agent and first-party cookies of the request.
 fn request_context(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> RequestContext {
-    let forwarded_ip = trusted_proxy(config, peer)
-        .then(|| headers.get("x-forwarded-for"))
-        .flatten()
-        .and_then(|value| value.to_str().ok())
-        .and_then(|list| list.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    let forwarded_ip = first_forwarded(config, peer, headers, "x-forwarded-for").and_then(|first| first.parse::<IpAddr>().ok());
     let ip = forwarded_ip.unwrap_or(peer.ip());
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
