@@ -49,12 +49,11 @@ function run(command, args) {
 // These flags are unstable, hence RUSTC_BOOTSTRAP; they need the rust-src component (setup.sh).
 // Without reference types (on by default since Rust 1.82) wasm-bindgen emits no externref table and
 // its set-up code: no JS value ever enters the wasm (src/shell), so they would be dead weight.
-// LLVM's inliner gets no budget beyond what a call saves (`-inline-threshold=0`, below opt-level
-// z's): what is not inlined stays one function each, which compresses better (about 400 B of
-// gzip; thresholds of 3 and up, or -5 and down, do worse; see the one-caller limit below).
-// Small functions are inlined earlier instead, by rustc's MIR inliner (off by default at opt-level
-// z), with one threshold for all: about 300 B of gzip; 25 to 40 do about as well, its defaults
-// (50, 100 with #[inline]) add 2 KB.
+// LLVM's inliner keeps opt-level z's own budget: with the MIR inliner below, pinning it to 0
+// (`-inline-threshold=0`, once 400 B smaller) now costs 44 B of gzip and 1.7 % of track() time
+// (same-page A/B, 5 pages). Small functions are inlined early by rustc's MIR inliner (off by
+// default at opt-level z), with one threshold for all: about 300 B of gzip; 20 and 40 now do
+// 170-245 B worse than 30, its defaults (50, 100 with #[inline]) add 2 KB.
 // The wasm memory declares a maximum (size-budget.json's memory_max_bytes, 16 MiB): a tag must not
 // grow without bound in someone else's page (without a maximum, tests/e2e's memory test reaches
 // 4 GB), and iOS Safari has failed with "Out of memory" on modules whose memory may grow large.
@@ -78,7 +77,7 @@ execFileSync('cargo', cargoArgs, {
   env: {
     ...process.env,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none', '-Cllvm-args=-inline-threshold=0',
+    CARGO_ENCODED_RUSTFLAGS: ['-Zunstable-options', '-Cpanic=immediate-abort', '-Ctarget-feature=-reference-types', '-Zlocation-detail=none',
       `-Clink-arg=--max-memory=${memoryMax}`,
       '-Zinline-mir=yes', '-Zinline-mir-threshold=30', '-Zinline-mir-hint-threshold=30'].join('\x1f'),
   },
