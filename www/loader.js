@@ -226,7 +226,9 @@ var BATCH_BYTES = 16 * 1024;
 var KEEPALIVE_MAX = 60 * 1024;
 var UNLOAD_BUDGET = 48 * 1024;
 
-function createJsPath(win, version, report, tabId) {
+// With `stashOnly` the path sends nothing, adopts nothing and writes nothing but its own queue:
+// it turns what a hidden page's stub queued into events for a later page to adopt (see stash).
+function createJsPath(win, version, report, tabId, stashOnly) {
   var doc = win.document;
   var endpoint = '/collect';
   var key = QUEUE_PREFIX + tabId;
@@ -310,7 +312,7 @@ function createJsPath(win, version, report, tabId) {
     var ls = storage();
     var now = Date.now();
     var state = consentState();
-    if (!ls || state.ad_storage !== 'granted') return;
+    if (stashOnly || !ls || state.ad_storage !== 'granted') return;
     for (var i = ls.length - 1; i >= 0; i--) {
       try {
         var k = ls.key(i);
@@ -427,7 +429,7 @@ function createJsPath(win, version, report, tabId) {
     }
     released = false;
     store();
-    if (!failures) pump();
+    if (!failures && !stashOnly) pump();
   }
   function storedClickIds() {
     var out = {};
@@ -497,7 +499,7 @@ function createJsPath(win, version, report, tabId) {
     var pageUrl = String(win.location.href);
     if (!identifiers) pageUrl = withoutClickIds(pageUrl);
     if (sentIds.indexOf(eventId) !== -1 || queued(eventId)) return eventId; // the same event_id goes out once
-    if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, consent.ad_storage === 'granted')) return null;
+    if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, !stashOnly && consent.ad_storage === 'granted')) return null;
     sentIds.push(eventId);
     enqueue({
       event_id: eventId,
@@ -535,8 +537,8 @@ function createJsPath(win, version, report, tabId) {
       started = true;
       adopt();
       var quiet = b === true; // the wasm path already ran init on this page
-      if (!quiet && (!a || a.autoPageView !== false)) track('PageView', {}, undefined);
-      return null;
+      // `c`: the automatic PageView's event_id when a stash already gave it one. Its id is the reply.
+      return !quiet && (!a || a.autoPageView !== false) ? track('PageView', {}, c) : null;
     }
     if (command === 'track') return track(a, b, c);
     if (command === 'page') return track('PageView', {}, undefined);
@@ -621,6 +623,42 @@ function bootTandem(win, script) {
   }
   var jsPath = null; // the plain-JS path, once WebAssembly has failed
 
+  // The page went hidden before the wasm was live. A mobile browser may discard a hidden page
+  // without a pagehide, and what the stub queued would go with it: the plain-JS path turns the
+  // queued calls into endpoint events and stores them as this tab's delivery queue
+  // (`tandem:q:<tab id>`, leased as a live tab's for 2 minutes), where a later page adopts them if
+  // this one never runs again. Nothing is sent from here. Each queued track is given the event_id
+  // of its stored copy (as `{eventId}`: the only track option), and a second stash reuses the
+  // PageView's, so whatever path sends them later sends the same ids. The copy is withdrawn when
+  // this page takes its queue after all (unless a later page adopted it first: only this tab
+  // writes its key, so a removal finds the stash or nothing).
+  var stashed = false;
+  var stashedPageView = null; // the automatic PageView's event_id in the stash
+  function stash() {
+    var scratch = createJsPath(win, TANDEM_VERSION, function () {}, tabId, true);
+    var calls = stub.q, config, call, i;
+    for (i = 0; i < calls.length; i++) {
+      call = argumentsToArray(calls[i]);
+      if (call[0] === 'consent' && call[1] === 'default') scratch('consent', call[1], call[2]);
+      if (call[0] === 'init' && config === undefined) config = call[1] == null ? {} : call[1];
+    }
+    if (typeof config !== 'object') return; // no configuration: nothing would be sent
+    stashedPageView = scratch('init', config, false, stashedPageView);
+    for (i = 0; i < calls.length; i++) {
+      call = argumentsToArray(calls[i]);
+      if (call[0] === 'consent' && call[1] !== 'default') scratch('consent', call[1], call[2]);
+      if (call[0] === 'page') scratch('page');
+      var id = call[0] === 'track' && scratch('track', call[1], call[2], call[3]);
+      if (id) calls[i] = [call[0], call[1], call[2], { eventId: id }];
+    }
+    stashed = true;
+  }
+  function unstash() {
+    if (!stashed) return;
+    stashed = false;
+    try { win.localStorage.removeItem(QUEUE_PREFIX + tabId); } catch (e) { /* storage went away: so did the copy */ }
+  }
+
   function report(error) {
     try {
       console_.error('[tandem] ' + error.message, error.input === undefined ? '' : error.input);
@@ -650,6 +688,7 @@ function bootTandem(win, script) {
   function relay(name, args) {
     try {
       if (jsPath) return jsPath(name, args && args[0]);
+      if (!glue && restarts === 0 && name === '__flush' && args[0] === 'hidden' && stub.q.length) return stash();
       if (!glue && restarts === 0 && name === '__flush' && args[0] === 'pagehide' && (stub.q.length || held.length)) {
         // The page is going away before the wasm started: the plain-JS path beacons what the stub
         // queued, so a click tracked right before a navigation is not lost.
@@ -796,6 +835,7 @@ function bootTandem(win, script) {
   // fresh instance is on its way to take the queue): looping on would requeue the same call forever.
   function goLive(fresh) {
     if (jsPath) return; // the page already handed its calls to the plain-JS path
+    unstash();
     glue = fresh;
     if (initConfig !== null) {
       // Re-create the core's state on a fresh instance after a crash, without repeating what init
@@ -875,6 +915,7 @@ function bootTandem(win, script) {
       console_.warn('[tandem] WebAssembly could not start (' + describeError(error) + '); events go to the first-party endpoint only');
     } catch (e) { /* ignore */ }
     flushStorage(); // a crashed instance's last queue, for the JS path to adopt
+    unstash(); // the queued calls it stored go to the JS path now, under the same event_ids
     var fallback = createJsPath(win, TANDEM_VERSION, report, tabId);
     jsPath = fallback;
     function degraded() {
@@ -890,7 +931,7 @@ function bootTandem(win, script) {
           }
           initConfig = config;
           captureReporting(initConfig);
-          fallback('init', initConfig);
+          fallback('init', initConfig, false, stashedPageView);
           held.splice(0).forEach(function (call) { degraded.apply(null, call); });
           return null;
         }

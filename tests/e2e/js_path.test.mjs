@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 const LOADER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'www', 'loader.js');
 const ENDPOINT = 'https://shop.example/collect';
 
-function simulatedPage(store = new Map()) {
-  let now = 1_800_000_000_000;
+function simulatedPage(store = new Map(), start = 1_800_000_000_000) {
+  let now = start;
   const timers = [];
   const localStorage = {
     get length() { return store.size; },
@@ -308,21 +308,29 @@ test('JS path: events adopted from an earlier page carry no identifiers while ad
 // The whole loader (bootTandem) on the simulated page, with the stub snippet's queue. Without
 // `core`, the page has no fetch for the wasm: the loader takes the plain-JS path. With it, `core`
 // stands in for the wasm's `command` (src/shell/mod.rs), replying as `reply` does.
-function bootedPage(queuedCalls, core) {
-  const page = simulatedPage();
+// `wasmArrives`: a promise the wasm's download waits for (else it arrives at once). The page's
+// lifecycle listeners are kept, for `hide()` and `pagehide()`.
+function bootedPage(queuedCalls, core, { store, start, wasmArrives } = {}) {
+  const page = simulatedPage(store, start);
   const logged = [];
+  const listeners = {};
+  page.win.addEventListener = (type, f) => { listeners[type] = f; };
+  page.win.document.addEventListener = (type, f) => { listeners[type] = f; };
+  page.win.document.visibilityState = 'visible';
   page.win.console = { error: (m) => logged.push(m), warn: () => {}, log: () => {} };
   const stub = function () { (stub.q = stub.q || []).push(arguments); };
   page.win.tandem = stub;
   for (const call of queuedCalls) stub(...call);
   page.context.TANDEM_VERSION = 'test';
   if (core) {
-    page.context.fetch = () => Promise.resolve({ ok: true, headers: { get: () => 'application/octet-stream' }, arrayBuffer: () => Promise.resolve(new ArrayBuffer(8)) });
+    page.context.fetch = () => Promise.resolve(wasmArrives).then(() => ({ ok: true, headers: { get: () => 'application/octet-stream' }, arrayBuffer: () => Promise.resolve(new ArrayBuffer(8)) }));
     page.context.WebAssembly = { compile: () => Promise.resolve({}) };
     page.context.createGlue = () => ({ init: () => Promise.resolve(), set_script_nonce() {}, set_relay() {}, command: core });
   }
   page.context.bootTandem(page.win, { src: 'https://shop.example/tandem.js', nonce: '' });
-  return { ...page, logged, tandem: (...args) => page.win.tandem(...args) };
+  const hide = () => { page.win.document.visibilityState = 'hidden'; listeners.visibilitychange(); };
+  const pagehide = () => listeners.pagehide();
+  return { ...page, logged, hide, pagehide, tandem: (...args) => page.win.tandem(...args) };
 }
 
 const refusal = (input) => JSON.stringify({ event_id: null, errors: [{ code: 'invalid_config', message: 'tandem.init expects a config object, got a string', input }], warnings: [] });
@@ -428,4 +436,96 @@ test('after a crash, a consent wait that ended is not started again, and the aut
     assert.equal(restore[1][0].autoPageView !== false, pageViewAgain, JSON.stringify(restore));
     assert.equal(restore[1][0].endpoint, ENDPOINT);
   }
+});
+
+// ---------------------------------------------------------------- hidden before the wasm is live
+
+/** The events a stash stored under `tandem:q:<tab id>` (the one queue key in `store`), in order. */
+function stashedEvents(store) {
+  const keys = [...store.keys()].filter((k) => k.startsWith('tandem:q:'));
+  assert.ok(keys.length <= 1, keys.join(' '));
+  return keys.length ? JSON.parse(store.get(keys[0])).items.map((p) => p[1]) : [];
+}
+const STASHED_CALLS = [
+  ['init', { endpoint: ENDPOINT }],
+  ['track', 'Lead', { value: 5, currency: 'EUR' }],
+  ['track', 'Purchase', { value: 20, currency: 'EUR', order_id: 'A-1' }],
+  ['track', 'Contact', {}, { eventId: 'site-1' }],
+];
+
+test('hidden before the wasm arrived: the queued calls are stored for a later page, nothing is sent, and the wasm later tracks them under the same ids', async () => {
+  let arrive;
+  const wasmArrives = new Promise((r) => { arrive = r; });
+  const core = [];
+  const page = bootedPage(STASHED_CALLS, (name, json) => {
+    core.push([name, JSON.parse(json)]);
+    return name === 'track' ? JSON.parse(json)[2].eventId : '';
+  }, { wasmArrives });
+  await page.run(500);
+  page.hide();
+  const stored = stashedEvents(page.store);
+  assert.deepEqual(stored.map((e) => e.event_name), ['PageView', 'Lead', 'Purchase', 'Contact']);
+  const [pageView, lead, purchase, contact] = stored.map((e) => e.event_id);
+  assert.match(lead, /^[A-Za-z0-9_.:-]{8,64}$/, 'a generated id for the Lead');
+  assert.equal(purchase, 'o-A-1');
+  assert.equal(contact, 'site-1');
+  assert.deepEqual([page.requests.length, page.beacons.length], [0, 0], 'nothing is sent from a stash');
+  assert.equal(page.store.get('tandem:sent'), undefined, 'the order is not logged as sent: the wasm has yet to send it');
+  const queueKey = [...page.store.keys()].find((k) => k.startsWith('tandem:q:'));
+  assert.ok(JSON.parse(page.store.get(queueKey)).until > page.now(), 'leased as a live tab\'s');
+  // Visible again, hidden again: stored again under the same ids, the PageView's too.
+  page.hide();
+  assert.deepEqual(stashedEvents(page.store).map((e) => e.event_id), [pageView, lead, purchase, contact]);
+
+  arrive();
+  await page.run(1_000);
+  assert.equal(page.win.tandem.loaded, true, 'live');
+  assert.deepEqual(stashedEvents(page.store), [], 'the stored copy is withdrawn: the wasm sends them');
+  const tracks = core.filter(([name]) => name === 'track').map(([, args]) => [args[0], args[2].eventId]);
+  assert.deepEqual(tracks, [['Lead', lead], ['Purchase', purchase], ['Contact', contact]]);
+  assert.deepEqual(page.logged, []);
+});
+
+test('hidden, then closed before the wasm arrived: the plain-JS path sends each stored event once, under the same ids', async () => {
+  const page = bootedPage(STASHED_CALLS, () => '', { wasmArrives: new Promise(() => {}) });
+  await page.run(500);
+  page.hide();
+  const ids = stashedEvents(page.store).map((e) => e.event_id);
+  const beaconed = [];
+  page.win.navigator.sendBeacon = (url, body) => { beaconed.push(...JSON.parse(body).events.map((e) => e.event_id)); return true; };
+  page.pagehide();
+  // The first event goes by a keepalive fetch as the path starts, the rest in the beacon.
+  assert.deepEqual([...page.events.map((e) => e.event_id), ...beaconed], ids);
+  assert.deepEqual(stashedEvents(page.store), [], 'all handed over: nothing left for a later page to send again');
+  // A later page, past the lease: nothing to adopt.
+  const later = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], undefined, { store: page.store, start: page.now() + 600_000 });
+  await later.run(5_000);
+  assert.deepEqual(later.events, []);
+});
+
+test('hidden, then discarded before the wasm arrived: a later page sends the stored events once, landing click ids included', async () => {
+  const store = new Map();
+  const page = bootedPage(STASHED_CALLS, () => '', { store, wasmArrives: new Promise(() => {}) });
+  page.win.location.href = 'https://shop.example/landing?gclid=CL-1';
+  await page.run(500);
+  page.hide();
+  const ids = stashedEvents(store).map((e) => e.event_id);
+  // The page is discarded: nothing of it runs again. A later page within the lease leaves the
+  // queue alone (its tab may still come back); one after it adopts it.
+  const soon = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], undefined, { store, start: page.now() + 60_000 });
+  await soon.run(5_000);
+  assert.deepEqual(soon.events, []);
+  const later = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], undefined, { store, start: page.now() + 180_000 });
+  await later.run(5_000);
+  assert.deepEqual(later.events.map((e) => e.event_id), ids);
+  assert.match(later.events[0].event_source_url, /gclid=CL-1/, 'the landing PageView keeps its URL');
+  await later.run(60_000);
+  assert.equal(later.events.length, ids.length, 'once');
+});
+
+test('hidden before the wasm arrived, with ad_storage denied: nothing is stored', async () => {
+  const page = bootedPage([['consent', 'default', { ad_storage: 'denied' }], ...STASHED_CALLS], () => '', { wasmArrives: new Promise(() => {}) });
+  await page.run(500);
+  page.hide();
+  assert.deepEqual([...page.store.keys()], []);
 });

@@ -86,6 +86,67 @@ test('a tab closed before the wasm has arrived: the stub queue goes out once on 
   assert.deepEqual(pageErrors, []);
 });
 
+// What a hidden page's visibilitychange looks like to the loader (headless pages stay visible).
+const hide = (page) => page.evaluate(() => {
+  Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+  document.dispatchEvent(new Event('visibilitychange'));
+});
+const stashedIds = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:'))
+  .flatMap((k) => JSON.parse(localStorage.getItem(k)).items.map((p) => [p[1].event_name, p[1].event_id])));
+
+test('a tab hidden, then discarded, before the wasm has arrived: a later page sends what it queued, once', needsDist, async (t) => {
+  const { context, page, pageErrors } = await env.newPage();
+  await page.goto(env.url('/fixtures/slow-wasm.html?gclid=HIDDEN-1'));
+  await waitFor(() => page.evaluate(() => !!(window.tandem && window.tandem.__tandem)), { timeout: 5000, message: 'the loader' });
+  await page.evaluate(() => window.tandem('track', 'Lead', { value: 3, currency: 'EUR' }));
+  await hide(page);
+  const stashed = await stashedIds(page);
+  assert.deepEqual(stashed.map(([name]) => name), ['PageView', 'Lead'], JSON.stringify(stashed));
+  // A mobile browser discards a hidden tab without a pagehide: the renderer just goes.
+  const cdp = await context.newCDPSession(page);
+  // Page.crash gets no answer: the renderer is gone.
+  await Promise.race([cdp.send('Page.crash').catch(() => {}), settle(1000)]);
+  const ids = stashed.map(([, id]) => id);
+  assert.equal(env.server.events.filter((e) => ids.includes(e.event_id)).length, 0, 'nothing was sent by the hidden page');
+  // The next page of the site, once the hidden tab's lease (2 minutes) has run out.
+  const next = await context.newPage();
+  await next.goto(env.url('/no-tag-here'));
+  await next.evaluate(() => {
+    for (const k of Object.keys(localStorage)) {
+      if (k.startsWith('tandem:q:')) localStorage.setItem(k, JSON.stringify({ ...JSON.parse(localStorage.getItem(k)), until: 0 }));
+    }
+  });
+  await next.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(next);
+  await waitForEvents(env.server, (e) => ids.includes(e.event_id), { count: ids.length, timeout: 8000, message: 'the hidden page\'s PageView and Lead' });
+  await settle(1500);
+  check(t, 'hidden then discarded before wasm', env.server, ids);
+  const landing = env.server.events.find((e) => e.event_id === ids[0]);
+  assert.match(landing.event_source_url, /gclid=HIDDEN-1/, 'the landing PageView keeps its URL');
+  assertPayloadsValid(env.server);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a tab hidden before the wasm has arrived, then back: the wasm sends its events once, under the ids stored meanwhile', needsDist, async (t) => {
+  const { page, pageErrors } = await env.newPage();
+  await page.goto(env.url('/fixtures/slow-wasm.html?back=1'));
+  await waitFor(() => page.evaluate(() => !!(window.tandem && window.tandem.__tandem)), { timeout: 5000, message: 'the loader' });
+  await page.evaluate(() => window.tandem('track', 'Lead', { value: 4, currency: 'EUR' }));
+  await hide(page);
+  const stashed = await stashedIds(page);
+  const lead = stashed.find(([name]) => name === 'Lead')[1];
+  await waitForLoaded(page);
+  await waitForEvents(env.server, (e) => e.event_id === lead, { timeout: 8000, message: 'the Lead' });
+  await settle(1500);
+  check(t, 'hidden before wasm, then back', env.server, [lead]);
+  const fbqLead = fbqEvents(await getCalls(page, 'fbq'), 'Lead');
+  assert.deepEqual(fbqLead.map((c) => c.eventID), [lead], 'the pixel gets the same id');
+  const pageViews = env.server.events.filter((e) => e.event_name === 'PageView' && e.event_source_url.includes('back=1'));
+  assert.equal(pageViews.length, 1, 'one PageView');
+  assert.deepEqual((await stashedIds(page)).filter(([, id]) => id === lead), [], 'the stored copy is withdrawn');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('offline, then online: nothing is lost, nothing doubled, retried at once on the online event', needsDist, async (t) => {
   const { context, page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } });
   await context.setOffline(true);
