@@ -5,6 +5,7 @@
 //! refused: the payload schema is enforced on the way in, so reading is lenient. This is what
 //! makes later payload additions (consent, hashed `user_data` identifiers) additive.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -65,8 +66,19 @@ impl EventView {
         serde_json::from_str(text)
     }
 
-    pub fn click_id(&self, name: &str) -> Option<&ClickId> {
-        self.click_ids.get(name).filter(|click| !click.value.is_empty())
+    /// A click ID by its URL parameter name: the tag's record of it, else the parameter in the
+    /// page URL itself, first seen at the event's time. The tag's plain-JS path (WebAssembly
+    /// refused, or a page hidden before it started) sends the landing URL as it is but only the
+    /// click IDs an earlier page stored, so a landing event's own click ID is in its URL alone.
+    /// Either is there only when the visitor allowed identifiers (the tag strips both otherwise).
+    pub fn click_id(&self, name: &str) -> Option<Cow<'_, ClickId>> {
+        if let Some(click) = self.click_ids.get(name).filter(|click| !click.value.is_empty()) {
+            return Some(Cow::Borrowed(click));
+        }
+        let params = tandem::core::url::query_params(&self.event_source_url);
+        let value = tandem::core::url::param(&params, name).filter(|value| !value.is_empty())?;
+        let ts = self.event_time_ms.unwrap_or_else(|| self.event_time.saturating_mul(1000));
+        Some(Cow::Owned(ClickId { value: value.to_owned(), ts }))
     }
 
     /// False when the event was sent with ad_user_data denied: then no identifier (hashes, click

@@ -128,6 +128,21 @@ mod tests {
     }
 
     #[test]
+    fn a_click_id_only_in_the_page_url_is_read_from_it() {
+        // What the tag's plain-JS path sends from a landing page: the URL, no click_ids record.
+        let landing = EventView::from_json(r#"{"event_time":1700000000,"event_time_ms":1700000000123,"event_source_url":"https://shop.example/p?utm_source=x&fbclid=Ab%2DC&ttclid=T1#top"}"#).expect("json");
+        assert_eq!(facebook_click_id(&landing, &RequestContext::default()).as_deref(), Some("fb.1.1700000000123.Ab-C"));
+        assert_eq!(landing.click_id("ttclid").map(|click| click.value.clone()).as_deref(), Some("T1"));
+        assert!(landing.click_id("gclid").is_none());
+        // The tag's record wins: it keeps when the click was first seen, on an earlier page.
+        let recorded = EventView::from_json(r#"{"event_time":1700000000,"event_source_url":"https://shop.example/?fbclid=New","click_ids":{"fbclid":{"value":"Old","ts":1600000000000}}}"#).expect("json");
+        assert_eq!(facebook_click_id(&recorded, &RequestContext::default()).as_deref(), Some("fb.1.1600000000000.Old"));
+        // Parsed as the tag parses it: case-sensitive names, an empty value is none.
+        let odd = EventView::from_json(r#"{"event_time":1700000000,"event_source_url":"https://shop.example/?FBCLID=X&fbclid="}"#).expect("json");
+        assert!(odd.click_id("fbclid").is_none());
+    }
+
+    #[test]
     fn fbc_falls_back_to_the_fbclid_click() {
         let event = EventView::from_json(r#"{"event_time":1700000000,"click_ids":{"fbclid":{"value":"AbC","ts":1699999999000}}}"#).expect("json");
         assert_eq!(facebook_click_id(&event, &RequestContext::default()).as_deref(), Some("fb.1.1699999999000.AbC"));

@@ -73,7 +73,7 @@ impl Platform for TikTokEventsApi {
         }
         let mut user = Map::new();
         if event.user_data_allowed() {
-            insert_str(&mut user, "ttclid", event.click_id("ttclid").map(|click| click.value.as_str()));
+            insert_str(&mut user, "ttclid", event.click_id("ttclid").as_deref().map(|click| click.value.as_str()));
             insert_str(&mut user, "ttp", non_empty(event.user_data.ttp.as_deref()).or(context.cookie_ttp.as_deref()));
             let hashed = |key: &str| event.tiktok_user_data.get(key).and_then(Value::as_str).filter(|h| is_sha256_hex(h));
             insert_str(&mut user, "email", hashed("email"));
