@@ -643,15 +643,17 @@ function bootTandem(win, script) {
       if (call[0] === 'init' && config === undefined) config = call[1] == null ? {} : call[1];
     }
     if (typeof config !== 'object') return; // no configuration: nothing would be sent
+    stashed = true; // from here on something may be stored
     stashedPageView = scratch('init', config, false, stashedPageView);
     for (i = 0; i < calls.length; i++) {
       call = argumentsToArray(calls[i]);
-      if (call[0] === 'consent' && call[1] !== 'default') scratch('consent', call[1], call[2]);
-      if (call[0] === 'page') scratch('page');
-      var id = call[0] === 'track' && scratch('track', call[1], call[2], call[3]);
-      if (id) calls[i] = [call[0], call[1], call[2], { eventId: id }];
+      try {
+        if (call[0] === 'consent' && call[1] !== 'default') scratch('consent', call[1], call[2]);
+        if (call[0] === 'page') scratch('page');
+        var id = call[0] === 'track' && scratch('track', call[1], call[2], call[3]);
+        if (id) calls[i] = [call[0], call[1], call[2], { eventId: id }];
+      } catch (e) { /* a call whose arguments throw: the wasm or the JS path reports it later */ }
     }
-    stashed = true;
   }
   function unstash() {
     if (!stashed) return;

@@ -529,3 +529,11 @@ test('hidden before the wasm arrived, with ad_storage denied: nothing is stored'
   page.hide();
   assert.deepEqual([...page.store.keys()], []);
 });
+
+test('hidden before the wasm arrived: a call whose arguments throw does not keep the calls after it from being stored', async () => {
+  const hostile = { get value() { throw new Error('getter'); } };
+  const page = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }], ['track', 'Purchase', hostile], ['track', 'Lead', {}, { eventId: 'after-1' }]], () => '', { wasmArrives: new Promise(() => {}) });
+  await page.run(500);
+  page.hide();
+  assert.deepEqual(stashedEvents(page.store).map((e) => e.event_id), ['after-1']);
+});
