@@ -17,23 +17,28 @@
 use crate::core::error::TagError;
 use crate::core::json::{Value, W};
 use crate::core::sha256;
-use crate::core::text;
+use crate::core::text::{self, Names};
 use crate::core::unicode;
 
-/// identify's fields: (name, Meta key, Google gtag key, TikTok key).
-pub const FIELDS: &[(&str, &str, &str, &str)] = &[
-    ("email", "em", "sha256_email_address", "email"),
-    ("phone", "ph", "sha256_phone_number", "phone_number"),
-    ("firstName", "fn", "sha256_first_name", ""),
-    ("lastName", "ln", "sha256_last_name", ""),
-    ("city", "ct", "", ""),
-    ("state", "st", "", ""),
-    ("zip", "zp", "", ""),
-    ("country", "country", "", ""),
-    ("gender", "ge", "", ""),
-    ("dateOfBirth", "db", "", ""),
-    ("externalId", "external_id", "", "external_id"),
-];
+/// identify's fields, as the warning for an unknown one lists them. A field's index in this list
+/// is its index in each platform's keys below (one text each rather than a table of (name, Meta
+/// key, Google key, TikTok key) string pointers, which compressed worse than the names).
+macro_rules! field_names {
+    () => {
+        "email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId"
+    };
+}
+const FIELD_NAMES: &str = field_names!();
+/// The warning's tail, a literal of its own: joining it at run time linked slice-joining code.
+const KNOWN_FIELDS: &str = concat!(" (known: ", field_names!(), ")");
+const FIELD_COUNT: usize = 11;
+
+/// Each field's Meta key.
+const META_KEYS: Names<FIELD_COUNT> = Names::new("em ph fn ln ct st zp country ge db external_id");
+/// Each field's Google gtag key; empty for a field Google does not take hashed.
+const GOOGLE_KEYS: Names<FIELD_COUNT> = Names::new(concat!("sha256_email_address sha256_phone_number sha256_first_name sha256_last_name", "       "));
+/// Each field's TikTok key; empty for a field TikTok does not take.
+const TIKTOK_KEYS: Names<FIELD_COUNT> = Names::new(concat!("email phone_number", "         ", "external_id"));
 
 /// ISO 3166-1 alpha-2, as the SDK's `iso-3166-1` package lists them (249 codes, sorted).
 const COUNTRIES: &str = concat!(
@@ -253,18 +258,23 @@ fn e164(raw: &str) -> Option<String> {
 /// The visitor's hashed identity, per platform, in memory only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
-    /// (Meta key, hash) in `FIELDS` order.
+    /// (Meta key, hash) in `FIELD_NAMES` order.
     pub meta: Vec<(&'static str, String)>,
     pub google: Vec<(&'static str, String)>,
     pub tiktok: Vec<(&'static str, String)>,
 }
 
-/// Replaces `key`'s hash, keeping `FIELDS` order (no sort: less code in the wasm).
-fn set(list: &mut Vec<(&'static str, String)>, key: &'static str, hash: Option<String>) {
+/// Sets field `field`'s hash in `list` under its key in `keys` (or removes it), keeping the fields'
+/// order (no sort: less code in the wasm). A field without a key there is left out.
+fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field: usize, hash: Option<String>) {
+    let key = keys.get(field);
+    if key.is_empty() {
+        return;
+    }
     list.retain(|(k, _)| *k != key);
     if let Some(h) = hash {
-        let rank = |k: &str| FIELDS.iter().position(|f| f.1 == k || f.2 == k || f.3 == k);
-        let at = list.iter().position(|(k, _)| rank(k) > rank(key)).unwrap_or(list.len());
+        let rank = |k: &str| (0..FIELD_COUNT).position(|i| keys.get(i) == k);
+        let at = list.iter().position(|(k, _)| rank(k) > Some(field)).unwrap_or(list.len());
         list.insert(at, (key, h));
     }
 }
@@ -301,8 +311,8 @@ impl Identity {
             }
         };
         for (k, v) in members {
-            let Some(&(name, meta_key, google_key, tiktok_key)) = FIELDS.iter().find(|f| f.0 == k) else {
-                warnings.push(crate::core::error::unknown_key("identify field", k, " (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)"));
+            let Some((field, name)) = text::split(FIELD_NAMES, ", ").enumerate().find(|(_, name)| name == k) else {
+                warnings.push(crate::core::error::unknown_key("identify field", k, KNOWN_FIELDS));
                 continue;
             };
             // One error path for both failures: a value of the wrong type and one that breaks a rule.
@@ -330,13 +340,9 @@ impl Identity {
             if meta.is_some() && name == "phone" && google.is_none() {
                 warnings.push(String::from("identify: phone has no country code (E.164), so Google and TikTok do not get it"));
             }
-            if !google_key.is_empty() {
-                set(&mut self.google, google_key, google.map(hashed));
-            }
-            if !tiktok_key.is_empty() {
-                set(&mut self.tiktok, tiktok_key, tiktok.map(hashed));
-            }
-            set(&mut self.meta, meta_key, meta.map(hashed));
+            set(&mut self.google, &GOOGLE_KEYS, field, google.map(hashed));
+            set(&mut self.tiktok, &TIKTOK_KEYS, field, tiktok.map(hashed));
+            set(&mut self.meta, &META_KEYS, field, meta.map(hashed));
         }
     }
 
@@ -421,6 +427,46 @@ mod tests {
         (id, e, w)
     }
 
+    /// The keys, as the table of (name, Meta key, Google key, TikTok key) they replaced had them.
+    #[test]
+    fn field_keys_match_the_former_table() {
+        const FORMER: &[(&str, &str, &str, &str)] = &[
+            ("email", "em", "sha256_email_address", "email"),
+            ("phone", "ph", "sha256_phone_number", "phone_number"),
+            ("firstName", "fn", "sha256_first_name", ""),
+            ("lastName", "ln", "sha256_last_name", ""),
+            ("city", "ct", "", ""),
+            ("state", "st", "", ""),
+            ("zip", "zp", "", ""),
+            ("country", "country", "", ""),
+            ("gender", "ge", "", ""),
+            ("dateOfBirth", "db", "", ""),
+            ("externalId", "external_id", "", "external_id"),
+        ];
+        let names: Vec<&str> = text::split(FIELD_NAMES, ", ").collect();
+        assert_eq!(names.len(), FIELD_COUNT);
+        for (i, &(name, meta, google, tiktok)) in FORMER.iter().enumerate() {
+            assert_eq!((names[i], META_KEYS.get(i), GOOGLE_KEYS.get(i), TIKTOK_KEYS.get(i)), (name, meta, google, tiktok));
+        }
+        // Every subset of fields, set in either order, keeps the table's order on each platform.
+        for mask in 0..1u32 << FIELD_COUNT {
+            let mut id = Identity::default();
+            let given: Vec<usize> = (0..FIELD_COUNT).filter(|i| mask >> i & 1 != 0).collect();
+            for &i in given.iter().rev() {
+                set(&mut id.meta, &META_KEYS, i, Some(String::new()));
+                set(&mut id.google, &GOOGLE_KEYS, i, Some(String::new()));
+                set(&mut id.tiktok, &TIKTOK_KEYS, i, Some(String::new()));
+            }
+            let keys = |l: &Vec<(&'static str, String)>| l.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+            let want = |column: fn(&(&'static str, &'static str, &'static str, &'static str)) -> &'static str| {
+                given.iter().map(|&i| column(&FORMER[i])).filter(|k| !k.is_empty()).collect::<Vec<_>>()
+            };
+            assert_eq!(keys(&id.meta), want(|f| f.1));
+            assert_eq!(keys(&id.google), want(|f| f.2));
+            assert_eq!(keys(&id.tiktok), want(|f| f.3));
+        }
+    }
+
     /// The bitmap takes exactly the listed codes: every pair of letters, in both cases as the
     /// list (upper) and as the lowercased input (lower), plus lengths and bytes around the range.
     #[test]
@@ -474,8 +520,8 @@ mod tests {
                 fields_seen.push(field);
             }
         }
-        for (name, ..) in FIELDS {
-            assert!(fields_seen.contains(name), "no vector for {name}");
+        for name in text::split(FIELD_NAMES, ", ") {
+            assert!(fields_seen.contains(&name), "no vector for {name}");
         }
     }
 
@@ -505,7 +551,7 @@ mod tests {
         assert_eq!(codes, ["invalid_identity"; 4]);
         assert!(e[0].message.contains("email is not a valid email address") && e[1].message.contains("phone must have 7 to 16 digits"), "{e:?}");
         assert!(e.iter().all(|e| e.input.is_empty() && !e.message.contains("no-at-sign") && !e.message.contains("555")));
-        assert!(w[0].contains("nickname"));
+        assert_eq!(w, ["Unknown identify field \"nickname\" ignored (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)"]);
         assert_eq!(id.meta.len(), 1, "zip kept");
     }
 
