@@ -12,11 +12,10 @@ use crate::core::{text, url};
 use crate::platforms::{Destination, REGISTRY};
 
 pub const DEFAULT_ENDPOINT: &str = "/collect";
-const KEYS: &[&str] = &["endpoint", "cookieDomain", "autoPageView", "debug", "attributionWindowDays",
-    // Delivery settings, parsed by `outbox::Settings`.
-    "batch", "queue",
-    // Consent switches, parsed by `consent::settings`.
-    "consentMode", "gpc"];
+/// The config's own keys, one space apart (a text, not a table of string pointers): the delivery
+/// settings `batch` and `queue` are parsed by `outbox::Settings`, the consent switches
+/// `consentMode` and `gpc` by `consent::settings`.
+const KEYS: &str = "endpoint cookieDomain autoPageView debug attributionWindowDays batch queue consentMode gpc";
 
 pub struct Config {
     /// Absolute endpoint URL; `None` when it could not be resolved (nothing is sent then).
@@ -82,7 +81,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
         }
     };
     for (k, _) in members {
-        if !KEYS.contains(&k.as_str()) && !REGISTRY.iter().any(|e| e.key == k) {
+        if !text::listed(KEYS, " ", k) && !REGISTRY.iter().any(|e| e.key == k) {
             warnings.push(crate::core::error::unknown_key("config key", k, ""));
         }
     }
@@ -163,6 +162,22 @@ mod tests {
         assert!(w.contains("Unknown config key \"colour\""));
         let (c, _, _) = check(r#"{"endpoint":"https://t.example/c"}"#);
         assert_eq!(c.endpoint.as_deref(), Some("https://t.example/c"));
+    }
+
+    /// The keys taken without a warning: the former table's, the platforms', and nothing near them.
+    #[test]
+    fn known_keys_are_the_former_tables() {
+        let former = ["endpoint", "cookieDomain", "autoPageView", "debug", "attributionWindowDays", "batch", "queue", "consentMode", "gpc"];
+        for key in former.into_iter().chain(["meta", "google", "tiktok"]) {
+            let (mut e, mut w) = (Vec::new(), Vec::new());
+            parse(&Value::Object(vec![(key.to_string(), Value::Null)]), PAGE, &mut e, &mut w);
+            assert!(w.is_empty(), "{key}: {w:?}");
+        }
+        for key in ["", " ", "gp", "Endpoint", "endpoint ", "batch queue", "gpc ", "consent", "metagoogle"] {
+            let (mut e, mut w) = (Vec::new(), Vec::new());
+            parse(&Value::Object(vec![(key.to_string(), Value::Null)]), PAGE, &mut e, &mut w);
+            assert_eq!(w, [crate::core::error::unknown_key("config key", key, "")], "{key:?}");
+        }
     }
 
     #[test]
