@@ -271,7 +271,11 @@ fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field:
     if key.is_empty() {
         return;
     }
-    list.retain(|(k, _)| *k != key);
+    // A key is in the list at most once (only this function adds to it): one search finds it,
+    // where a `retain` was a generic loop of its own.
+    if let Some(at) = list.iter().position(|(k, _)| *k == key) {
+        list.remove(at);
+    }
     if let Some(h) = hash {
         let rank = |k: &str| (0..FIELD_COUNT).position(|i| keys.get(i) == k);
         let at = list.iter().position(|(k, _)| rank(k) > Some(field)).unwrap_or(list.len());
@@ -464,6 +468,19 @@ mod tests {
             assert_eq!(keys(&id.meta), want(|f| f.1));
             assert_eq!(keys(&id.google), want(|f| f.2));
             assert_eq!(keys(&id.tiktok), want(|f| f.3));
+            // Set again, each field replaces its own hash, in place; removed, it is gone.
+            let before = id.clone();
+            for &i in &given {
+                set(&mut id.meta, &META_KEYS, i, Some(String::from("x")));
+                set(&mut id.google, &GOOGLE_KEYS, i, Some(String::from("x")));
+            }
+            assert_eq!((keys(&id.meta), keys(&id.google)), (keys(&before.meta), keys(&before.google)));
+            assert!(id.meta.iter().chain(&id.google).all(|(_, h)| h == "x"));
+            for &i in &given {
+                set(&mut id.meta, &META_KEYS, i, None);
+                set(&mut id.tiktok, &TIKTOK_KEYS, i, None);
+            }
+            assert!(id.meta.is_empty() && id.tiktok.is_empty());
         }
     }
 
