@@ -13,13 +13,29 @@
 /// Offset of the first `pat` in `s` (`pat` non-empty).
 pub fn find(s: &str, pat: &str) -> Option<usize> {
     let (s, p) = (s.as_bytes(), pat.as_bytes());
-    (0..=s.len().checked_sub(p.len())?).find(|&i| s.get(i..i + p.len()) == Some(p))
+    let last = s.len().checked_sub(p.len())?;
+    // Plain loops here and in `rfind`: a range's `find` and `rev().find` each linked their own
+    // iterator helpers.
+    let mut i = 0;
+    while i <= last {
+        if s.get(i..i + p.len()) == Some(p) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Offset of the last `pat` in `s` (`pat` non-empty).
 pub fn rfind(s: &str, pat: &str) -> Option<usize> {
     let (s, p) = (s.as_bytes(), pat.as_bytes());
-    (0..=s.len().checked_sub(p.len())?).rev().find(|&i| s.get(i..i + p.len()) == Some(p))
+    let mut i = s.len().checked_sub(p.len())?;
+    loop {
+        if s.get(i..i + p.len()) == Some(p) {
+            return Some(i);
+        }
+        i = i.checked_sub(1)?;
+    }
 }
 
 pub fn contains(s: &str, pat: &str) -> bool {
@@ -176,6 +192,27 @@ mod tests {
         // Everywhere else it agrees with std's (Unicode White_Space) trim.
         for c in (0..0x3001u32).filter_map(char::from_u32).filter(|&c| c != '\u{85}') {
             assert_eq!(is_js_space(c), c.is_whitespace(), "{c:?}");
+        }
+    }
+
+    /// Every string of up to 6 bytes over a small alphabet, against every pattern of 1 to 3.
+    #[test]
+    fn searches_agree_with_std_exhaustively() {
+        fn all_strings(max: usize) -> Vec<String> {
+            let mut out = vec![String::new()];
+            let mut last = vec![String::new()];
+            for _ in 0..max {
+                last = last.iter().flat_map(|s| ["a", "b", "."].map(|c| s.clone() + c)).collect();
+                out.extend(last.iter().cloned());
+            }
+            out
+        }
+        let patterns: Vec<String> = all_strings(3).into_iter().filter(|p| !p.is_empty()).collect();
+        for s in all_strings(6) {
+            for p in &patterns {
+                assert_eq!(find(&s, p), s.find(p.as_str()), "find {s:?} {p:?}");
+                assert_eq!(rfind(&s, p), s.rfind(p.as_str()), "rfind {s:?} {p:?}");
+            }
         }
     }
 
