@@ -44,12 +44,22 @@ pub fn contains(s: &str, pat: &str) -> bool {
 
 /// Offset of the first byte of `s` that is one of `set`'s (ASCII) bytes.
 pub fn find_any(s: &str, set: &str) -> Option<usize> {
-    s.bytes().position(|b| has(set, char::from(b)))
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if has(set, char::from(b)) {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// `c` is one of the chars of the ASCII string `set`.
 pub fn has(set: &str, c: char) -> bool {
-    set.bytes().any(|b| char::from(b) == c)
+    for &b in set.as_bytes() {
+        if char::from(b) == c {
+            return true;
+        }
+    }
+    false
 }
 
 fn cut(s: &str, at: usize, len: usize) -> Option<(&str, &str)> {
@@ -203,8 +213,8 @@ mod tests {
         }
     }
 
-    /// Every string of up to 6 bytes over a small alphabet: searched for every pattern of 1 to 3,
-    /// and trimmed of either letter.
+    /// Every string of up to 6 bytes over a small alphabet: searched for every pattern of 1 to 3
+    /// and for sets of bytes, and trimmed of either letter.
     #[test]
     fn searches_agree_with_std_exhaustively() {
         fn all_strings(max: usize) -> Vec<String> {
@@ -221,6 +231,10 @@ mod tests {
             for p in &patterns {
                 assert_eq!(find(&s, p), s.find(p.as_str()), "find {s:?} {p:?}");
                 assert_eq!(rfind(&s, p), s.rfind(p.as_str()), "rfind {s:?} {p:?}");
+            }
+            for set in ["", "a", ".b", "?#/"] {
+                let chars: Vec<char> = set.chars().collect();
+                assert_eq!(find_any(&s, set), s.find(chars.as_slice()), "find_any {s:?} {set:?}");
             }
             for c in [b'a', b'.'] {
                 assert_eq!(trim_start(&s, c), s.trim_start_matches(char::from(c)), "trim_start {s:?} {c}");
@@ -247,6 +261,11 @@ mod tests {
             assert_eq!(trim_end(s, b'a'), s.trim_end_matches('a'));
         }
         assert!(has("()-.", '-') && !has("()-.", 'a') && !has("", 'a'));
+        for c in (0..0x300u32).filter_map(char::from_u32) {
+            for set in ["", "()-.", "-@#<>'\",; ()+./"] {
+                assert_eq!(has(set, c), set.contains(c), "{c:?} in {set:?}");
+            }
+        }
         for s in HAYSTACKS {
             assert_eq!(find(s, ""), s.find(""));
             assert_eq!(rfind(s, ""), s.rfind(""));
