@@ -80,7 +80,12 @@ pub fn rsplit_once<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {
 /// loop for each predicate.
 #[inline(never)]
 pub fn all(s: &str, ok: fn(u8) -> bool) -> bool {
-    s.bytes().all(ok)
+    for &b in s.as_bytes() {
+        if !ok(b) {
+            return false;
+        }
+    }
+    true
 }
 
 /// `s` up to its first `pat`, or all of it (`s.split(pat).next()`).
@@ -158,7 +163,15 @@ pub fn split<'a>(s: &'a str, sep: &'a str) -> Split<'a> {
 /// Whether `name` is one of the items of `list`, items `sep` apart (a list kept as one text: see
 /// `Names`). An empty name never is, so an empty list holds nothing.
 pub fn listed(list: &str, sep: &str, name: &str) -> bool {
-    !name.is_empty() && split(list, sep).any(|item| item == name)
+    if name.is_empty() {
+        return false;
+    }
+    for item in split(list, sep) {
+        if item == name {
+            return true;
+        }
+    }
+    false
 }
 
 pub struct Split<'a> {
@@ -236,6 +249,7 @@ mod tests {
                 let chars: Vec<char> = set.chars().collect();
                 assert_eq!(find_any(&s, set), s.find(chars.as_slice()), "find_any {s:?} {set:?}");
             }
+            assert_eq!(all(&s, |b| b != b'.'), !s.contains('.'), "all {s:?}");
             for c in [b'a', b'.'] {
                 assert_eq!(trim_start(&s, c), s.trim_start_matches(char::from(c)), "trim_start {s:?} {c}");
                 assert_eq!(trim_end(&s, c), s.trim_end_matches(char::from(c)), "trim_end {s:?} {c}");
