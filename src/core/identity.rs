@@ -339,8 +339,11 @@ impl Identity {
                     continue;
                 }
             };
-            let google = meta.as_deref().and_then(|n| google_normalize(name, n, raw.unwrap_or_default()));
-            let tiktok = meta.as_deref().and_then(|n| tiktok_normalize(name, n, raw.unwrap_or_default()));
+            // One match for both, where an `and_then` each linked a copy of the Option plumbing.
+            let (google, tiktok) = match (meta.as_deref(), raw.unwrap_or_default()) {
+                (Some(n), raw) => (google_normalize(name, n, raw), tiktok_normalize(name, n, raw)),
+                (None, _) => (None, None),
+            };
             if meta.is_some() && name == "phone" && google.is_none() {
                 warnings.push(String::from("identify: phone has no country code (E.164), so Google and TikTok do not get it"));
             }
