@@ -102,7 +102,27 @@ pub fn is_js_space(c: char) -> bool {
 /// White_Space table and a second copy of the trimming loop). It differs from std's only in
 /// U+FEFF (trimmed here) and U+0085 (kept).
 pub fn trim(s: &str) -> &str {
-    s.trim_matches(is_js_space)
+    // Loops of its own rather than `trim_matches`, whose reverse char decoding is linked for this
+    // alone: the last char is found by stepping back to a char boundary and read forwards.
+    let mut start = 0;
+    while let Some(c) = s.get(start..).and_then(|rest| rest.chars().next()) {
+        if !is_js_space(c) {
+            break;
+        }
+        start += c.len_utf8();
+    }
+    let mut end = s.len();
+    while end > start {
+        let mut last = end - 1;
+        while !s.is_char_boundary(last) {
+            last -= 1;
+        }
+        match s.get(last..end).and_then(|c| c.chars().next()) {
+            Some(c) if is_js_space(c) => end = last,
+            _ => break,
+        }
+    }
+    s.get(start..end).unwrap_or_default()
 }
 
 /// `s` with every leading `c` removed.
@@ -211,6 +231,21 @@ mod tests {
             ("x, y", ", ", " y", false),
         ] {
             assert_eq!(listed(list, sep, name), want, "{name:?} in {list:?}");
+        }
+    }
+
+    /// Every string of up to 5 chars from a mix of 1- to 3-byte spaces and non-spaces.
+    #[test]
+    fn trim_agrees_with_trim_matches_exhaustively() {
+        let alphabet = [" ", "a", "\u{a0}", "é", "\u{3000}", "\u{feff}", "\u{85}", "\u{2028}x"];
+        let mut strings = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last.iter().flat_map(|s| alphabet.map(|c| s.clone() + c)).collect();
+            strings.extend(last.iter().cloned());
+        }
+        for s in &strings {
+            assert_eq!(trim(s), s.trim_matches(is_js_space), "{s:?}");
         }
     }
 
