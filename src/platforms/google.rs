@@ -9,7 +9,7 @@
 //! with `send_page_view: false`) or `sendPageView: true`: a site's own `gtag('config')` already
 //! sends page_view, and a second one would double every page view.
 
-use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{call, one_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, Item, Standard, ValidEvent};
@@ -177,7 +177,7 @@ impl Destination for Google {
         let kind = if initial && state.managed { "default" } else { "update" };
         let mut w = W::new('[');
         w.str("consent").str(kind).raw(&state.gtag_json(!state.managed));
-        vec![call(KEY, "gtag", w.end(']'))]
+        one_call(KEY, "gtag", w.end(']'))
     }
 
     /// Enhanced conversions: `gtag('set', 'user_data', {sha256_email_address, …})`.
@@ -185,7 +185,7 @@ impl Destination for Google {
         let Some(user_data) = identity.google_json() else { return Vec::new() };
         let mut w = W::new('[');
         w.str("set").str("user_data").raw(&user_data);
-        vec![call(KEY, "gtag", w.end(']'))]
+        one_call(KEY, "gtag", w.end(']'))
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {

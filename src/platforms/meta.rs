@@ -6,7 +6,7 @@
 //! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
 //! carries it to CAPI.
 
-use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{call, one_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{write_items, write_status, Item, Standard, ValidEvent};
@@ -123,7 +123,7 @@ impl Destination for Meta {
         if !state.mirrored() {
             return Vec::new();
         }
-        vec![call(KEY, "fbq", str_array(&["consent", if state.ad_pixels() { "grant" } else { "revoke" }]))]
+        one_call(KEY, "fbq", str_array(&["consent", if state.ad_pixels() { "grant" } else { "revoke" }]))
     }
 
     /// Advanced matching after init: `fbq('init', id, {em, ph, …})` again with the hashes.
@@ -157,7 +157,7 @@ impl Destination for Meta {
         };
         if self.pixels.len() == 1 {
             let method = if standard.is_some() { "track" } else { "trackCustom" };
-            return vec![call(KEY, "fbq", args(&[method]))];
+            return one_call(KEY, "fbq", args(&[method]));
         }
         let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
         let mut out = Vec::new();

@@ -107,6 +107,13 @@ pub(crate) fn call(platform: &'static str, function: &'static str, args_json: St
     Effect::Call { platform, function, args_json }
 }
 
+/// A destination method's one call, as the Vec it returns: out of line, where each `vec![call(..)]`
+/// inlined an allocation and a copy of its own.
+#[inline(never)]
+pub(crate) fn one_call(platform: &'static str, function: &'static str, args_json: String) -> Vec<Effect> {
+    vec![call(platform, function, args_json)]
+}
+
 /// The error for a config that names a platform this build was made without.
 #[allow(dead_code)] // Used only by builds without some platform (see `entry!`).
 fn not_built(platform: &str) -> TagError {

@@ -6,7 +6,7 @@
 //! TikTok cannot dedup PageViews with the endpoint. Tandem owns PageView: a site moving to Tandem
 //! removes `ttq.page()` from its own snippet, or sets `sendPageView: false` to keep it.
 
-use super::{call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{one_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, Item, Standard, Status, ValidEvent};
@@ -119,7 +119,7 @@ impl Destination for TikTok {
         } else {
             "ttq.revokeConsent"
         };
-        vec![call(KEY, method, String::from("[]"))]
+        one_call(KEY, method, String::from("[]"))
     }
 
     /// `ttq.identify({email, phone_number, external_id})` with SHA-256 hashes.
@@ -127,18 +127,18 @@ impl Destination for TikTok {
         let Some(user) = identity.tiktok_json() else { return Vec::new() };
         let mut w = W::new('[');
         w.raw(&user);
-        vec![call(KEY, "ttq.identify", w.end(']'))]
+        one_call(KEY, "ttq.identify", w.end(']'))
     }
 
     fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
         if ev.name.standard() == Some(Standard::PageView) {
-            return if self.send_page_view { vec![call(KEY, "ttq.page", String::from("[]"))] } else { Vec::new() };
+            return if self.send_page_view { one_call(KEY, "ttq.page", String::from("[]")) } else { Vec::new() };
         }
         let mut w = W::new('[');
         w.str(ev.name.as_str());
         props(&mut w, ev);
         w.open('{').s("event_id", &ev.event_id).close('}');
-        vec![call(KEY, "ttq.track", w.end(']'))]
+        one_call(KEY, "ttq.track", w.end(']'))
     }
 }
 
