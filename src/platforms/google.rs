@@ -9,7 +9,7 @@
 //! with `send_page_view: false`) or `sendPageView: true`: a site's own `gtag('config')` already
 //! sends page_view, and a second one would double every page view.
 
-use super::{call, one_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{one_call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, Item, Standard, ValidEvent};
@@ -157,10 +157,10 @@ impl Destination for Google {
         if let Some(t) = &self.tag_id {
             let mut w = W::new('[');
             w.str("config").str(t).raw(r#"{"send_page_view":false}"#);
-            out.push(call(KEY, "gtag", w.end(']')));
+            push_call(&mut out, KEY, "gtag", w.end(']'));
         }
         if let Some(a) = &self.ads {
-            out.push(call(KEY, "gtag", str_array(&["config", &a.id])));
+            push_call(&mut out, KEY, "gtag", str_array(&["config", &a.id]));
         }
         out
     }
@@ -196,7 +196,7 @@ impl Destination for Google {
             None => Some(ev.name.as_str()),
         };
         if let (Some(tag_id), Some(name)) = (&self.tag_id, name) {
-            out.push(call(KEY, "gtag", ga4_event(ev, name, tag_id)));
+            push_call(&mut out, KEY, "gtag", ga4_event(ev, name, tag_id));
         }
         if let Some(ads) = &self.ads {
             if let Some((_, label)) = ads.labels.iter().find(|(n, _)| n == ev.name.as_str()) {
@@ -209,7 +209,7 @@ impl Destination for Google {
                     .opt_s("currency", ev.params.currency.as_deref())
                     .s("transaction_id", transaction_id(ev))
                     .close('}');
-                out.push(call(KEY, "gtag", w.end(']')));
+                push_call(&mut out, KEY, "gtag", w.end(']'));
             }
         }
         out

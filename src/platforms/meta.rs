@@ -6,7 +6,7 @@
 //! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
 //! carries it to CAPI.
 
-use super::{call, one_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{call, one_call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{write_items, write_status, Item, Standard, ValidEvent};
@@ -104,7 +104,7 @@ impl Destination for Meta {
         // asks for it when ad_personalization is not granted (denied, or pending while a consent
         // wait runs: it cannot be lifted after init), with Meta geolocating (0, 0).
         if ctx.consent.mirrored() && !ctx.consent.granted(AD_PERSONALIZATION) {
-            out.push(call(KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#)));
+            push_call(&mut out, KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#));
         }
         // fbq('consent', …) before init, as Meta documents it.
         out.extend(self.consent(ctx.consent, true));
@@ -162,7 +162,7 @@ impl Destination for Meta {
         let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
         let mut out = Vec::new();
         for id in &self.pixels {
-            out.push(call(KEY, "fbq", args(&[method, id])));
+            push_call(&mut out, KEY, "fbq", args(&[method, id]));
         }
         out
     }

@@ -114,6 +114,13 @@ pub(crate) fn one_call(platform: &'static str, function: &'static str, args_json
     vec![call(platform, function, args_json)]
 }
 
+/// Appends a call to `out`: out of line, like `one_call`.
+#[allow(dead_code)] // Unused in a build with TikTok alone.
+#[inline(never)]
+pub(crate) fn push_call(out: &mut Vec<Effect>, platform: &'static str, function: &'static str, args_json: String) {
+    out.push(call(platform, function, args_json));
+}
+
 /// The error for a config that names a platform this build was made without.
 #[allow(dead_code)] // Used only by builds without some platform (see `entry!`).
 fn not_built(platform: &str) -> TagError {
