@@ -208,7 +208,7 @@ impl Consent {
             }
         }
         // A wait is for the visitor's first choice: once one came, a default cannot make it pending.
-        if kind == Kind::Update || self.updated.contains(&true) {
+        if kind == Kind::Update || self.updated != [false; 4] {
             self.wait_until = None;
         }
         *self != before
