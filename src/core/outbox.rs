@@ -427,21 +427,17 @@ impl Outbox {
     /// The answer to a request: `status` 0 for a network error or offline.
     pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
-        let mut ids = Vec::new();
-        for id in text::split(id_list, ",") {
-            if !id.is_empty() {
-                ids.push(id);
-            }
-        }
+        // An id of the answered request: one of `id_list`'s comma-separated ids (never an empty one).
+        let answered = |i: &Item| text::listed(id_list, ",", &i.id);
         let before = self.items.len();
-        let matched = self.items.iter().filter(|i| ids.contains(&i.id.as_str())).count();
+        let matched = self.items.iter().filter(|i| answered(i)).count();
         if matched == 0 {
             return step;
         }
         let done = (200..300).contains(&status);
         let refused = (400..500).contains(&status) && status != 408 && status != 429;
         if done || refused {
-            self.items.retain(|i| !ids.contains(&i.id.as_str()));
+            self.items.retain(|i| !answered(i));
             self.failures = 0;
             if refused {
                 let mut m = String::from("The endpoint refused ");
@@ -455,7 +451,7 @@ impl Outbox {
                 self.next_send = Some(now_ms);
             }
         } else {
-            for item in self.items.iter_mut().filter(|i| ids.contains(&i.id.as_str())) {
+            for item in self.items.iter_mut().filter(|i| answered(i)) {
                 item.in_flight = false;
             }
             self.failures = self.failures.saturating_add(1);
@@ -803,6 +799,21 @@ mod tests {
         let s = o.delivered("a,b,c", 200, NOW + 1100, &mut Fixed(0));
         assert_eq!(s.persist, Some(None), "an empty queue removes the key");
         assert!(o.is_empty() && s.requests.is_empty() && s.errors.is_empty());
+    }
+
+    /// A result names whole ids: empty pieces and ids that only contain or start another match none.
+    #[test]
+    fn a_result_matches_whole_ids_only() {
+        let mut o = outbox(Settings::default());
+        let s = enqueue_and_end_task(&mut o, &["a", "ab", "b"], 0, NOW);
+        assert_eq!(sent_ids(&s), ["a,ab,b"]);
+        let s = o.delivered(",,abc,xa,ab,", 200, NOW + 10, &mut Fixed(0));
+        assert!(s.errors.is_empty());
+        assert_eq!(o.ids(), ["a", "b"]);
+        let _ = o.delivered("", 200, NOW + 20, &mut Fixed(0));
+        assert_eq!(o.ids(), ["a", "b"]);
+        let _ = o.delivered("b,a", 200, NOW + 30, &mut Fixed(0));
+        assert!(o.is_empty());
     }
 
     #[test]
