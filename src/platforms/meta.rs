@@ -39,7 +39,8 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
         Some(Value::Array(ids)) if !ids.is_empty() => {
             for id in ids {
                 let id = pixel_id(id)?;
-                if !pixels.contains(&id) {
+                // any(..), not Vec::contains: the wasm has no other search of a [String] to share.
+                if !pixels.iter().any(|p| *p == id) {
                     pixels.push(id);
                 }
             }
