@@ -145,9 +145,11 @@ impl Tag {
         }
         self.ad_storage_read = true;
         self.load_attribution(page.stored_attribution.as_deref());
-        for (landing, at) in std::mem::take(&mut self.unread_landings) {
-            self.attribution.expire(at, self.config.attribution_window_days);
-            self.attribution.observe(&url::query_params(&landing), at);
+        // Walked by reference: a consuming loop linked an owning iterator for this list alone.
+        let landings = std::mem::take(&mut self.unread_landings);
+        for (landing, at) in &landings {
+            self.attribution.expire(*at, self.config.attribution_window_days);
+            self.attribution.observe(&url::query_params(landing), *at);
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
         self.forget_kept(attribution::STORAGE_KEY);
