@@ -255,7 +255,8 @@ impl State {
     }
 
     pub fn pending(&self) -> bool {
-        self.signals.contains(&Signal::Pending)
+        // any(..), not contains: a slice search for Signal was linked for this line alone.
+        self.signals.iter().any(|s| *s == Signal::Pending)
     }
 
     /// `_fbp`, `_fbc`, stored click IDs and UTMs, the sent-conversions log may be written.
