@@ -15,10 +15,11 @@ pub fn find(s: &str, pat: &str) -> Option<usize> {
     let (s, p) = (s.as_bytes(), pat.as_bytes());
     let last = s.len().checked_sub(p.len())?;
     // Plain loops here and in `rfind`: a range's `find` and `rev().find` each linked their own
-    // iterator helpers.
+    // iterator helpers. A match is tested with starts_with, which compiles smaller than comparing
+    // an Option of a subslice.
     let mut i = 0;
     while i <= last {
-        if s.get(i..i + p.len()) == Some(p) {
+        if s.get(i..).is_some_and(|rest| rest.starts_with(p)) {
             return Some(i);
         }
         i += 1;
@@ -31,7 +32,7 @@ pub fn rfind(s: &str, pat: &str) -> Option<usize> {
     let (s, p) = (s.as_bytes(), pat.as_bytes());
     let mut i = s.len().checked_sub(p.len())?;
     loop {
-        if s.get(i..i + p.len()) == Some(p) {
+        if s.get(i..).is_some_and(|rest| rest.starts_with(p)) {
             return Some(i);
         }
         i = i.checked_sub(1)?;
