@@ -220,7 +220,7 @@ pub fn decide_fbc(existing: Option<&str>, fbclid: Option<&str>, index: u64, now_
     let current = existing.filter(|v| parse_fb(v).is_some()).map(str::to_string);
     let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !text::contains(c, "."));
     match usable {
-        Some(id) if current.as_deref().and_then(parse_fb).map(|c| c.payload) != Some(id) => {
+        Some(id) if !current.as_deref().and_then(parse_fb).is_some_and(|c| c.payload == id) => {
             FbcDecision::Set(render_fb(index, now_ms, id))
         }
         _ => FbcDecision::Keep(current),
