@@ -374,16 +374,18 @@ impl Identity {
         if self.google.is_empty() {
             return None;
         }
+        // The list keeps GOOGLE_KEYS order, where the address fields (`*_name`) come last: one
+        // pass writes the others, then opens `address` at the first of them.
         let mut w = W::new('{');
-        let is_address = |k: &str| k.ends_with("_name");
-        for (k, h) in self.google.iter().filter(|(k, _)| !is_address(k)) {
+        let mut in_address = false;
+        for (k, h) in &self.google {
+            if !in_address && k.ends_with("_name") {
+                w.key("address").open('{');
+                in_address = true;
+            }
             w.s(k, h);
         }
-        if self.google.iter().any(|(k, _)| is_address(k)) {
-            w.key("address").open('{');
-            for (k, h) in self.google.iter().filter(|(k, _)| is_address(k)) {
-                w.s(k, h);
-            }
+        if in_address {
             w.close('}');
         }
         Some(w.end('}'))
@@ -484,6 +486,43 @@ mod tests {
                 set(&mut id.tiktok, &TIKTOK_KEYS, i, None);
             }
             assert!(id.meta.is_empty() && id.tiktok.is_empty());
+        }
+    }
+
+    /// gtag's user_data for every subset of Google's fields, set in any order, against the two-pass
+    /// writer it replaced (the non-address fields, then the address fields in `address`).
+    #[test]
+    fn google_json_matches_the_two_pass_writer() {
+        let former = |id: &Identity| -> Option<String> {
+            if id.google.is_empty() {
+                return None;
+            }
+            let mut w = W::new('{');
+            let is_address = |k: &str| k.ends_with("_name");
+            for (k, h) in id.google.iter().filter(|(k, _)| !is_address(k)) {
+                w.s(k, h);
+            }
+            if id.google.iter().any(|(k, _)| is_address(k)) {
+                w.key("address").open('{');
+                for (k, h) in id.google.iter().filter(|(k, _)| is_address(k)) {
+                    w.s(k, h);
+                }
+                w.close('}');
+            }
+            Some(w.end('}'))
+        };
+        for mask in 0..16u32 {
+            for reversed in [false, true] {
+                let mut id = Identity::default();
+                let mut given: Vec<usize> = (0..4).filter(|i| mask >> i & 1 != 0).collect();
+                if reversed {
+                    given.reverse();
+                }
+                for i in given {
+                    set(&mut id.google, &GOOGLE_KEYS, i, Some(format!("h{i}")));
+                }
+                assert_eq!(id.google_json(), former(&id), "{mask:b}");
+            }
         }
     }
 
