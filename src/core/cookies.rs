@@ -51,7 +51,7 @@ pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
 pub fn is_ip_or_local(host: &str) -> bool {
-    let is_ipv4 = text::split(host, ".").count() == 4 && text::split(host, ".").all(|p| !p.is_empty() && text::all(p, |b| b.is_ascii_digit()));
+    let is_ipv4 = text::occurrences(host, b'.') == 3 && text::split(host, ".").all(|p| !p.is_empty() && text::all(p, |b| b.is_ascii_digit()));
     host.starts_with("[") || text::contains(host, ":") || is_ipv4 || !text::contains(host, ".")
 }
 
@@ -112,9 +112,9 @@ pub fn remembered_domain<'a>(record: &'a str, host: &str, now_ms: u64) -> Option
 /// Meta only uses the index to tell cookies apart, not to locate them.
 pub fn subdomain_index(cookie_domain: Option<&str>, host: &str) -> u64 {
     match cookie_domain {
-        Some(d) if !d.is_empty() => text::split(text::trim_start(d, b'.'), ".").count().saturating_sub(1) as u64,
+        Some(d) if !d.is_empty() => text::occurrences(text::trim_start(d, b'.'), b'.') as u64,
         _ if is_ip_or_local(host) => 0,
-        _ => text::split(host, ".").count().saturating_sub(1) as u64,
+        _ => text::occurrences(host, b'.') as u64,
     }
 }
 
@@ -303,6 +303,29 @@ mod tests {
         assert_eq!(with_subdomain_index("fb.2.1700000000000.123", 1), "fb.1.1700000000000.123");
         assert_eq!(with_subdomain_index("fb.2.1700000000000.IwAR1", 0), "fb.0.1700000000000.IwAR1");
         assert_eq!(with_subdomain_index("not-fb", 1), "not-fb");
+    }
+
+    /// Against the label counts they replaced (`split(".").count()`), for every host of up to 7
+    /// bytes over digits, a letter, dots and a colon.
+    #[test]
+    fn label_counts_match_split_counts() {
+        let mut hosts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..7 {
+            last = last.iter().flat_map(|h| ["1", "a", ".", ":"].map(|c| h.clone() + c)).collect();
+            hosts.extend(last.iter().cloned());
+        }
+        for h in &hosts {
+            let is_ipv4 = h.split('.').count() == 4 && h.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let former_ip_or_local = h.starts_with('[') || h.contains(':') || is_ipv4 || !h.contains('.');
+            assert_eq!(is_ip_or_local(h), former_ip_or_local, "{h:?}");
+            let former_index = if former_ip_or_local { 0 } else { h.split('.').count() as u64 - 1 };
+            assert_eq!(subdomain_index(None, h), former_index, "{h:?}");
+            let trimmed = h.trim_start_matches('.');
+            if !h.is_empty() {
+                assert_eq!(subdomain_index(Some(h), "x"), trimmed.split('.').count() as u64 - 1, "{h:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Searching and splitting strings on short ASCII delimiters, one byte at a time, and checking
-//! their bytes (`all`).
+//! Searching and splitting strings on short ASCII delimiters, one byte at a time, and checking and
+//! counting their bytes (`all`, `occurrences`).
 //!
 //! Why not `str::find`, `split`, `split_once`, `contains` and `rsplit`: each kind of pattern (a
 //! char, a `&str`, an array of chars, searching from either end) links its own std searcher
@@ -87,6 +87,17 @@ pub fn all(s: &str, ok: fn(u8) -> bool) -> bool {
         }
     }
     true
+}
+
+/// How many times the byte `b` occurs in `s` (`s.split(b).count() - 1` for an ASCII `b`).
+pub fn occurrences(s: &str, b: u8) -> usize {
+    let mut n = 0;
+    for &c in s.as_bytes() {
+        if c == b {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// `s` up to its first `pat`, or all of it (`s.split(pat).next()`).
@@ -286,6 +297,7 @@ mod tests {
                 assert_eq!(find_any(&s, set), s.find(chars.as_slice()), "find_any {s:?} {set:?}");
             }
             assert_eq!(all(&s, |b| b != b'.'), !s.contains('.'), "all {s:?}");
+            assert_eq!(occurrences(&s, b'.'), s.split('.').count() - 1, "occurrences {s:?}");
             for c in [b'a', b'.'] {
                 assert_eq!(trim_start(&s, c), s.trim_start_matches(char::from(c)), "trim_start {s:?} {c}");
                 assert_eq!(trim_end(&s, c), s.trim_end_matches(char::from(c)), "trim_end {s:?} {c}");
