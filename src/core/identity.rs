@@ -140,11 +140,8 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
     if !text::all(&p, |b| b.is_ascii_digit()) {
         return Err("may contain only digits, spaces and + - ( ) . / separators");
     }
-    let strip = |s: &str| -> String {
-        let z = s.bytes().take(2).take_while(|b| *b == b'0').count();
-        s[z..].to_string()
-    };
-    let q = strip(&p);
+    // Up to two leading zeros dropped.
+    let q = p.strip_prefix("0").map_or(p.as_str(), |rest| rest.strip_prefix("0").unwrap_or(rest));
     let international = if q.starts_with("0") {
         false
     } else if q.starts_with("1") {
@@ -152,7 +149,7 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
     } else {
         q.len() >= 7
     };
-    let p = if international { q } else { p };
+    let p = if international { q.to_string() } else { p };
     if !(7..=16).contains(&p.len()) {
         return Err("must have 7 to 16 digits, with the country code");
     }
@@ -486,6 +483,38 @@ mod tests {
                 set(&mut id.tiktok, &TIKTOK_KEYS, i, None);
             }
             assert!(id.meta.is_empty() && id.tiktok.is_empty());
+        }
+    }
+
+    /// Meta's phone rule against the form it had (leading zeros counted with take_while), for every
+    /// number of up to 11 digits from 0, 1 and 5, and some with separators and letters.
+    #[test]
+    fn meta_phone_matches_its_former_form() {
+        fn former(t: &str) -> Result<String, &'static str> {
+            let p = kept(t, |c| !(text::has("-@#<>'\",; ()+./", c) || c.is_ascii_lowercase()));
+            if !text::all(&p, |b| b.is_ascii_digit()) {
+                return Err("may contain only digits, spaces and + - ( ) . / separators");
+            }
+            let z = p.bytes().take(2).take_while(|b| *b == b'0').count();
+            let q = p[z..].to_string();
+            let international = if q.starts_with("0") { false } else if q.starts_with("1") { q.len() == 11 } else { q.len() >= 7 };
+            let p = if international { q } else { p };
+            if !(7..=16).contains(&p.len()) {
+                return Err("must have 7 to 16 digits, with the country code");
+            }
+            Ok(p)
+        }
+        let mut numbers = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..11 {
+            last = last.iter().flat_map(|n| ["0", "1", "5"].map(|d| n.clone() + d)).collect();
+            numbers.extend(last.iter().cloned());
+        }
+        for extra in ["+00 1 555-0100", "0 0 1234567", "(0)0x1234567", "00-00-1234567", "+1 (650) 555-1212 ext"] {
+            numbers.push(extra.to_string());
+        }
+        for n in &numbers {
+            assert_eq!(meta_phone(n), former(n), "{n:?}");
         }
     }
 
