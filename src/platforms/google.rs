@@ -64,7 +64,11 @@ fn is_label(l: &str) -> bool {
 }
 
 fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
-    members("google.ads", v, "id, labels", warnings).map_err(|_| config_error(KEY, "ads", "must be an object {id, labels}", v))?;
+    if !matches!(v, Value::Object(_)) {
+        return Err(config_error(KEY, "ads", "must be an object {id, labels}", v));
+    }
+    // An object: only the unknown-key warnings can come of it.
+    let _ = members("google.ads", v, "id, labels", warnings);
     let id = v.get("id").and_then(|id| id_with_prefix(id, &["AW-"], true));
     let Some(id) = id else {
         return Err(config_error(KEY, "ads.id", "must be a Google Ads id like \"AW-123456789\"", v.get("id").unwrap_or(&Value::Null)));
@@ -351,5 +355,18 @@ mod tests {
             assert!(e.message.contains(msg), "{cfg}: {}", e.message);
         }
         assert!(configure("google", r#"{"tagId":"GT-ABC123"}"#).is_ok());
+        for ads in [r#""AW-1""#, "[]", "null", "1"] {
+            let e = configure("google", &[r#"{"tagId":"G-ABC123","ads":"#, ads, "}"].concat()).err();
+            let want = (ads != "null").then(|| String::from("google.ads must be an object {id, labels}; google is disabled."));
+            assert_eq!(e.map(|e| e.message), want, "{ads}");
+        }
+    }
+
+    #[test]
+    fn unknown_ads_keys_are_warned() {
+        let mut warnings = Vec::new();
+        let config = crate::core::json::parse(r#"{"ads":{"id":"AW-1","labls":{"Lead":"x"}}}"#).unwrap();
+        assert!(super::configure(&config, &mut warnings).is_ok());
+        assert_eq!(warnings, ["Unknown config key google.ads.labls ignored (known: id, labels)"]);
     }
 }
