@@ -179,7 +179,7 @@ impl Attribution {
             }
         }
         w.close('}').key("utm").open('{');
-        for (k, t) in [("first", &self.first), ("last", &self.last)] {
+        for &(k, t) in &[("first", &self.first), ("last", &self.last)] {
             if let Some(t) = t {
                 w.key(k).open('{');
                 for (k, v) in &t.fields {

@@ -107,7 +107,7 @@ impl Settings {
         let none = Value::Null;
         let batch = config.get("batch").unwrap_or(&none);
         let queue = config.get("queue").unwrap_or(&none);
-        for (name, section) in [("batch", batch), ("queue", queue)] {
+        for &(name, section) in &[("batch", batch), ("queue", queue)] {
             if !matches!(section, Value::Null | Value::Object(_)) {
                 let mut m = String::from("config.");
                 m.push_str(name);
