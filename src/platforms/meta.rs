@@ -148,22 +148,23 @@ impl Destination for Meta {
         tail.str(ev.name.as_str());
         params(&mut tail, ev);
         tail.open('{').s("eventID", &ev.event_id).close('}');
-        let args = |head: &[&str]| {
-            let mut w = W::new('[');
-            for h in head {
-                w.str(h);
-            }
-            w.raw(&tail.0);
-            w.end(']')
+        // One pixel: `track`; several: `trackSingle` with each pixel's id.
+        let single = self.pixels.len() == 1;
+        let method = match (single, standard.is_some()) {
+            (true, true) => "track",
+            (true, false) => "trackCustom",
+            (false, true) => "trackSingle",
+            (false, false) => "trackSingleCustom",
         };
-        if self.pixels.len() == 1 {
-            let method = if standard.is_some() { "track" } else { "trackCustom" };
-            return one_call(KEY, "fbq", args(&[method]));
-        }
-        let method = if standard.is_some() { "trackSingle" } else { "trackSingleCustom" };
         let mut out = Vec::new();
         for id in &self.pixels {
-            push_call(&mut out, KEY, "fbq", args(&[method, id]));
+            let mut w = W::new('[');
+            w.str(method);
+            if !single {
+                w.str(id);
+            }
+            w.raw(&tail.0);
+            push_call(&mut out, KEY, "fbq", w.end(']'));
         }
         out
     }
