@@ -157,8 +157,9 @@ impl Tag {
             self.privacy.unsaved.push(store);
         }
         if let Some(existing) = cookies::get(&page.cookie_header, cookies::FBC).filter(|v| cookies::parse_fb(v).is_some()) {
-            let click = |v: &str| cookies::parse_fb(v).map(|c| c.payload.to_string());
-            if self.fbc.as_deref().and_then(click).is_none_or(|ours| Some(ours) == click(existing)) {
+            // Compared in place: the payloads are slices of the two cookie values, nothing is copied.
+            let existing_click = cookies::parse_fb(existing).map(|c| c.payload);
+            if self.fbc.as_deref().and_then(cookies::parse_fb).is_none_or(|ours| existing_click.is_some_and(|theirs| theirs == ours.payload)) {
                 self.forget_kept(cookies::FBC);
                 self.fbc = Some(existing.to_string());
             }
