@@ -58,19 +58,19 @@ pub fn base64url(bytes: &[u8]) -> String {
 }
 
 /// Event ids already sent by this instance, to send the same id once: sorted 64-bit FNV-1a
-/// hashes, so a page that tracks thousands of events neither allocates nor compares strings for
-/// each. Two ids of one page share a hash with a chance of about n²/2⁶⁵ (10⁻¹³ for 1,000 events).
+/// hashes (`fnv64`), so a page that tracks thousands of events neither allocates nor compares
+/// strings for each. Two ids of one page share a hash with a chance of about n²/2⁶⁵ (10⁻¹³ for
+/// 1,000 events).
 #[derive(Debug, Default)]
 pub struct SentIds(Vec<u64>);
 
 impl SentIds {
-    pub fn contains(&self, id: &str) -> bool {
-        self.0.binary_search(&fnv64(id)).is_ok()
+    pub fn contains(&self, hash: u64) -> bool {
+        self.0.binary_search(&hash).is_ok()
     }
 
-    /// Records `id`; false when it was already there.
-    pub fn insert(&mut self, id: &str) -> bool {
-        let hash = fnv64(id);
+    /// Records `hash`; false when it was already there.
+    pub fn insert(&mut self, hash: u64) -> bool {
         match self.0.binary_search(&hash) {
             Ok(_) => false,
             Err(at) => {
@@ -83,7 +83,13 @@ impl SentIds {
 
 /// FNV-1a, 64 bits: a few instructions a byte, and ids differing in one digit differ here.
 pub(crate) fn fnv64(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    fnv64_more(0xcbf2_9ce4_8422_2325, id)
+}
+
+/// `fnv64` of a text that starts with the one hashed to `hash` and goes on with `more`: the hash
+/// of `"<id> <name>"` without writing that text (see `Tag::send_valid`).
+pub(crate) fn fnv64_more(hash: u64, more: &str) -> u64 {
+    more.bytes().fold(hash, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn is_id_char(c: char) -> bool {
@@ -142,24 +148,24 @@ mod tests {
     fn sent_ids_keep_each_id_once() {
         let mut sent = SentIds::default();
         let generated = uuid_v4(*b"0123456789abcdef");
-        assert!(!sent.contains(&generated));
-        assert!(sent.insert(&generated));
-        assert!(sent.contains(&generated));
-        assert!(!sent.insert(&generated), "the same UUID twice");
+        assert!(!sent.contains(fnv64(&generated)));
+        assert!(sent.insert(fnv64(&generated)));
+        assert!(sent.contains(fnv64(&generated)));
+        assert!(!sent.insert(fnv64(&generated)), "the same UUID twice");
         // Event ids are case-sensitive at every platform: the uppercase text is another id.
         let upper = generated.to_uppercase();
-        assert!(!sent.contains(&upper));
-        assert!(sent.insert(&upper));
-        assert!(!sent.insert(&upper));
+        assert!(!sent.contains(fnv64(&upper)));
+        assert!(sent.insert(fnv64(&upper)));
+        assert!(!sent.insert(fnv64(&upper)));
         for other in ["order-1001", "12345", "0123456789abcdef0123456789abcdef0123", "01234567-89ab-cdef-0123-456789abcdeg", "01234567089ab-cdef-0123-456789abcdef"] {
-            assert!(!sent.contains(other), "{other}");
-            assert!(sent.insert(other), "{other}");
-            assert!(sent.contains(other), "{other}");
-            assert!(!sent.insert(other), "{other}");
+            assert!(!sent.contains(fnv64(other)), "{other}");
+            assert!(sent.insert(fnv64(other)), "{other}");
+            assert!(sent.contains(fnv64(other)), "{other}");
+            assert!(!sent.insert(fnv64(other)), "{other}");
         }
         // Ids a shop numbers in sequence differ in a digit or two: none is taken for another.
         for n in 0..5_000 {
-            assert!(sent.insert(&format!("A-{n}")), "A-{n}");
+            assert!(sent.insert(fnv64(&format!("A-{n}"))), "A-{n}");
         }
         // Many random UUIDs, out of order: each found once, none confused with another.
         let mut seed = 7u64;
@@ -174,9 +180,16 @@ mod tests {
             })
             .collect();
         for (i, id) in ids.iter().enumerate() {
-            assert!(sent.insert(id), "{id}");
-            assert!(ids[..=i].iter().all(|seen| sent.contains(seen)));
-            assert!(ids[i + 1..].iter().all(|later| !sent.contains(later)));
+            assert!(sent.insert(fnv64(id)), "{id}");
+            assert!(ids[..=i].iter().all(|seen| sent.contains(fnv64(seen))));
+            assert!(ids[i + 1..].iter().all(|later| !sent.contains(fnv64(later))));
+        }
+    }
+
+    #[test]
+    fn hashes_go_on_as_the_joined_text() {
+        for (a, b) in [("", ""), ("o-A-1", " Purchase"), ("", "x"), ("x", ""), ("0123-abcd", " 注文")] {
+            assert_eq!(fnv64_more(fnv64(a), b), fnv64(&(String::from(a) + b)), "{a:?} {b:?}");
         }
     }
 

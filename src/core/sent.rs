@@ -78,16 +78,22 @@ impl SentLog {
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        let h = fnv64(key);
-        self.entries.iter().any(|(kh, k, _)| *kh == h && k == key)
+        self.has(fnv64(key), key)
+    }
+
+    /// `hash`: `fnv64(key)`.
+    fn has(&self, hash: u64, key: &str) -> bool {
+        self.entries.iter().any(|(kh, k, _)| *kh == hash && k == key)
     }
 
     /// Records `key`; returns false (and changes nothing) when it was already there.
     pub fn insert(&mut self, key: String, now_ms: u64) -> bool {
-        if self.contains(&key) {
+        // The entry is made first, so the key is hashed once; a double (a reloaded page) is rare.
+        let new = entry(key, now_ms);
+        if self.has(new.0, &new.1) {
             return false;
         }
-        self.entries.push(entry(key, now_ms));
+        self.entries.push(new);
         self.trim();
         true
     }
@@ -95,7 +101,9 @@ impl SentLog {
     /// Drops the oldest event id, else the oldest order id, until `MAX_ENTRIES` are left.
     fn trim(&mut self) {
         while self.entries.len() > MAX_ENTRIES {
-            let oldest = self.entries.iter().position(|(_, key, _)| key.starts_with("e:")).unwrap_or(0);
+            // A pattern, not `starts_with("e:")`, which called a comparison per entry: a full log
+            // is trimmed on every Purchase, looking through up to 100 order ids.
+            let oldest = self.entries.iter().position(|(_, key, _)| matches!(key.as_bytes(), [b'e', b':', ..])).unwrap_or(0);
             self.entries.remove(oldest);
         }
     }

@@ -538,12 +538,12 @@ impl Tag {
         let mut out = Outcome::default();
         // One event per event_id: the endpoint and the collector keep one event per id. The same
         // id under another event name is a site's mistake that would lose that event silently,
-        // so it is an error (the id and its name are both recorded; an id has no space in it).
-        let mut named = event_id.clone();
-        named.push(' ');
-        named.push_str(name.as_str());
-        if self.sent_event_ids.contains(&event_id) {
-            if self.sent_event_ids.contains(&named) {
+        // so it is an error (the id and its name are both recorded, as `"<id> <name>"`: an id has
+        // no space in it; hashed as that text is, without writing it).
+        let id_hash = ids::fnv64(&event_id);
+        let named = ids::fnv64_more(ids::fnv64_more(id_hash, " "), name.as_str());
+        if self.sent_event_ids.contains(id_hash) {
+            if self.sent_event_ids.contains(named) {
                 let mut w = String::from("event_id ");
                 w.push_str(&event_id);
                 w.push_str(" was already sent from this page; not sent again");
@@ -581,8 +581,8 @@ impl Tag {
         }
         let ev = ValidEvent { name, params, event_id: event_id.clone(), time_ms: page.now_ms, url: page.url.clone(), referrer: page.referrer.clone() };
         // Recorded before the effects are built, so a double in the same task is already one.
-        self.sent_event_ids.insert(&event_id);
-        self.sent_event_ids.insert(&named);
+        self.sent_event_ids.insert(id_hash);
+        self.sent_event_ids.insert(named);
         if let Some(key) = site_key {
             self.sent_log_dirty |= self.sent_log.insert(key, page.now_ms);
         }
