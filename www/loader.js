@@ -690,12 +690,15 @@ function bootTandem(win, script) {
   function relay(name, args) {
     try {
       if (jsPath) return jsPath(name, args && args[0]);
-      if (!glue && restarts === 0 && name === '__flush' && args[0] === 'hidden' && stub.q.length) return stash();
-      if (!glue && restarts === 0 && name === '__flush' && args[0] === 'pagehide' && (stub.q.length || held.length)) {
+      if (!glue && restarts === 0 && name === '__flush') {
+        // Hidden before the wasm started: see stash.
+        if (args[0] === 'hidden' && stub.q.length) return stash();
         // The page is going away before the wasm started: the plain-JS path beacons what the stub
         // queued, so a click tracked right before a navigation is not lost.
-        fail(new Error('the page is closing before WebAssembly started'));
-        return jsPath ? jsPath('__flush', 'pagehide') : null;
+        if (args[0] === 'pagehide' && (stub.q.length || held.length)) {
+          fail(new Error('the page is closing before WebAssembly started'));
+          return jsPath ? jsPath('__flush', 'pagehide') : null;
+        }
       }
       if (initConfig === null) return null;
       if (!glue) {
