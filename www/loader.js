@@ -566,24 +566,25 @@ function bootTandem(win, script) {
   var onError = null;
   var debug = false;
   var held = []; // calls made after load but before init
-  // Every consent call, replayed first on a fresh instance after a crash. Past MAX_HELD the oldest
-  // call that has a later one of its kind is folded into it (a purpose's later value wins; an
-  // update is never undone by a later default, as in gtag and src/core/consent.rs), so the replay
-  // still rebuilds the visitor's latest choices, never an earlier state.
+  // Every consent call, replayed on a fresh instance after a crash: [command, kind, values, when
+  // (see replayedConsent), made after init]. Past MAX_HELD the oldest call that has a later one of
+  // its kind on the same side of init is folded into it (a purpose's later value wins; an update is
+  // never undone by a later default, as in gtag and src/core/consent.rs), so the replay still
+  // rebuilds the visitor's latest choices, never an earlier state.
   var consentCalls = [];
   function rememberConsent(args) {
     for (var i = 0; consentCalls.length >= MAX_HELD && i < consentCalls.length; i++) {
       for (var j = i + 1; j < consentCalls.length; j++) {
-        if (consentCalls[j][1] !== consentCalls[i][1]) continue;
+        if (consentCalls[j][1] !== consentCalls[i][1] || consentCalls[j][4] !== consentCalls[i][4]) continue;
         var merged = {};
         copyOwn(merged, consentCalls[i][2], true);
         copyOwn(merged, consentCalls[j][2], false);
-        consentCalls[j] = [consentCalls[j][0], consentCalls[j][1], merged, consentCalls[j][3]];
+        consentCalls[j] = [consentCalls[j][0], consentCalls[j][1], merged, consentCalls[j][3], consentCalls[j][4]];
         consentCalls.splice(i, 1);
         break;
       }
     }
-    consentCalls.push([args[0], args[1], args[2], Date.now()]); // when: see replayedConsent
+    consentCalls.push([args[0], args[1], args[2], Date.now(), initConfig !== null]);
   }
   // A consent call as a fresh instance gets it after a crash: a default's wait_for_update counts
   // from the original call, so a wait that already ended does not start again (holding events and
@@ -844,22 +845,27 @@ function bootTandem(win, script) {
     glue = fresh;
     if (initConfig !== null) {
       // Re-create the core's state on a fresh instance after a crash, without repeating what init
-      // already did on the page (platform setup, the automatic PageView). The consent calls come
-      // first, so the fresh core starts under the visitor's choices, never the defaults.
+      // already did on the page (platform setup, the automatic PageView). The consent calls made
+      // before init come first, so the fresh core starts under them, as the first one did; those
+      // made after it follow the restore with their effects discarded, so the fresh core also
+      // knows what they did on the page (basic mode's setup at a grant, which must not run twice).
       var lost = unemitted;
       unemitted = [];
       // The automatic PageView again only while a wait the crash cut short still runs (the held
       // one was lost with the instance); otherwise it was sent, and a second would double it.
       var waiting = false;
+      var afterInit = [];
       for (var c = 0; c < consentCalls.length && glue === fresh; c++) {
         var replayed = replayedConsent(consentCalls[c]);
-        waiting = replayed[0] === 'update' ? false : waiting || replayed[2] === true;
-        invoke('consent', replayed.slice(0, 2));
+        waiting = replayed[0] === 'update' ? false : waiting || (replayed[2] === true && !consentCalls[c][4]);
+        if (consentCalls[c][4]) afterInit.push(replayed.slice(0, 2));
+        else invoke('consent', replayed.slice(0, 2));
       }
       var restoreConfig = {};
       copyOwn(restoreConfig, initConfig, false);
       if (!waiting) restoreConfig.autoPageView = false;
       if (glue === fresh) invoke('restore', [restoreConfig]);
+      for (var a = 0; a < afterInit.length && glue === fresh; a++) invoke('__consent_restored', afterInit[a]);
       for (var u = 0; u < lost.length && glue === fresh; u++) {
         if (lost[u][2]) continue;
         try {

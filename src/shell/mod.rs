@@ -29,7 +29,8 @@ pub fn set_script_nonce(nonce: &str) {
 }
 
 /// Runs one API call: `init`, `track`, `page`, or `restore` (re-creating the core's state on a
-/// fresh instance after a crash, without repeating init's effects). `args_json` is the JSON array
+/// fresh instance after a crash, without repeating init's effects; the consent calls made after
+/// init follow it as `__consent_restored`, without theirs). `args_json` is the JSON array
 /// of the call's arguments as the loader serialised them.
 #[wasm_bindgen]
 pub fn command(name: &str, args_json: &str) -> String {
@@ -136,7 +137,17 @@ pub fn command(name: &str, args_json: &str) -> String {
             }
             ("__emit", _) => Outcome::default(),
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
-            ("consent", Some(tag)) => tag.consent(arg(0), arg(1), &page, &mut entropy),
+            ("consent" | "__consent_restored", Some(tag)) => {
+                let outcome = tag.consent(arg(0), arg(1), &page, &mut entropy);
+                // After a restore, a consent call made after the first init: its effects are on the
+                // page already; the fresh core only needs its state (basic mode's setup at a grant,
+                // which a later grant must not repeat).
+                if name == "consent" {
+                    outcome
+                } else {
+                    Outcome::default()
+                }
+            }
             ("identify", Some(tag)) => tag.identify(arg(0), page.now_ms),
             ("__consent_wait", Some(tag)) => {
                 privacy::woke();

@@ -312,3 +312,22 @@ test('after a wasm crash the fresh instance starts under the visitor\'s consent,
   await settle(200);
   assert.deepEqual(await cookieMap(context), {}, 'still no cookie after the restart');
 });
+
+test('basic mode: after a grant, a revoke and a crash, the next grant does not set the pixels up again', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  const { page, pageErrors } = await open({ consent: ALL_DENIED, overrides: { consentMode: 'basic' }, on: hooks });
+  const setups = async () => (await getCalls(page)).filter((c) => (c.platform === 'fbq' && c.args[0] === 'init') || (c.platform === 'gtag' && (c.args[0] === 'config' || (c.args[0] === 'consent' && c.args[1] === 'default')))).length;
+  await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
+  await waitForCalls(page, (c) => c.platform === 'fbq' && c.args[0] === 'init');
+  const once = await setups();
+  assert.ok(once >= 2, `the grant set up Meta and Google (${once} calls)`);
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'denied' }));
+  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
+  await waitForLoaded(page);
+  await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  await waitForEvents(hooks.server, (e) => e.event_id === id);
+  await waitForCalls(page, (c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(id));
+  assert.equal(await setups(), once, 'no second fbq init, gtag config or consent default');
+  assert.equal((await getCalls(page)).filter((c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(id)).length, 1, 'the Lead reaches fbq once');
+  assert.deepEqual(pageErrors, []);
+});

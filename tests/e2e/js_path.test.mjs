@@ -438,6 +438,34 @@ test('after a crash, a consent wait that ended is not started again, and the aut
   }
 });
 
+test('after a crash, the consent calls made after init follow the restore as __consent_restored, never folded into those made before it', async () => {
+  const calls = [];
+  const page = bootedPage([['consent', 'default', { ad_storage: 'denied' }], ['init', { endpoint: ENDPOINT }]], (name, json) => {
+    calls.push([name, JSON.parse(json)]);
+    if (name === 'identify') throw new Error('unreachable');
+    return '';
+  });
+  await page.run(1_000);
+  page.tandem('consent', 'update', { ad_storage: 'granted' });
+  // Past the loader's 100 remembered calls, defaults after init fold into each other only.
+  for (let i = 0; i < 120; i++) page.tandem('consent', 'default', { ad_user_data: i % 2 ? 'granted' : 'denied', wait_for_update: 5_000 });
+  calls.length = 0;
+  page.tandem('identify', { email: 'a@b.c' }); // traps: a fresh instance takes over
+  await page.run(1_000);
+  assert.equal(calls.shift()[0], 'identify');
+  const names = calls.map(([name]) => name);
+  const afterInit = calls.filter(([name]) => name === '__consent_restored').map(([, args]) => args);
+  assert.deepEqual(names.slice(0, 2 + afterInit.length), ['consent', 'restore', ...afterInit.map(() => '__consent_restored')], JSON.stringify(names));
+  assert.deepEqual(calls[0][1], ['default', { ad_storage: 'denied' }], 'the default before init, alone and before restore');
+  assert.equal(calls[1][1][0].autoPageView, false, 'a wait begun after init held no PageView: none is made again');
+  assert.deepEqual(afterInit[0], ['update', { ad_storage: 'granted' }]);
+  assert.ok(afterInit.length > 1 && afterInit.length <= 100, String(afterInit.length));
+  for (const call of afterInit.slice(1)) assert.equal(call[0], 'default', JSON.stringify(call));
+  assert.equal(afterInit[afterInit.length - 1][1].ad_user_data, 'granted', 'the latest default is the one in force');
+  const wait = afterInit[afterInit.length - 1][1].wait_for_update;
+  assert.ok(wait > 0 && wait <= 5_000, `what is left of the wait: ${wait}`);
+});
+
 // ---------------------------------------------------------------- hidden before the wasm is live
 
 /** The events a stash stored under `tandem:q:<tab id>` (the one queue key in `store`), in order. */
