@@ -92,7 +92,7 @@ export function shell_log(warn, line) {
 extern "C" {
     /// `protocol`, `document.referrer` and `href`, one a line (none holds a newline:
     /// the URL parser strips them), href last; empty when the page cannot be read; `None` when
-    /// `href` is the one of its last answer (see `page_lines`).
+    /// `href` is the one of its last answer (see `location`).
     fn shell_page() -> Option<String>;
     fn shell_cookie() -> String;
     fn shell_set_cookie(cookie: &str);
@@ -174,16 +174,15 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// granted, by any of them. The sent log: init loads it, and any call that sends a Purchase (an
 /// event released by consent) merges it before writing it back.
 pub fn page_facts() -> PageFacts {
-    let page = page_lines();
-    let location = Location::read(&page);
+    let (url, referrer, https) = location();
     PageFacts {
-        url: location.url.to_string(),
-        referrer: location.referrer.to_string(),
+        url,
+        referrer,
         cookie_header: shell_cookie(),
         stored_attribution: stored(ATTRIBUTION_KEY),
         stored_sent: stored(sent::STORAGE_KEY),
         registrable_domain: Some(registrable_domain),
-        https: location.https,
+        https,
         now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
     }
@@ -193,28 +192,28 @@ pub fn page_facts() -> PageFacts {
 /// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
 /// held for consent keeps the facts of its track call).
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
-    let page = page_lines();
-    let location = Location::read(&page);
+    let (url, referrer, _) = location();
     PageFacts {
-        url: location.url.to_string(),
-        referrer: location.referrer.to_string(),
+        url,
+        referrer,
         cookie_header: if with_cookies { shell_cookie() } else { String::new() },
         now_ms,
         ..PageFacts::default()
     }
 }
 
-/// `shell_page()`'s lines, read again only when `href` changed (pushState, a hash change): reading
-/// `protocol` and `referrer` and passing the string in was a large part of `track()`'s
-/// own time. The referrer cannot change without `href` changing: a document's referrer is fixed.
-/// A copy: the lines must outlive the borrow of the cache, and they are about a hundred bytes.
-fn page_lines() -> String {
+/// The URL, the referrer and whether the page is on https, from `shell_page()`'s lines, which are
+/// read again only when `href` changed (pushState, a hash change): reading `protocol` and
+/// `referrer` and passing the string in was a large part of `track()`'s own time. The referrer
+/// cannot change without `href` changing: a document's referrer is fixed.
+fn location() -> (String, String, bool) {
     PAGE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(fresh) = shell_page() {
             *cache = fresh;
         }
-        cache.clone()
+        let location = Location::read(&cache);
+        (location.url.to_string(), location.referrer.to_string(), location.https)
     })
 }
 
