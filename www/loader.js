@@ -607,6 +607,23 @@ function bootTandem(win, script) {
       }
     } catch (error) { /* a hostile value: what could be read is kept */ }
   }
+  // The identify calls the core took (as it read them: parsed back from the JSON it was given),
+  // replayed on a fresh instance after a crash so later events keep the visitor's hashes. Kept as
+  // made, not merged, because a refused value leaves its field as it was; identify(null) forgets
+  // everything, and so does this list. Past MAX_HELD the two oldest fold into one (a field's
+  // later value wins, even one the core refused).
+  var identified = [];
+  function rememberIdentity(values) {
+    if (values === null) identified = [];
+    if (!values || typeof values !== 'object' || Array.isArray(values)) return; // refused: changed nothing
+    identified.push(values);
+    if (identified.length > MAX_HELD) {
+      var merged = {};
+      copyOwn(merged, identified[0], false);
+      copyOwn(merged, identified[1], false);
+      identified.splice(0, 2, merged);
+    }
+  }
   var restarts = 0;
   var MAX_RESTARTS = 3;
   // Tracks whose effects the instance builds at the end of the task (src/core/tag.rs,
@@ -812,6 +829,7 @@ function bootTandem(win, script) {
       restart(error);
       return null;
     }
+    if (command === 'identify') rememberIdentity(JSON.parse(json)[0]); // after the call: one that traps is not taken
     var outcome;
     try {
       outcome = readReply(reply);
@@ -848,7 +866,8 @@ function bootTandem(win, script) {
       // already did on the page (platform setup, the automatic PageView). The consent calls made
       // before init come first, so the fresh core starts under them, as the first one did; those
       // made after it follow the restore with their effects discarded, so the fresh core also
-      // knows what they did on the page (basic mode's setup at a grant, which must not run twice).
+      // knows what they did on the page (basic mode's setup at a grant, which must not run twice),
+      // and so do the identify calls (the visitor's hashes for the events still to come).
       var lost = unemitted;
       unemitted = [];
       // The automatic PageView again only while a wait the crash cut short still runs (the held
@@ -866,6 +885,7 @@ function bootTandem(win, script) {
       if (!waiting) restoreConfig.autoPageView = false;
       if (glue === fresh) invoke('restore', [restoreConfig]);
       for (var a = 0; a < afterInit.length && glue === fresh; a++) invoke('__consent_restored', afterInit[a]);
+      for (var k = 0; k < identified.length && glue === fresh; k++) invoke('__identity_restored', [identified[k]]);
       for (var u = 0; u < lost.length && glue === fresh; u++) {
         if (lost[u][2]) continue;
         try {

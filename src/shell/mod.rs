@@ -30,8 +30,9 @@ pub fn set_script_nonce(nonce: &str) {
 
 /// Runs one API call: `init`, `track`, `page`, or `restore` (re-creating the core's state on a
 /// fresh instance after a crash, without repeating init's effects; the consent calls made after
-/// init follow it as `__consent_restored`, without theirs). `args_json` is the JSON array
-/// of the call's arguments as the loader serialised them.
+/// init and every identify call follow it as `__consent_restored` / `__identity_restored`, without
+/// theirs, see `restored`). `args_json` is the JSON array of the call's arguments as the loader
+/// serialised them.
 #[wasm_bindgen]
 pub fn command(name: &str, args_json: &str) -> String {
     let args = match json::parse(args_json) {
@@ -137,18 +138,8 @@ pub fn command(name: &str, args_json: &str) -> String {
             }
             ("__emit", _) => Outcome::default(),
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
-            ("consent" | "__consent_restored", Some(tag)) => {
-                let outcome = tag.consent(arg(0), arg(1), &page, &mut entropy);
-                // After a restore, a consent call made after the first init: its effects are on the
-                // page already; the fresh core only needs its state (basic mode's setup at a grant,
-                // which a later grant must not repeat).
-                if name == "consent" {
-                    outcome
-                } else {
-                    Outcome::default()
-                }
-            }
-            ("identify", Some(tag)) => tag.identify(arg(0), page.now_ms),
+            ("consent" | "__consent_restored", Some(tag)) => restored(name, tag.consent(arg(0), arg(1), &page, &mut entropy)),
+            ("identify" | "__identity_restored", Some(tag)) => restored(name, tag.identify(arg(0), page.now_ms)),
             ("__consent_wait", Some(tag)) => {
                 privacy::woke();
                 tag.wake(&page, &mut entropy)
@@ -197,6 +188,18 @@ fn reply(outcome: &Outcome) -> String {
         return outcome.event_id.clone().unwrap_or_default();
     }
     outcome.to_json()
+}
+
+/// After a restore, a consent call made after the first init, or any identify call, comes again as
+/// `__consent_restored` / `__identity_restored`: its effects are on the page already (pixel setup,
+/// advanced matching) and its errors were reported; the fresh core only needs the state it leaves
+/// (basic mode's setup at a grant, which a later grant must not repeat; the visitor's hashes).
+fn restored(name: &str, outcome: Outcome) -> Outcome {
+    if name.starts_with("__") {
+        Outcome::default()
+    } else {
+        outcome
+    }
 }
 
 fn rejected(error: TagError) -> Outcome {

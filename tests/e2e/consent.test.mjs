@@ -313,6 +313,25 @@ test('after a wasm crash the fresh instance starts under the visitor\'s consent,
   assert.deepEqual(await cookieMap(context), {}, 'still no cookie after the restart');
 });
 
+test('after a wasm crash, later events still carry the visitor\'s hashes, and the pixels are not told them again', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  const { page, pageErrors } = await open({ consent: ALL_GRANTED, identify: IDENTITY, on: hooks });
+  await page.evaluate(() => window.tandem('identify', { lastName: 'Doe' }));
+  await waitForCalls(page, (c) => c.platform === 'ttq' && c.fn === 'identify');
+  const told = async () => (await getCalls(page)).filter((c) => (c.platform === 'ttq' && c.fn === 'identify') || (c.platform === 'gtag' && c.args[0] === 'set' && c.args[1] === 'user_data')).length;
+  const before = await told();
+  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
+  await waitForLoaded(page);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  const [ev] = await waitForEvents(hooks.server, (e) => e.event_id === id);
+  assert.deepEqual(ev.user_data.em, [sha('john.doe@gmail.com')]);
+  assert.deepEqual(ev.user_data.ln, [sha('doe')], 'an identify made after init too');
+  assert.deepEqual(ev.user_data.external_id, [sha('u-1001')]);
+  const fb = await waitForCalls(page, (c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(id));
+  assert.ok(fb.length >= 1);
+  assert.equal(await told(), before, 'no second ttq.identify or gtag user_data');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('basic mode: after a grant, a revoke and a crash, the next grant does not set the pixels up again', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
   const { page, pageErrors } = await open({ consent: ALL_DENIED, overrides: { consentMode: 'basic' }, on: hooks });
   const setups = async () => (await getCalls(page)).filter((c) => (c.platform === 'fbq' && c.args[0] === 'init') || (c.platform === 'gtag' && (c.args[0] === 'config' || (c.args[0] === 'consent' && c.args[1] === 'default')))).length;

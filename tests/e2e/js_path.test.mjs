@@ -466,6 +466,46 @@ test('after a crash, the consent calls made after init follow the restore as __c
   assert.ok(wait > 0 && wait <= 5_000, `what is left of the wait: ${wait}`);
 });
 
+test('after a crash, the identify calls the core took follow the restore as __identity_restored, in order; identify(null) forgets those before it, and one that trapped is not replayed', async () => {
+  const calls = [];
+  const page = bootedPage([['identify', { email: 'before@init.example' }], ['init', { endpoint: ENDPOINT }]], (name, json) => {
+    const args = JSON.parse(json);
+    calls.push([name, args]);
+    if ((name === 'identify' || name === '__identity_restored') && args[0] && args[0].poison) throw new Error('unreachable');
+    if (name === 'page') throw new Error('unreachable');
+    return '';
+  });
+  await page.run(1_000);
+  const firstName = { firstName: 'Ann' };
+  page.tandem('identify', { phone: '+1 650 555 1212' });
+  page.tandem('identify', null);
+  page.tandem('identify', { email: 'a@b.example' });
+  page.tandem('identify', firstName);
+  firstName.firstName = 'changed after the call';
+  page.tandem('identify', 'not an object');
+  page.tandem('identify', { poison: true }); // traps: a fresh instance takes over
+  await page.run(1_000);
+  let names = calls.map(([name]) => name);
+  let after = names.lastIndexOf('restore');
+  assert.ok(after > 0, names.join(' '));
+  assert.deepEqual(calls.slice(after + 1).map(([name, args]) => [name, args[0]]), [
+    ['__identity_restored', { email: 'a@b.example' }],
+    ['__identity_restored', { firstName: 'Ann' }],
+  ], 'as the core read them, none before identify(null), and neither the refused nor the trapping call');
+
+  // Past the loader's 100 remembered calls, the oldest fold into one; a field's latest value wins.
+  for (let i = 0; i < 150; i++) page.tandem('identify', i % 2 ? { externalId: 'u' + i } : { zip: String(10000 + i) });
+  calls.length = 0;
+  page.tandem('page'); // traps
+  await page.run(1_000);
+  names = calls.map(([name]) => name);
+  after = names.lastIndexOf('restore');
+  const replayed = calls.slice(after + 1).filter(([name]) => name === '__identity_restored').map(([, args]) => args[0]);
+  assert.ok(replayed.length <= 100 && replayed.length > 50, String(replayed.length));
+  const state = Object.assign({}, ...replayed);
+  assert.deepEqual(state, { email: 'a@b.example', firstName: 'Ann', zip: '10148', externalId: 'u149' });
+});
+
 // ---------------------------------------------------------------- hidden before the wasm is live
 
 /** The events a stash stored under `tandem:q:<tab id>` (the one queue key in `store`), in order. */
