@@ -801,7 +801,17 @@ function bootTandem(win, script) {
       return invoke('init', [config]);
     }
     initConfig = forCore;
-    invoke('init', [forCore]);
+    // A stash gave the automatic PageView an id, and a later page may have sent that copy already:
+    // this one goes out under the same id (which the collector keeps once), not a second one.
+    // initConfig keeps the site's own setting, for a restore after a crash.
+    var first = forCore;
+    if (stashedPageView) {
+      first = {};
+      copyOwn(first, forCore, false);
+      first.autoPageView = false;
+    }
+    invoke('init', [first]);
+    if (first !== forCore) dispatch(['track', 'PageView', {}, { eventId: stashedPageView }]);
     var waiting = held;
     held = [];
     for (var j = 0; j < waiting.length; j++) dispatch(waiting[j]);

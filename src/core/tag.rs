@@ -473,8 +473,10 @@ impl Tag {
         }
         let Some(name) = event::validate_name(name, &mut out.errors, &mut out.warnings) else { return out };
         let Some(params) = event::validate_params(&name, params, &mut out.errors, &mut out.warnings) else { return out };
-        let page_view = name.standard() == Some(Standard::PageView) && event_id.is_none();
-        if page_view {
+        // A PageView with a site's id is always sent (its id is not the earlier view's), and is
+        // then the view a router's page() right after repeats.
+        let page_view = name.standard() == Some(Standard::PageView);
+        if page_view && event_id.is_none() {
             if let Some(mut repeated) = self.repeated_page_view(page) {
                 out.append(&mut repeated);
                 out.event_id = repeated.event_id;
@@ -834,6 +836,23 @@ mod tests {
         assert_eq!(sends(&tracked), 1);
         let routed = tag.page(&next, &mut Counter(3));
         assert_eq!((sends(&routed), routed.event_id), (0, tracked.event_id), "the router's page() after a tracked PageView");
+    }
+
+    /// The loader's way of sending the automatic PageView under the id a stash gave it: init
+    /// without one, then a tracked PageView with that id, which a router's page() then repeats.
+    #[test]
+    fn a_page_view_with_a_site_id_is_sent_even_right_after_another_and_is_the_view_page_repeats() {
+        let p = page("https://www.shop.example/", "_fbp=fb.1.1.2; _tandem_cid=abc");
+        let (mut tag, first) = init(r#"{"autoPageView":false}"#, &p);
+        assert_eq!(sends(&first), 0);
+        let stashed = tag.track(&parse("\"PageView\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"pv-stash-1"}"#).unwrap(), &p, &mut Counter(1));
+        assert_eq!((sends(&stashed), stashed.event_id.as_deref()), (1, Some("pv-stash-1")));
+        let routed = tag.page(&p, &mut Counter(2));
+        assert_eq!((sends(&routed), routed.event_id.as_deref()), (0, Some("pv-stash-1")), "the router's page() right after");
+        let (mut tag, first) = init(ALL, &p);
+        let own = tag.track(&parse("\"PageView\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"pv-2"}"#).unwrap(), &p, &mut Counter(3));
+        assert_eq!(sends(&own), 1, "a site's id is its own view, not the automatic one's double");
+        assert_ne!(own.event_id, first.event_id);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  setup, needsDist, waitFor, waitForLoaded, waitForEvents, settle, getCalls, fbqEvents, assertPayloadsValid,
+  setup, needsDist, waitFor, waitForLoaded, waitForEvents, settle, getCalls, waitForCalls, fbqEvents, assertPayloadsValid,
   TEST_DIST_DIR, TEST_DIST_READY, UUID_V4,
 } from './helpers.mjs';
 
@@ -144,6 +144,37 @@ test('a tab hidden before the wasm has arrived, then back: the wasm sends its ev
   const pageViews = env.server.events.filter((e) => e.event_name === 'PageView' && e.event_source_url.includes('back=1'));
   assert.equal(pageViews.length, 1, 'one PageView');
   assert.deepEqual((await stashedIds(page)).filter(([, id]) => id === lead), [], 'the stored copy is withdrawn');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a tab hidden before the wasm has arrived, its stored copy adopted by a later page, then back: its PageView keeps its one event_id', needsDist, async () => {
+  const { context, page, pageErrors } = await env.newPage();
+  await page.goto(env.url('/fixtures/slow-wasm.html?adopted=1'));
+  await waitFor(() => page.evaluate(() => !!(window.tandem && window.tandem.__tandem)), { timeout: 5000, message: 'the loader' });
+  await page.evaluate(() => window.tandem('track', 'Lead', { value: 4, currency: 'EUR' }));
+  await hide(page);
+  const stashed = await stashedIds(page);
+  assert.deepEqual(stashed.map(([name]) => name), ['PageView', 'Lead'], JSON.stringify(stashed));
+  const ids = stashed.map(([, id]) => id);
+  // Another tab of the site adopts the stored copy once the lease has run out (made to now).
+  const next = await context.newPage();
+  await next.goto(env.url('/no-tag-here'));
+  await next.evaluate(() => {
+    for (const k of Object.keys(localStorage)) {
+      if (k.startsWith('tandem:q:')) localStorage.setItem(k, JSON.stringify({ ...JSON.parse(localStorage.getItem(k)), until: 0 }));
+    }
+  });
+  await next.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(next);
+  await waitForEvents(env.server, (e) => ids.includes(e.event_id), { count: ids.length, timeout: 8000, message: 'the stored PageView and Lead, from the later page' });
+  // The hidden tab's wasm arrives after all: what it sends carries the same ids.
+  await waitForLoaded(page);
+  await waitForCalls(page, (c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(ids[1]));
+  await settle(1500);
+  const pageViews = env.server.events.filter((e) => e.event_name === 'PageView' && e.event_source_url.includes('adopted=1'));
+  assert.deepEqual([...new Set(pageViews.map((e) => e.event_id))], [ids[0]], 'one PageView id, the stored one');
+  assert.deepEqual(fbqEvents(await getCalls(page, 'fbq'), 'PageView').map((e) => e.eventID), [ids[0]], 'the pixel gets the PageView once, under that id');
+  assertPayloadsValid(env.server);
   assert.deepEqual(pageErrors, []);
 });
 
