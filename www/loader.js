@@ -630,6 +630,10 @@ function bootTandem(win, script) {
   // track_deferred): [arguments JSON, event_id, replayed]. A crash before then would lose them, so
   // a fresh instance gets them again under the same event_id (once: one that crashes twice goes).
   var unemitted = [];
+  // The track and page calls whose events a consent wait holds in the instance ([arguments JSON,
+  // event_id]), while it holds any (`shared.held`, set by src/shell/transport.rs): a fresh instance
+  // after a crash tracks them again under the same ids, and holds or sends them as its consent says.
+  var waitHeld = [];
   var tabId = randomId(); // names this page's persisted delivery queue, across wasm restarts
   // Storage writes an instance has not made yet (src/shell/transport.rs coalesces them): kept out of
   // any one instance, so a crash loses none and the fresh instance, or the JS path, writes them first.
@@ -831,6 +835,7 @@ function bootTandem(win, script) {
       if (glue !== before) return win.tandem.apply(null, [command].concat(args));
     }
     var json = toJson(args);
+    var heldBefore = shared.held || 0;
     try {
       reply = glue.command(typeof command === 'string' ? command : toJson(command), json);
     } catch (error) {
@@ -849,6 +854,8 @@ function bootTandem(win, script) {
     }
     if (command !== 'track') unemitted = []; // every other call emits what was deferred first
     else if (outcome.event_id) unemitted.push([json, outcome.event_id, replayed === true]);
+    if (!shared.held) waitHeld = [];
+    else if (shared.held > heldBefore && (command === 'track' || command === 'page')) waitHeld.push([command === 'page' ? '["PageView",{}]' : json, outcome.event_id]);
     var errors = outcome.errors || [];
     for (var i = 0; i < errors.length; i++) report(errors[i]);
     var warnings = outcome.warnings || [];
@@ -878,8 +885,11 @@ function bootTandem(win, script) {
       // made after it follow the restore with their effects discarded, so the fresh core also
       // knows what they did on the page (basic mode's setup at a grant, which must not run twice),
       // and so do the identify calls (the visitor's hashes for the events still to come).
-      var lost = unemitted;
+      // What a wait held goes first (older), then what was not emitted yet; each id once.
+      var lost = waitHeld.concat(unemitted), seen = {};
       unemitted = [];
+      waitHeld = [];
+      shared.held = 0;
       // The automatic PageView again only while a wait the crash cut short still runs (the held
       // one was lost with the instance); otherwise it was sent, and a second would double it.
       var waiting = false;
@@ -897,7 +907,8 @@ function bootTandem(win, script) {
       for (var a = 0; a < afterInit.length && glue === fresh; a++) invoke('__consent_restored', afterInit[a]);
       for (var k = 0; k < identified.length && glue === fresh; k++) invoke('__identity_restored', [identified[k]]);
       for (var u = 0; u < lost.length && glue === fresh; u++) {
-        if (lost[u][2]) continue;
+        if (lost[u][2] || seen[lost[u][1]]) continue;
+        seen[lost[u][1]] = 1;
         try {
           var again = JSON.parse(lost[u][0]);
           var options = again[2] && typeof again[2] === 'object' && !Array.isArray(again[2]) ? again[2] : {};

@@ -110,6 +110,11 @@ impl Tag {
         self.privacy.state(now_ms)
     }
 
+    /// How many events a consent wait holds (the loader keeps their calls for a fresh instance).
+    pub fn held_count(&self) -> usize {
+        self.privacy.held.len()
+    }
+
     /// When a running wait ends (Unix ms), for the shell's timer: held events are released and
     /// the platforms told (TikTok's holdConsent needs its grant or revoke) even with no update.
     pub fn wake_at(&self) -> Option<u64> {

@@ -169,6 +169,7 @@ pub fn command(name: &str, args_json: &str) -> String {
         let slot = slot.borrow();
         if let Some(tag) = slot.as_ref() {
             privacy::schedule(tag, page.now_ms);
+            transport::held(tag.held_count());
             let state = tag.consent_state(page.now_ms);
             transport::follow_consent(&state);
             browser::remember_domain(&state);

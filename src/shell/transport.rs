@@ -69,6 +69,11 @@ export function transport_wake(ms) {
     }, ms);
   } catch (e) { /* no timers: the next call or the next page sends */ }
 }
+// How many events a consent wait holds, kept in the page's object: a crash loses the instance, and
+// the loader gives those calls to the fresh one (www/loader.js, waitHeld).
+export function transport_held(count) {
+  tandemShared.held = count;
+}
 // The effects of this task's tracks (platform calls, the endpoint event), at its end.
 export function transport_emit_soon() {
   if (tandemEmitSoon) return;
@@ -166,6 +171,7 @@ extern "C" {
     fn transport_relay(relay: &wasm_bindgen::JsValue, shared: &wasm_bindgen::JsValue);
     fn transport_wake(ms: u32);
     fn transport_emit_soon();
+    fn transport_held(count: u32);
     /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
     /// `own`: the key is this tab's queue key.
     fn transport_store(key: &str, value: Option<String>, own: bool);
@@ -197,6 +203,8 @@ thread_local! {
     static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Whether the queue was last redacted for a denied ad_user_data (see `follow_consent`).
     static USER_DATA_DENIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The number of held events the loader was last told of (see `held`).
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Whether basic mode last stopped sending, so the queue was dropped (see `follow_consent`).
     static SENDING_STOPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
@@ -241,6 +249,13 @@ pub fn follow_consent(state: &State) {
     let was_denied = USER_DATA_DENIED.with(|d| d.replace(denied));
     if denied && (!was_denied || adopting) {
         with_outbox(&mut |outbox, now_ms| outbox.rewrite(now_ms, |json| payload::redact(json, state)));
+    }
+}
+
+/// Tells the loader how many events a consent wait holds, when that changed.
+pub fn held(count: usize) {
+    if HELD.with(|h| h.replace(count)) != count {
+        transport_held(count as u32);
     }
 }
 
@@ -417,4 +432,5 @@ pub fn reset() {
     STORAGE_ALLOWED.with(|a| a.set(true));
     USER_DATA_DENIED.with(|d| d.set(false));
     SENDING_STOPPED.with(|s| s.set(false));
+    held(0);
 }

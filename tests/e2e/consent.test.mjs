@@ -313,6 +313,26 @@ test('after a wasm crash the fresh instance starts under the visitor\'s consent,
   assert.deepEqual(await cookieMap(context), {}, 'still no cookie after the restart');
 });
 
+test('after a wasm crash during a consent wait, the events it held are sent once the visitor decides, under their ids', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  const { page, pageErrors } = await open({ consent: { ...ALL_DENIED, wait_for_update: 8000 }, on: hooks });
+  const lead = await page.evaluate(() => window.tandem('track', 'Lead', { value: 2, currency: 'EUR' }));
+  const contact = await page.evaluate(() => window.tandem('track', 'Contact', {}, 'contact-1'));
+  await settle(300);
+  assert.equal(hooks.server.events.filter((e) => [lead, contact].includes(e.event_id)).length, 0, 'held while the wait runs');
+  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
+  await waitForLoaded(page);
+  await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
+  await waitForEvents(hooks.server, (e) => [lead, contact].includes(e.event_id), { count: 2, timeout: 5000, message: 'the held Lead and Contact' });
+  await waitForCalls(page, (c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(contact));
+  await settle(500);
+  for (const id of [lead, contact]) {
+    assert.equal(hooks.server.events.filter((e) => e.event_id === id).length, 1, `${id} reaches the endpoint once`);
+    assert.equal((await getCalls(page)).filter((c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(id)).length, 1, `${id} reaches fbq once`);
+  }
+  assert.equal(hooks.server.events.find((e) => e.event_id === lead).consent.ad_storage, 'granted');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('after a wasm crash, later events still carry the visitor\'s hashes, and the pixels are not told them again', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
   const { page, pageErrors } = await open({ consent: ALL_GRANTED, identify: IDENTITY, on: hooks });
   await page.evaluate(() => window.tandem('identify', { lastName: 'Doe' }));

@@ -312,6 +312,7 @@ test('JS path: events adopted from an earlier page carry no identifiers while ad
 // lifecycle listeners are kept, for `hide()` and `pagehide()`.
 function bootedPage(queuedCalls, core, { store, start, wasmArrives } = {}) {
   const page = simulatedPage(store, start);
+  const glue = {};
   const logged = [];
   const listeners = {};
   page.win.addEventListener = (type, f) => { listeners[type] = f; };
@@ -325,12 +326,13 @@ function bootedPage(queuedCalls, core, { store, start, wasmArrives } = {}) {
   if (core) {
     page.context.fetch = () => Promise.resolve(wasmArrives).then(() => ({ ok: true, headers: { get: () => 'application/octet-stream' }, arrayBuffer: () => Promise.resolve(new ArrayBuffer(8)) }));
     page.context.WebAssembly = { compile: () => Promise.resolve({}) };
-    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_script_nonce() {}, set_relay() {}, command: core });
+    // `glue.shared`: the page's object the loader gives each instance (src/shell/transport.rs).
+    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_script_nonce() {}, set_relay(relay, tabId, shared) { glue.shared = shared; }, command: core });
   }
   page.context.bootTandem(page.win, { src: 'https://shop.example/tandem.js', nonce: '' });
   const hide = () => { page.win.document.visibilityState = 'hidden'; listeners.visibilitychange(); };
   const pagehide = () => listeners.pagehide();
-  return { ...page, logged, hide, pagehide, tandem: (...args) => page.win.tandem(...args) };
+  return { ...page, glue, logged, hide, pagehide, tandem: (...args) => page.win.tandem(...args) };
 }
 
 const refusal = (input) => JSON.stringify({ event_id: null, errors: [{ code: 'invalid_config', message: 'tandem.init expects a config object, got a string', input }], warnings: [] });
@@ -504,6 +506,49 @@ test('after a crash, the identify calls the core took follow the restore as __id
   assert.ok(replayed.length <= 100 && replayed.length > 50, String(replayed.length));
   const state = Object.assign({}, ...replayed);
   assert.deepEqual(state, { email: 'a@b.example', firstName: 'Ann', zip: '10148', externalId: 'u149' });
+});
+
+test('after a crash, the events a consent wait held are tracked again on the fresh instance under their ids; once the wait has ended, none are', async () => {
+  const calls = [];
+  let held = 0;
+  // As the shell does: `shared.held` is the number of events the core holds, after each call.
+  const hold = (n) => { held = n; page.glue.shared.held = n; };
+  const page = bootedPage([['consent', 'default', { ad_storage: 'denied', wait_for_update: 5_000 }], ['init', { endpoint: ENDPOINT }]], (name, json) => {
+    const args = JSON.parse(json);
+    calls.push([name, args]);
+    if (name === 'identify') throw new Error('unreachable'); // the trap
+    if (name === 'restore') hold(0);
+    if (name === 'consent' && args[0] === 'update') hold(0);
+    if (name === 'track') {
+      hold(held + 1);
+      return (args[2] && args[2].eventId) || 'e-' + calls.length;
+    }
+    if (name === 'page') {
+      hold(held + 1);
+      return 'pv-' + calls.length;
+    }
+    return '';
+  });
+  await page.run(1_000);
+  const lead = page.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, 'lead-1');
+  const view = page.tandem('page');
+  const contact = page.tandem('track', 'Contact', {});
+  page.tandem('consent', 'default', { analytics_storage: 'denied' }); // the wait still runs
+  calls.length = 0;
+  page.tandem('identify', { email: 'a@b.example' }); // traps: a fresh instance takes over
+  await page.run(1_000);
+  const after = calls.map(([name]) => name).lastIndexOf('restore');
+  const tracks = calls.slice(after + 1).filter(([name]) => name === 'track').map(([, args]) => [args[0], args[2].eventId]);
+  assert.deepEqual(tracks, [['Lead', lead], ['PageView', view], ['Contact', contact]], 'each once, in order, under its id');
+  assert.equal(calls.slice(after + 1).filter(([name]) => name === 'page').length, 0);
+
+  // The wait ends (an update): nothing is held, so a later crash replays none of them.
+  page.tandem('consent', 'update', { ad_storage: 'granted' });
+  calls.length = 0;
+  page.tandem('identify', { email: 'a@b.example' });
+  await page.run(1_000);
+  assert.ok(calls.some(([name]) => name === 'restore'), 'restarted');
+  assert.deepEqual(calls.filter(([name]) => name === 'track'), []);
 });
 
 // ---------------------------------------------------------------- hidden before the wasm is live
