@@ -91,6 +91,19 @@ const hide = (page) => page.evaluate(() => {
   Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
   document.dispatchEvent(new Event('visibilitychange'));
 });
+// Another page of the site, opened once the hidden tab's lease on its stored queue has run out
+// (2 minutes, made to now): it adopts that queue.
+async function laterPageAdopts(context) {
+  const next = await context.newPage();
+  await next.goto(env.url('/no-tag-here'));
+  await next.evaluate(() => {
+    for (const k of Object.keys(localStorage)) {
+      if (k.startsWith('tandem:q:')) localStorage.setItem(k, JSON.stringify({ ...JSON.parse(localStorage.getItem(k)), until: 0 }));
+    }
+  });
+  await next.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(next);
+}
 const stashedIds = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:'))
   .flatMap((k) => JSON.parse(localStorage.getItem(k)).items.map((p) => [p[1].event_name, p[1].event_id])));
 
@@ -108,16 +121,7 @@ test('a tab hidden, then discarded, before the wasm has arrived: a later page se
   await Promise.race([cdp.send('Page.crash').catch(() => {}), settle(1000)]);
   const ids = stashed.map(([, id]) => id);
   assert.equal(env.server.events.filter((e) => ids.includes(e.event_id)).length, 0, 'nothing was sent by the hidden page');
-  // The next page of the site, once the hidden tab's lease (2 minutes) has run out.
-  const next = await context.newPage();
-  await next.goto(env.url('/no-tag-here'));
-  await next.evaluate(() => {
-    for (const k of Object.keys(localStorage)) {
-      if (k.startsWith('tandem:q:')) localStorage.setItem(k, JSON.stringify({ ...JSON.parse(localStorage.getItem(k)), until: 0 }));
-    }
-  });
-  await next.goto(env.url('/fixtures/basic.html'));
-  await waitForLoaded(next);
+  await laterPageAdopts(context);
   await waitForEvents(env.server, (e) => ids.includes(e.event_id), { count: ids.length, timeout: 8000, message: 'the hidden page\'s PageView and Lead' });
   await settle(1500);
   check(t, 'hidden then discarded before wasm', env.server, ids);
@@ -156,16 +160,7 @@ test('a tab hidden before the wasm has arrived, its stored copy adopted by a lat
   const stashed = await stashedIds(page);
   assert.deepEqual(stashed.map(([name]) => name), ['PageView', 'Lead'], JSON.stringify(stashed));
   const ids = stashed.map(([, id]) => id);
-  // Another tab of the site adopts the stored copy once the lease has run out (made to now).
-  const next = await context.newPage();
-  await next.goto(env.url('/no-tag-here'));
-  await next.evaluate(() => {
-    for (const k of Object.keys(localStorage)) {
-      if (k.startsWith('tandem:q:')) localStorage.setItem(k, JSON.stringify({ ...JSON.parse(localStorage.getItem(k)), until: 0 }));
-    }
-  });
-  await next.goto(env.url('/fixtures/basic.html'));
-  await waitForLoaded(next);
+  await laterPageAdopts(context);
   await waitForEvents(env.server, (e) => ids.includes(e.event_id), { count: ids.length, timeout: 8000, message: 'the stored PageView and Lead, from the later page' });
   // The hidden tab's wasm arrives after all: what it sends carries the same ids.
   await waitForLoaded(page);
