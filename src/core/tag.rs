@@ -445,7 +445,7 @@ impl Tag {
             Value::String(_) | Value::Number(_) => id_option = Some(options),
             Value::Object(members) => {
                 for (k, v) in members {
-                    if !ids::EVENT_ID_OPTIONS.contains(&k.as_str()) {
+                    if !ids::EVENT_ID_OPTIONS.iter().any(|o| k == o) {
                         out.warnings.push(crate::core::error::unknown_key("option", k, " (known: eventId)"));
                     } else if !matches!(v, Value::Null) {
                         id_option = Some(v);
