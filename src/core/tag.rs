@@ -294,17 +294,17 @@ impl Tag {
         tag.setup_waiting = !consent.may_send();
         if tag.setup_waiting {
             for d in &tag.config.destinations {
-                out.effects.extend(d.consent(&consent, true));
+                out.effects.append(&mut d.consent(&consent, true));
             }
         } else {
             tag.set_up(&consent, &page.nonce, &mut out.effects);
         }
         if tag.config.auto_page_view {
-            let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+            let mut pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
             tag.remember_page_view(page, &pv.event_id);
             out.event_id = pv.event_id;
-            out.effects.extend(pv.effects);
-            out.warnings.extend(pv.warnings);
+            out.effects.append(&mut pv.effects);
+            out.warnings.append(&mut pv.warnings);
         }
         (Some(tag), out)
     }
@@ -313,11 +313,11 @@ impl Tag {
     fn set_up(&self, consent: &State, nonce: &str, out: &mut Vec<Effect>) {
         let ctx = SetupCtx { nonce, consent, identity: self.privacy.identity(consent) };
         for d in &self.config.destinations {
-            let setup = d.setup(&ctx);
+            let mut setup = d.setup(&ctx);
             if self.config.debug {
                 log(out, &[d.key(), ": set up with ", u64_text(setup.len() as u64).as_str(), " call(s)"]);
             }
-            out.extend(setup);
+            out.append(&mut setup);
         }
     }
 
@@ -621,7 +621,7 @@ impl Tag {
     fn emit(&self, ev: ValidEvent, page: &PageFacts, out: &mut Outcome) {
         let debug = self.config.debug;
         for d in &self.config.destinations {
-            let effects = d.event(&ev);
+            let mut effects = d.event(&ev);
             if debug {
                 if effects.is_empty() {
                     log(&mut out.effects, &[d.key(), ": ", ev.name.as_str(), " not sent to this platform (see its sendPageView option) event_id=", &ev.event_id]);
@@ -632,7 +632,7 @@ impl Tag {
                     }
                 }
             }
-            out.effects.extend(effects);
+            out.effects.append(&mut effects);
         }
         match &self.config.endpoint {
             Some(endpoint) => {

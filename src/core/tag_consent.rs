@@ -297,7 +297,7 @@ impl Tag {
         }
         let was_set_up = !self.setup_waiting;
         for d in &self.config.destinations {
-            out.effects.extend(d.consent(&state, false));
+            out.effects.append(&mut d.consent(&state, false));
         }
         self.take_in_ad_storage(page);
         self.settle_domain(page);
@@ -339,7 +339,7 @@ impl Tag {
         let was_allowed = before.is_some_and(|b| b.user_data());
         if was_set_up && state.user_data() && !was_allowed && !self.privacy.identity.is_empty() {
             for d in &self.config.destinations {
-                out.effects.extend(d.identify(&self.privacy.identity));
+                out.effects.append(&mut d.identify(&self.privacy.identity));
             }
         }
         if !state.pending() {
@@ -372,7 +372,7 @@ impl Tag {
         match self.privacy.identity(&state).filter(|_| !self.setup_waiting) {
             Some(id) => {
                 for d in &self.config.destinations {
-                    out.effects.extend(d.identify(id));
+                    out.effects.append(&mut d.identify(id));
                 }
             }
             None if !self.privacy.identity.is_empty() => {

@@ -151,9 +151,9 @@ impl Destination for Google {
         }
         // Consent default and user_data before any config or event (with the site's own gtag,
         // its config may have run already: set Consent Mode defaults there too).
-        out.extend(self.consent(ctx.consent, true));
+        out.append(&mut self.consent(ctx.consent, true));
         if let Some(identity) = ctx.identity {
-            out.extend(self.identify(identity));
+            out.append(&mut self.identify(identity));
         }
         if !self.load {
             return out;

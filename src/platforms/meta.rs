@@ -108,7 +108,7 @@ impl Destination for Meta {
             push_call(&mut out, KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#));
         }
         // fbq('consent', …) before init, as Meta documents it.
-        out.extend(self.consent(ctx.consent, true));
+        out.append(&mut self.consent(ctx.consent, true));
         for id in &self.pixels {
             out.push(match ctx.identity {
                 Some(identity) => init(id, identity),

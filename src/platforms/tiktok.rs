@@ -98,9 +98,9 @@ impl Destination for TikTok {
             // The base code runs ttq.load(pixelId) (not ttq.page(): PageView is Tandem's).
             out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[&self.pixel_id, ctx.nonce]) });
         }
-        out.extend(self.consent(ctx.consent, true));
+        out.append(&mut self.consent(ctx.consent, true));
         if let Some(identity) = ctx.identity {
-            out.extend(self.identify(identity));
+            out.append(&mut self.identify(identity));
         }
         out
     }

@@ -304,7 +304,7 @@ fn stored_queues() -> Vec<(String, String)> {
 }
 
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
-fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
+fn run(outbox: &mut Outbox, mut step: Step, now_ms: u64) {
     for key in &step.forget {
         transport_store(key, None, false);
     }
@@ -316,8 +316,8 @@ fn run(outbox: &mut Outbox, step: Step, now_ms: u64) {
     }
     REPORT.with(|r| {
         let mut r = r.borrow_mut();
-        r.errors.extend(step.errors);
-        r.warnings.extend(step.warnings);
+        r.errors.append(&mut step.errors);
+        r.warnings.append(&mut step.warnings);
     });
     for req in step.requests {
         let result = transport_send(&req.url, &req.body, &req.ids, req.beacon, req.keepalive);
