@@ -319,7 +319,7 @@ fn run(outbox: &mut Outbox, mut step: Step, now_ms: u64) {
         r.errors.append(&mut step.errors);
         r.warnings.append(&mut step.warnings);
     });
-    for req in step.requests {
+    for req in &step.requests {
         let result = transport_send(&req.url, &req.body, &req.ids, req.beacon, req.keepalive);
         if result != 0 {
             let next = outbox.sent(&req.ids, result == 1, now_ms, &mut BrowserEntropy);
