@@ -47,7 +47,7 @@ impl SentLog {
     pub fn load(stored: Option<&str>, now_ms: u64) -> SentLog {
         let mut log = SentLog::default();
         if let Some(Ok(Value::Array(items))) = stored.map(json::parse) {
-            for item in items {
+            for item in &items {
                 let Value::Array(pair) = item else { continue };
                 let (Some(Value::String(key)), ts) = (pair.first(), ts_of(pair.get(1))) else { continue };
                 if let Some(ts) = ts {
