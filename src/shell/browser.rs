@@ -259,12 +259,12 @@ fn registrable_domain(host: &str) -> Option<String> {
             if let Some(domain) = remembered.as_deref().and_then(|r| cookies::remembered_domain(r, host, now_ms)) {
                 return (Some(domain.to_string()), None);
             }
-            for domain in cookies::domain_candidates(host) {
-                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + &domain));
+            for domain in &cookies::domain_candidates(host) {
+                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + domain));
                 if cookies::get(&shell_cookie(), PROBE_COOKIE).is_some() {
-                    shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + &domain));
-                    let record = cookies::domain_record(&domain, now_ms);
-                    return (Some(domain), Some(record));
+                    shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + domain));
+                    let record = cookies::domain_record(domain, now_ms);
+                    return (Some(domain.clone()), Some(record));
                 }
             }
             (None, None)
