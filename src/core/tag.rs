@@ -512,7 +512,7 @@ impl Tag {
     pub fn emit_deferred(&mut self, page: &PageFacts) -> Outcome {
         let mut out = Outcome::default();
         self.find_ttp(page);
-        for ev in std::mem::take(&mut self.deferred) {
+        for ev in &std::mem::take(&mut self.deferred) {
             self.emit(ev, page, &mut out);
         }
         self.store_sent_log(page, &mut out);
@@ -592,7 +592,7 @@ impl Tag {
             self.deferred.push(ev);
         } else {
             self.find_ttp(page);
-            self.emit(ev, page, &mut out);
+            self.emit(&ev, page, &mut out);
             self.store_sent_log(page, &mut out);
         }
         out.event_id = Some(event_id);
@@ -618,7 +618,7 @@ impl Tag {
     }
 
     /// Stage 3 for an accepted event: each destination's effects, then the endpoint's.
-    fn emit(&self, ev: ValidEvent, page: &PageFacts, out: &mut Outcome) {
+    fn emit(&self, ev: &ValidEvent, page: &PageFacts, out: &mut Outcome) {
         let debug = self.config.debug;
         for d in &self.config.destinations {
             let mut effects = d.event(&ev);
@@ -638,7 +638,7 @@ impl Tag {
             Some(endpoint) => {
                 // Identifiers, hashed identity and the consent state: see `tag_consent::endpoint_event`.
                 let event = self.endpoint_event(
-                    &Envelope { event: &ev, fbp: Some(&self.fbp), fbc: self.fbc.as_deref(), ttp: self.ttp.as_deref(), attribution: &self.attribution, client_id: &self.client_id },
+                    &Envelope { event: ev, fbp: Some(&self.fbp), fbc: self.fbc.as_deref(), ttp: self.ttp.as_deref(), attribution: &self.attribution, client_id: &self.client_id },
                     page.now_ms,
                 );
                 if debug {
