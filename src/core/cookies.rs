@@ -26,7 +26,7 @@ fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
         let (name, value) = text::split_once(part, "=")?;
         let name = text::trim(name);
         let value = text::trim(value);
-        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        let value = text::unwrap(value, b'"', b'"');
         if name.is_empty() {
             None
         } else {

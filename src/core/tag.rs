@@ -91,6 +91,7 @@ use crate::core::ids;
 use crate::core::json::{u64_text, write_str, W};
 use crate::core::payload::Envelope;
 use crate::core::sent::{self, SentLog};
+use crate::core::text;
 use crate::core::url;
 use crate::platforms::SetupCtx;
 
@@ -628,7 +629,7 @@ impl Tag {
                 }
                 for e in &effects {
                     if let Effect::Call { function, args_json, .. } = e {
-                        log(&mut out.effects, &[d.key(), " ← ", function, "(", args_json.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(args_json), ") event_id=", &ev.event_id]);
+                        log(&mut out.effects, &[d.key(), " ← ", function, "(", text::unwrap(args_json, b'[', b']'), ") event_id=", &ev.event_id]);
                     }
                 }
             }

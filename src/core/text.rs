@@ -1,5 +1,5 @@
 //! Searching and splitting strings on short ASCII delimiters, one byte at a time, and checking and
-//! counting their bytes (`all`, `occurrences`).
+//! counting their bytes (`all`, `occurrences`), and stripping a pair of them (`unwrap`).
 //!
 //! Why not `str::find`, `split`, `split_once`, `contains` and `rsplit`: each kind of pattern (a
 //! char, a `&str`, an array of chars, searching from either end) links its own std searcher
@@ -9,6 +9,16 @@
 //!
 //! Offsets are byte offsets. A match of a pattern that is valid UTF-8 (every `&str` is) starts
 //! and ends on char boundaries, so slicing at them never fails.
+
+/// `s` without its first and last byte when they are `open` and `close` (ASCII), else `s`: what
+/// `strip_prefix(open).and_then(|s| s.strip_suffix(close))` does, without std's char patterns,
+/// which encode the char as UTF-8 for each call.
+pub fn unwrap(s: &str, open: u8, close: u8) -> &str {
+    match s.as_bytes() {
+        [first, .., last] if *first == open && *last == close => s.get(1..s.len() - 1).unwrap_or(s),
+        _ => s,
+    }
+}
 
 /// Offset of the first `pat` in `s` (`pat` non-empty).
 pub fn find(s: &str, pat: &str) -> Option<usize> {
@@ -227,6 +237,16 @@ mod tests {
     use super::*;
 
     const HAYSTACKS: &[&str] = &["", "a", "ab", "a.b", ".a.", "..", "a..b.c", "é.ü", "https://x.example/p?q#f", "://", "aaa", "a-b--c"];
+
+    #[test]
+    fn unwrap_matches_std_strips() {
+        for s in ["", "\"", "\"\"", "\"a\"", "\"a", "a\"", "[]", "[", "]", "[1,\"x\"]", "[é]", "é", "\"é\"", "x[a]"] {
+            for (open, close) in [('"', '"'), ('[', ']')] {
+                let want = s.strip_prefix(open).and_then(|v| v.strip_suffix(close)).unwrap_or(s);
+                assert_eq!(unwrap(s, open as u8, close as u8), want, "{s:?}");
+            }
+        }
+    }
     const PATTERNS: &[&str] = &[".", "..", "://", "a", "aa", "ü", "#", "--", "x.example/p?q#f!"];
 
     #[test]

@@ -313,7 +313,7 @@ fn call_global(platform: &str, path: &str, args_json: &str, debug: bool) {
     match shell_call(path, args_json).as_deref() {
         None => {}
         Some("") => warn(debug, &[path, " is not on the page; ", platform, " skipped (load it, or set load: true)"]),
-        Some(thrown) => warn(debug, &[path, " threw: ", thrown.strip_prefix('!').unwrap_or(thrown)]),
+        Some(thrown) => warn(debug, &[path, " threw: ", thrown.strip_prefix("!").unwrap_or(thrown)]),
     }
 }
 
