@@ -337,7 +337,7 @@ pub fn is_number_literal(s: &str) -> bool {
         }
         *i - start
     };
-    if b.first() == Some(&b'-') {
+    if let Some(b'-') = b.first() {
         i += 1;
     }
     match b.get(i) {
@@ -347,7 +347,7 @@ pub fn is_number_literal(s: &str) -> bool {
         }
         _ => return false,
     }
-    if b.get(i) == Some(&b'.') {
+    if let Some(b'.') = b.get(i) {
         i += 1;
         if digits(&mut i) == 0 {
             return false;

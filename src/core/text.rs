@@ -150,7 +150,7 @@ pub fn trim(s: &str) -> &str {
 /// `s` with every leading `c` removed.
 pub fn trim_start(s: &str, c: u8) -> &str {
     let mut start = 0;
-    while s.as_bytes().get(start) == Some(&c) {
+    while s.as_bytes().get(start).is_some_and(|&b| b == c) {
         start += 1;
     }
     s.get(start..).unwrap_or_default()
@@ -159,7 +159,7 @@ pub fn trim_start(s: &str, c: u8) -> &str {
 /// `s` with every trailing `c` removed.
 pub fn trim_end(s: &str, c: u8) -> &str {
     let mut end = s.len();
-    while end > 0 && s.as_bytes().get(end - 1) == Some(&c) {
+    while end > 0 && s.as_bytes().get(end - 1).is_some_and(|&b| b == c) {
         end -= 1;
     }
     s.get(..end).unwrap_or_default()
