@@ -76,7 +76,7 @@ pub fn command(name: &str, args_json: &str) -> String {
     }
 
     // Before the pagehide flush, so what a consent wait held is among the events it beacons.
-    if name == "__flush" && arg(0).as_str() == Some("pagehide") {
+    if name == "__flush" && matches!(arg(0).as_str(), Some("pagehide")) {
         let released = TAG.with(|slot| {
             let mut slot = slot.borrow_mut();
             let tag = slot.as_mut().filter(|tag| tag.wake_at().is_some())?;

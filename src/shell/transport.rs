@@ -405,7 +405,7 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
             let ids = arg(1).and_then(Value::as_str).unwrap_or("");
             outbox.delivered(ids, status, now_ms, &mut BrowserEntropy)
         }
-        "__flush" => outbox.hide(now_ms, arg(0).and_then(Value::as_str) == Some("pagehide")),
+        "__flush" => outbox.hide(now_ms, matches!(arg(0).and_then(Value::as_str), Some("pagehide"))),
         _ => outbox.online(now_ms),
     });
     if name == "__flush" {
