@@ -102,7 +102,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     match v.get("attributionWindowDays") {
         None | Some(Value::Null) => {}
         Some(d @ Value::Number(n)) => match whole(n) {
-            Some(days) if (1..=730).contains(&days) => c.attribution_window_days = days,
+            Some(days) if matches!(days, 1..=730) => c.attribution_window_days = days,
             _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
         },
         Some(other) => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", other)),

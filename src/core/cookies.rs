@@ -234,7 +234,7 @@ pub fn valid_fbp(existing: Option<&str>) -> Option<&str> {
 
 /// An existing `_tandem_cid` worth keeping.
 pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
-    existing.filter(|v| (1..=64).contains(&v.len()) && text::all(v, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    existing.filter(|v| matches!(v.len(), 1..=64) && text::all(v, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
         q.len() >= 7
     };
     let p = if international { q.to_string() } else { p };
-    if !(7..=16).contains(&p.len()) {
+    if !matches!(p.len(), 7..=16) {
         return Err("must have 7 to 16 digits, with the country code");
     }
     Ok(p)
@@ -162,9 +162,9 @@ fn date_of_birth(t: &str) -> Result<String, &'static str> {
     let num = |s: &str| s.bytes().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
     let ok = d.len() == 8
         && text::all(&d, |b| b.is_ascii_digit())
-        && (1..=12).contains(&num(&d[4..6]))
-        && (1..=31).contains(&num(&d[6..8]))
-        && (1900..=2100).contains(&num(&d[..4]));
+        && matches!(num(&d[4..6]), 1..=12)
+        && matches!(num(&d[6..8]), 1..=31)
+        && matches!(num(&d[..4]), 1900..=2100);
     if ok {
         Ok(d)
     } else {
@@ -249,7 +249,7 @@ pub fn tiktok_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
 fn e164(raw: &str) -> Option<String> {
     let digits = kept(raw, |c| c.is_ascii_digit());
     let digits = digits.strip_prefix("00").unwrap_or(&digits);
-    ((7..=15).contains(&digits.len()) && !digits.starts_with("0")).then(|| String::from("+") + digits)
+    (matches!(digits.len(), 7..=15) && !digits.starts_with("0")).then(|| String::from("+") + digits)
 }
 
 /// The visitor's hashed identity, per platform, in memory only.

@@ -26,8 +26,8 @@ pub struct Meta {
 
 fn pixel_id(v: &Value) -> Result<String, TagError> {
     match v {
-        Value::String(id) if (5..=20).contains(&id.len()) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
-        Value::Number(id) if (5..=20).contains(&id.len()) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::String(id) if matches!(id.len(), 5..=20) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::Number(id) if matches!(id.len(), 5..=20) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
         other => Err(config_error(KEY, "pixelId", "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)", other)),
     }
 }

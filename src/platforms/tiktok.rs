@@ -50,7 +50,7 @@ pub struct TikTok {
 pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
     members(KEY, v, KNOWN, warnings)?;
     let pixel_id = match v.get("pixelId") {
-        Some(Value::String(id)) if (8..=40).contains(&id.len()) && text::all(id, |b| b.is_ascii_alphanumeric()) => id.clone(),
+        Some(Value::String(id)) if matches!(id.len(), 8..=40) && text::all(id, |b| b.is_ascii_alphanumeric()) => id.clone(),
         other => {
             return Err(config_error(KEY, "pixelId", "is required: the pixel code, letters and digits (about 20 characters)", other.unwrap_or(&Value::Null)))
         }
