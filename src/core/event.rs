@@ -335,13 +335,19 @@ fn number_text(v: &Value) -> Option<String> {
     }
 }
 
+/// `s` unless it is below zero: a `-` with a nonzero digit before any exponent (`-0.0` and
+/// `-0e5` are zero). One loop over the bytes, where `take_while(..).any(..)` linked both adapters.
 fn non_negative(s: String) -> Option<String> {
-    let negative = s.starts_with('-') && s.bytes().take_while(|b| *b != b'e' && *b != b'E').any(|b| (b'1'..=b'9').contains(&b));
-    if negative {
-        None
-    } else {
-        Some(s)
+    if let [b'-', rest @ ..] = s.as_bytes() {
+        for &b in rest {
+            match b {
+                b'e' | b'E' => break,
+                b'1'..=b'9' => return None,
+                _ => {}
+            }
+        }
     }
+    Some(s)
 }
 
 /// A non-negative integer literal (quantities, counts).
@@ -622,6 +628,14 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
 mod tests {
     use super::*;
     use crate::core::json::parse;
+
+    #[test]
+    fn non_negative_matches_the_former_rule() {
+        let former = |s: &str| !(s.starts_with('-') && s.bytes().take_while(|b| *b != b'e' && *b != b'E').any(|b| (b'1'..=b'9').contains(&b)));
+        for s in ["", "-", "0", "-0", "-0.0", "-0.00", "-0e5", "-0E-3", "-0.0e-7", "-1", "-0.1", "-0.01e2", "1", "12.50", "1e-5", "-e1", "-.5", "--", "-0e", "-9", "0.0", "-00001"] {
+            assert_eq!(non_negative(s.to_string()).is_some(), former(s), "{s:?}");
+        }
+    }
 
     /// Validates `name` + `params` (JSON) and checks the outcome: `Ok(debug of Params)` pieces
     /// that must appear, or the error codes/messages expected.
