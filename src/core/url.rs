@@ -200,9 +200,8 @@ fn has_scheme(s: &str) -> bool {
     match text::find(s, ":") {
         Some(i) => {
             let scheme = s.get(..i).unwrap_or("");
-            !scheme.is_empty()
-                && !text::contains(scheme, "/")
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            // ASCII only, so a byte test: no byte of a multi-byte char passes, nor a '/'.
+            !scheme.is_empty() && text::all(scheme, |b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
         }
         None => false,
     }
