@@ -88,7 +88,7 @@ use crate::core::consent::State;
 use crate::core::cookies::{self, FbcDecision};
 use crate::core::event::{self, EventName, Standard, ValidEvent};
 use crate::core::ids;
-use crate::core::json::{u64_text, write_str, W};
+use crate::core::json::{u64_text, W};
 use crate::core::payload::Envelope;
 use crate::core::sent::{self, SentLog};
 use crate::core::text;
@@ -107,29 +107,22 @@ impl Outcome {
     /// `{"event_id":…|null,"errors":[{code,message,input}],"warnings":[…]}` for the loader.
     /// Effects are not included: the shell carries them out.
     pub fn to_json(&self) -> String {
-        let mut out = String::from("{\"event_id\":");
+        // One writer for the whole reply: W places the commas, as in every other document.
+        let mut w = W::new('{');
         match &self.event_id {
-            Some(id) => write_str(&mut out, id),
-            None => out.push_str("null"),
+            Some(id) => w.s("event_id", id),
+            None => w.key("event_id").raw("null"),
+        };
+        w.key("errors").open('[');
+        for e in &self.errors {
+            w.open('{').s("code", e.code).s("message", &e.message).s("input", &e.input).close('}');
         }
-        out.push_str(",\"errors\":[");
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let mut w = W::new('{');
-            w.s("code", e.code).s("message", &e.message).s("input", &e.input);
-            out.push_str(&w.end('}'));
+        w.close(']').key("warnings").open('[');
+        for warning in &self.warnings {
+            w.str(warning);
         }
-        out.push_str("],\"warnings\":[");
-        for (i, w) in self.warnings.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_str(&mut out, w);
-        }
-        out.push_str("]}");
-        out
+        w.close(']');
+        w.end('}')
     }
 }
 
@@ -1224,5 +1217,11 @@ mod tests {
         assert_eq!(o.to_json(), r#"{"event_id":"e\"1","errors":[{"code":"missing_field","message":"Purchase needs\nvalue","input":"{}"}],"warnings":["w\u2028"]}"#);
         assert_eq!(Outcome::default().to_json(), r#"{"event_id":null,"errors":[],"warnings":[]}"#);
         assert!(parse(&o.to_json()).is_ok());
+        let two = Outcome {
+            errors: vec![TagError::new("a", "m1", ""), TagError::new("b", "m2", "[1]")],
+            warnings: vec!["w1".into(), "w2".into()],
+            ..Outcome::default()
+        };
+        assert_eq!(two.to_json(), r#"{"event_id":null,"errors":[{"code":"a","message":"m1","input":""},{"code":"b","message":"m2","input":"[1]"}],"warnings":["w1","w2"]}"#);
     }
 }
