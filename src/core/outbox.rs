@@ -279,15 +279,18 @@ impl Outbox {
             }
             let own = *key == self.key;
             own_found |= own;
-            let parsed = parse_stored(text, now_ms);
-            match &parsed {
-                Some((until, _)) if !own && *until > now_ms => continue, // a live tab's queue
-                _ => {}
-            }
+            let mut items = match parse_stored(text, now_ms) {
+                Some((until, _)) if !own && until > now_ms => continue, // a live tab's queue
+                Some((_, items)) => items,
+                None => Vec::new(),
+            };
             if !own {
                 step.forget.push(key.clone());
             }
-            for item in parsed.map(|(_, items)| items).unwrap_or_default() {
+            // Taken from the front with the remove that `bound` links anyway (at most a queue's
+            // worth, once per page): a consuming loop linked an owning iterator for items alone.
+            while !items.is_empty() {
+                let item = items.remove(0);
                 if !self.items.iter().any(|i| i.id == item.id) {
                     // Oldest first (an insertion, not a sort: the sort code costs wasm bytes).
                     let at = self.items.iter().position(|i| i.time_ms > item.time_ms).unwrap_or(self.items.len());
