@@ -11,7 +11,7 @@
 
 use crate::core::attribution::ts_of;
 use crate::core::ids::fnv64;
-use crate::core::json::{self, Value};
+use crate::core::json::{self, Value, W};
 
 /// localStorage key.
 pub const STORAGE_KEY: &str = "tandem:sent";
@@ -118,16 +118,11 @@ impl SentLog {
     }
 
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(self.entries.iter().map(|(_, _, text)| text.len() + 1).sum::<usize>() + 2);
-        out.push('[');
-        for (n, (_, _, text)) in self.entries.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            out.push_str(text);
+        let mut w = W::new('[');
+        for (_, _, text) in &self.entries {
+            w.raw(text);
         }
-        out.push(']');
-        out
+        w.end(']')
     }
 }
 
