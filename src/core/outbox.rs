@@ -36,7 +36,7 @@
 
 use crate::core::attribution::ts_of;
 use crate::core::error::TagError;
-use crate::core::json::{self, u64_text, write_str, write_u64, Value};
+use crate::core::json::{self, u64_text, write_u64, Value, W};
 use crate::core::tag::Entropy;
 use crate::core::text;
 
@@ -551,21 +551,13 @@ impl Outbox {
         if self.items.is_empty() {
             return None;
         }
-        let mut out = String::from("{\"until\":");
-        write_u64(&mut out, if self.released { 0 } else { now_ms + LEASE_MS });
-        out.push_str(",\"items\":[");
-        for (n, item) in self.items.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            out.push('[');
-            write_str(&mut out, &item.url);
-            out.push(',');
-            out.push_str(&item.json);
-            out.push(']');
+        let mut w = W::new('{');
+        w.u("until", if self.released { 0 } else { now_ms + LEASE_MS }).key("items").open('[');
+        for item in &self.items {
+            w.open('[').str(&item.url).raw(&item.json).close(']');
         }
-        out.push_str("]}");
-        Some(out)
+        w.close(']');
+        Some(w.end('}'))
     }
 
     fn persist(&mut self, step: &mut Step, now_ms: u64) {
