@@ -59,23 +59,25 @@ pub fn is_ip_or_local(host: &str) -> bool {
 /// sets a test cookie on each in turn; browsers refuse public suffixes, so the first that sticks
 /// is the registrable domain, without shipping the public suffix list.
 pub fn domain_candidates(host: &str) -> Vec<String> {
-    if is_ip_or_local(host) {
+    let b = host.as_bytes();
+    // An empty label (a dot at either end, or two together) makes no domain.
+    if is_ip_or_local(host) || matches!(b, [b'.', ..] | [.., b'.']) || text::contains(host, "..") {
         return Vec::new();
     }
-    if text::split(host, ".").any(str::is_empty) {
-        return Vec::new();
-    }
-    // Each parent is what follows a dot in the one before, down to two labels.
-    let mut out = vec![host.to_string()];
-    let mut rest = host;
-    while let Some((_, parent)) = text::split_once(rest, ".") {
-        if !text::contains(parent, ".") {
-            break;
+    // What follows each dot from the second-last one leftwards (the last two labels first), then
+    // the host: built in order, where building it longest first and reversing linked a reverse.
+    let mut out = Vec::new();
+    let (mut i, mut dots) = (b.len(), 0);
+    while i > 0 {
+        i -= 1;
+        if b[i] == b'.' {
+            dots += 1;
+            if dots > 1 {
+                out.push(host.get(i + 1..).unwrap_or_default().to_string());
+            }
         }
-        out.push(parent.to_string());
-        rest = parent;
     }
-    out.reverse();
+    out.push(host.to_string());
     out
 }
 
@@ -296,6 +298,35 @@ mod tests {
         check("[::1]", &[]);
         check("fe80::1", &[]);
         check("a..b", &[]);
+    }
+
+    /// Against the former builder (each parent after a dot of the one before, reversed) for every
+    /// host of up to 7 bytes over two letters, a digit and dots.
+    #[test]
+    fn domain_candidates_match_the_former_builder() {
+        let former = |host: &str| -> Vec<String> {
+            if is_ip_or_local(host) || host.split('.').any(str::is_empty) {
+                return Vec::new();
+            }
+            let mut out = vec![host.to_string()];
+            let mut rest = host;
+            while let Some((_, parent)) = rest.split_once('.') {
+                if !parent.contains('.') {
+                    break;
+                }
+                out.push(parent.to_string());
+                rest = parent;
+            }
+            out.reverse();
+            out
+        };
+        let mut last = vec![String::new()];
+        for _ in 0..7 {
+            last = last.iter().flat_map(|h| ["a", "b", "1", "."].map(|c| h.clone() + c)).collect();
+            for h in &last {
+                assert_eq!(domain_candidates(h), former(h), "{h:?}");
+            }
+        }
     }
 
     #[test]
