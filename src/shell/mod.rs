@@ -204,5 +204,9 @@ fn restored(name: &str, outcome: Outcome) -> Outcome {
 }
 
 fn rejected(error: TagError) -> Outcome {
-    Outcome { errors: vec![error], ..Outcome::default() }
+    // Pushed, with the push every error list links, where vec![error] inlined an allocation and a
+    // copy of its own.
+    let mut out = Outcome::default();
+    out.errors.push(error);
+    out
 }
