@@ -417,7 +417,9 @@ impl Tag {
         let mut w = String::from("PageView for this URL was already sent (event_id ");
         w.push_str(id);
         w.push_str("); a second one within a second is the same view and is not sent");
-        Some(Outcome { event_id: Some(id.clone()), warnings: vec![w], ..Outcome::default() })
+        let mut out = Outcome { event_id: Some(id.clone()), ..Outcome::default() };
+        out.warnings.push(w);
+        Some(out)
     }
 
     /// What `repeated_page_view` compares the next PageView with.

@@ -90,10 +90,11 @@ pub fn command(name: &str, args_json: &str) -> String {
     let mut outcome = TAG.with(|slot| {
         let mut slot = slot.borrow_mut();
         match (name, slot.as_mut()) {
-            ("init", Some(_)) => Outcome {
-                warnings: vec!["tandem('init') was called again; the first configuration stays in force".into()],
-                ..Outcome::default()
-            },
+            ("init", Some(_)) => {
+                let mut again = Outcome::default();
+                again.warnings.push("tandem('init') was called again; the first configuration stays in force".into());
+                again
+            }
             ("init", None) | ("restore", None) => {
                 // privacy::take forgets what the page said before init: a refused config leaves it
                 // for the init that follows, which would otherwise start without its consent.
