@@ -107,15 +107,16 @@ pub(crate) fn call(platform: &'static str, function: &'static str, args_json: St
     Effect::Call { platform, function, args_json }
 }
 
-/// A destination method's one call, as the Vec it returns: out of line, where each `vec![call(..)]`
-/// inlined an allocation and a copy of its own.
+/// A destination method's one call, as the Vec it returns, pushed by `push_call`: out of line,
+/// where each `vec![call(..)]` inlined an allocation and a copy of its own.
 #[inline(never)]
 pub(crate) fn one_call(platform: &'static str, function: &'static str, args_json: String) -> Vec<Effect> {
-    vec![call(platform, function, args_json)]
+    let mut out = Vec::new();
+    push_call(&mut out, platform, function, args_json);
+    out
 }
 
 /// Appends a call to `out`: out of line, like `one_call`.
-#[allow(dead_code)] // Unused in a build with TikTok alone.
 #[inline(never)]
 pub(crate) fn push_call(out: &mut Vec<Effect>, platform: &'static str, function: &'static str, args_json: String) {
     out.push(call(platform, function, args_json));
