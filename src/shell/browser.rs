@@ -37,7 +37,7 @@ export function shell_page() {
     shellEntry = entry || null;
     var l = location, href = l.href;
     if (href === shellHref) return null;
-    var page = [l.protocol, document.referrer, href].join('\n');
+    var page = document.referrer + '\n' + href;
     shellHref = href;
     return page;
   } catch (e) { shellHref = null; shellEntry = null; return ''; }
@@ -90,8 +90,8 @@ export function shell_log(warn, line) {
 }
 "#)]
 extern "C" {
-    /// `protocol`, `document.referrer` and `href`, one a line (none holds a newline:
-    /// the URL parser strips them), href last; empty when the page cannot be read; `None` when
+    /// `document.referrer` and `href`, one a line (neither holds a newline: the URL parser
+    /// strips them), href last; empty when the page cannot be read; `None` when
     /// `href` is the one of its last answer (see `location`).
     fn shell_page() -> Option<String>;
     fn shell_cookie() -> String;
@@ -174,17 +174,17 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// granted, by any of them. The sent log: init loads it, and any call that sends a Purchase (an
 /// event released by consent) merges it before writing it back.
 pub fn page_facts() -> PageFacts {
-    let (url, referrer, https) = location();
+    // Read as `track` reads it, then the rest; `https` from the URL, which starts with the
+    // protocol.
+    let facts = track_facts(true, 0);
     PageFacts {
-        url,
-        referrer,
-        cookie_header: shell_cookie(),
         stored_attribution: stored(ATTRIBUTION_KEY),
         stored_sent: stored(sent::STORAGE_KEY),
         registrable_domain: Some(registrable_domain),
-        https,
+        https: facts.url.starts_with("https:"),
         now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
+        ..facts
     }
 }
 
@@ -192,7 +192,7 @@ pub fn page_facts() -> PageFacts {
 /// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
 /// held for consent keeps the facts of its track call).
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
-    let (url, referrer, _) = location();
+    let (url, referrer) = location();
     PageFacts {
         url,
         referrer,
@@ -202,35 +202,19 @@ pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
     }
 }
 
-/// The URL, the referrer and whether the page is on https, from `shell_page()`'s lines, which are
-/// read again only when `href` changed (pushState, a hash change): reading `protocol` and
-/// `referrer` and passing the string in was a large part of `track()`'s own time. The referrer
-/// cannot change without `href` changing: a document's referrer is fixed.
-fn location() -> (String, String, bool) {
+/// The URL and the referrer, from `shell_page()`'s lines (referrer, then href, whole), which are
+/// read again only when `href` changed (pushState, a hash change): reading `referrer` and passing
+/// the string in was a large part of `track()`'s own time. The referrer cannot change without
+/// `href` changing: a document's referrer is fixed.
+fn location() -> (String, String) {
     PAGE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(fresh) = shell_page() {
             *cache = fresh;
         }
-        let location = Location::read(&cache);
-        (location.url.to_string(), location.referrer.to_string(), location.https)
+        let (referrer, url) = text::split_once(&cache, "\n").unwrap_or((&cache, ""));
+        (url.to_string(), referrer.to_string())
     })
-}
-
-/// `shell_page()`'s lines, read in one place: protocol, referrer, href (last, whole).
-struct Location<'a> {
-    https: bool,
-    referrer: &'a str,
-    url: &'a str,
-}
-
-impl<'a> Location<'a> {
-    fn read(page: &'a str) -> Location<'a> {
-        let line = |s: &'a str| text::split_once(s, "\n").unwrap_or((s, ""));
-        let (protocol, rest) = line(page);
-        let (referrer, url) = line(rest);
-        Location { https: protocol == "https:", referrer, url }
-    }
 }
 
 /// What `Tag::emit_deferred` reads: the time, and the cookies while the tag still looks for
