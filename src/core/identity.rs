@@ -189,7 +189,9 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
         "zip" => {
             let z = kept(&t, |c| !text::is_js_space(c));
             let z = text::before(&z, "-").to_string();
-            if z.encode_utf16().count() < 2 {
+            // Under 2 UTF-16 units (the SDK's `length`): empty, or one char of the BMP.
+            let mut chars = z.chars();
+            if chars.next().is_none_or(|c| c.len_utf16() == 1 && chars.next().is_none()) {
                 return Err("must have at least 2 characters");
             }
             z
@@ -418,6 +420,15 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The zip rule's length is the SDK's (UTF-16 units), for chars of one to four bytes.
+    #[test]
+    fn zip_length_counts_utf16_units() {
+        for z in ["1", "12", "é", "é1", "€", "€€", "😀", "😀1", "a😀"] {
+            let short = z.encode_utf16().count() < 2;
+            assert_eq!(meta_normalize("zip", z).is_err(), short, "{z:?}");
+        }
+    }
     use crate::core::json::parse;
 
     fn meta_text(id: &Identity) -> String {
