@@ -428,8 +428,11 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
         None => {}
     }
     let lower = s.to_ascii_lowercase();
-    if text::split(RESERVED_PREFIXES, " ").any(|p| lower.starts_with(p)) {
-        return reject(errors, "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)");
+    // A loop, not any(..), which linked the split iterator's any for this alone.
+    for p in text::split(RESERVED_PREFIXES, " ") {
+        if lower.starts_with(p) {
+            return reject(errors, "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)");
+        }
     }
     if text::listed(RESERVED_NAMES, " ", s) {
         return reject(errors, "is reserved by Google Analytics; pick another name");
