@@ -321,7 +321,16 @@ impl Identity {
             }
         };
         for (k, v) in members {
-            let Some((field, name)) = text::split(FIELD_NAMES, ", ").enumerate().find(|(_, name)| name == k) else {
+            // The field's index counted in a loop, where enumerate(..).find(..) linked both adapters.
+            let (mut found, mut field) = (None, 0);
+            for name in text::split(FIELD_NAMES, ", ") {
+                if name == k {
+                    found = Some((field, name));
+                    break;
+                }
+                field += 1;
+            }
+            let Some((field, name)) = found else {
                 warnings.push(crate::core::error::unknown_key("identify field", k, KNOWN_FIELDS));
                 continue;
             };
