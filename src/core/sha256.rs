@@ -16,7 +16,12 @@ fn constants() -> ([u32; 8], [u32; 64]) {
     let (mut initial, mut rounds) = ([0; 8], [0; 64]);
     let (mut found, mut n) = (0, 2u32);
     while found < 64 {
-        if (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0) {
+        // Trial division in a loop, not take_while(..).all(..) over a range.
+        let mut d = 2;
+        while d * d <= n && n % d != 0 {
+            d += 1;
+        }
+        if d * d > n {
             let prime = n as f64;
             // Newton's method for the cube root, from above: it falls to the root, then stops falling.
             let mut cube_root = prime;
@@ -84,8 +89,8 @@ pub fn digest(data: &[u8]) -> [u8; 32] {
         compress(&mut h, &rounds, block);
     }
     let mut out = [0u8; 32];
-    for (i, o) in out.chunks_exact_mut(4).enumerate() {
-        o.copy_from_slice(&h[i].to_be_bytes());
+    for i in 0..32 {
+        out[i] = (h[i / 4] >> (24 - 8 * (i % 4))) as u8;
     }
     out
 }
@@ -94,7 +99,7 @@ pub fn digest(data: &[u8]) -> [u8; 32] {
 pub fn hex(text: &str) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(64);
-    for b in digest(text.as_bytes()) {
+    for &b in &digest(text.as_bytes()) {
         s.push(DIGITS[(b >> 4) as usize] as char);
         s.push(DIGITS[(b & 15) as usize] as char);
     }
