@@ -157,7 +157,15 @@ impl Attribution {
         const DAY_MS: u64 = 86_400_000;
         let window_ms = if window_days > u64::MAX / DAY_MS { u64::MAX } else { window_days * DAY_MS };
         let fresh = |ts: u64| now_ms.saturating_sub(ts) <= window_ms;
-        self.click_ids.retain(|c| fresh(c.ts));
+        // Removed one by one (a dozen at most): Vec::retain linked a larger loop for ClickId alone.
+        let mut i = 0;
+        while let Some(c) = self.click_ids.get(i) {
+            if fresh(c.ts) {
+                i += 1;
+            } else {
+                self.click_ids.remove(i);
+            }
+        }
         if self.first.as_ref().is_some_and(|t| !fresh(t.ts)) {
             self.first = None;
         }
