@@ -427,6 +427,19 @@ impl Outbox {
         step
     }
 
+    /// Drops the items `gone` picks, one by one, with the remove `bound` links anyway: a
+    /// `Vec::retain` for each of the two callers linked a larger loop each.
+    fn drop_items(&mut self, gone: impl Fn(&Item) -> bool) {
+        let mut i = 0;
+        while let Some(item) = self.items.get(i) {
+            if gone(item) {
+                self.items.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// The answer to a request: `status` 0 for a network error or offline.
     pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
@@ -440,7 +453,7 @@ impl Outbox {
         let done = (200..300).contains(&status);
         let refused = (400..500).contains(&status) && status != 408 && status != 429;
         if done || refused {
-            self.items.retain(|i| !answered(i));
+            self.drop_items(answered);
             self.failures = 0;
             if refused {
                 let mut m = String::from("The endpoint refused ");
@@ -500,7 +513,7 @@ impl Outbox {
             // healthy endpoint it counts as handed over. Keeping it stored would make the next
             // page (a checkout's thank-you page) send the same events a second time. A plain
             // fetch is cancelled with the page: its events stay stored for the next one.
-            self.items.retain(|item| !item.in_flight);
+            self.drop_items(|item| item.in_flight);
         }
         if self.failures == 0 || !self.storage_ok {
             let mut budget = UNLOAD_BUDGET.saturating_sub(keepalive_in_flight.unwrap_or(0));
