@@ -136,7 +136,15 @@ impl Tag {
 
     /// Drops the kept-back write of `key` (a cookie name or storage key), if any.
     fn forget_kept(&mut self, key: &str) {
-        self.privacy.unsaved.retain(|u| write_key(u) != key);
+        // One by one (a few writes at most): Vec::retain linked a larger loop for Effect alone.
+        let mut i = 0;
+        while let Some(u) = self.privacy.unsaved.get(i) {
+            if write_key(u) == key {
+                self.privacy.unsaved.remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Once ad_storage is granted, what earlier visits left is read, as Google's tags do: not
