@@ -310,8 +310,11 @@ impl Tag {
         self.take_in_ad_storage(page);
         self.settle_domain(page);
         // Writes kept back, now allowed: a cookie someone else set meanwhile is adopted instead.
-        let unsaved = std::mem::take(&mut self.privacy.unsaved);
-        for e in unsaved {
+        let mut unsaved = std::mem::take(&mut self.privacy.unsaved);
+        // Taken from the front with the remove `forget_kept` links anyway (a few writes at most):
+        // a consuming loop linked an owning iterator for Effect alone.
+        while !unsaved.is_empty() {
+            let e = unsaved.remove(0);
             if !purpose_allows(&e, &state) {
                 self.privacy.unsaved.push(e);
                 continue;
