@@ -452,28 +452,33 @@ pub fn write_value(out: &mut String, v: &Value) {
         Value::Number(n) if is_number_literal(n) => out.push_str(n),
         Value::Number(_) => out.push_str("null"),
         Value::String(s) => write_str(out, s),
+        // Commas placed as `W` places them (see `comma`).
         Value::Array(items) => {
             out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            for item in items {
+                comma(out);
                 write_value(out, item);
             }
             out.push(']');
         }
         Value::Object(members) => {
             out.push('{');
-            for (i, (k, item)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            for (k, item) in members {
+                comma(out);
                 write_str(out, k);
                 out.push(':');
                 write_value(out, item);
             }
             out.push('}');
         }
+    }
+}
+
+/// A comma unless `out` ends where a value starts (after `{`, `[` or a key's `:`, or at the start):
+/// a complete value never ends in those.
+fn comma(out: &mut String) {
+    if !matches!(out.as_bytes().last(), None | Some(b'{' | b'[' | b':')) {
+        out.push(',');
     }
 }
 
@@ -493,9 +498,7 @@ impl W {
         W(s)
     }
     fn sep(&mut self) {
-        if !matches!(self.0.as_bytes().last(), None | Some(b'{' | b'[' | b':')) {
-            self.0.push(',');
-        }
+        comma(&mut self.0);
     }
     /// An object key; the value follows.
     pub fn key(&mut self, k: &str) -> &mut W {
