@@ -62,11 +62,17 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
 fn params(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
     w.open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
-    let ids = p.ids();
-    if !ids.is_empty() {
+    // `Params::ids`, written where it is read: collecting it first linked a Vec<&str> for it.
+    if !p.content_ids.is_empty() || !p.contents.is_empty() {
         w.key("content_ids").open('[');
-        for id in ids {
-            w.str(id);
+        if p.content_ids.is_empty() {
+            for c in &p.contents {
+                w.str(&c.id);
+            }
+        } else {
+            for id in &p.content_ids {
+                w.str(id);
+            }
         }
         w.close(']');
     }
