@@ -354,9 +354,12 @@ impl Tag {
             }
         }
         if !state.pending() {
-            let held = std::mem::take(&mut self.privacy.held);
+            let mut held = std::mem::take(&mut self.privacy.held);
             let dropping = !state.may_send();
-            for h in held {
+            // Taken from the front with Vec::remove, as the writes above: a consuming loop linked
+            // an owning iterator and its drop guard for Held alone.
+            while !held.is_empty() {
+                let h = held.remove(0);
                 if dropping {
                     let mut w = String::from("consent: held ");
                     w.push_str(h.name.as_str());
