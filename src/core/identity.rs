@@ -270,9 +270,10 @@ pub struct Identity {
     pub tiktok: Vec<(&'static str, String)>,
 }
 
-/// Sets field `field`'s hash in `list` under its key in `keys` (or removes it), keeping the fields'
-/// order (no sort: less code in the wasm). A field without a key there is left out.
-fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field: usize, hash: Option<String>) {
+/// Sets field `field`'s normalised `value`, hashed, in `list` under its key in `keys` (or removes
+/// it), keeping the fields' order (no sort: less code in the wasm). A field without a key there is
+/// left out, unhashed. Hashed here, not by an `Option::map` at each of the three calls.
+fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field: usize, value: Option<String>) {
     let key = keys.get(field);
     if key.is_empty() {
         return;
@@ -282,10 +283,10 @@ fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field:
     if let Some(at) = list.iter().position(|(k, _)| *k == key) {
         list.remove(at);
     }
-    if let Some(h) = hash {
+    if let Some(v) = value {
         let rank = |k: &str| (0..FIELD_COUNT).position(|i| keys.get(i) == k);
         let at = list.iter().position(|(k, _)| rank(k) > Some(field)).unwrap_or(list.len());
-        list.insert(at, (key, h));
+        list.insert(at, (key, hashed(v)));
     }
 }
 
@@ -362,9 +363,9 @@ impl Identity {
             if meta.is_some() && name == "phone" && google.is_none() {
                 warnings.push(String::from("identify: phone has no country code (E.164), so Google and TikTok do not get it"));
             }
-            set(&mut self.google, &GOOGLE_KEYS, field, google.map(hashed));
-            set(&mut self.tiktok, &TIKTOK_KEYS, field, tiktok.map(hashed));
-            set(&mut self.meta, &META_KEYS, field, meta.map(hashed));
+            set(&mut self.google, &GOOGLE_KEYS, field, google);
+            set(&mut self.tiktok, &TIKTOK_KEYS, field, tiktok);
+            set(&mut self.meta, &META_KEYS, field, meta);
         }
     }
 
@@ -510,14 +511,16 @@ mod tests {
             assert_eq!(keys(&id.meta), want(|f| f.1));
             assert_eq!(keys(&id.google), want(|f| f.2));
             assert_eq!(keys(&id.tiktok), want(|f| f.3));
-            // Set again, each field replaces its own hash, in place; removed, it is gone.
+            // Set again, each field replaces its own hash (of the value set), in place; removed,
+            // it is gone.
             let before = id.clone();
             for &i in &given {
                 set(&mut id.meta, &META_KEYS, i, Some(String::from("x")));
                 set(&mut id.google, &GOOGLE_KEYS, i, Some(String::from("x")));
             }
             assert_eq!((keys(&id.meta), keys(&id.google)), (keys(&before.meta), keys(&before.google)));
-            assert!(id.meta.iter().chain(&id.google).all(|(_, h)| h == "x"));
+            let x = hashed(String::from("x"));
+            assert!(id.meta.iter().chain(&id.google).all(|(_, h)| *h == x));
             for &i in &given {
                 set(&mut id.meta, &META_KEYS, i, None);
                 set(&mut id.tiktok, &TIKTOK_KEYS, i, None);
