@@ -374,8 +374,15 @@ fn id_text(v: &Value, max: usize) -> Option<String> {
         Value::Number(n) if is_number_literal(n) && text::find_any(n, ".eE").is_none() => n,
         _ => return None,
     };
-    let len = s.chars().count();
-    if len == 0 || len > max || s.chars().any(char::is_control) {
+    // Counted and checked in one walk over the chars, not by count() and any(..) walking twice.
+    let mut len = 0;
+    for c in s.chars() {
+        if c.is_control() {
+            return None;
+        }
+        len += 1;
+    }
+    if len == 0 || len > max {
         None
     } else {
         Some(s.to_string())
