@@ -174,14 +174,12 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// granted, by any of them. The sent log: init loads it, and any call that sends a Purchase (an
 /// event released by consent) merges it before writing it back.
 pub fn page_facts() -> PageFacts {
-    // Read as `track` reads it, then the rest; `https` from the URL, which starts with the
-    // protocol.
+    // Read as `track` reads it, then the rest.
     let facts = track_facts(true, 0);
     PageFacts {
         stored_attribution: stored(ATTRIBUTION_KEY),
         stored_sent: stored(sent::STORAGE_KEY),
         registrable_domain: Some(registrable_domain),
-        https: facts.url.starts_with("https:"),
         now_ms: now(),
         nonce: NONCE.with(|slot| slot.borrow().clone()),
         ..facts
@@ -190,10 +188,12 @@ pub fn page_facts() -> PageFacts {
 
 /// What `track` reads: the URL, referrer and time it is tracked at (cookies are read when its
 /// effects are built, see `Tag::track_deferred`), and the cookies too when `with_cookies` (an event
-/// held for consent keeps the facts of its track call).
+/// held for consent keeps the facts of its track call). `https` from the URL, which starts with
+/// the protocol, so a cookie made in any call is `Secure` on an https page.
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
     let (url, referrer) = location();
     PageFacts {
+        https: url.starts_with("https:"),
         url,
         referrer,
         cookie_header: if with_cookies { shell_cookie() } else { String::new() },
