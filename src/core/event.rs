@@ -337,9 +337,12 @@ fn number_text(v: &Value) -> Option<String> {
     }
 }
 
-/// `s` unless it is below zero: a `-` with a nonzero digit before any exponent (`-0.0` and
-/// `-0e5` are zero). One loop over the bytes, where `take_while(..).any(..)` linked both adapters.
-fn non_negative(s: String) -> Option<String> {
+/// A number literal from `v` (as `number_text`) unless it is below zero: a `-` with a nonzero
+/// digit before any exponent (`-0.0` and `-0e5` are zero). One loop over the bytes, where
+/// `take_while(..).any(..)` linked both adapters; it takes the value, not `number_text`'s Option,
+/// as `Option::and_then` linked a function of its own for it.
+fn non_negative(v: &Value) -> Option<String> {
+    let s = number_text(v)?;
     if let [b'-', rest @ ..] = s.as_bytes() {
         for &b in rest {
             match b {
@@ -486,7 +489,7 @@ fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
                 Some(q) => out.quantity = Some(q),
                 None => c.bad("invalid_param", &sub("quantity"), "must be an integer ≥ 0", v),
             },
-            "price" => match number_text(v).and_then(non_negative) {
+            "price" => match non_negative(v) {
                 Some(p) => out.price = Some(p),
                 None => c.bad("invalid_param", &sub("price"), "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
             },
@@ -528,7 +531,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             continue;
         }
         match k.as_str() {
-            "value" => match number_text(v).and_then(non_negative) {
+            "value" => match non_negative(v) {
                 Some(n) => p.value = Some(n),
                 None => c.bad("invalid_value", "value", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
             },
@@ -645,7 +648,7 @@ mod tests {
     fn non_negative_matches_the_former_rule() {
         let former = |s: &str| !(s.starts_with('-') && s.bytes().take_while(|b| *b != b'e' && *b != b'E').any(|b| (b'1'..=b'9').contains(&b)));
         for s in ["", "-", "0", "-0", "-0.0", "-0.00", "-0e5", "-0E-3", "-0.0e-7", "-1", "-0.1", "-0.01e2", "1", "12.50", "1e-5", "-e1", "-.5", "--", "-0e", "-9", "0.0", "-00001"] {
-            assert_eq!(non_negative(s.to_string()).is_some(), former(s), "{s:?}");
+            assert_eq!(non_negative(&Value::String(s.to_string())).is_some(), former(s) && number_text(&Value::String(s.to_string())).is_some(), "{s:?}");
         }
     }
 
