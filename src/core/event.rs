@@ -407,6 +407,18 @@ fn currency(v: &Value) -> Option<String> {
     }
 }
 
+/// How many chars `s` holds, counted by their first bytes (any byte but a 10xxxxxx one):
+/// `chars().count()` linked std's general counting routine for the name check alone.
+fn char_count(s: &str) -> usize {
+    let mut n = 0;
+    for &b in s.as_bytes() {
+        if b & 0xC0 != 0x80 {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Validates an event name; `None` (with an error) when it cannot be sent.
 pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> Option<EventName> {
     let reject = |errors: &mut Vec<TagError>, why: &str| {
@@ -429,7 +441,7 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
     if let Some(st) = Standard::from_name(s) {
         return Some(EventName::Standard(st));
     }
-    if s.chars().count() > NAME_MAX {
+    if char_count(s) > NAME_MAX {
         return reject(errors, "must be at most 40 characters (Google Analytics' limit)");
     }
     match unicode::name_fault(s) {
@@ -643,6 +655,19 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
 mod tests {
     use super::*;
     use crate::core::json::parse;
+
+    #[test]
+    fn char_count_matches_chars_count() {
+        let pieces = ["", "a", "é", "€", "😀", "Z_9", "\u{7f}", "\u{80}", "\u{7ff}", "\u{800}", "\u{ffff}", "\u{10000}", "\u{10ffff}"];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let s = String::from(a) + b + c + &"x".repeat(40);
+                    assert_eq!(char_count(&s), s.chars().count(), "{s:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn non_negative_matches_the_former_rule() {
