@@ -54,7 +54,7 @@ fn cookie_domain(v: &Value, page_url: &str) -> Result<String, &'static str> {
         return Err("must be a domain name like \"example.com\"");
     }
     let host = url::host(page_url).unwrap_or_default();
-    let fits = host == d || (host.len() > d.len() && host.ends_with(&d) && matches!(host.as_bytes().get(host.len() - d.len() - 1), Some(b'.')));
+    let fits = d == *host || (host.len() > d.len() && host.ends_with(&d) && matches!(host.as_bytes().get(host.len() - d.len() - 1), Some(b'.')));
     if fits {
         Ok(d)
     } else {

@@ -178,7 +178,7 @@ impl Consent {
                 }
                 continue;
             }
-            let Some(i) = PURPOSES.iter().position(|p| p == k) else {
+            let Some(i) = PURPOSES.iter().position(|p| *k == **p) else {
                 warnings.push(crate::core::error::unknown_key("consent purpose", k, " (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)"));
                 continue;
             };

@@ -325,7 +325,7 @@ impl Identity {
             // The field's index counted in a loop, where enumerate(..).find(..) linked both adapters.
             let (mut found, mut field) = (None, 0);
             for name in text::split(FIELD_NAMES, ", ") {
-                if name == k {
+                if *k == *name {
                     found = Some((field, name));
                     break;
                 }

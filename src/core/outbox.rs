@@ -326,7 +326,7 @@ impl Outbox {
         if !is_event_id(id) {
             return false;
         }
-        if self.items.iter().any(|i| i.id == id) {
+        if self.items.iter().any(|i| i.id == *id) {
             let mut w = String::from("event_id ");
             w.push_str(id);
             w.push_str(" is already queued; not queued twice");

@@ -65,7 +65,7 @@ impl SentLog {
     /// Takes in what another tab stored (`stored`, read just now) before this log is written
     /// over it: its entries first, then this tab's that it lacks.
     pub fn merge(&mut self, stored: &str, now_ms: u64) {
-        if stored == self.synced {
+        if self.synced == *stored {
             return;
         }
         let own = std::mem::replace(self, SentLog::load(Some(stored), now_ms));

@@ -353,7 +353,8 @@ impl Tag {
         if let Some(stored) = page.stored_attribution.as_deref().filter(|_| self.ad_storage_read) {
             // Another tab stored attribution since this tab last read or wrote it (a click the
             // visitor made there): this URL is observed on top of it, not over it.
-            if stored != self.read_attribution && stored != self.stored_attribution {
+            // Compared as String == str, the form the rest of the tag links: `&str != String` linked one of its own.
+            if !(self.read_attribution == *stored || self.stored_attribution == *stored) {
                 self.load_attribution(Some(stored));
             } else {
                 self.read_attribution = stored.to_string();
@@ -441,7 +442,7 @@ impl Tag {
             Value::String(_) | Value::Number(_) => id_option = Some(options),
             Value::Object(members) => {
                 for (k, v) in members {
-                    if !ids::EVENT_ID_OPTIONS.iter().any(|o| k == o) {
+                    if !ids::EVENT_ID_OPTIONS.iter().any(|o| *k == **o) {
                         out.warnings.push(crate::core::error::unknown_key("option", k, " (known: eventId)"));
                     } else if !matches!(v, Value::Null) {
                         id_option = Some(v);

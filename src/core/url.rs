@@ -121,7 +121,7 @@ fn hex(c: u8) -> Option<u8> {
 fn split_origin(url: &str) -> Option<(String, &str)> {
     let (scheme, rest) = text::split_once(url, "://")?;
     let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
+    if !matches!(scheme.as_str(), "http" | "https") {
         return None;
     }
     let end = text::find_any(rest, "/?#").unwrap_or(rest.len());
