@@ -165,13 +165,17 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
 
 /// `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` → `YYYYMMDD`.
 fn date_of_birth(t: &str) -> Result<String, &'static str> {
-    let d: String = if t.len() == 10 && text::all(t, |b| b.is_ascii()) && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
-    let num = |s: &str| s.bytes().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
+    // Read as bytes (each test comes after one that makes them ASCII), not as str slices, whose
+    // char-boundary check was linked for this function alone.
+    let tb = t.as_bytes();
+    let d: String = if tb.len() == 10 && text::all(t, |b| b.is_ascii()) && matches!(tb[4], b'-' | b'/') && tb[7] == tb[4] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
+    let num = |s: &[u8]| s.iter().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
+    let db = d.as_bytes();
     let ok = d.len() == 8
         && text::all(&d, |b| b.is_ascii_digit())
-        && matches!(num(&d[4..6]), 1..=12)
-        && matches!(num(&d[6..8]), 1..=31)
-        && matches!(num(&d[..4]), 1900..=2100);
+        && matches!(num(&db[4..6]), 1..=12)
+        && matches!(num(&db[6..8]), 1..=31)
+        && matches!(num(&db[..4]), 1900..=2100);
     if ok {
         Ok(d)
     } else {
@@ -452,6 +456,39 @@ mod tests {
     }
 
     /// The zip rule's length is the SDK's (UTF-16 units), for chars of one to four bytes.
+    #[test]
+    fn date_of_birth_matches_the_str_slicing_form() {
+        fn former(t: &str) -> Result<String, &'static str> {
+            let d: String = if t.len() == 10 && t.is_ascii() && matches!(&t[4..5], "-" | "/") && t[7..8] == t[4..5] { kept(t, |c| c.is_ascii_digit()) } else { t.to_string() };
+            let num = |s: &str| s.bytes().fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0')));
+            let ok = d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) && matches!(num(&d[4..6]), 1..=12) && matches!(num(&d[6..8]), 1..=31) && matches!(num(&d[..4]), 1900..=2100);
+            if ok {
+                Ok(d)
+            } else {
+                Err("must be a date written YYYY-MM-DD or YYYYMMDD")
+            }
+        }
+        let years = ["1899", "1900", "1987", "2100", "2101", "19a7", "é12"];
+        let parts = ["00", "01", "09", "12", "13", "31", "32", "1", "x1", "é"];
+        let seps = ["-", "/", ".", "", "é", "--"];
+        let mut n = 0;
+        for y in years {
+            for m in parts {
+                for d in parts {
+                    for a in seps {
+                        for b in seps {
+                            let t = String::from(y) + a + m + b + d;
+                            assert_eq!(date_of_birth(&t), former(&t), "{t:?}");
+                            n += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 7 * 10 * 10 * 6 * 6);
+        assert_eq!(date_of_birth("1987-03-31"), Ok(String::from("19870331")));
+    }
+
     #[test]
     fn zip_length_counts_utf16_units() {
         for z in ["1", "12", "é", "é1", "€", "€€", "😀", "😀1", "a😀"] {
