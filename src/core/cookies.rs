@@ -45,8 +45,17 @@ pub fn parse_cookie_header(header: &str) -> Vec<(String, String)> {
 }
 
 /// The first cookie called `name`; browsers list the most specific path first.
+/// A loop of its own, not `pairs(..).find(..)`, which linked the filter_map closure out of line
+/// for this alone; it reads a pair's value only once its name matches.
 pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    pairs(header).find(|(n, _)| *n == name).map(|(_, v)| v)
+    for part in text::split(header, ";") {
+        let Some((n, value)) = text::split_once(part, "=") else { continue };
+        let n = text::trim(n);
+        if !n.is_empty() && n == name {
+            return Some(text::unwrap(text::trim(value), b'"', b'"'));
+        }
+    }
+    None
 }
 
 /// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
@@ -242,6 +251,23 @@ pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every header of up to 4 pieces from names, values, separators and junk, against the pairs.
+    #[test]
+    fn get_matches_the_first_pair_named() {
+        let pieces = ["a", "b", "=", ";", " ", "\"", "a=1", "b=\"2\"", "=x", " a = 3 ", "\u{a0}", "é"];
+        let mut headers = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last.iter().flat_map(|h| pieces.map(|p| h.clone() + p)).collect();
+            headers.extend(last.iter().cloned());
+        }
+        for h in &headers {
+            for name in ["a", "b", "", "x", "é"] {
+                assert_eq!(get(h, name), pairs(h).find(|(n, _)| *n == name).map(|(_, v)| v), "{h:?} {name:?}");
+            }
+        }
+    }
 
     #[test]
     fn remembers_the_probed_domain_for_a_week() {
