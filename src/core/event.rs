@@ -115,8 +115,20 @@ pub enum Item {
     Category,
 }
 
+/// The fields Meta's pixel and the endpoint's `custom_data` both write after the contents, in
+/// this order, with the same keys: written once here for both.
+pub fn write_details(w: &mut W, p: &Params) {
+    w.opt_s("content_type", p.content_type)
+        .opt_s("content_name", p.content_name.as_deref())
+        .opt_s("content_category", p.content_category.as_deref())
+        .opt_n("num_items", p.num_items.as_deref())
+        .opt_s("search_string", p.search_string.as_deref())
+        .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
+    write_status(w, p.status.as_ref());
+}
+
 /// `params.status` as Meta's pixel and the endpoint take it: the string or boolean given.
-pub fn write_status(w: &mut W, status: Option<&Status>) {
+fn write_status(w: &mut W, status: Option<&Status>) {
     match status {
         Some(Status::Text(text)) => {
             w.s("status", text);

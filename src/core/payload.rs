@@ -4,7 +4,7 @@
 
 use crate::core::attribution::{Attribution, CLICK_IDS};
 use crate::core::consent::State;
-use crate::core::event::{write_items, write_status, Item, ValidEvent};
+use crate::core::event::{write_details, write_items, Item, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{self, truncate_utf8, Value, W};
 use crate::core::text;
@@ -78,13 +78,7 @@ fn custom_data(w: &mut W, ev: &ValidEvent) {
         }
         w.close(']');
     }
-    w.opt_s("content_type", p.content_type)
-        .opt_s("content_name", p.content_name.as_deref())
-        .opt_s("content_category", p.content_category.as_deref())
-        .opt_n("num_items", p.num_items.as_deref())
-        .opt_s("search_string", p.search_string.as_deref())
-        .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
-    write_status(w, p.status.as_ref());
+    write_details(w, p);
     for (k, v) in &p.custom {
         w.key(k).raw(v);
     }

@@ -9,7 +9,7 @@
 use super::{call, one_call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
-use crate::core::event::{write_items, write_status, Item, Standard, ValidEvent};
+use crate::core::event::{write_details, write_items, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
@@ -77,13 +77,7 @@ fn params(w: &mut W, ev: &ValidEvent) {
         w.close(']');
     }
     write_items(w, "contents", p, &[(Item::Id, "id"), (Item::Quantity, "quantity")], false);
-    w.opt_s("content_type", p.content_type)
-        .opt_s("content_name", p.content_name.as_deref())
-        .opt_s("content_category", p.content_category.as_deref())
-        .opt_n("num_items", p.num_items.as_deref())
-        .opt_s("search_string", p.search_string.as_deref())
-        .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
-    write_status(w, p.status.as_ref());
+    write_details(w, p);
     push_custom(w, ev, "");
     w.close('}');
 }
