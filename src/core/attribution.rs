@@ -90,8 +90,9 @@ fn touch_from(v: Option<&Value>) -> Option<Touch> {
 impl Attribution {
     /// The stored state; anything unreadable is left out.
     pub fn load(stored: Option<&str>) -> Attribution {
-        let v = match stored.map(json::parse) {
-            Some(Ok(v)) => v,
+        // Nothing stored reads as "", which does not parse: no `Option::map` linked for it.
+        let v = match json::parse(stored.unwrap_or_default()) {
+            Ok(v) => v,
             _ => return Attribution::default(),
         };
         let mut a = Attribution::default();

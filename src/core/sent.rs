@@ -46,7 +46,8 @@ impl SentLog {
     /// The stored log without expired entries; anything unreadable is left out, never an error.
     pub fn load(stored: Option<&str>, now_ms: u64) -> SentLog {
         let mut log = SentLog::default();
-        if let Some(Ok(Value::Array(items))) = stored.map(json::parse) {
+        // Nothing stored reads as "", which does not parse: no `Option::map` linked for it.
+        if let Ok(Value::Array(items)) = json::parse(stored.unwrap_or_default()) {
             for item in &items {
                 let Value::Array(pair) = item else { continue };
                 let (Some(Value::String(key)), ts) = (pair.first(), ts_of(pair.get(1))) else { continue };
