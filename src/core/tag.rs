@@ -425,7 +425,8 @@ impl Tag {
 
     /// What `repeated_page_view` compares the next PageView with.
     fn remember_page_view(&mut self, page: &PageFacts, event_id: &Option<String>) {
-        self.last_page_view = event_id.clone().map(|id| (page.url.clone(), page.now_ms, id));
+        // The id copied inside the map, not the Option cloned first, a clone linked for this line.
+        self.last_page_view = event_id.as_ref().map(|id| (page.url.clone(), page.now_ms, id.clone()));
     }
 
     /// `tandem.track(name, params, options)`.
