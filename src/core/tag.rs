@@ -229,7 +229,12 @@ impl Tag {
         let ad_storage_read = state.ad_storage();
         // A cookie may be written now: find where cookies go before any identifier is made.
         let domain_settled = config.cookie_domain.is_some() || state.any_cookie();
-        let cookie_domain = config.cookie_domain.clone().or_else(|| page.registrable_domain.filter(|_| domain_settled).and_then(|find| find(&host))).filter(|d| !d.is_empty());
+        // The configured domain copied in its arm, not by cloning the Option first (a clone linked for this).
+        let cookie_domain = match &config.cookie_domain {
+            Some(d) => Some(d.clone()),
+            None => page.registrable_domain.filter(|_| domain_settled).and_then(|find| find(&host)),
+        }
+        .filter(|d| !d.is_empty());
         let subdomain_index = cookies::subdomain_index(cookie_domain.as_deref(), &host);
         let mut tag = Tag {
             config,
