@@ -253,7 +253,8 @@ fn registrable_domain(host: &str) -> Option<String> {
             }
             (None, None)
         });
-        found.clone()
+        // Copied from the borrowed domain, not by cloning the Option (a clone linked for this).
+        found.as_deref().map(str::to_string)
     })
 }
 
