@@ -525,11 +525,17 @@ impl Tag {
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
     fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         let site_event_id = event_id.is_some();
-        let event_id = event_id.or_else(|| params.order_id.as_deref().filter(|_| name.standard() == Some(Standard::Purchase)).map(ids::order_event_id)).unwrap_or_else(|| {
-            let mut b = [0u8; 16];
-            rng.fill(&mut b);
-            ids::uuid_v4(b)
-        });
+        // The site's id, else a Purchase's from its order, else a random one: one match, where
+        // or_else, filter, map and unwrap_or_else each linked Option plumbing of their own.
+        let event_id = match (event_id, params.order_id.as_deref()) {
+            (Some(id), _) => id,
+            (None, Some(order)) if name.standard() == Some(Standard::Purchase) => ids::order_event_id(order),
+            (None, _) => {
+                let mut b = [0u8; 16];
+                rng.fill(&mut b);
+                ids::uuid_v4(b)
+            }
+        };
         // Consent: held while a wait runs, dropped in basic mode without ad consent.
         if let Some(out) = self.consent_gate(&name, &mut params, &event_id, site_event_id, page) {
             return out;
