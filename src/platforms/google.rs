@@ -146,7 +146,12 @@ impl Destination for Google {
     fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
         let mut out = Vec::new();
         if self.load {
-            let primary = self.tag_id.as_deref().or(self.ads.as_ref().map(|a| a.id.as_str())).unwrap_or_default();
+            // One match, where or, map and unwrap_or_default linked Option plumbing for this line.
+            let primary = match (&self.tag_id, &self.ads) {
+                (Some(id), _) => id.as_str(),
+                (None, Some(ads)) => ads.id.as_str(),
+                (None, None) => "",
+            };
             out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[primary, ctx.nonce]) });
         }
         // Consent default and user_data before any config or event (with the site's own gtag,
