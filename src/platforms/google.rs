@@ -99,10 +99,10 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     members(KEY, v, KNOWN, warnings)?;
     let tag_id = match v.get("tagId") {
         None | Some(Value::Null) => None,
-        Some(t) => Some(
-            id_with_prefix(t, &["G-", "GT-"], false)
-                .ok_or_else(|| config_error(KEY, "tagId", "must be a Google tag id like \"G-ABC123XYZ\"", t))?,
-        ),
+        Some(t) => match id_with_prefix(t, &["G-", "GT-"], false) {
+            Some(id) => Some(id),
+            None => return Err(config_error(KEY, "tagId", "must be a Google tag id like \"G-ABC123XYZ\"", t)),
+        },
     };
     let ads = match v.get("ads") {
         None | Some(Value::Null) => None,
