@@ -49,7 +49,9 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
 
 /// A domain the browser could accept for `Domain=` on this page: the host or a parent of it.
 fn cookie_domain(v: &Value, page_url: &str) -> Result<String, &'static str> {
-    let d = text::trim_start(text::trim(v.as_str().ok_or("must be a string")?), b'.').to_ascii_lowercase();
+    // A let-else, where ok_or(..)? linked the combinator and the ? conversion for this line.
+    let Some(raw) = v.as_str() else { return Err("must be a string") };
+    let d = text::trim_start(text::trim(raw), b'.').to_ascii_lowercase();
     if d.is_empty() || !text::contains(&d, ".") || !text::all(&d, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
         return Err("must be a domain name like \"example.com\"");
     }
