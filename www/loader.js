@@ -370,7 +370,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if ((status >= 200 && status < 300) || refused) {
       without(batch);
       failures = 0;
-      if (refused) report({ code: 'delivery_refused', message: 'The endpoint refused ' + batch.length + ' event(s) with HTTP ' + status + '; they are dropped, not retried', input: '' });
+      if (refused) report('delivery_refused', 'The endpoint refused ' + batch.length + ' event(s) with HTTP ' + status + '; they are dropped, not retried');
       schedule(0);
     } else {
       failures++;
@@ -425,7 +425,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       var oldest = 0;
       while (sending && sending.indexOf(queue[oldest]) >= 0) oldest++;
       queue.splice(oldest, 1);
-      report({ code: 'queue_full', message: 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the oldest undelivered event', input: '1' });
+      report('queue_full', 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the oldest undelivered event', '1');
     }
     released = false;
     store();
@@ -460,7 +460,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   }
   function track(name, params, options) {
     if (typeof name !== 'string' || !name || name.length > 40) {
-      report({ code: 'invalid_event_name', message: 'The event name must be a string of 1 to 40 characters', input: String(name) });
+      report('invalid_event_name', 'The event name must be a string of 1 to 40 characters', String(name));
       return null;
     }
     params = params && typeof params === 'object' ? params : {};
@@ -471,7 +471,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if (typeof order === 'string') order = order.trim(); // read from the page's text, as the core trims it
     if ((typeof order === 'string' || typeof order === 'number') && EVENT_ID_PATTERN.test(String(order))) custom.order_id = String(order);
     if (name === 'Purchase' && (custom.value === undefined || custom.currency === undefined)) {
-      report({ code: 'missing_field', message: 'A Purchase needs a numeric value and an ISO 4217 currency', input: '' });
+      report('missing_field', 'A Purchase needs a numeric value and an ISO 4217 currency');
       return null;
     }
     // The core's rules (Tag::track): eventId, eventID or event_id, or the id itself; else a
@@ -480,7 +480,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       : typeof options === 'string' || typeof options === 'number' ? options : null;
     var eventId = given != null ? String(given) : name === 'Purchase' && custom.order_id && custom.order_id.length < 63 ? 'o-' + custom.order_id : randomId();
     if (!EVENT_ID_PATTERN.test(eventId)) {
-      report({ code: 'invalid_event_id', message: 'options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -', input: eventId });
+      report('invalid_event_id', 'options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -', eventId);
       return null;
     }
     var now = Date.now();
@@ -683,13 +683,16 @@ function bootTandem(win, script) {
     try { win.localStorage.removeItem(QUEUE_PREFIX + tabId); } catch (e) { /* storage went away: so did the copy */ }
   }
 
-  function report(error) {
+  // An error for the console and onError: the wasm's reply carries an input with each, the loader's
+  // own errors only when there is one to show (none is '').
+  function report(code, message, input) {
+    if (input === undefined) input = '';
     try {
-      console_.error('[tandem] ' + error.message, error.input === undefined ? '' : error.input);
+      console_.error('[tandem] ' + message, input);
     } catch (e) { /* a console that throws must not matter */ }
     if (onError) {
       try {
-        onError({ code: error.code, message: error.message, input: error.input });
+        onError({ code: code, message: message, input: input });
       } catch (e) { /* the site's handler threw; nothing more to do */ }
     }
   }
@@ -703,7 +706,7 @@ function bootTandem(win, script) {
     try {
       return dispatch(argumentsToArray(arguments));
     } catch (error) {
-      report({ code: 'internal_error', message: 'Tandem failed to handle a call: ' + describeError(error), input: '' });
+      report('internal_error', 'Tandem failed to handle a call: ' + describeError(error));
       return null;
     }
   }
@@ -765,7 +768,7 @@ function bootTandem(win, script) {
         held.push(args);
         return undefined; // still queued, as the README says of a call before the loader
       }
-      report({ code: 'not_initialized', message: "More than " + MAX_HELD + " calls before tandem('init', config); this one was dropped", input: String(command) });
+      report('not_initialized', "More than " + MAX_HELD + " calls before tandem('init', config); this one was dropped", String(command));
       return null;
     }
     return invoke(command, args.slice(1));
@@ -791,7 +794,7 @@ function bootTandem(win, script) {
         keys = Object.keys(config);
       } catch (error) {
         // A revoked Proxy (a finished Immer draft, say): not a config; a later init may be one.
-        report({ code: 'invalid_config', message: 'tandem.init expects a config object; this one could not be read (' + describeError(error) + ')', input: '' });
+        report('invalid_config', 'tandem.init expects a config object; this one could not be read (' + describeError(error) + ')');
         return null;
       }
       for (var i = 0; i < keys.length; i++) {
@@ -849,7 +852,7 @@ function bootTandem(win, script) {
     try {
       outcome = readReply(reply);
     } catch (error) {
-      report({ code: 'internal_error', message: 'Tandem returned an unreadable reply', input: String(reply).slice(0, 200) });
+      report('internal_error', 'Tandem returned an unreadable reply', String(reply).slice(0, 200));
       return null;
     }
     if (command !== 'track') unemitted = []; // every other call emits what was deferred first
@@ -857,7 +860,7 @@ function bootTandem(win, script) {
     if (!shared.held) waitHeld = [];
     else if (shared.held > heldBefore && (command === 'track' || command === 'page')) waitHeld.push([command === 'page' ? '["PageView",{}]' : json, outcome.event_id]);
     var errors = outcome.errors || [];
-    for (var i = 0; i < errors.length; i++) report(errors[i]);
+    for (var i = 0; i < errors.length; i++) report(errors[i].code, errors[i].message, errors[i].input);
     var warnings = outcome.warnings || [];
     for (var j = 0; j < warnings.length; j++) warn(warnings[j]);
     return outcome.event_id === undefined ? null : outcome.event_id;
@@ -940,14 +943,14 @@ function bootTandem(win, script) {
     try {
       dispatch(args);
     } catch (error) {
-      report({ code: 'internal_error', message: 'Tandem failed to handle a queued call: ' + describeError(error), input: '' });
+      report('internal_error', 'Tandem failed to handle a queued call: ' + describeError(error));
     }
   }
 
   function restart(error) {
     glue = null;
     win.tandem = stub;
-    report({ code: 'internal_error', message: 'Tandem hit an internal error and restarted; queued calls are kept (' + describeError(error) + ')', input: '' });
+    report('internal_error', 'Tandem hit an internal error and restarted; queued calls are kept (' + describeError(error) + ')');
     if (restarts >= MAX_RESTARTS) {
       // A crash loop: rather than spin, the plain-JS path takes the queue, so conversions still
       // reach the endpoint.
@@ -978,7 +981,7 @@ function bootTandem(win, script) {
           var config = args[1] == null ? {} : args[1]; // the defaults; null here means no init yet
           if (typeof config !== 'object') {
             // Refused, as the core does (Tag::accepts): a later init may be a configuration.
-            report({ code: 'invalid_config', message: 'tandem.init expects a config object', input: String(config) });
+            report('invalid_config', 'tandem.init expects a config object', String(config));
             return null;
           }
           initConfig = config;
