@@ -221,6 +221,16 @@ function getInt32Memory0() {
     throw new Error('a passStringToWasm0 call without realloc in the wasm-bindgen glue');
   }
   glue = glue.replace(withoutRealloc, '$1');
+  // ...and the same two exports as malloc and realloc, which the function reads itself rather than
+  // every call site passing them.
+  const allocators = new Set([...glue.matchAll(/passStringToWasm0\([^,)]*, ([^)]*)\)/g)].map((call) => call[1]));
+  allocators.delete('malloc, realloc');
+  if (allocators.size !== 1) throw new Error('passStringToWasm0 is called with more than one malloc and realloc in the wasm-bindgen glue');
+  const [allocatorPair] = allocators;
+  const [mallocExport, reallocExport] = allocatorPair.split(', ');
+  glue = glue.split(`, ${allocatorPair})`).join(')');
+  glue = glue.replace(/^function passStringToWasm0\(arg, malloc, realloc\) \{\n/m, `function passStringToWasm0(arg) {\n    const malloc = ${mallocExport}, realloc = ${reallocExport};\n`);
+  if (/passStringToWasm0\([^,)]*,/.test(glue)) throw new Error('a passStringToWasm0 call left with its allocators in the wasm-bindgen glue');
   // Most strings out of the wasm are short ASCII (track()'s reply is its bare event_id): a plain
   // loop reads them in a fraction of TextDecoder's fixed cost per call. Anything else, or longer,
   // still goes through TextDecoder.
