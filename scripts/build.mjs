@@ -171,13 +171,20 @@ function glueFactory() {
   if (!dataViewWrite.test(glue)) throw new Error('no getDataViewMemory0().setInt32 in the wasm-bindgen glue');
   glue = glue.replace(dataViewWrite, (write, slot, value) => `getInt32Memory0()[(arg0 >>> 2) + ${slot}] = ${value};`);
   // Each import returning a string to the wasm wrote its pointer and length in five lines of its
-  // own; they become one call of returnString, in the same order (the pointer first, which sets
-  // WASM_VECTOR_LEN, then the length read from it).
-  const stringReturn = /(?:const|var) ptr1 = ([^;]*passStringToWasm0\(ret, [^;]*\));\n\s*(?:const|var) len1 = WASM_VECTOR_LEN;\n\s*getInt32Memory0\(\)\[\(arg0 >>> 2\) \+ 1\] = len1;\n\s*getInt32Memory0\(\)\[\(arg0 >>> 2\) \+ 0\] = ptr1;/g;
+  // own; they become one call of returnString, which passes the string (an Option's None as a null
+  // pointer, where a plain String still fails on anything but a string), in the same order (the
+  // pointer first, which sets WASM_VECTOR_LEN, then the length read from it).
+  const stringReturn = /(?:const|var) ptr1 = (isLikeNone\(ret\) \? 0 : )?passStringToWasm0\(ret, ([^;]*)\);\n\s*(?:const|var) len1 = WASM_VECTOR_LEN;\n\s*getInt32Memory0\(\)\[\(arg0 >>> 2\) \+ 1\] = len1;\n\s*getInt32Memory0\(\)\[\(arg0 >>> 2\) \+ 0\] = ptr1;/g;
   if (!stringReturn.test(glue)) throw new Error('no string returned to the wasm in the expected form in the wasm-bindgen glue');
-  glue = glue.replace(stringReturn, (lines, pointer) => `returnString(arg0, ${pointer});`);
+  const returnAllocators = new Set();
+  glue = glue.replace(stringReturn, (lines, optional, allocators) => {
+    returnAllocators.add(allocators);
+    return `returnString(arg0, ret${optional ? ', 1' : ''});`;
+  });
   if (/getInt32Memory0\(\)\[/.test(glue)) throw new Error('a string returned to the wasm in another form in the wasm-bindgen glue');
-  glue += `function returnString(slot, pointer) {
+  if (returnAllocators.size !== 1) throw new Error('strings returned to the wasm with more than one malloc and realloc in the wasm-bindgen glue');
+  glue += `function returnString(slot, text, optional) {
+    const pointer = optional && isLikeNone(text) ? 0 : passStringToWasm0(text, ${[...returnAllocators][0]});
     const memory = getInt32Memory0();
     memory[(slot >>> 2) + 1] = WASM_VECTOR_LEN;
     memory[slot >>> 2] = pointer;
