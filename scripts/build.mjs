@@ -220,6 +220,12 @@ function getInt32Memory0() {
     glue = glue.replace(definition, '');
   }
   glue = glue.replace(/^let __wbg_init_promise;\n/m, '');
+  // wasm-bindgen keeps the instance and the module for its own init paths, gone above: only the
+  // exports are read.
+  const finalize = /^let wasmModule, wasmInstance, wasm;\nfunction __wbg_finalize_init\(instance, module\) \{\n {4}wasmInstance = instance;\n( {4}wasm = instance\.exports;\n) {4}wasmModule = module;\n/m;
+  if (!finalize.test(glue)) throw new Error('__wbg_finalize_init not found in the wasm-bindgen glue');
+  glue = glue.replace(finalize, 'let wasm;\nfunction __wbg_finalize_init(instance, module) {\n$1');
+  if (/wasmModule|wasmInstance/.test(glue)) throw new Error('the wasm-bindgen glue still reads wasmModule or wasmInstance');
   // Every call of passStringToWasm0 passes the wasm's realloc: its path without one (encoding the
   // whole string first) is dead code.
   const withoutRealloc = /^(function passStringToWasm0\(arg, malloc, realloc\) \{\n)\s*if \(realloc === undefined\) \{\n.*?\n {4}\}\n/ms;
