@@ -209,6 +209,12 @@ function getInt32Memory0() {
     const objects = [...members.matchAll(/: (\w+),/g)].map((m) => m[1]);
     return `return { ${JSON.stringify(importModule)}: Object.assign({}, ${objects.join(', ')}) };`;
   });
+  // The wasm's own imports are copied into that object by Object.assign, which takes own properties
+  // only: their object's null prototype changed nothing.
+  const nullProto = /^( {4}const import0 = \{\n) {8}__proto__: null,\n/m;
+  if (!nullProto.test(glue)) throw new Error('the import object with __proto__: null not found in the wasm-bindgen glue');
+  glue = glue.replace(nullProto, '$1');
+  if (glue.includes('__proto__')) throw new Error('__proto__ left in the wasm-bindgen glue');
   if (glue.includes('./tandem_bg.js')) throw new Error('the import object of the wasm-bindgen glue was not rewritten');
   if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
   // The loader always hands init a compiled WebAssembly.Module ({ module_or_path: compiled }):
