@@ -217,7 +217,7 @@ function getInt32Memory0() {
   if (glue.includes('__proto__')) throw new Error('__proto__ left in the wasm-bindgen glue');
   if (glue.includes('./tandem_bg.js')) throw new Error('the import object of the wasm-bindgen glue was not rewritten');
   if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
-  // The loader always hands init a compiled WebAssembly.Module ({ module_or_path: compiled }):
+  // The loader always hands init a compiled WebAssembly.Module (`init(compiled)`):
   // wasm-bindgen's fetching, streaming, MIME fallback and sync paths (and their console messages)
   // would be downloaded by every visitor for nothing. They are replaced by the one path used.
   for (const name of ['__wbg_load', 'initSync', '__wbg_init', '__wbg_init_once']) {
@@ -262,8 +262,7 @@ function getInt32Memory0() {
         if (i === ptr + len) return text;
     }
 `);
-  glue += `function __wbg_init(options) {
-  var module = options.module_or_path;
+  glue += `function __wbg_init(module) {
   return WebAssembly.instantiate(module, __wbg_get_imports()).then(function (instance) {
     return __wbg_finalize_init(instance, module);
   });

@@ -868,7 +868,7 @@ function bootTandem(win, script) {
 
   function instantiate() {
     var fresh = createGlue();
-    return fresh.init({ module_or_path: compiled }).then(function () {
+    return fresh.init(compiled).then(function () {
       fresh.set_script_nonce(script.nonce || '');
       fresh.set_relay(relay, tabId, shared);
       return fresh;
