@@ -559,7 +559,7 @@ function bootTandem(win, script) {
   stub.__tandem = TANDEM_VERSION;
   win.tandem = stub;
 
-  var console_ = win.console || { error: function () {}, warn: function () {}, log: function () {} };
+  var console_ = win.console || {}; // every use is in a try: without a console, nothing is printed
   var glue = null; // the live wasm instance's exports, or null while (re)loading
   var compiled = null; // the WebAssembly.Module, kept to re-instantiate after a crash
   var initConfig = null; // the first init call's config, replayed on a fresh instance
