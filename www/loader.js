@@ -923,7 +923,7 @@ function bootTandem(win, script) {
     } else {
       // Consent defaults queued after init in the snippet still apply before it (as gtag's
       // defaults do); every other call keeps its order.
-      var queuedCalls = stub.q.splice(0, stub.q.length);
+      var queuedCalls = stub.q.splice(0);
       for (var d = 0; d < queuedCalls.length; d++) {
         var call = argumentsToArray(queuedCalls[d]);
         if (call[0] === 'consent' && call[1] === 'default') replay(call);
@@ -1012,7 +1012,7 @@ function bootTandem(win, script) {
     try {
       if (initConfig !== null) fallback('init', initConfig, true);
     } catch (e) { /* a hostile config: the path runs on its defaults */ }
-    var queued = stub.q.splice(0, stub.q.length);
+    var queued = stub.q.splice(0);
     var waiting = held;
     held = [];
     win.tandem = degraded;
