@@ -579,7 +579,7 @@ function bootTandem(win, script) {
         var merged = {};
         copyOwn(merged, consentCalls[i][2], true);
         copyOwn(merged, consentCalls[j][2], false);
-        consentCalls[j] = [consentCalls[j][0], consentCalls[j][1], merged, consentCalls[j][3], consentCalls[j][4]];
+        consentCalls[j][2] = merged;
         consentCalls.splice(i, 1);
         break;
       }
