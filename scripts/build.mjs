@@ -273,8 +273,9 @@ function getInt32Memory0() {
   if (glue.includes('import.meta')) throw new Error('import.meta left in the wasm-bindgen glue');
   // set_relay is assembled here: the relay function goes to the transport snippet directly and only
   // the tab id into the wasm (src/shell/transport.rs), so no JS object ever enters the wasm.
-  const api = 'init: __wbg_init, command: command, set_script_nonce: set_script_nonce, '
-    + 'set_relay: function (relay, tabId, shared) { transport_relay(relay, shared); set_tab_id(tabId); }';
+  // It also hands over the script nonce, which the loader gave right before it in a call of its own.
+  const api = 'init: __wbg_init, command: command, '
+    + 'set_relay: function (relay, tabId, shared, nonce) { set_script_nonce(nonce); transport_relay(relay, shared); set_tab_id(tabId); }';
   return `function createGlue() {\n${snippets}${glue}\nreturn { ${api} };\n}\n`;
 }
 

@@ -869,8 +869,7 @@ function bootTandem(win, script) {
   function instantiate() {
     var fresh = createGlue();
     return fresh.init(compiled).then(function () {
-      fresh.set_script_nonce(script.nonce || '');
-      fresh.set_relay(relay, tabId, shared);
+      fresh.set_relay(relay, tabId, shared, script.nonce || '');
       return fresh;
     });
   }

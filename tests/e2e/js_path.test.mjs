@@ -327,7 +327,7 @@ function bootedPage(queuedCalls, core, { store, start, wasmArrives } = {}) {
     page.context.fetch = () => Promise.resolve(wasmArrives).then(() => ({ ok: true, headers: { get: () => 'application/octet-stream' }, arrayBuffer: () => Promise.resolve(new ArrayBuffer(8)) }));
     page.context.WebAssembly = { compile: () => Promise.resolve({}) };
     // `glue.shared`: the page's object the loader gives each instance (src/shell/transport.rs).
-    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_script_nonce() {}, set_relay(relay, tabId, shared) { glue.shared = shared; }, command: core });
+    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_relay(relay, tabId, shared) { glue.shared = shared; }, command: core });
   }
   page.context.bootTandem(page.win, { src: 'https://shop.example/tandem.js', nonce: '' });
   const hide = () => { page.win.document.visibilityState = 'hidden'; listeners.visibilitychange(); };
