@@ -148,10 +148,15 @@ function glueFactory() {
   // A snippet function the wasm imports directly (no JS shim, e.g. one taking only numbers) comes
   // as a namespace import: make it an object of the (now local) snippet functions, under their
   // minified import names.
-  // wasm-bindgen may import one snippet under two names: the second is the first's object.
+  // wasm-bindgen may import one snippet under two names: the second is the first's object, and is
+  // left out of the import object below, which would copy the same functions twice.
   const namespaces = new Map();
+  const aliases = new Set();
   glue = glue.replace(/^import \* as (\w+) from ["'](\.\/snippets\/[^"']*)["'];?\n/gm, (line, name, module) => {
-    if (namespaces.has(module)) return `var ${name} = ${namespaces.get(module)};\n`;
+    if (namespaces.has(module)) {
+      aliases.add(name);
+      return '';
+    }
     namespaces.set(module, name);
     const entries = minified.imports.filter(([m]) => m === module).map(([, old, short]) => `${short}: ${old}`);
     return `var ${name} = { ${entries.join(', ')} };\n`;
@@ -206,7 +211,7 @@ function getInt32Memory0() {
     return `wasm.${exportNames.get(name)}`;
   });
   glue = glue.replace(/return \{\n\s*__proto__: null,\n((?:\s*"[^"]+": \w+,\n)+)\s*\};/, (block, members) => {
-    const objects = [...members.matchAll(/: (\w+),/g)].map((m) => m[1]);
+    const objects = [...members.matchAll(/: (\w+),/g)].map((m) => m[1]).filter((name) => !aliases.has(name));
     return `return { ${JSON.stringify(importModule)}: Object.assign({}, ${objects.join(', ')}) };`;
   });
   // The wasm's own imports are copied into that object by Object.assign, which takes own properties
@@ -215,6 +220,9 @@ function getInt32Memory0() {
   if (!nullProto.test(glue)) throw new Error('the import object with __proto__: null not found in the wasm-bindgen glue');
   glue = glue.replace(nullProto, '$1');
   if (glue.includes('__proto__')) throw new Error('__proto__ left in the wasm-bindgen glue');
+  for (const name of aliases) {
+    if (new RegExp(`\\b${name}\\b`).test(glue)) throw new Error(`${name}, a second name of a snippet, is still used in the wasm-bindgen glue`);
+  }
   if (glue.includes('./tandem_bg.js')) throw new Error('the import object of the wasm-bindgen glue was not rewritten');
   if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
   // The loader always hands init a compiled WebAssembly.Module (`init(compiled)`):
