@@ -146,21 +146,15 @@ function glueFactory() {
   }
   glue = glue.replace(/^import \{[^}]*\} from '\.\/snippets\/[^']*';\n/gm, '');
   // A snippet function the wasm imports directly (no JS shim, e.g. one taking only numbers) comes
-  // as a namespace import: make it an object of the (now local) snippet functions, under their
-  // minified import names.
-  // wasm-bindgen may import one snippet under two names: the second is the first's object, and is
-  // left out of the import object below, which would copy the same functions twice.
+  // as a namespace import: its (now local) functions join the import object below under their
+  // minified import names. wasm-bindgen may import one snippet under two names: its functions
+  // join once.
   const namespaces = new Map();
-  const aliases = new Set();
   glue = glue.replace(/^import \* as (\w+) from ["'](\.\/snippets\/[^"']*)["'];?\n/gm, (line, name, module) => {
-    if (namespaces.has(module)) {
-      aliases.add(name);
-      return '';
-    }
-    namespaces.set(module, name);
-    const entries = minified.imports.filter(([m]) => m === module).map(([, old, short]) => `${short}: ${old}`);
-    return `var ${name} = { ${entries.join(', ')} };\n`;
+    namespaces.set(name, module);
+    return '';
   });
+  const snippetImports = minified.imports.filter(([m]) => new Set(namespaces.values()).has(m)).map(([, old, short]) => `${short}: ${old}`);
   for (const [module, old, short] of minified.imports) {
     if (module.startsWith('./snippets/')) continue;
     const key = new RegExp(`\\b${old}\\b`, 'g');
@@ -210,18 +204,21 @@ function getInt32Memory0() {
     if (!exportNames.has(name)) throw new Error(`the glue uses wasm.${name}, which the wasm does not export`);
     return `wasm.${exportNames.get(name)}`;
   });
+  // One import object, the glue's own with the snippets' functions in it, as every import is in one
+  // module. Its null prototype goes: WebAssembly reads the imports by name, all own properties.
+  let ownImports = null;
   glue = glue.replace(/return \{\n\s*__proto__: null,\n((?:\s*"[^"]+": \w+,\n)+)\s*\};/, (block, members) => {
-    const objects = [...members.matchAll(/: (\w+),/g)].map((m) => m[1]).filter((name) => !aliases.has(name));
-    return `return { ${JSON.stringify(importModule)}: Object.assign({}, ${objects.join(', ')}) };`;
+    const objects = [...members.matchAll(/: (\w+),/g)].map((m) => m[1]).filter((name) => !namespaces.has(name));
+    if (objects.length !== 1) throw new Error('the wasm-bindgen glue has more than one import object of its own');
+    [ownImports] = objects;
+    return `return { ${JSON.stringify(importModule)}: ${ownImports} };`;
   });
-  // The wasm's own imports are copied into that object by Object.assign, which takes own properties
-  // only: their object's null prototype changed nothing.
-  const nullProto = /^( {4}const import0 = \{\n) {8}__proto__: null,\n/m;
-  if (!nullProto.test(glue)) throw new Error('the import object with __proto__: null not found in the wasm-bindgen glue');
-  glue = glue.replace(nullProto, '$1');
+  const nullProto = new RegExp(`^( {4}const ${ownImports} = \\{\\n) {8}__proto__: null,\\n`, 'm');
+  if (!ownImports || !nullProto.test(glue)) throw new Error('the import object with __proto__: null not found in the wasm-bindgen glue');
+  glue = glue.replace(nullProto, (head) => `${head.split('\n')[0]}\n${snippetImports.map((entry) => `        ${entry},\n`).join('')}`);
   if (glue.includes('__proto__')) throw new Error('__proto__ left in the wasm-bindgen glue');
-  for (const name of aliases) {
-    if (new RegExp(`\\b${name}\\b`).test(glue)) throw new Error(`${name}, a second name of a snippet, is still used in the wasm-bindgen glue`);
+  for (const name of namespaces.keys()) {
+    if (new RegExp(`\\b${name}\\b`).test(glue)) throw new Error(`${name}, a snippet's namespace, is still used in the wasm-bindgen glue`);
   }
   if (glue.includes('./tandem_bg.js')) throw new Error('the import object of the wasm-bindgen glue was not rewritten');
   if (/^import /m.test(glue)) throw new Error('unexpected import left in the wasm-bindgen glue');
