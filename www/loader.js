@@ -434,7 +434,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   function storedClickIds() {
     var out = {};
     try {
-      var stored = JSON.parse(win.localStorage.getItem('tandem:attribution') || '{}').click_ids || {};
+      var stored = JSON.parse(storage().getItem('tandem:attribution') || '{}').click_ids || {};
       for (var i = 0; i < CLICK_ID_NAMES.length; i++) {
         var entry = stored[CLICK_ID_NAMES[i]];
         if (entry && typeof entry.value === 'string' && entry.value.length <= 500 && Number.isInteger(entry.ts)) {
