@@ -541,7 +541,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       return !quiet && (!a || a.autoPageView !== false) ? track('PageView', {}, c) : null;
     }
     if (command === 'track') return track(a, b, c);
-    if (command === 'page') return track('PageView', {}, undefined);
+    if (command === 'page') return track('PageView', {});
     return null;
   };
 }
