@@ -759,11 +759,9 @@ function bootTandem(win, script) {
     }
     if (command === 'init') return init(args[1]);
     if (command === 'consent') rememberConsent(args);
-    if (initConfig === null && (command === 'consent' || command === 'identify')) {
-      // Before init, straight to the core: init starts under them (src/shell/privacy.rs).
-      return invoke(command, args.slice(1));
-    }
-    if (initConfig === null) {
+    // Before init, consent and identify go straight to the core: init starts under them
+    // (src/shell/privacy.rs).
+    if (initConfig === null && command !== 'consent' && command !== 'identify') {
       if (held.length < MAX_HELD) {
         held.push(args);
         return undefined; // still queued, as the README says of a call before the loader
