@@ -712,9 +712,10 @@ function bootTandem(win, script) {
   }
   // Timers, request results and page lifecycle for delivery (src/shell/transport.rs): routed like
   // calls, so while an instance restarts they wait in the queue for the fresh one.
+  // `args` is an array from every caller (the listeners below, the transport snippet).
   function relay(name, args) {
     try {
-      if (jsPath) return jsPath(name, args && args[0]);
+      if (jsPath) return jsPath(name, args[0]);
       if (!glue && restarts === 0 && name === '__flush') {
         // Hidden before the wasm started: see stash.
         if (args[0] === 'hidden' && stub.q.length) return stash();
@@ -728,10 +729,10 @@ function bootTandem(win, script) {
       if (initConfig === null) return null;
       if (!glue) {
         if (name === '__flush') flushStorage(); // the page may close before the fresh instance is live
-        stub.q.push([name].concat(args || []));
+        stub.q.push([name].concat(args));
         return null;
       }
-      return invoke(name, args || []);
+      return invoke(name, args);
     } catch (error) {
       return null;
     }
