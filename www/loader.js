@@ -291,8 +291,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     }
   }
   function queued(id) {
-    for (var i = 0; i < queue.length; i++) if (queue[i][1].event_id === id) return true;
-    return false;
+    return queue.some(function (p) { return p[1].event_id === id; });
   }
   // An event as it would have been tracked now with ad_user_data denied (the core's
   // payload::redact): no identifiers, and the consent in force.
