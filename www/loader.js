@@ -857,10 +857,8 @@ function bootTandem(win, script) {
     else if (outcome.event_id) unemitted.push([json, outcome.event_id, replayed === true]);
     if (!shared.held) waitHeld = [];
     else if (shared.held > heldBefore && (command === 'track' || command === 'page')) waitHeld.push([command === 'page' ? '["PageView",{}]' : json, outcome.event_id]);
-    var errors = outcome.errors || [];
-    for (var i = 0; i < errors.length; i++) report(errors[i].code, errors[i].message, errors[i].input);
-    var warnings = outcome.warnings || [];
-    for (var j = 0; j < warnings.length; j++) warn(warnings[j]);
+    (outcome.errors || []).forEach(function (e) { report(e.code, e.message, e.input); });
+    (outcome.warnings || []).forEach(warn);
     return outcome.event_id === undefined ? null : outcome.event_id;
   }
 
