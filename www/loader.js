@@ -1001,9 +1001,9 @@ function bootTandem(win, script) {
     degraded.degraded = true;
     degraded.version = TANDEM_VERSION;
     degraded.q = [];
-    for (var k = 0; k < consentCalls.length; k++) {
-      try { fallback('consent', consentCalls[k][1], consentCalls[k][2]); } catch (e) { /* a hostile consent value */ }
-    }
+    consentCalls.forEach(function (call) {
+      try { fallback('consent', call[1], call[2]); } catch (e) { /* a hostile consent value */ }
+    });
     try {
       if (initConfig !== null) fallback('init', initConfig, true);
     } catch (e) { /* a hostile config: the path runs on its defaults */ }
@@ -1011,8 +1011,8 @@ function bootTandem(win, script) {
     var waiting = held;
     held = [];
     win.tandem = degraded;
-    for (var i = 0; i < queued.length; i++) degraded.apply(null, argumentsToArray(queued[i]));
-    for (var j = 0; j < waiting.length; j++) degraded.apply(null, waiting[j]);
+    queued.forEach(function (call) { degraded.apply(null, argumentsToArray(call)); });
+    waiting.forEach(function (call) { degraded.apply(null, call); });
   }
 
   if (typeof WebAssembly !== 'object' || typeof fetch !== 'function') {
