@@ -819,7 +819,7 @@ function bootTandem(win, script) {
     if (first !== forCore) dispatch(['track', 'PageView', {}, { eventId: stashedPageView }]);
     var waiting = held;
     held = [];
-    for (var j = 0; j < waiting.length; j++) dispatch(waiting[j]);
+    waiting.forEach(dispatch);
     return null;
   }
 
