@@ -319,14 +319,13 @@ function createJsPath(win, version, report, tabId, stashOnly) {
         var stored = JSON.parse(ls.getItem(k));
         if (k !== key && !(stored && stored.until <= now)) continue; // another live tab's queue
         var items = stored && Array.isArray(stored.items) ? stored.items : [];
-        for (var j = 0; j < items.length; j++) {
-          var p = items[j];
+        items.forEach(function (p) {
           var ev = Array.isArray(p) && p[1];
           if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
               EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
             queue.push([p[0], state.ad_user_data === 'granted' ? ev : redact(ev, state)]);
           }
-        }
+        });
         if (k !== key) ls.removeItem(k);
       } catch (e) { /* an unreadable entry: skip it */ }
     }
@@ -434,12 +433,12 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var out = {};
     try {
       var stored = JSON.parse(storage().getItem('tandem:attribution') || '{}').click_ids || {};
-      for (var i = 0; i < CLICK_ID_NAMES.length; i++) {
-        var entry = stored[CLICK_ID_NAMES[i]];
+      CLICK_ID_NAMES.forEach(function (name) {
+        var entry = stored[name];
         if (entry && typeof entry.value === 'string' && entry.value.length <= 500 && Number.isInteger(entry.ts)) {
-          out[CLICK_ID_NAMES[i]] = { value: entry.value, ts: entry.ts };
+          out[name] = { value: entry.value, ts: entry.ts };
         }
-      }
+      });
     } catch (e) { /* unreadable storage: no click IDs */ }
     return out;
   }
