@@ -794,10 +794,10 @@ function bootTandem(win, script) {
         report('invalid_config', 'tandem.init expects a config object; this one could not be read (' + describeError(error) + ')');
         return null;
       }
-      for (var i = 0; i < keys.length; i++) {
-        if (keys[i] === 'onError') continue;
-        try { forCore[keys[i]] = config[keys[i]]; } catch (error) { forCore[keys[i]] = undefined; }
-      }
+      keys.forEach(function (key) {
+        if (key === 'onError') return;
+        try { forCore[key] = config[key]; } catch (error) { forCore[key] = undefined; }
+      });
       captureReporting(config);
     } else {
       // Refused by the core (Tag::accepts), which reports it: no configuration is in force, so the
@@ -918,11 +918,11 @@ function bootTandem(win, script) {
       // Consent defaults queued after init in the snippet still apply before it (as gtag's
       // defaults do); every other call keeps its order.
       var queuedCalls = stub.q.splice(0);
-      for (var d = 0; d < queuedCalls.length; d++) {
-        var call = argumentsToArray(queuedCalls[d]);
+      queuedCalls.forEach(function (queuedCall) {
+        var call = argumentsToArray(queuedCall);
         if (call[0] === 'consent' && call[1] === 'default') replay(call);
-        else stub.q.push(queuedCalls[d]);
-      }
+        else stub.q.push(queuedCall);
+      });
     }
     // Replay in order; calls queued during the replay land at the end of the same queue.
     while (stub.q.length && glue === fresh) replay(argumentsToArray(stub.q.shift()));
