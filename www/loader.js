@@ -253,11 +253,9 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var gpc = false;
     try { gpc = honorGpc && win.navigator.globalPrivacyControl === true; } catch (e) { /* no navigator */ }
     var out = {};
-    var purposes = ['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization'];
-    for (var i = 0; i < purposes.length; i++) {
-      var p = purposes[i];
+    ['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization'].forEach(function (p, i) {
       out[p] = (consentSet.update[p] || consentSet.regional[p] || consentSet.default[p]) === 'denied' || (gpc && i > 1) ? 'denied' : 'granted';
-    }
+    });
     if (gpc) out.gpc = true;
     if (!consentManaged) out.managed = false;
     return out;
