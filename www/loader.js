@@ -630,6 +630,27 @@ function bootTandem(win, script) {
   // event_id]), while it holds any (`shared.held`, set by src/shell/transport.rs): a fresh instance
   // after a crash tracks them again under the same ids, and holds or sends them as its consent says.
   var waitHeld = [];
+  // What a lost instance took but had not sent, as track arguments under their event_ids: what a
+  // wait held first (older), then what was not emitted yet; each id once. One already given to a
+  // fresh instance that came back unemitted is left out: it may be the call that crashes.
+  function takeLost() {
+    var lost = waitHeld.concat(unemitted), seen = {}, calls = [];
+    unemitted = [];
+    waitHeld = [];
+    shared.held = 0;
+    lost.forEach(function (entry) {
+      if (entry[2] || seen[entry[1]]) return;
+      seen[entry[1]] = 1;
+      try {
+        var again = JSON.parse(entry[0]);
+        var options = again[2] && typeof again[2] === 'object' && !Array.isArray(again[2]) ? again[2] : {};
+        options.eventId = entry[1];
+        again[2] = options;
+        calls.push(again);
+      } catch (e) { /* unreadable: nothing to replay */ }
+    });
+    return calls;
+  }
   var tabId = randomId(); // names this page's persisted delivery queue, across wasm restarts
   // Storage writes an instance has not made yet (src/shell/transport.rs coalesces them): kept out of
   // any one instance, so a crash loses none and the fresh instance, or the JS path, writes them first.
@@ -880,11 +901,7 @@ function bootTandem(win, script) {
       // made after it follow the restore with their effects discarded, so the fresh core also
       // knows what they did on the page (basic mode's setup at a grant, which must not run twice),
       // and so do the identify calls (the visitor's hashes for the events still to come).
-      // What a wait held goes first (older), then what was not emitted yet; each id once.
-      var lost = waitHeld.concat(unemitted), seen = {};
-      unemitted = [];
-      waitHeld = [];
-      shared.held = 0;
+      var lost = takeLost();
       // The automatic PageView again only while a wait the crash cut short still runs (the held
       // one was lost with the instance); otherwise it was sent, and a second would double it.
       var waiting = false;
@@ -901,17 +918,7 @@ function bootTandem(win, script) {
       if (glue === fresh) invoke('restore', [restoreConfig]);
       for (var a = 0; a < afterInit.length && glue === fresh; a++) invoke('__consent_restored', afterInit[a]);
       for (var k = 0; k < identified.length && glue === fresh; k++) invoke('__identity_restored', [identified[k]]);
-      for (var u = 0; u < lost.length && glue === fresh; u++) {
-        if (lost[u][2] || seen[lost[u][1]]) continue;
-        seen[lost[u][1]] = 1;
-        try {
-          var again = JSON.parse(lost[u][0]);
-          var options = again[2] && typeof again[2] === 'object' && !Array.isArray(again[2]) ? again[2] : {};
-          options.eventId = lost[u][1];
-          again[2] = options;
-          invoke('track', again, true);
-        } catch (e) { /* unreadable: nothing to replay */ }
-      }
+      for (var u = 0; u < lost.length && glue === fresh; u++) invoke('track', lost[u], true);
     } else {
       // Consent defaults queued after init in the snippet still apply before it (as gtag's
       // defaults do); every other call keeps its order.
@@ -1004,6 +1011,10 @@ function bootTandem(win, script) {
     try {
       if (initConfig !== null) fallback('init', initConfig, true);
     } catch (e) { /* a hostile config: the path runs on its defaults */ }
+    // After a crash loop, what the last instance took but had not sent goes to the endpoint.
+    takeLost().forEach(function (call) {
+      try { fallback('track', call[0], call[1], call[2]); } catch (e) { /* a hostile value */ }
+    });
     var queued = stub.q.splice(0);
     var waiting = held;
     held = [];

@@ -551,6 +551,32 @@ test('after a crash, the events a consent wait held are tracked again on the fre
   assert.deepEqual(calls.filter(([name]) => name === 'track'), []);
 });
 
+test('after a crash loop, the events a consent wait held in the last instance go to the endpoint on the plain-JS path, under their ids', async () => {
+  let held = 0;
+  const hold = (n) => { held = n; page.glue.shared.held = n; };
+  const page = bootedPage([['consent', 'default', { ad_storage: 'granted', ad_user_data: 'granted', wait_for_update: 60_000 }], ['init', { endpoint: ENDPOINT }]], (name, json) => {
+    const args = JSON.parse(json);
+    if (name === 'identify') throw new Error('unreachable'); // the trap, every time
+    if (name === 'restore') hold(0);
+    if (name === 'track') {
+      hold(held + 1);
+      return (args[2] && args[2].eventId) || 'e-' + args[0];
+    }
+    return '';
+  });
+  await page.run(1_000);
+  const lead = page.tandem('track', 'Lead', { value: 1, currency: 'EUR' });
+  const contact = page.tandem('track', 'Contact', {}, 'contact-1');
+  for (let crash = 0; crash < 4; crash++) {
+    page.tandem('identify', { email: 'a@b.example' });
+    await page.run(2_000);
+  }
+  assert.equal(page.win.tandem.degraded, true, 'on the plain-JS path after the fourth trap');
+  await page.run(5_000);
+  const sent = page.events.map((e) => [e.event_name, e.event_id]);
+  assert.deepEqual(sent.filter(([name]) => name !== 'PageView'), [['Lead', lead], ['Contact', contact]], JSON.stringify(sent));
+});
+
 // ---------------------------------------------------------------- hidden before the wasm is live
 
 /** The events a stash stored under `tandem:q:<tab id>` (the one queue key in `store`), in order. */
