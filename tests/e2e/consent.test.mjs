@@ -43,6 +43,12 @@ async function open({ consent = null, identify = null, overrides = null, gpc = f
   return p;
 }
 
+/** A deliberate panic (test-hooks build), then the fresh instance live. */
+async function crashTheWasm(page) {
+  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
+  await waitForLoaded(page);
+}
+
 async function storageKeys(page) {
   return page.evaluate(() => Object.keys(localStorage));
 }
@@ -303,8 +309,7 @@ test('basic mode sends nothing until consent is granted; the wait holds events w
 
 test('after a wasm crash the fresh instance starts under the visitor\'s consent, not the defaults', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
   const { page, context } = await open({ consent: ALL_DENIED, on: hooks });
-  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
-  await waitForLoaded(page);
+  await crashTheWasm(page);
   const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
   const [ev] = await waitForEvents(hooks.server, (e) => e.event_id === id);
   assert.equal(ev.consent.ad_storage, 'denied');
@@ -319,8 +324,7 @@ test('after a wasm crash during a consent wait, the events it held are sent once
   const contact = await page.evaluate(() => window.tandem('track', 'Contact', {}, 'contact-1'));
   await settle(300);
   assert.equal(hooks.server.events.filter((e) => [lead, contact].includes(e.event_id)).length, 0, 'held while the wait runs');
-  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
-  await waitForLoaded(page);
+  await crashTheWasm(page);
   await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
   await waitForEvents(hooks.server, (e) => [lead, contact].includes(e.event_id), { count: 2, timeout: 5000, message: 'the held Lead and Contact' });
   await waitForCalls(page, (c) => c.platform === 'fbq' && JSON.stringify(c.args).includes(contact));
@@ -339,8 +343,7 @@ test('after a wasm crash, later events still carry the visitor\'s hashes, and th
   await waitForCalls(page, (c) => c.platform === 'ttq' && c.fn === 'identify');
   const told = async () => (await getCalls(page)).filter((c) => (c.platform === 'ttq' && c.fn === 'identify') || (c.platform === 'gtag' && c.args[0] === 'set' && c.args[1] === 'user_data')).length;
   const before = await told();
-  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
-  await waitForLoaded(page);
+  await crashTheWasm(page);
   const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
   const [ev] = await waitForEvents(hooks.server, (e) => e.event_id === id);
   assert.deepEqual(ev.user_data.em, [sha('john.doe@gmail.com')]);
@@ -360,8 +363,7 @@ test('basic mode: after a grant, a revoke and a crash, the next grant does not s
   const once = await setups();
   assert.ok(once >= 2, `the grant set up Meta and Google (${once} calls)`);
   await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'denied' }));
-  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
-  await waitForLoaded(page);
+  await crashTheWasm(page);
   await page.evaluate((g) => window.tandem('consent', 'update', g), ALL_GRANTED);
   const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
   await waitForEvents(hooks.server, (e) => e.event_id === id);
