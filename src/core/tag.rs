@@ -630,7 +630,7 @@ impl Tag {
     fn emit(&self, ev: &ValidEvent, page: &PageFacts, out: &mut Outcome) {
         let debug = self.config.debug;
         for d in &self.config.destinations {
-            let mut effects = d.event(&ev);
+            let mut effects = d.event(ev);
             if debug {
                 if effects.is_empty() {
                     log(&mut out.effects, &[d.key(), ": ", ev.name.as_str(), " not sent to this platform (see its sendPageView option) event_id=", &ev.event_id]);
