@@ -2,7 +2,7 @@
 // `npm run ab -- DIR_A DIR_B`: which of two builds of the tag has the faster track(), measured so a
 // few percent show. Build them first, e.g. `node scripts/build.mjs --out dist-a`.
 //
-//   node scripts/ab.mjs DIR_A DIR_B [--pages 3] [--tracks 1500]
+//   node scripts/ab.mjs DIR_A DIR_B [--pages 3] [--tracks 1500] [--js-flags 'V8 FLAGS']
 //
 // Why not `npm run bench`: its track() median moves by 10-25 % between page loads on this machine
 // (CPU frequency, the other core's load, where V8 happens to tier up), more than most single
@@ -30,6 +30,9 @@ function option(name, fallback) {
 }
 const dirs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
 const PAGES = option('pages', 4);
+// V8 flags for both builds alike, to ask what a change of engine would do: `--no-liftoff` runs
+// the wasm in TurboFan from the first call instead of tiering it up from Liftoff.
+const JS_FLAGS = args.includes('--js-flags') ? args[args.indexOf('--js-flags') + 1] : '';
 const TRACKS = option('tracks', 1500);
 if (dirs.length !== 2 || dirs.some((d) => !fs.existsSync(path.join(ROOT, d, 'tandem.js')))) {
   console.error('usage: node scripts/ab.mjs DIR_A DIR_B [--pages N] [--tracks N] (directories under the repo holding a build)');
@@ -115,7 +118,8 @@ async function measurePage(browser, port, swap) {
 server.listen(0, '127.0.0.1', async () => {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(JS_FLAGS ? [`--js-flags=${JS_FLAGS}`] : [])],
   });
   const ratios = [];
   try {
