@@ -103,11 +103,14 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     }
     match v.get("attributionWindowDays") {
         None | Some(Value::Null) => {}
-        Some(d @ Value::Number(n)) => match whole(n) {
+        // One error arm for a number out of range and a value of another kind.
+        Some(d) => match (match d {
+            Value::Number(n) => whole(n),
+            _ => None,
+        }) {
             Some(days) if matches!(days, 1..=730) => c.attribution_window_days = days,
             _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
         },
-        Some(other) => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", other)),
     }
     match v.get("cookieDomain") {
         None | Some(Value::Null) => {}
