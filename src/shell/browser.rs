@@ -20,8 +20,9 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 // for less. Each function catches what the page can throw (blocked storage or cookies in a
 // sandboxed iframe, a throwing getter, a replaced pixel function) and answers with a value.
 #[wasm_bindgen(inline_js = r#"
+// As transport's tandemStorage, word for word (gzip finds the second): callers test it for truth.
 function shell_storage() {
-  try { return window.localStorage || null; } catch (e) { return null; }
+  try { return window.localStorage; } catch (e) { return null; }
 }
 let shellHref = null, shellEntry = null;
 export function shell_page() {
