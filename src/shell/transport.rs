@@ -32,7 +32,9 @@ use crate::core::outbox::{Outbox, Settings, Step, KEY_PREFIX};
 use crate::core::tag::{Entropy, Outcome};
 
 #[wasm_bindgen(inline_js = r#"
-let tandemRelay = null;
+// A no-op until the loader hands over its relay, so a caller need not test for one.
+function tandemNoRelay() {}
+let tandemRelay = tandemNoRelay;
 let tandemTimer = 0;
 let tandemSoon = false;
 let tandemEmitSoon = false;
@@ -42,7 +44,7 @@ let tandemShared = {};
 // Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so neither
 // the relay nor the shared object crosses into the wasm, which then needs no externref table.
 export function transport_relay(f, shared) {
-  tandemRelay = typeof f === 'function' ? f : null;
+  tandemRelay = typeof f === 'function' ? f : tandemNoRelay;
   tandemShared = shared && typeof shared === 'object' ? shared : {};
   tandemShared.flush = transport_flush;
   transport_flush();
@@ -57,7 +59,7 @@ export function transport_wake(ms) {
         tandemSoon = true;
         Promise.resolve().then(function () {
           tandemSoon = false;
-          if (tandemRelay) tandemRelay('__tick', []);
+          tandemRelay('__tick', []);
         });
       }
       return;
@@ -65,7 +67,7 @@ export function transport_wake(ms) {
     if (ms > 2147483647) return; // outbox::NEVER: cancelled (setTimeout would run it at once)
     tandemTimer = setTimeout(function () {
       tandemTimer = 0;
-      if (tandemRelay) tandemRelay('__tick', []);
+      tandemRelay('__tick', []);
     }, ms);
   } catch (e) { /* no timers: the next call or the next page sends */ }
 }
@@ -80,7 +82,7 @@ export function transport_emit_soon() {
   tandemEmitSoon = true;
   Promise.resolve().then(function () {
     tandemEmitSoon = false;
-    if (tandemRelay) tandemRelay('__emit', []);
+    tandemRelay('__emit', []);
   });
 }
 function tandemStorage() {
@@ -144,7 +146,7 @@ export function transport_flush() {
     if (ok !== (known.get(key) !== false)) {
       known.set(key, ok);
       try {
-        Promise.resolve().then(function () { if (tandemRelay) tandemRelay('__stored', [key, ok]); });
+        Promise.resolve().then(function () { tandemRelay('__stored', [key, ok]); });
       } catch (e) { /* no microtasks: the outbox keeps its last view */ }
     }
   });
@@ -158,7 +160,7 @@ export function transport_send(url, body, ids, beacon, keepalive) {
   try {
     fetch(url, { method: 'POST', body: body, keepalive: keepalive, credentials: 'include', headers: { 'Content-Type': 'text/plain' } })
       .then(function (r) { return r.status; }, function () { return 0; })
-      .then(function (status) { if (tandemRelay) tandemRelay('__delivered', [status, ids]); })
+      .then(function (status) { tandemRelay('__delivered', [status, ids]); })
       .catch(function () {});
     return 0;
   } catch (e) {
