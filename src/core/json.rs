@@ -253,12 +253,8 @@ impl Parser<'_> {
     fn hex4(&mut self) -> Result<u32, ParseError> {
         let mut n = 0u32;
         for _ in 0..4 {
-            let d = match self.peek() {
-                Some(c @ b'0'..=b'9') => c - b'0',
-                Some(c @ b'a'..=b'f') => c - b'a' + 10,
-                Some(c @ b'A'..=b'F') => c - b'A' + 10,
-                _ => return Err(self.err("invalid \\u escape")),
-            };
+            // The digit rule percent-decoding uses, not a second copy of it.
+            let Some(d) = self.peek().and_then(crate::core::url::hex) else { return Err(self.err("invalid \\u escape")) };
             n = n * 16 + u32::from(d);
             self.i += 1;
         }
@@ -582,6 +578,32 @@ pub fn str_array(items: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A \\u escape's digits are read by url::hex as by the parser's former own rule: every byte
+    /// in every position of the four, and every value of the digit.
+    #[test]
+    fn unicode_escape_digits_are_the_former_rule() {
+        let former = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        for c in 0..=255u8 {
+            assert_eq!(crate::core::url::hex(c), former(c), "{c}");
+            for at in 0..4 {
+                let mut digits = *b"0041";
+                digits[at] = c;
+                let mut text = b"\"\\u".to_vec();
+                text.extend_from_slice(&digits);
+                text.push(b'"');
+                let Ok(text) = String::from_utf8(text) else { continue };
+                let want = (0..4).try_fold(0u32, |n, i| former(digits[i]).map(|d| n * 16 + u32::from(d)));
+                let got = parse(&text).ok().and_then(|v| v.as_str().map(String::from));
+                assert_eq!(got, want.map(|n| char::from_u32(n).unwrap_or('\u{fffd}').to_string()), "{text:?}");
+            }
+        }
+    }
 
     /// Parses `input` and writes it back; `expected` is the re-written text or `Err` prefix.
     fn check(input: &str, expected: Result<&str, &str>) {

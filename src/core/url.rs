@@ -108,7 +108,8 @@ fn decode(raw: &str, cap: usize) -> Option<String> {
     Some(out)
 }
 
-fn hex(c: u8) -> Option<u8> {
+/// The value of a hex digit (either case).
+pub(crate) fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
