@@ -65,7 +65,7 @@ pub fn clean(raw: &str) -> Option<String> {
 
 pub(crate) fn ts_of(v: Option<&Value>) -> Option<u64> {
     match v {
-        Some(Value::Number(n)) if n.len() <= 19 => json::whole(n),
+        Some(Value::Number(n)) => crate::core::cookies::digits(n),
         _ => None,
     }
 }

@@ -194,8 +194,14 @@ pub fn parse_fb(value: &str) -> Option<FbCookie<'_>> {
     Some(FbCookie { subdomain_index: digits(index)?, creation_ms: digits(ms)?, payload, appendix })
 }
 
-fn digits(s: &str) -> Option<u64> {
-    crate::core::json::whole(s).filter(|_| s.len() <= 19)
+/// A whole number of at most 19 digits (a time in ms, an index): the rule for the numbers in
+/// cookies and in stored state (`attribution::ts_of`), written once.
+pub(crate) fn digits(s: &str) -> Option<u64> {
+    if s.len() <= 19 {
+        whole(s)
+    } else {
+        None
+    }
 }
 
 fn render_fb(index: u64, creation_ms: u64, payload: &str) -> String {
@@ -257,6 +263,32 @@ pub fn valid_client_id(existing: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `digits` (which `attribution::ts_of` now reads stored times with) answers as both former
+    /// forms, `whole(s).filter(|_| s.len() <= 19)` and ts_of's length guard before `whole`, on
+    /// numbers of 0 to 21 digits around each power of ten and u64::MAX, and on non-digits.
+    #[test]
+    fn digits_is_both_former_rules() {
+        let mut inputs: Vec<String> = ["", "-1", "1.5", "1e3", "+1", " 1", "0x1", "١"].map(String::from).to_vec();
+        for len in 1..=21 {
+            for first in ["0", "1", "9"] {
+                for fill in ["0", "9"] {
+                    inputs.push(String::from(first) + &fill.repeat(len - 1));
+                }
+            }
+        }
+        for n in [u64::MAX, u64::MAX - 1, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000] {
+            inputs.push(n.to_string());
+            inputs.push(n.to_string() + "0");
+        }
+        for s in &inputs {
+            let former = whole(s).filter(|_| s.len() <= 19);
+            let ts_of_former = if s.len() <= 19 { whole(s) } else { None };
+            assert_eq!(digits(s), former, "{s:?}");
+            assert_eq!(digits(s), ts_of_former, "{s:?}");
+            assert_eq!(crate::core::attribution::ts_of(Some(&crate::core::json::Value::Number(s.clone()))), former, "{s:?}");
+        }
+    }
 
     /// The byte walk keeps what the former char walk kept: each ASCII char that alone is a cookie
     /// value. Every string of up to 2 chars over all of ASCII and some multi-byte chars.
