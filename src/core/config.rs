@@ -103,14 +103,17 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     }
     match v.get("attributionWindowDays") {
         None | Some(Value::Null) => {}
-        // One error arm for a number out of range and a value of another kind.
-        Some(d) => match (match d {
-            Value::Number(n) => whole(n),
-            _ => None,
-        }) {
-            Some(days) if matches!(days, 1..=730) => c.attribution_window_days = days,
-            _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
-        },
+        Some(d) => {
+            let days = match d {
+                Value::Number(n) => whole(n),
+                _ => None,
+            };
+            // One error arm for a number out of range and a value of another kind.
+            match days {
+                Some(days) if matches!(days, 1..=730) => c.attribution_window_days = days,
+                _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
+            }
+        }
     }
     match v.get("cookieDomain") {
         None | Some(Value::Null) => {}
