@@ -106,14 +106,26 @@ pub fn hex(text: &str) -> String {
     s
 }
 
-/// True for 64 hex digits (either case): a value the site already hashed.
+/// True for 64 hex digits (either case): a value the site already hashed. The digits are told by
+/// url::hex, the one hex-digit rule, not a second test of them.
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && crate::core::text::all(s, |b| b.is_ascii_hexdigit())
+    s.len() == 64 && crate::core::text::all(s, |b| crate::core::url::hex(b).is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// url::hex takes the bytes is_ascii_hexdigit does, so is_hex64 accepts what it did.
+    #[test]
+    fn hex_digits_are_ascii_hexdigits() {
+        for b in 0..=255u8 {
+            assert_eq!(crate::core::url::hex(b).is_some(), b.is_ascii_hexdigit(), "{b}");
+            let mut s = "a".repeat(63);
+            s.insert(b as usize % 64, char::from(b));
+            assert_eq!(is_hex64(&s), s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit()), "{s:?}");
+        }
+    }
 
     #[test]
     fn constants_are_the_standards() {
