@@ -28,7 +28,8 @@ pub struct Config {
     pub destinations: Vec<Box<dyn Destination>>,
 }
 
-fn bad(field: &str, rule: &str, v: &Value) -> TagError {
+/// `config.<field> <rule>`, an invalid_config error with the value given.
+pub(crate) fn bad(field: &str, rule: &str, v: &Value) -> TagError {
     let mut m = String::from("config.");
     m.push_str(field);
     m.push(' ');

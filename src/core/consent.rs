@@ -17,6 +17,7 @@
 //! documented in README.md ("Consent").
 
 use crate::core::error::TagError;
+use crate::core::config::bad;
 use crate::core::json::{whole, Value, W};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,20 +68,21 @@ impl Default for Settings {
     }
 }
 
-/// Reads `consentMode` and `gpc` from the init config (bad values fall back with an error).
+/// Reads `consentMode` and `gpc` from the init config (bad values fall back with an error, made
+/// by the config's own `bad`, as its other options' are).
 pub fn settings(config: &Value, errors: &mut Vec<TagError>) -> Settings {
     let mut s = Settings::default();
     match config.get("consentMode") {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "advanced" => {}
         Some(Value::String(m)) if m == "basic" => s.mode = Mode::Basic,
-        Some(other) => errors.push(TagError::new("invalid_config", "config.consentMode must be \"advanced\" or \"basic\"; using \"advanced\"", other.to_json())),
+        Some(other) => errors.push(bad("consentMode", "must be \"advanced\" or \"basic\"; using \"advanced\"", other)),
     }
     match config.get("gpc") {
         None | Some(Value::Null) => {}
         Some(Value::String(g)) if g == "honor" => {}
         Some(Value::String(g)) if g == "ignore" => s.honor_gpc = false,
-        Some(other) => errors.push(TagError::new("invalid_config", "config.gpc must be \"honor\" or \"ignore\"; using \"honor\"", other.to_json())),
+        Some(other) => errors.push(bad("gpc", "must be \"honor\" or \"ignore\"; using \"honor\"", other)),
     }
     s
 }
@@ -448,5 +450,20 @@ mod tests {
         assert_eq!((st.mode, st.honor_gpc, e.len()), (Mode::Basic, false, 0));
         let st = settings(&parse(r#"{"consentMode":"strict","gpc":false}"#).unwrap(), &mut e);
         assert_eq!((st, e.len()), (Settings::default(), 2));
+    }
+
+    /// The settings' errors, made by config::bad, are the texts they were written as here.
+    #[test]
+    fn settings_errors_are_unchanged() {
+        let mut e = Vec::new();
+        settings(&parse(r#"{"consentMode":"strict","gpc":[1]}"#).unwrap(), &mut e);
+        let got: Vec<(&str, &str, &str)> = e.iter().map(|e| (e.code, e.message.as_str(), e.input.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("invalid_config", "config.consentMode must be \"advanced\" or \"basic\"; using \"advanced\"", "\"strict\""),
+                ("invalid_config", "config.gpc must be \"honor\" or \"ignore\"; using \"honor\"", "[1]"),
+            ]
+        );
     }
 }
