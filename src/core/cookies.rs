@@ -61,7 +61,7 @@ pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 /// Hosts that cannot take a `Domain=` attribute: IP addresses and single-label names.
 pub fn is_ip_or_local(host: &str) -> bool {
     let is_ipv4 = text::occurrences(host, b'.') == 3 && text::split(host, ".").all(|p| !p.is_empty() && text::all(p, |b| b.is_ascii_digit()));
-    host.starts_with("[") || text::contains(host, ":") || is_ipv4 || !text::contains(host, ".")
+    matches!(host.as_bytes(), [b'[', ..]) || text::contains(host, ":") || is_ipv4 || !text::contains(host, ".")
 }
 
 /// Candidate cookie domains, shortest first ("co.uk", "example.co.uk", …, the full host). The shell

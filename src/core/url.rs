@@ -138,7 +138,9 @@ fn split_origin(url: &str) -> Option<(String, &str)> {
 pub fn host(url: &str) -> Option<String> {
     let (_, authority) = split_origin(text::trim(url))?;
     let hostport = text::rsplit_once(authority, "@").map_or(authority, |(_, h)| h);
-    let host = if hostport.starts_with("[") {
+    // A first byte is tested with a slice pattern here and in `resolve`: starts_with of a
+    // one-char &str called std's slice comparison for it.
+    let host = if matches!(hostport.as_bytes(), [b'[', ..]) {
         let end = text::find(hostport, "]")?;
         hostport.get(..end + 1)?
     } else {
@@ -170,7 +172,7 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     let (scheme, authority) = split_origin(base)?;
     let mut out = scheme;
     if let Some(rest) = reference.strip_prefix("//") {
-        if rest.is_empty() || rest.starts_with("/") {
+        if matches!(rest.as_bytes(), [] | [b'/', ..]) {
             return None;
         }
         out.push_str("://");
@@ -179,7 +181,7 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     }
     out.push_str("://");
     out.push_str(authority);
-    if reference.starts_with("/") {
+    if matches!(reference.as_bytes(), [b'/', ..]) {
         out.push_str(reference);
         return Some(out);
     }
