@@ -38,7 +38,15 @@ impl Value {
     /// Member `key` of an object; the last duplicate wins, as in `JSON.parse`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            // A loop from the end, where rev().find(..).map(..) linked adaptor code for this lookup.
+            Value::Object(members) => {
+                for (k, v) in members.iter().rev() {
+                    if k == key {
+                        return Some(v);
+                    }
+                }
+                None
+            }
             _ => None,
         }
     }
@@ -578,6 +586,26 @@ pub fn str_array(items: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `get` finds what `rev().find(..).map(..)` found: the last member of a key, for objects of
+    /// up to 4 members over keys a, b and the empty key, and none on other kinds.
+    #[test]
+    fn get_is_the_last_duplicate() {
+        let keys = ["a", "b", ""];
+        for n in 0..=4u32 {
+            for pick in 0..3u32.pow(n) {
+                let members: Vec<(String, Value)> =
+                    (0..n).map(|i| (keys[(pick / 3u32.pow(i) % 3) as usize].to_string(), Value::Number(i.to_string()))).collect();
+                let former = |key: &str| members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                let object = Value::Object(members.clone());
+                for key in ["a", "b", "", "c"] {
+                    assert_eq!(object.get(key).cloned(), former(key), "{members:?} {key:?}");
+                }
+            }
+        }
+        assert_eq!(Value::Array(vec![Value::Null]).get("0"), None);
+        assert_eq!(Value::String("a".into()).get("a"), None);
+    }
 
     /// A \\u escape's digits are read by url::hex as by the parser's former own rule: every byte
     /// in every position of the four, and every value of the digit.
