@@ -293,7 +293,7 @@ impl Tag {
         tag.setup_waiting = !consent.may_send();
         if tag.setup_waiting {
             for d in &tag.config.destinations {
-                out.effects.append(&mut d.consent(&consent, true));
+                d.consent(&consent, true, &mut out.effects);
             }
         } else {
             tag.set_up(&consent, &page.nonce, &mut out.effects);
@@ -312,7 +312,8 @@ impl Tag {
     fn set_up(&self, consent: &State, nonce: &str, out: &mut Vec<Effect>) {
         let ctx = SetupCtx { nonce, consent, identity: self.privacy.identity(consent) };
         for d in &self.config.destinations {
-            let mut setup = d.setup(&ctx);
+            let mut setup = Vec::new();
+            d.setup(&ctx, &mut setup);
             if self.config.debug {
                 log(out, &[d.key(), ": set up with ", u64_text(setup.len() as u64).as_str(), " call(s)"]);
             }
@@ -630,7 +631,8 @@ impl Tag {
     fn emit(&self, ev: &ValidEvent, page: &PageFacts, out: &mut Outcome) {
         let debug = self.config.debug;
         for d in &self.config.destinations {
-            let mut effects = d.event(ev);
+            let mut effects = Vec::new();
+            d.event(ev, &mut effects);
             if debug {
                 if effects.is_empty() {
                     log(&mut out.effects, &[d.key(), ": ", ev.name.as_str(), " not sent to this platform (see its sendPageView option) event_id=", &ev.event_id]);

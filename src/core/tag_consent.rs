@@ -305,7 +305,7 @@ impl Tag {
         }
         let was_set_up = !self.setup_waiting;
         for d in &self.config.destinations {
-            out.effects.append(&mut d.consent(&state, false));
+            d.consent(&state, false, &mut out.effects);
         }
         self.take_in_ad_storage(page);
         self.settle_domain(page);
@@ -350,7 +350,7 @@ impl Tag {
         let was_allowed = before.is_some_and(|b| b.user_data());
         if was_set_up && state.user_data() && !was_allowed && !self.privacy.identity.is_empty() {
             for d in &self.config.destinations {
-                out.effects.append(&mut d.identify(&self.privacy.identity));
+                d.identify(&self.privacy.identity, &mut out.effects);
             }
         }
         if !state.pending() {
@@ -386,7 +386,7 @@ impl Tag {
         match self.privacy.identity(&state).filter(|_| !self.setup_waiting) {
             Some(id) => {
                 for d in &self.config.destinations {
-                    out.effects.append(&mut d.identify(id));
+                    d.identify(id, &mut out.effects);
                 }
             }
             None if !self.privacy.identity.is_empty() => {

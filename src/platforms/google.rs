@@ -9,7 +9,7 @@
 //! with `send_page_view: false`) or `sendPageView: true`: a site's own `gtag('config')` already
 //! sends page_view, and a second one would double every page view.
 
-use super::{one_call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, Item, Standard, ValidEvent};
@@ -143,8 +143,7 @@ impl Destination for Google {
         KEY
     }
 
-    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
-        let mut out = Vec::new();
+    fn setup(&self, ctx: &SetupCtx, out: &mut Vec<Effect>) {
         if self.load {
             // One match, where or, map and unwrap_or_default linked Option plumbing for this line.
             let primary = match (&self.tag_id, &self.ads) {
@@ -156,22 +155,21 @@ impl Destination for Google {
         }
         // Consent default and user_data before any config or event (with the site's own gtag,
         // its config may have run already: set Consent Mode defaults there too).
-        out.append(&mut self.consent(ctx.consent, true));
+        self.consent(ctx.consent, true, out);
         if let Some(identity) = ctx.identity {
-            out.append(&mut self.identify(identity));
+            self.identify(identity, out);
         }
         if !self.load {
-            return out;
+            return;
         }
         if let Some(t) = &self.tag_id {
             let mut w = W::new('[');
             w.str("config").str(t).raw(r#"{"send_page_view":false}"#);
-            push_call(&mut out, KEY, "gtag", w.end(']'));
+            push_call(out, KEY, "gtag", w.end(']'));
         }
         if let Some(a) = &self.ads {
-            push_call(&mut out, KEY, "gtag", str_array(&["config", &a.id]));
+            push_call(out, KEY, "gtag", str_array(&["config", &a.id]));
         }
-        out
     }
 
     /// Consent Mode v2: `gtag('consent', 'default', {…})` at setup when the site manages consent
@@ -179,33 +177,32 @@ impl Destination for Google {
     /// something, an update of ad_user_data and ad_personalization (the site may have its own
     /// default). A default while a wait runs carries the site's values and the time left as
     /// `wait_for_update` (`State::gtag_json`), so gtag holds its own tags as Tandem holds its events.
-    fn consent(&self, state: &State, initial: bool) -> Vec<Effect> {
+    fn consent(&self, state: &State, initial: bool, out: &mut Vec<Effect>) {
         if !state.mirrored() {
-            return Vec::new();
+            return;
         }
         let kind = if initial && state.managed { "default" } else { "update" };
         let mut w = W::new('[');
         w.str("consent").str(kind).raw(&state.gtag_json(!state.managed));
-        one_call(KEY, "gtag", w.end(']'))
+        push_call(out, KEY, "gtag", w.end(']'));
     }
 
     /// Enhanced conversions: `gtag('set', 'user_data', {sha256_email_address, …})`.
-    fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        let Some(user_data) = identity.google_json() else { return Vec::new() };
+    fn identify(&self, identity: &Identity, out: &mut Vec<Effect>) {
+        let Some(user_data) = identity.google_json() else { return };
         let mut w = W::new('[');
         w.str("set").str("user_data").raw(&user_data);
-        one_call(KEY, "gtag", w.end(']'))
+        push_call(out, KEY, "gtag", w.end(']'));
     }
 
-    fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
-        let mut out = Vec::new();
+    fn event(&self, ev: &ValidEvent, out: &mut Vec<Effect>) {
         let name = match ev.name.standard() {
             Some(Standard::PageView) if !self.send_page_view => None,
             Some(st) => Some(ga4_name(st)),
             None => Some(ev.name.as_str()),
         };
         if let (Some(tag_id), Some(name)) = (&self.tag_id, name) {
-            push_call(&mut out, KEY, "gtag", ga4_event(ev, name, tag_id));
+            push_call(out, KEY, "gtag", ga4_event(ev, name, tag_id));
         }
         if let Some(ads) = &self.ads {
             if let Some((_, label)) = ads.labels.iter().find(|(n, _)| n == ev.name.as_str()) {
@@ -218,10 +215,9 @@ impl Destination for Google {
                     .opt_s("currency", ev.params.currency.as_deref())
                     .s("transaction_id", transaction_id(ev))
                     .close('}');
-                push_call(&mut out, KEY, "gtag", w.end(']'));
+                push_call(out, KEY, "gtag", w.end(']'));
             }
         }
-        out
     }
 }
 
@@ -252,14 +248,14 @@ extern "C" {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{configure, event, lines};
+    use super::super::test_support::{configure, event, lines, Effects};
     use super::*;
 
     const GA: &str = r#"{"tagId":"G-ABC123","load":true}"#;
 
     fn check(config: &str, name: &str, params: &str, expected: &[&str]) {
         let d = configure("google", config).unwrap();
-        assert_eq!(lines(&d.event(&event(name, params))), expected, "{name} {params}");
+        assert_eq!(lines(&d.event_effects(&event(name, params))), expected, "{name} {params}");
     }
 
     #[test]
@@ -332,15 +328,15 @@ mod tests {
         let unmanaged = State::unmanaged();
         let ctx = SetupCtx { nonce: "n", consent: &unmanaged, identity: None };
         let d = configure("google", r#"{"tagId":"G-ABC123","ads":{"id":"AW-1"},"load":true}"#).unwrap();
-        assert_eq!(lines(&d.setup(&ctx)), [
+        assert_eq!(lines(&d.setup_effects(&ctx)), [
             r#"load:google["G-ABC123","n"]"#,
             r#"gtag["config","G-ABC123",{"send_page_view":false}]"#,
             r#"gtag["config","AW-1"]"#,
         ]);
         let d = configure("google", r#"{"ads":{"id":"AW-1"},"load":true}"#).unwrap();
-        assert_eq!(lines(&d.setup(&ctx)), [r#"load:google["AW-1","n"]"#, r#"gtag["config","AW-1"]"#]);
+        assert_eq!(lines(&d.setup_effects(&ctx)), [r#"load:google["AW-1","n"]"#, r#"gtag["config","AW-1"]"#]);
         let d = configure("google", r#"{"tagId":"G-ABC123"}"#).unwrap();
-        assert!(d.setup(&ctx).is_empty());
+        assert!(d.setup_effects(&ctx).is_empty());
     }
 
     #[test]

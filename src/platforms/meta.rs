@@ -6,7 +6,7 @@
 //! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
 //! carries it to CAPI.
 
-use super::{call, one_call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{write_details, write_items, Item, Standard, ValidEvent};
@@ -96,8 +96,7 @@ impl Destination for Meta {
         KEY
     }
 
-    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
-        let mut out = Vec::new();
+    fn setup(&self, ctx: &SetupCtx, out: &mut Vec<Effect>) {
         if self.load {
             out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[ctx.nonce]) });
         }
@@ -105,42 +104,39 @@ impl Destination for Meta {
         // asks for it when ad_personalization is not granted (denied, or pending while a consent
         // wait runs: it cannot be lifted after init), with Meta geolocating (0, 0).
         if ctx.consent.mirrored() && !ctx.consent.granted(AD_PERSONALIZATION) {
-            push_call(&mut out, KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#));
+            push_call(out, KEY, "fbq", String::from(r#"["dataProcessingOptions",["LDU"],0,0]"#));
         }
         // fbq('consent', …) before init, as Meta documents it.
-        out.append(&mut self.consent(ctx.consent, true));
+        self.consent(ctx.consent, true, out);
         for id in &self.pixels {
             out.push(match ctx.identity {
                 Some(identity) => init(id, identity),
                 None => call(KEY, "fbq", str_array(&["init", id])),
             });
         }
-        out
     }
 
     /// `fbq('consent', 'grant' | 'revoke')`: the pixel sets `_fbp` and sends it with every event,
     /// so it runs only with ad_storage and ad_user_data both granted (pending is revoke).
-    fn consent(&self, state: &State, _initial: bool) -> Vec<Effect> {
+    fn consent(&self, state: &State, _initial: bool, out: &mut Vec<Effect>) {
         if !state.mirrored() {
-            return Vec::new();
+            return;
         }
-        one_call(KEY, "fbq", str_array(&["consent", if state.ad_pixels() { "grant" } else { "revoke" }]))
+        push_call(out, KEY, "fbq", str_array(&["consent", if state.ad_pixels() { "grant" } else { "revoke" }]));
     }
 
     /// Advanced matching after init: `fbq('init', id, {em, ph, …})` again with the hashes.
-    fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        // Loops rather than map and collect, which linked its own extend for each closure.
-        let mut out = Vec::new();
+    fn identify(&self, identity: &Identity, out: &mut Vec<Effect>) {
+        // A loop rather than map and extend, which linked its own extend for the closure.
         for id in &self.pixels {
             out.push(init(id, identity));
         }
-        out
     }
 
-    fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
+    fn event(&self, ev: &ValidEvent, out: &mut Vec<Effect>) {
         let standard = ev.name.standard();
         if standard == Some(Standard::PageView) && !self.send_page_view {
-            return Vec::new();
+            return;
         }
         // The args after the method (and pixel id), written once: with several pixels only those
         // differ between the calls.
@@ -156,7 +152,6 @@ impl Destination for Meta {
             (false, true) => "trackSingle",
             (false, false) => "trackSingleCustom",
         };
-        let mut out = Vec::new();
         for id in &self.pixels {
             let mut w = W::new('[');
             w.str(method);
@@ -164,9 +159,8 @@ impl Destination for Meta {
                 w.str(id);
             }
             w.raw(&tail.0);
-            push_call(&mut out, KEY, "fbq", w.end(']'));
+            push_call(out, KEY, "fbq", w.end(']'));
         }
-        out
     }
 }
 
@@ -198,14 +192,14 @@ extern "C" {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{configure, event, lines};
+    use super::super::test_support::{configure, event, lines, Effects};
     use crate::core::event::Standard;
 
     const ONE: &str = r#"{"pixelId":"123456789012345","load":true}"#;
 
     fn check(config: &str, name: &str, params: &str, expected: &[&str]) {
         let d = configure("meta", config).unwrap();
-        assert_eq!(lines(&d.event(&event(name, params))), expected, "{name} {params}");
+        assert_eq!(lines(&d.event_effects(&event(name, params))), expected, "{name} {params}");
     }
 
     #[test]
@@ -261,9 +255,9 @@ mod tests {
         let d = configure("meta", ONE).unwrap();
         let unmanaged = crate::core::consent::State::unmanaged();
         let ctx = super::SetupCtx { nonce: "n0nce", consent: &unmanaged, identity: None };
-        assert_eq!(lines(&d.setup(&ctx)), [r#"load:meta["n0nce"]"#, r#"fbq["init","123456789012345"]"#]);
+        assert_eq!(lines(&d.setup_effects(&ctx)), [r#"load:meta["n0nce"]"#, r#"fbq["init","123456789012345"]"#]);
         let d = configure("meta", r#"{"pixelId":["111111111111111","222222222222222"]}"#).unwrap();
-        assert_eq!(lines(&d.setup(&ctx)), [r#"fbq["init","111111111111111"]"#, r#"fbq["init","222222222222222"]"#]);
+        assert_eq!(lines(&d.setup_effects(&ctx)), [r#"fbq["init","111111111111111"]"#, r#"fbq["init","222222222222222"]"#]);
     }
 
     #[test]

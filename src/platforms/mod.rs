@@ -45,19 +45,17 @@ pub trait Destination {
     /// Effects run once, after cookies and storage, at init (in basic mode, once consent first
     /// allows sending): base-code injection
     /// (`Effect::LoadBaseCode` when the config says `load: true`) and `init`/`config` calls.
-    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect>;
-    /// The calls that send `ev` to this platform, carrying `ev.event_id` for deduplication. Empty
+    /// Each method pushes its effects onto `out`, the caller's list: a Vec returned by each call
+    /// was an allocation and an append at every caller.
+    fn setup(&self, ctx: &SetupCtx, out: &mut Vec<Effect>);
+    /// The calls that send `ev` to this platform, carrying `ev.event_id` for deduplication. None
     /// when this platform does not take the event (e.g. a PageView the site's own snippet sends).
-    fn event(&self, ev: &ValidEvent) -> Vec<Effect>;
+    fn event(&self, ev: &ValidEvent, out: &mut Vec<Effect>);
     /// The consent state in this platform's terms (`initial`: at setup, before its first
     /// measurement call). Nothing when the site does not manage consent and GPC denied nothing.
-    fn consent(&self, _state: &State, _initial: bool) -> Vec<Effect> {
-        Vec::new()
-    }
+    fn consent(&self, _state: &State, _initial: bool, _out: &mut Vec<Effect>) {}
     /// The hashed identity in this platform's terms (only called while ad_user_data is granted).
-    fn identify(&self, _identity: &Identity) -> Vec<Effect> {
-        Vec::new()
-    }
+    fn identify(&self, _identity: &Identity, _out: &mut Vec<Effect>) {}
 }
 
 /// Reads a platform's sub-config; warnings (unknown keys) are pushed, a fatal problem returned.
@@ -107,16 +105,7 @@ pub(crate) fn call(platform: &'static str, function: &'static str, args_json: St
     Effect::Call { platform, function, args_json }
 }
 
-/// A destination method's one call, as the Vec it returns, pushed by `push_call`: out of line,
-/// where each `vec![call(..)]` inlined an allocation and a copy of its own.
-#[inline(never)]
-pub(crate) fn one_call(platform: &'static str, function: &'static str, args_json: String) -> Vec<Effect> {
-    let mut out = Vec::new();
-    push_call(&mut out, platform, function, args_json);
-    out
-}
-
-/// Appends a call to `out`: out of line, like `one_call`.
+/// Appends a call to `out`: out of line, where each push inlined a copy of its own.
 #[inline(never)]
 pub(crate) fn push_call(out: &mut Vec<Effect>, platform: &'static str, function: &'static str, args_json: String) {
     out.push(call(platform, function, args_json));
@@ -223,6 +212,25 @@ pub(crate) mod test_support {
         let entry = REGISTRY.iter().find(|e| e.key == key).expect("registered");
         let mut w = Vec::new();
         (entry.configure)(&parse(config).expect("json"), &mut w)
+    }
+
+    /// A destination's effects as a list, for assertions.
+    pub trait Effects {
+        fn setup_effects(&self, ctx: &SetupCtx) -> Vec<Effect>;
+        fn event_effects(&self, ev: &ValidEvent) -> Vec<Effect>;
+    }
+
+    impl<D: Destination + ?Sized> Effects for D {
+        fn setup_effects(&self, ctx: &SetupCtx) -> Vec<Effect> {
+            let mut out = Vec::new();
+            self.setup(ctx, &mut out);
+            out
+        }
+        fn event_effects(&self, ev: &ValidEvent) -> Vec<Effect> {
+            let mut out = Vec::new();
+            self.event(ev, &mut out);
+            out
+        }
     }
 
     /// `function(args)` lines, for compact assertions.

@@ -6,7 +6,7 @@
 //! TikTok cannot dedup PageViews with the endpoint. Tandem owns PageView: a site moving to Tandem
 //! removes `ttq.page()` from its own snippet, or sets `sendPageView: false` to keep it.
 
-use super::{one_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, Item, Standard, Status, ValidEvent};
@@ -92,25 +92,23 @@ impl Destination for TikTok {
         KEY
     }
 
-    fn setup(&self, ctx: &SetupCtx) -> Vec<Effect> {
-        let mut out = Vec::new();
+    fn setup(&self, ctx: &SetupCtx, out: &mut Vec<Effect>) {
         if self.load {
             // The base code runs ttq.load(pixelId) (not ttq.page(): PageView is Tandem's).
             out.push(Effect::LoadBaseCode { platform: KEY, args_json: str_array(&[&self.pixel_id, ctx.nonce]) });
         }
-        out.append(&mut self.consent(ctx.consent, true));
+        self.consent(ctx.consent, true, out);
         if let Some(identity) = ctx.identity {
-            out.append(&mut self.identify(identity));
+            self.identify(identity, out);
         }
-        out
     }
 
     /// TikTok's cookie consent calls: `ttq.holdConsent()` while pending, then `grantConsent()` or
     /// `revokeConsent()`; granted only with ad_storage and ad_user_data (the pixel sets `_ttp` and
     /// sends it).
-    fn consent(&self, state: &State, _initial: bool) -> Vec<Effect> {
+    fn consent(&self, state: &State, _initial: bool, out: &mut Vec<Effect>) {
         if !state.mirrored() {
-            return Vec::new();
+            return;
         }
         let method = if state.pending() {
             "ttq.holdConsent"
@@ -119,26 +117,29 @@ impl Destination for TikTok {
         } else {
             "ttq.revokeConsent"
         };
-        one_call(KEY, method, String::from("[]"))
+        push_call(out, KEY, method, String::from("[]"));
     }
 
     /// `ttq.identify({email, phone_number, external_id})` with SHA-256 hashes.
-    fn identify(&self, identity: &Identity) -> Vec<Effect> {
-        let Some(user) = identity.tiktok_json() else { return Vec::new() };
+    fn identify(&self, identity: &Identity, out: &mut Vec<Effect>) {
+        let Some(user) = identity.tiktok_json() else { return };
         let mut w = W::new('[');
         w.raw(&user);
-        one_call(KEY, "ttq.identify", w.end(']'))
+        push_call(out, KEY, "ttq.identify", w.end(']'));
     }
 
-    fn event(&self, ev: &ValidEvent) -> Vec<Effect> {
+    fn event(&self, ev: &ValidEvent, out: &mut Vec<Effect>) {
         if ev.name.standard() == Some(Standard::PageView) {
-            return if self.send_page_view { one_call(KEY, "ttq.page", String::from("[]")) } else { Vec::new() };
+            if self.send_page_view {
+                push_call(out, KEY, "ttq.page", String::from("[]"));
+            }
+            return;
         }
         let mut w = W::new('[');
         w.str(ev.name.as_str());
         props(&mut w, ev);
         w.open('{').s("event_id", &ev.event_id).close('}');
-        one_call(KEY, "ttq.track", w.end(']'))
+        push_call(out, KEY, "ttq.track", w.end(']'));
     }
 }
 
@@ -183,14 +184,14 @@ extern "C" {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{configure, event, lines};
+    use super::super::test_support::{configure, event, lines, Effects};
     use super::*;
 
     const TT: &str = r#"{"pixelId":"CABCDEFGHIJ1234567890","load":true}"#;
 
     fn check(config: &str, name: &str, params: &str, expected: &[&str]) {
         let d = configure("tiktok", config).unwrap();
-        assert_eq!(lines(&d.event(&event(name, params))), expected, "{name} {params}");
+        assert_eq!(lines(&d.event_effects(&event(name, params))), expected, "{name} {params}");
     }
 
     #[test]
@@ -235,8 +236,8 @@ mod tests {
         check(r#"{"pixelId":"CABCDEFGHIJ1234567890","sendPageView":false}"#, "PageView", "{}", &[]);
         let unmanaged = State::unmanaged();
         let ctx = SetupCtx { nonce: "n", consent: &unmanaged, identity: None };
-        assert_eq!(lines(&configure("tiktok", TT).unwrap().setup(&ctx)), [r#"load:tiktok["CABCDEFGHIJ1234567890","n"]"#]);
-        assert!(configure("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#).unwrap().setup(&ctx).is_empty());
+        assert_eq!(lines(&configure("tiktok", TT).unwrap().setup_effects(&ctx)), [r#"load:tiktok["CABCDEFGHIJ1234567890","n"]"#]);
+        assert!(configure("tiktok", r#"{"pixelId":"CABCDEFGHIJ1234567890"}"#).unwrap().setup_effects(&ctx).is_empty());
     }
 
     #[test]
