@@ -282,15 +282,26 @@ fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field:
     if key.is_empty() {
         return;
     }
-    // A key is in the list at most once (only this function adds to it): one search finds it,
-    // where a `retain` was a generic loop of its own.
-    if let Some(at) = list.iter().position(|(k, _)| *k == key) {
-        list.remove(at);
+    let mut value = match value {
+        Some(v) => Some(hashed(v)),
+        None => None,
+    };
+    // Rebuilt in one walk by reference (a dozen fields at most), the key's old hash left out and
+    // its new one placed before the first field after it: Vec::remove and Vec::insert linked
+    // code of their own for this list alone.
+    let old = std::mem::take(list);
+    for (k, h) in &old {
+        if (0..FIELD_COUNT).position(|i| keys.get(i) == *k) > Some(field) {
+            if let Some(v) = value.take() {
+                list.push((key, v));
+            }
+        }
+        if *k != key {
+            list.push((k, h.clone()));
+        }
     }
     if let Some(v) = value {
-        let rank = |k: &str| (0..FIELD_COUNT).position(|i| keys.get(i) == k);
-        let at = list.iter().position(|(k, _)| rank(k) > Some(field)).unwrap_or(list.len());
-        list.insert(at, (key, hashed(v)));
+        list.push((key, v));
     }
 }
 
@@ -563,6 +574,45 @@ mod tests {
                 set(&mut id.tiktok, &TIKTOK_KEYS, i, None);
             }
             assert!(id.meta.is_empty() && id.tiktok.is_empty());
+        }
+    }
+
+    /// `set` against the form it had (remove the key's entry, insert the new one before the first
+    /// field after it), over 20,000 pseudo-random sets and removals on each platform's keys.
+    #[test]
+    fn set_matches_its_remove_and_insert_form() {
+        fn former(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field: usize, value: Option<String>) {
+            let key = keys.get(field);
+            if key.is_empty() {
+                return;
+            }
+            if let Some(at) = list.iter().position(|(k, _)| *k == key) {
+                list.remove(at);
+            }
+            if let Some(v) = value {
+                let rank = |k: &str| (0..FIELD_COUNT).position(|i| keys.get(i) == k);
+                let at = list.iter().position(|(k, _)| rank(k) > Some(field)).unwrap_or(list.len());
+                list.insert(at, (key, hashed(v)));
+            }
+        }
+        let mut seed = 0x2545_f491_u32;
+        let mut next = |n: u32| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) % n
+        };
+        for keys in [&META_KEYS, &GOOGLE_KEYS, &TIKTOK_KEYS] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for step in 0..20_000 {
+                let field = next(FIELD_COUNT as u32) as usize;
+                let value = (next(4) != 0).then(|| format!("v{}", next(5)));
+                set(&mut ours, keys, field, value.clone());
+                former(&mut theirs, keys, field, value);
+                assert_eq!(ours, theirs, "step {step}");
+                if next(200) == 0 {
+                    ours.clear();
+                    theirs.clear();
+                }
+            }
         }
     }
 
