@@ -370,7 +370,14 @@ impl Tag {
         if self.attribution.observe(&params, page.now_ms) && !self.ad_storage_read {
             // Full: the first (the first touch) and the latest are kept.
             if self.unread_landings.len() == MAX_UNREAD_LANDINGS {
-                self.unread_landings.remove(1);
+                // The second left out of a copy made by reference: Vec::remove linked code of its
+                // own for this list alone.
+                let old = std::mem::take(&mut self.unread_landings);
+                for (i, (landing, at)) in old.iter().enumerate() {
+                    if i != 1 {
+                        self.unread_landings.push((landing.clone(), *at));
+                    }
+                }
             }
             self.unread_landings.push((page.url.clone(), page.now_ms));
         }

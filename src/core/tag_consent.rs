@@ -610,6 +610,25 @@ mod tests {
         assert!(stored.contains(r#""gclid":{"value":"G2","ts":1700000082000}"#) && stored.contains(r#""first":{"source":"mail","ts":1700000000000}"#) && stored.contains(r#""last":{"source":"ads""#), "{stored}");
     }
 
+    /// The bound keeps what the former `Vec::remove(1)` kept: the first landing, then the latest,
+    /// in order, at every step of 100 landings that each change the last touch.
+    #[test]
+    fn the_landings_bound_drops_the_second_as_vec_remove_did() {
+        let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#;
+        let p = page("https://www.shop.example/?utm_source=s0", "");
+        let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", denied)], false));
+        let mut model = tag.unread_landings.clone();
+        for i in 1..100u64 {
+            let facts = PageFacts { url: format!("https://www.shop.example/p{i}?utm_source=s{i}"), now_ms: NOW + 2000 * i, ..p.clone() };
+            tag.page(&facts, &mut Counter(i as u8));
+            if model.len() == 32 {
+                model.remove(1);
+            }
+            model.push((facts.url.clone(), facts.now_ms));
+            assert_eq!(tag.unread_landings, model, "landing {i}");
+        }
+    }
+
     #[test]
     fn on_grant_an_fbc_already_set_is_kept_unless_this_page_brought_another_click() {
         let cookies = "_fbc=fb.1.1690000000000.OLD";
