@@ -12,7 +12,7 @@
 use super::{Effect, Entropy, Outcome, PageFacts, Tag};
 use crate::core::consent::{Consent, Settings, State};
 use crate::core::error::TagError;
-use crate::core::event::{EventName, Params};
+use crate::core::event::{EventName, Params, Standard};
 use crate::core::identity::Identity;
 use crate::core::json::Value;
 use crate::core::payload::{self, Allowed, Envelope};
@@ -356,10 +356,9 @@ impl Tag {
         if !state.pending() {
             let mut held = std::mem::take(&mut self.privacy.held);
             let dropping = !state.may_send();
-            // Taken from the front with Vec::remove, as the writes above: a consuming loop linked
-            // an owning iterator and its drop guard for Held alone.
-            while !held.is_empty() {
-                let h = held.remove(0);
+            // Walked in place, each event's parts taken out of it: a consuming loop linked an
+            // owning iterator and its drop guard for Held alone, Vec::remove a function of its own.
+            for h in &mut held {
                 if dropping {
                     let mut w = String::from("consent: held ");
                     w.push_str(h.name.as_str());
@@ -368,7 +367,8 @@ impl Tag {
                     out.warnings.push(w);
                     continue;
                 }
-                out.append(&mut self.send_valid(h.name, h.params, h.event_id, h.site_event_id, &h.page, rng));
+                let name = std::mem::replace(&mut h.name, EventName::Standard(Standard::PageView));
+                out.append(&mut self.send_valid(name, std::mem::take(&mut h.params), std::mem::take(&mut h.event_id), h.site_event_id, &h.page, rng));
             }
         }
         out
