@@ -310,11 +310,10 @@ impl Tag {
         self.take_in_ad_storage(page);
         self.settle_domain(page);
         // Writes kept back, now allowed: a cookie someone else set meanwhile is adopted instead.
-        let mut unsaved = std::mem::take(&mut self.privacy.unsaved);
-        // Taken from the front with the remove `forget_kept` links anyway (a few writes at most):
-        // a consuming loop linked an owning iterator for Effect alone.
-        while !unsaved.is_empty() {
-            let e = unsaved.remove(0);
+        // Walked in place, each write moved out of the list (a few writes at most): a consuming
+        // loop linked an owning iterator for Effect alone.
+        for e in &mut std::mem::take(&mut self.privacy.unsaved) {
+            let e = std::mem::replace(e, Effect::Log(String::new()));
             if !purpose_allows(&e, &state) {
                 self.privacy.unsaved.push(e);
                 continue;
