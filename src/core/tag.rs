@@ -301,9 +301,9 @@ impl Tag {
         if tag.config.auto_page_view {
             let mut pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
             tag.remember_page_view(page, &pv.event_id);
+            // Its errors are none (a fresh random id cannot be a double): all of it is appended.
+            out.append(&mut pv);
             out.event_id = pv.event_id;
-            out.effects.append(&mut pv.effects);
-            out.warnings.append(&mut pv.warnings);
         }
         (Some(tag), out)
     }
