@@ -549,7 +549,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
         }
     };
     // Walk in order, letting a later duplicate key win like JSON.parse does.
-    let last_of = |i: usize, k: &str| !members.iter().skip(i + 1).any(|(k2, _)| k2 == k);
+    let last_of = |i: usize, k: &str| !members[i + 1..].iter().any(|(k2, _)| k2 == k);
     for (i, (k, v)) in members.iter().enumerate() {
         if !last_of(i, k) {
             continue;
