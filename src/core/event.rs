@@ -636,7 +636,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
         }
     }
 
-    if name.standard() == Some(Purchase) {
+    if matches!(name, EventName::Standard(Purchase)) {
         let missing = match (p.value.is_none(), p.currency.is_none()) {
             (true, true) => "value, currency",
             (true, false) => "value",

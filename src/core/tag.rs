@@ -486,7 +486,7 @@ impl Tag {
         let Some(params) = event::validate_params(&name, params, &mut out.errors, &mut out.warnings) else { return out };
         // A PageView with a site's id is always sent (its id is not the earlier view's), and is
         // then the view a router's page() right after repeats.
-        let page_view = name.standard() == Some(Standard::PageView);
+        let page_view = matches!(name, EventName::Standard(Standard::PageView));
         if page_view && event_id.is_none() {
             if let Some(mut repeated) = self.repeated_page_view(page) {
                 out.append(&mut repeated);
@@ -537,7 +537,7 @@ impl Tag {
         // or_else, filter, map and unwrap_or_else each linked Option plumbing of their own.
         let event_id = match (event_id, params.order_id.as_deref()) {
             (Some(id), _) => id,
-            (None, Some(order)) if name.standard() == Some(Standard::Purchase) => ids::order_event_id(order),
+            (None, Some(order)) if matches!(name, EventName::Standard(Standard::Purchase)) => ids::order_event_id(order),
             (None, _) => {
                 let mut b = [0u8; 16];
                 rng.fill(&mut b);

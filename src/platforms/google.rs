@@ -12,7 +12,7 @@
 use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
-use crate::core::event::{write_items, Item, Standard, ValidEvent};
+use crate::core::event::{write_items, EventName, Item, Standard, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
@@ -126,7 +126,7 @@ fn ga4_event(ev: &ValidEvent, name: &str, tag_id: &str) -> String {
     let p = &ev.params;
     let mut w = W::new('[');
     w.str("event").str(name).open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
-    if ev.name.standard() == Some(Standard::Purchase) {
+    if matches!(ev.name, EventName::Standard(Standard::Purchase)) {
         w.s("transaction_id", transaction_id(ev));
     } else {
         w.opt_s("transaction_id", p.order_id.as_deref());

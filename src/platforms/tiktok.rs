@@ -9,7 +9,7 @@
 use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
-use crate::core::event::{write_items, Item, Standard, Status, ValidEvent};
+use crate::core::event::{write_items, EventName, Item, Standard, Status, ValidEvent};
 use crate::core::identity::Identity;
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
@@ -129,7 +129,7 @@ impl Destination for TikTok {
     }
 
     fn event(&self, ev: &ValidEvent, out: &mut Vec<Effect>) {
-        if ev.name.standard() == Some(Standard::PageView) {
+        if matches!(ev.name, EventName::Standard(Standard::PageView)) {
             if self.send_page_view {
                 push_call(out, KEY, "ttq.page", String::from("[]"));
             }
