@@ -111,8 +111,8 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     if tag_id.is_none() && ads.is_none() {
         return Err(config_error(KEY, "", "needs tagId (GA4) or ads.id (Google Ads)", v));
     }
-    let load = opt_bool(KEY, v, "load")?.unwrap_or(false);
-    let send_page_view = opt_bool(KEY, v, "sendPageView")?.unwrap_or(load);
+    let load = opt_bool(KEY, v, "load", false)?;
+    let send_page_view = opt_bool(KEY, v, "sendPageView", load)?;
     Ok(Box::new(Google { tag_id, ads, load, send_page_view }))
 }
 

@@ -50,11 +50,11 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
             return Err(config_error(KEY, "pixelId", "is required: a Pixel ID string or an array of them", other.unwrap_or(&Value::Null)))
         }
     }
-    let load = opt_bool(KEY, v, "load")?.unwrap_or(false);
+    let load = opt_bool(KEY, v, "load", false)?;
     // Tandem owns PageView for Meta (with its event_id, so Meta can dedup it against the endpoint
     // copy); a site moving to Tandem removes fbq('track', 'PageView') from its own snippet, or sets
     // sendPageView: false to keep it.
-    let send_page_view = opt_bool(KEY, v, "sendPageView")?.unwrap_or(true);
+    let send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
     Ok(Box::new(Meta { pixels, load, send_page_view }))
 }
 

@@ -165,11 +165,11 @@ pub(crate) fn members<'a>(
     Ok(m)
 }
 
-/// An optional boolean option.
-pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str) -> Result<Option<bool>, TagError> {
+/// An optional boolean option, `default` when it is absent or null.
+pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str, default: bool) -> Result<bool, TagError> {
     match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
         Some(other) => Err(config_error(platform, key, "must be true or false", other)),
     }
 }

@@ -55,8 +55,8 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
             return Err(config_error(KEY, "pixelId", "is required: the pixel code, letters and digits (about 20 characters)", other.unwrap_or(&Value::Null)))
         }
     };
-    let load = opt_bool(KEY, v, "load")?.unwrap_or(false);
-    let send_page_view = opt_bool(KEY, v, "sendPageView")?.unwrap_or(true);
+    let load = opt_bool(KEY, v, "load", false)?;
+    let send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
     Ok(Box::new(TikTok { pixel_id, load, send_page_view }))
 }
 
