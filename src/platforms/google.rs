@@ -52,7 +52,15 @@ pub fn ga4_name(st: Standard) -> &'static str {
 
 fn id_with_prefix(v: &Value, prefixes: &[&str], digits_only: bool) -> Option<String> {
     let id = text::trim(v.as_str()?);
-    let rest = prefixes.iter().find_map(|p| id.strip_prefix(p))?;
+    // A loop, not find_map(..), whose adapter was linked for this line.
+    let mut rest = None;
+    for p in prefixes {
+        if let Some(r) = id.strip_prefix(p) {
+            rest = Some(r);
+            break;
+        }
+    }
+    let rest = rest?;
     let ok = !rest.is_empty()
         && rest.len() <= 20
         && if digits_only { text::all(rest, |b| b.is_ascii_digit()) } else { text::all(rest, |b| b.is_ascii_uppercase() || b.is_ascii_digit()) };
