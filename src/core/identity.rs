@@ -436,9 +436,11 @@ impl Identity {
 
     /// Debug-mode line: field keys with the start of each hash, never a raw value.
     pub fn debug_line(&self) -> String {
-        let mut s = String::from("identify (hashes): ");
-        for (i, (k, h)) in self.meta.iter().enumerate() {
-            if i > 0 {
+        const PREFIX: &str = "identify (hashes): ";
+        let mut s = String::from(PREFIX);
+        for (k, h) in &self.meta {
+            // Past the prefix once a field is written (a key is never empty), not by enumerate.
+            if s.len() > PREFIX.len() {
                 s.push_str(", ");
             }
             s.push_str(k);
