@@ -764,6 +764,28 @@ mod tests {
         assert!(!id.debug_line().contains('@') && !meta_text(&id).contains("john"));
     }
 
+    /// The debug line against the form it had (a comma before every field but the first, counted
+    /// with enumerate), for no field, one and several.
+    #[test]
+    fn debug_line_matches_its_enumerate_form() {
+        let former = |id: &Identity| {
+            let mut s = String::from("identify (hashes): ");
+            for (i, (k, h)) in id.meta.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                s.push_str(k);
+                s.push('=');
+                s.push_str(h);
+            }
+            s
+        };
+        for values in ["{}", r#"{"email":"a@b.co"}"#, r#"{"email":"a@b.co","phone":"+1 650 555 1212","city":"x","externalId":"u"}"#] {
+            let (id, _, _) = merge(values);
+            assert_eq!(id.debug_line(), former(&id), "{values}");
+        }
+    }
+
     #[test]
     fn invalid_fields_are_left_out_with_an_error_that_never_echoes_the_value() {
         let (id, e, w) = merge(r#"{"email":"no-at-sign.example","phone":"555","gender":"x","firstName":42,"nickname":"z","zip":"12345"}"#);
