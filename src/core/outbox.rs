@@ -630,7 +630,7 @@ impl Outbox {
         let mut body = String::from("{\"events\":[");
         let mut ids = String::new();
         let mut count = 0;
-        for item in self.items.iter_mut().skip(first) {
+        for item in &mut self.items[first..] {
             if item.in_flight || item.url != url {
                 continue;
             }
