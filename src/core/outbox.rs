@@ -467,8 +467,10 @@ impl Outbox {
                 self.next_send = Some(now_ms);
             }
         } else {
-            for item in self.items.iter_mut().filter(|i| answered(i)) {
-                item.in_flight = false;
+            for item in &mut self.items {
+                if answered(item) {
+                    item.in_flight = false;
+                }
             }
             self.failures = self.failures.saturating_add(1);
             let delay = self.backoff(rng);
