@@ -446,7 +446,12 @@ impl Outbox {
         // An id of the answered request: one of `id_list`'s comma-separated ids (never an empty one).
         let answered = |i: &Item| text::listed(id_list, ",", &i.id);
         let before = self.items.len();
-        let matched = self.items.iter().filter(|i| answered(i)).count();
+        let mut matched = 0;
+        for item in &self.items {
+            if answered(item) {
+                matched += 1;
+            }
+        }
         if matched == 0 {
             return step;
         }
