@@ -593,7 +593,13 @@ impl Outbox {
     }
 
     fn waiting(&self) -> usize {
-        self.items.iter().filter(|i| !i.in_flight).count()
+        let mut n = 0;
+        for item in &self.items {
+            if !item.in_flight {
+                n += 1;
+            }
+        }
+        n
     }
 
     fn bytes(&self) -> usize {
