@@ -603,7 +603,11 @@ impl Outbox {
     }
 
     fn bytes(&self) -> usize {
-        self.items.iter().map(Item::bytes).sum()
+        let mut n = 0;
+        for item in &self.items {
+            n += item.bytes();
+        }
+        n
     }
 
     fn backoff(&self, rng: &mut dyn Entropy) -> u64 {
