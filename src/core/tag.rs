@@ -630,7 +630,11 @@ impl Tag {
     /// Looks for `_ttp` in `page`'s cookies until it is found.
     fn find_ttp(&mut self, page: &PageFacts) {
         if self.ttp.is_none() {
-            self.ttp = cookies::get(self.ad_cookies(page), "_ttp").filter(|v| v.len() <= 128 && cookies::is_cookie_value(v)).map(str::to_string);
+            if let Some(v) = cookies::get(self.ad_cookies(page), "_ttp") {
+                if v.len() <= 128 && cookies::is_cookie_value(v) {
+                    self.ttp = Some(v.to_string());
+                }
+            }
         }
     }
 
