@@ -348,7 +348,12 @@ impl Tag {
     fn observe_landing(&mut self, page: &PageFacts) -> (Option<Effect>, Option<Effect>) {
         let mut cookie = None;
         let params = url::query_params(&page.url);
-        let existing = cookies::get(self.ad_cookies(page), cookies::FBC).or(self.fbc.as_deref()).map(str::to_string);
+        // A match, not Option::or, linked for this line.
+        let existing = match cookies::get(self.ad_cookies(page), cookies::FBC) {
+            Some(v) => Some(v),
+            None => self.fbc.as_deref(),
+        }
+        .map(str::to_string);
         match cookies::decide_fbc(existing.as_deref(), url::param(&params, "fbclid"), self.subdomain_index, page.now_ms) {
             FbcDecision::Set(v) => {
                 cookie = Some(self.cookie(cookies::FBC, &v, cookies::FB_MAX_AGE_S, page.https));
