@@ -118,7 +118,11 @@ impl Tag {
     /// When a running wait ends (Unix ms), for the shell's timer: held events are released and
     /// the platforms told (TikTok's holdConsent needs its grant or revoke) even with no update.
     pub fn wake_at(&self) -> Option<u64> {
-        self.privacy.consent.wait_until().filter(|_| self.privacy.told.is_some_and(|t| t.pending()))
+        if self.privacy.told.is_some_and(|t| t.pending()) {
+            self.privacy.consent.wait_until()
+        } else {
+            None
+        }
     }
 
     /// A cookie or storage write, added to `now` if its purpose allows, else kept back for when it
