@@ -173,10 +173,11 @@ impl Tag {
         if let Some(store) = self.attribution_store() {
             self.privacy.unsaved.push(store);
         }
-        if let Some(existing) = cookies::get(&page.cookie_header, cookies::FBC).filter(|v| cookies::parse_fb(v).is_some()) {
+        let existing = cookies::get(&page.cookie_header, cookies::FBC);
+        // Parsed once, where a filter parsed it before the comparison parsed it again.
+        if let Some((existing, theirs)) = existing.zip(existing.and_then(cookies::parse_fb)) {
             // Compared in place: the payloads are slices of the two cookie values, nothing is copied.
-            let existing_click = cookies::parse_fb(existing).map(|c| c.payload);
-            if self.fbc.as_deref().and_then(cookies::parse_fb).is_none_or(|ours| existing_click.is_some_and(|theirs| theirs == ours.payload)) {
+            if self.fbc.as_deref().and_then(cookies::parse_fb).is_none_or(|ours| theirs.payload == ours.payload) {
                 self.forget_kept(cookies::FBC);
                 self.fbc = Some(existing.to_string());
             }
