@@ -262,7 +262,12 @@ pub fn tiktok_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
 fn e164(raw: &str) -> Option<String> {
     let digits = kept(raw, |c| c.is_ascii_digit());
     let digits = digits.strip_prefix("00").unwrap_or(&digits);
-    (matches!(digits.len(), 7..=15) && !digits.starts_with("0")).then(|| String::from("+") + digits)
+    if !matches!(digits.len(), 7..=15) || digits.starts_with("0") {
+        return None;
+    }
+    let mut e = String::from("+");
+    e.push_str(digits);
+    Some(e)
 }
 
 /// The visitor's hashed identity, per platform, in memory only.
