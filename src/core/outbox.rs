@@ -543,7 +543,10 @@ impl Outbox {
         let first_failure = ok != self.storage_ok && !ok;
         self.storage_ok = ok;
         self.persisted = ok && !self.items.is_empty();
-        first_failure.then(|| String::from("localStorage is full or unavailable: undelivered events are kept in memory only"))
+        if !first_failure {
+            return None;
+        }
+        Some(String::from("localStorage is full or unavailable: undelivered events are kept in memory only"))
     }
 
     /// Whether consent lets the shell keep the queue in localStorage (ad_storage). While it does
