@@ -698,10 +698,10 @@ impl Outbox {
 
     /// The timer: the in-flight timeout, or when the next batch is due (0: already due).
     fn set_wake(&self, step: &mut Step, now_ms: u64) {
-        step.wake_ms = if self.in_flight() {
-            Some(IN_FLIGHT_TIMEOUT_MS)
-        } else {
-            self.next_send.map(|due| due.saturating_sub(now_ms))
+        step.wake_ms = match self.next_send {
+            _ if self.in_flight() => Some(IN_FLIGHT_TIMEOUT_MS),
+            Some(due) => Some(due.saturating_sub(now_ms)),
+            None => None,
         };
     }
 }
