@@ -732,17 +732,14 @@ function bootTandem(win, script) {
   // `args` is an array from every caller (the listeners below, the transport snippet).
   function relay(name, args) {
     try {
-      if (jsPath) return jsPath(name, args[0]);
-      if (!glue && restarts === 0 && name === '__flush') {
+      if (!jsPath && !glue && restarts === 0 && name === '__flush') {
         // Hidden before the wasm started: see stash.
         if (args[0] === 'hidden' && stub.q.length) return stash();
         // The page is going away before the wasm started: the plain-JS path beacons what the stub
-        // queued, so a click tracked right before a navigation is not lost.
-        if (args[0] === 'pagehide' && (stub.q.length || held.length)) {
-          fail(new Error('the page is closing before WebAssembly started'));
-          return jsPath ? jsPath('__flush', 'pagehide') : null;
-        }
+        // queued, so a click tracked right before a navigation is not lost (fail sets jsPath).
+        if (args[0] === 'pagehide' && (stub.q.length || held.length)) fail(new Error('the page is closing before WebAssembly started'));
       }
+      if (jsPath) return jsPath(name, args[0]);
       if (initConfig === null) return null;
       if (!glue) {
         if (name === '__flush') flushStorage(); // the page may close before the fresh instance is live
