@@ -902,20 +902,21 @@ function bootTandem(win, script) {
       // The automatic PageView again only while a wait the crash cut short still runs (the held
       // one was lost with the instance); otherwise it was sent, and a second would double it.
       var waiting = false;
-      var afterInit = [];
-      for (var c = 0; c < consentCalls.length && glue === fresh; c++) {
-        var replayed = replayedConsent(consentCalls[c]);
-        waiting = replayed[0] === 'update' ? false : waiting || (replayed[2] === true && !consentCalls[c][4]);
-        if (consentCalls[c][4]) afterInit.push(replayed.slice(0, 2));
-        else invoke('consent', replayed.slice(0, 2));
-      }
+      var before = [], after = []; // [command, args, replayed] for invoke, in order
+      consentCalls.forEach(function (call) {
+        var replayed = replayedConsent(call);
+        waiting = replayed[0] === 'update' ? false : waiting || (replayed[2] === true && !call[4]);
+        if (call[4]) after.push(['__consent_restored', replayed.slice(0, 2)]);
+        else before.push(['consent', replayed.slice(0, 2)]);
+      });
       var restoreConfig = {};
       copyOwn(restoreConfig, initConfig, false);
       if (!waiting) restoreConfig.autoPageView = false;
-      if (glue === fresh) invoke('restore', [restoreConfig]);
-      for (var a = 0; a < afterInit.length && glue === fresh; a++) invoke('__consent_restored', afterInit[a]);
-      for (var k = 0; k < identified.length && glue === fresh; k++) invoke('__identity_restored', [identified[k]]);
-      for (var u = 0; u < lost.length && glue === fresh; u++) invoke('track', lost[u], true);
+      identified.forEach(function (values) { after.push(['__identity_restored', [values]]); });
+      lost.forEach(function (call) { after.push(['track', call, true]); });
+      before.concat([['restore', [restoreConfig]]], after).forEach(function (step) {
+        if (glue === fresh) invoke(step[0], step[1], step[2]);
+      });
     } else {
       // Consent defaults queued after init in the snippet still apply before it (as gtag's
       // defaults do); every other call keeps its order.
