@@ -1013,12 +1013,9 @@ function bootTandem(win, script) {
     takeLost().forEach(function (call) {
       try { fallback('track', call[0], call[1], call[2]); } catch (e) { /* a hostile value */ }
     });
-    var queued = stub.q.splice(0);
-    var waiting = held;
-    held = [];
+    var calls = stub.q.splice(0).concat(held.splice(0));
     win.tandem = degraded;
-    queued.forEach(function (call) { degraded.apply(null, argumentsToArray(call)); });
-    waiting.forEach(function (call) { degraded.apply(null, call); });
+    calls.forEach(function (call) { degraded.apply(null, argumentsToArray(call)); });
   }
 
   if (typeof WebAssembly !== 'object' || typeof fetch !== 'function') {
