@@ -832,9 +832,7 @@ function bootTandem(win, script) {
     }
     invoke('init', [first]);
     if (first !== forCore) dispatch(['track', 'PageView', {}, { eventId: stashedPageView }]);
-    var waiting = held;
-    held = [];
-    waiting.forEach(dispatch);
+    held.splice(0).forEach(dispatch);
     return null;
   }
 
