@@ -261,7 +261,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     return out;
   }
   function setConsent(kind, values) {
-    if ((kind !== 'default' && kind !== 'update') || !values || typeof values !== 'object') return null;
+    if ((kind !== 'default' && kind !== 'update') || !values || typeof values !== 'object') return;
     consentManaged = true;
     // A default for some regions: Tandem cannot tell where the visitor is, so between defaults a
     // denial wins when one of them is regional (the core's Consent::regional).
@@ -271,7 +271,6 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       if (regional && values[k] === 'denied') consentSet.regional[k] = 'denied';
       else if (!regional || consentSet.default[k] !== 'denied') consentSet[kind][k] = values[k];
     }
-    return null;
   }
   function storage() {
     try { return win.localStorage; } catch (e) { return null; }
