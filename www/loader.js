@@ -1069,7 +1069,6 @@ function warmUp(win) {
     void win.document.cookie;
   } catch (error) { /* cookies disabled or sandboxed: the core copes */ }
   try {
-    var storage = win.localStorage;
-    if (storage) void storage.length; // any read loads the origin's storage area
-  } catch (error) { /* storage blocked: the core copes */ }
+    void win.localStorage.length; // any read loads the origin's storage area
+  } catch (error) { /* storage blocked or missing: the core copes */ }
 }
