@@ -656,8 +656,8 @@ function bootTandem(win, script) {
   var shared = {};
   function flushStorage() {
     try {
-      if (typeof shared.flush === 'function') shared.flush();
-    } catch (e) { /* storage is best effort */ }
+      shared.flush();
+    } catch (e) { /* none set yet (no instance ran), or storage failed: storage is best effort */ }
   }
   var jsPath = null; // the plain-JS path, once WebAssembly has failed
 
