@@ -204,8 +204,8 @@ function withoutClickIds(url) {
 
 function randomId() {
   try {
-    if (crypto.randomUUID) return crypto.randomUUID();
-  } catch (e) { /* fall through */ }
+    return crypto.randomUUID();
+  } catch (e) { /* no crypto.randomUUID (an insecure context, an old browser): fall through */ }
   return 'js-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 12);
 }
 
