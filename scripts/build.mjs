@@ -199,6 +199,30 @@ function getInt32Memory0() {
 `);
   glue = glue.replace(/\bcachedDataViewMemory0 = null;/g, 'cachedInt32Memory0 = null;');
   if (/DataViewMemory0/.test(glue)) throw new Error('the DataView memory view is still used in the wasm-bindgen glue');
+  // command's wrapper, as wasm-bindgen writes it, frees in a finally what a trap in the call never
+  // returned (a free of size 0, which returns at once), and guards frees in its catch for a second
+  // string that cannot have been passed when it is reached. What is left: the first string freed
+  // when passing the second fails, the reply freed once read.
+  const commandWrapper = /^export function command\(name, args_json\) \{\n {4}let deferred3_0;\n {4}let deferred3_1;\n {4}try \{\n {8}let ptr0, len0, ptr1, len1;\n {8}try \{\n {12}ptr0 = passStringToWasm0\(name(, [^)]*)\);\n {12}len0 = WASM_VECTOR_LEN;\n {12}ptr1 = passStringToWasm0\(args_json\1\);\n {12}len1 = WASM_VECTOR_LEN;\n {8}\} catch \(e\) \{\n {12}if \(ptr1\) \{ wasm\.__wbindgen_free\(ptr1, len1 \* 1, 1\); \}\n {12}if \(ptr0\) \{ wasm\.__wbindgen_free\(ptr0, len0 \* 1, 1\); \}\n {12}throw e;\n {8}\}\n {8}const ret = wasm\.command\(ptr0, len0, ptr1, len1\);\n {8}deferred3_0 = ret\[0\];\n {8}deferred3_1 = ret\[1\];\n {8}return getStringFromWasm0\(ret\[0\], ret\[1\]\);\n {4}\} finally \{\n {8}wasm\.__wbindgen_free\(deferred3_0, deferred3_1, 1\);\n {4}\}\n\}\n/m;
+  if (!commandWrapper.test(glue)) throw new Error('command not found in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(commandWrapper, (wrapper, allocators) => `export function command(name, args_json) {
+    const ptr0 = passStringToWasm0(name${allocators});
+    const len0 = WASM_VECTOR_LEN;
+    let ptr1;
+    try {
+        ptr1 = passStringToWasm0(args_json${allocators});
+    } catch (e) {
+        wasm.__wbindgen_free(ptr0, len0, 1);
+        throw e;
+    }
+    const ret = wasm.command(ptr0, len0, ptr1, WASM_VECTOR_LEN);
+    try {
+        return getStringFromWasm0(ret[0], ret[1]);
+    } finally {
+        wasm.__wbindgen_free(ret[0], ret[1], 1);
+    }
+}
+`);
   const exportNames = new Map(minified.exports);
   glue = glue.replace(/\bwasm\.(\w+)/g, (use, name) => {
     if (!exportNames.has(name)) throw new Error(`the glue uses wasm.${name}, which the wasm does not export`);
