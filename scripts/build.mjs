@@ -223,6 +223,11 @@ function getInt32Memory0() {
     }
 }
 `);
+  // An export taking one string passes it in the call itself: its arguments are read in order, the
+  // pointer (which sets WASM_VECTOR_LEN) before the length.
+  const oneString = /^( {4})const ptr0 = (passStringToWasm0\(\w+, [^)]*\));\n {4}const len0 = WASM_VECTOR_LEN;\n {4}(wasm\.\w+)\(ptr0, len0\);\n/gm;
+  if (!oneString.test(glue)) throw new Error('no export taking one string in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(oneString, '$1$3($2, WASM_VECTOR_LEN);\n');
   const exportNames = new Map(minified.exports);
   glue = glue.replace(/\bwasm\.(\w+)/g, (use, name) => {
     if (!exportNames.has(name)) throw new Error(`the glue uses wasm.${name}, which the wasm does not export`);
