@@ -544,12 +544,13 @@ function createJsPath(win, version, report, tabId, stashOnly) {
 // Installs Tandem on `win` (idempotent) and returns the current `win.tandem`.
 // `script` = { src: the loader's own URL, nonce: its CSP nonce, wasm: an optional wasm URL }.
 function bootTandem(win, script) {
-  var existing = win.tandem;
-  if (typeof existing === 'function' && existing.__tandem) return existing;
+  var stub = win.tandem;
+  if (typeof stub !== 'function') {
+    stub = function () {
+      (stub.q = stub.q || []).push(arguments);
+    };
+  } else if (stub.__tandem) return stub;
 
-  var stub = typeof existing === 'function' ? existing : function () {
-    (stub.q = stub.q || []).push(arguments);
-  };
   stub.q = stub.q || [];
   stub.__tandem = TANDEM_VERSION;
   win.tandem = stub;
