@@ -525,15 +525,15 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       }
       return null;
     }
-    if (command === 'init') {
-      if (a && typeof a.endpoint === 'string' && a.endpoint) endpoint = a.endpoint;
-      consentBasic = !!a && a.consentMode === 'basic';
-      honorGpc = !a || a.gpc !== 'ignore';
+    if (command === 'init') { // `a`: an object, never null (every caller makes it one)
+      if (typeof a.endpoint === 'string' && a.endpoint) endpoint = a.endpoint;
+      consentBasic = a.consentMode === 'basic';
+      honorGpc = a.gpc !== 'ignore';
       started = true;
       adopt();
       var quiet = b === true; // the wasm path already ran init on this page
       // `c`: the automatic PageView's event_id when a stash already gave it one. Its id is the reply.
-      return !quiet && (!a || a.autoPageView !== false) ? track('PageView', {}, c) : null;
+      return !quiet && a.autoPageView !== false ? track('PageView', {}, c) : null;
     }
     if (command === 'track') return track(a, b, c);
     if (command === 'page') return track('PageView', {});
