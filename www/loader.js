@@ -787,10 +787,10 @@ function bootTandem(win, script) {
     return invoke(command, args.slice(1));
   }
 
-  function captureReporting(config) {
+  function captureReporting(config) { // an object, never null (init's null is {} by now)
     try {
-      onError = config && typeof config.onError === 'function' ? config.onError : null;
-      debug = !!config && config.debug === true;
+      onError = typeof config.onError === 'function' ? config.onError : null;
+      debug = config.debug === true;
     } catch (error) { /* a throwing getter on the config; the core reports the bad keys */ }
   }
 
