@@ -446,7 +446,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var log;
     try { log = JSON.parse(storage().getItem('tandem:sent')); } catch (e) { /* unreadable: an empty log */ }
     if (!Array.isArray(log)) log = [];
-    if (sentOrders.indexOf(key) !== -1 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
+    if (sentOrders.indexOf(key) >= 0 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
     sentOrders.push(key); // this page's own record, whatever storage allows
     try {
       if (write) storage().setItem('tandem:sent', stringify(log.concat([[key, Date.now()]]).slice(-100)));
@@ -493,7 +493,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var clientId = consent.analytics_storage === 'granted' ? readCookie(doc, '_tandem_cid') : '';
     var pageUrl = String(win.location.href);
     if (!identifiers) pageUrl = withoutClickIds(pageUrl);
-    if (sentIds.indexOf(eventId) !== -1 || queued(eventId)) return eventId; // the same event_id goes out once
+    if (sentIds.indexOf(eventId) >= 0 || queued(eventId)) return eventId; // the same event_id goes out once
     if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, !stashOnly && consent.ad_storage === 'granted')) return null;
     sentIds.push(eventId);
     enqueue({
