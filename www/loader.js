@@ -146,7 +146,7 @@ function writeObject(value, depth, state) {
 // The wasm's reply (src/shell/mod.rs, `reply`): the bare event_id, or '' for none, when there is
 // nothing to report; JSON with errors and warnings otherwise.
 function readReply(reply) {
-  if (reply.charAt(0) === '{') return JSON.parse(reply);
+  if (reply[0] === '{') return JSON.parse(reply);
   return { event_id: reply || null };
 }
 
