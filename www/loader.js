@@ -867,7 +867,7 @@ function bootTandem(win, script) {
       return null;
     }
     if (command !== 'track') unemitted = []; // every other call emits what was deferred first
-    else if (outcome.event_id) unemitted.push([json, outcome.event_id, replayed === true]);
+    else if (outcome.event_id) unemitted.push([json, outcome.event_id, replayed]);
     if (!shared.held) waitHeld = [];
     else if (shared.held > heldBefore && (command === 'track' || command === 'page')) waitHeld.push([command === 'page' ? '["PageView",{}]' : json, outcome.event_id]);
     (outcome.errors || []).forEach(function (e) { report(e.code, e.message, e.input); });
