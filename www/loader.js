@@ -903,7 +903,7 @@ function bootTandem(win, script) {
       var before = [], after = []; // [command, args, replayed] for invoke, in order
       consentCalls.forEach(function (call) {
         var replayed = replayedConsent(call);
-        waiting = replayed[0] === 'update' ? false : waiting || (replayed[2] === true && !call[4]);
+        waiting = replayed[0] === 'update' ? false : waiting || (replayed[2] && !call[4]);
         if (call[4]) after.push(['__consent_restored', replayed.slice(0, 2)]);
         else before.push(['consent', replayed.slice(0, 2)]);
       });
