@@ -991,7 +991,7 @@ function bootTandem(win, script) {
           held.push(args);
           return undefined;
         }
-        return fallback(args[0], args[1], args[2], args[3]);
+        return fallback.apply(null, args);
       } catch (e) {
         return null;
       }
