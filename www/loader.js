@@ -687,9 +687,8 @@ function bootTandem(win, script) {
     for (i = 0; i < calls.length; i++) {
       call = argumentsToArray(calls[i]);
       try {
-        if (call[0] === 'consent' && call[1] !== 'default') scratch('consent', call[1], call[2]);
-        if (call[0] === 'page') scratch('page');
-        var id = call[0] === 'track' && scratch('track', call[1], call[2], call[3]);
+        if ((call[0] === 'consent' && call[1] !== 'default') || call[0] === 'page') scratch.apply(null, call);
+        var id = call[0] === 'track' && scratch.apply(null, call);
         if (id) calls[i] = [call[0], call[1], call[2], { eventId: id }];
       } catch (e) { /* a call whose arguments throw: the wasm or the JS path reports it later */ }
     }
