@@ -678,7 +678,7 @@ function bootTandem(win, script) {
     var calls = stub.q, config, call, i;
     for (i = 0; i < calls.length; i++) {
       call = argumentsToArray(calls[i]);
-      if (call[0] === 'consent' && call[1] === 'default') scratch('consent', call[1], call[2]);
+      if (call[0] === 'consent' && call[1] === 'default') scratch.apply(null, call);
       if (call[0] === 'init' && config === undefined) config = call[1] == null ? {} : call[1];
     }
     if (typeof config !== 'object') return; // no configuration: nothing would be sent
