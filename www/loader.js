@@ -1001,7 +1001,8 @@ function bootTandem(win, script) {
     degraded.version = TANDEM_VERSION;
     degraded.q = [];
     consentCalls.forEach(function (call) {
-      try { fallback('consent', call[1], call[2]); } catch (e) { /* a hostile consent value */ }
+      // Each entry begins with 'consent'; the path ignores its time and side of init.
+      try { fallback.apply(null, call); } catch (e) { /* a hostile consent value */ }
     });
     try {
       if (initConfig !== null) fallback('init', initConfig, true);
