@@ -945,14 +945,11 @@ function bootTandem(win, script) {
     glue = null;
     win.tandem = stub;
     report('internal_error', 'Tandem hit an internal error and restarted; queued calls are kept (' + describeError(error) + ')');
-    if (restarts >= MAX_RESTARTS) {
-      // A crash loop: rather than spin, the plain-JS path takes the queue, so conversions still
-      // reach the endpoint.
-      fail(error);
-      return;
-    }
-    restarts += 1;
-    instantiate().then(goLive).catch(fail);
+    // A crash loop: rather than spin, the plain-JS path takes the queue, so conversions still
+    // reach the endpoint. (Past the limit the count goes on by one more, which only relay's test
+    // against 0 reads.)
+    if (restarts++ < MAX_RESTARTS) instantiate().then(goLive).catch(fail);
+    else fail(error);
   }
 
   // WebAssembly refused (CSP without 'wasm-unsafe-eval', Lockdown Mode, a blocked or missing
