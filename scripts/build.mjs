@@ -261,11 +261,13 @@ function getInt32Memory0() {
   }
   glue = glue.replace(/^let __wbg_init_promise;\n/m, '');
   // wasm-bindgen keeps the instance and the module for its own init paths, gone above: only the
-  // exports are read.
-  const finalize = /^let wasmModule, wasmInstance, wasm;\nfunction __wbg_finalize_init\(instance, module\) \{\n {4}wasmInstance = instance;\n( {4}wasm = instance\.exports;\n) {4}wasmModule = module;\n/m;
-  if (!finalize.test(glue)) throw new Error('__wbg_finalize_init not found in the wasm-bindgen glue');
-  glue = glue.replace(finalize, 'let wasm;\nfunction __wbg_finalize_init(instance, module) {\n$1');
-  if (/wasmModule|wasmInstance/.test(glue)) throw new Error('the wasm-bindgen glue still reads wasmModule or wasmInstance');
+  // exports are read, set by __wbg_init below. Its finalize also empties the memory views, which
+  // no code can have made before: each instance has a glue of its own (createGlue), and a view is
+  // made from the exports.
+  const finalize = /^let wasmModule, wasmInstance, wasm;\nfunction __wbg_finalize_init\(instance, module\) \{\n {4}wasmInstance = instance;\n {4}wasm = instance\.exports;\n {4}wasmModule = module;\n(?: {4}cached\w+ = null;\n)* {4}return wasm;\n\}\n/m;
+  if (!finalize.test(glue)) throw new Error('__wbg_finalize_init not found in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(finalize, 'let wasm;\n');
+  if (/wasmModule|wasmInstance|__wbg_finalize_init/.test(glue)) throw new Error('the wasm-bindgen glue still reads wasmModule, wasmInstance or __wbg_finalize_init');
   // Every call of passStringToWasm0 passes the wasm's realloc: its path without one (encoding the
   // whole string first) is dead code.
   const withoutRealloc = /^(function passStringToWasm0\(arg, malloc, realloc\) \{\n)\s*if \(realloc === undefined\) \{\n.*?\n {4}\}\n/ms;
@@ -298,7 +300,7 @@ function getInt32Memory0() {
 `);
   glue += `function __wbg_init(module) {
   return WebAssembly.instantiate(module, __wbg_get_imports()).then(function (instance) {
-    return __wbg_finalize_init(instance, module);
+    wasm = instance.exports;
   });
 }
 `;
