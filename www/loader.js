@@ -169,10 +169,10 @@ function compileWasm(url, onResponse) {
     if (mime === 'application/wasm' && typeof WebAssembly.compileStreaming === 'function') {
       var copy = response.clone();
       return WebAssembly.compileStreaming(response).catch(function () {
-        return copy.arrayBuffer().then(function (bytes) { return WebAssembly.compile(bytes); });
+        return copy.arrayBuffer().then(WebAssembly.compile);
       });
     }
-    return response.arrayBuffer().then(function (bytes) { return WebAssembly.compile(bytes); });
+    return response.arrayBuffer().then(WebAssembly.compile);
   });
 }
 
