@@ -378,9 +378,11 @@ export default tandem;
 // different shapes no longer repeats. Only simple functions are inlined, not those with arguments
 // or variables (inline: 1; 10 B smaller in gzip), and a second pass finds 6 B more (a third gives
 // them back). Function declarations go first in their scope, where JS hoists them anyway
-// (hoist_funs: 21 B). toplevel, unsafe and hoist_vars did not help.
+// (hoist_funs: 21 B). Loops are left in the shape written (loops: false: 3 B). toplevel, unsafe,
+// hoist_vars, sequences, comparisons, inline: 2 and a third pass did not help; pure_getters would
+// drop reads made for their effect (the storage warm-up).
 async function minify(code, module) {
-  return (await terser(code, { module, compress: { conditionals: false, inline: 1, passes: 2, hoist_funs: true }, format: { comments: false } })).code;
+  return (await terser(code, { module, compress: { conditionals: false, inline: 1, passes: 2, hoist_funs: true, loops: false }, format: { comments: false } })).code;
 }
 
 // V8's explicit compile hint (Chrome 136+; a plain comment elsewhere): every function of the
