@@ -298,6 +298,12 @@ function getInt32Memory0() {
         if (i === ptr + len) return text;
     }
 `);
+  // wasm-bindgen scales byte offsets and lengths by the element size, 1 for bytes: an identity on
+  // the numbers the wasm passes.
+  const byteScale = /getUint8ArrayMemory0\(\)\.subarray\(ptr \/ 1, ptr \/ 1 \+ len\)/;
+  if (!byteScale.test(glue)) throw new Error('getArrayU8FromWasm0 not found in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(byteScale, 'getUint8ArrayMemory0().subarray(ptr, ptr + len)').replace(/\b(\w+) \* 1, 1\)/g, '$1, 1)');
+  if (/ptr \/ 1\b|\w \* 1, 1\)/.test(glue)) throw new Error('a byte scaled by 1 left in the wasm-bindgen glue');
   glue += `function __wbg_init(module) {
   return WebAssembly.instantiate(module, __wbg_get_imports()).then(function (instance) {
     wasm = instance.exports;
