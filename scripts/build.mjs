@@ -182,8 +182,9 @@ function glueFactory() {
   });
   if (/getInt32Memory0\(\)\[/.test(glue)) throw new Error('a string returned to the wasm in another form in the wasm-bindgen glue');
   if (returnAllocators.size !== 1) throw new Error('strings returned to the wasm with more than one malloc and realloc in the wasm-bindgen glue');
+  // isLikeNone's test, written in place (terser would inline it as a function expression).
   glue += `function returnString(slot, text, optional) {
-    const pointer = optional && isLikeNone(text) ? 0 : passStringToWasm0(text, ${[...returnAllocators][0]});
+    const pointer = optional && text == null ? 0 : passStringToWasm0(text, ${[...returnAllocators][0]});
     const memory = getInt32Memory0();
     memory[(slot >>> 2) + 1] = WASM_VECTOR_LEN;
     memory[slot >>> 2] = pointer;
