@@ -397,8 +397,10 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // outlives the page as a beacon does (the core's Outbox::hide): kept, the next page would
   // send its events again.
   function flush(pagehide) {
-    if (pagehide) released = true;
-    if (pagehide && !failures && sendingKeepalive) without(sending);
+    if (pagehide) {
+      released = true;
+      if (!failures && sendingKeepalive) without(sending);
+    }
     var budget = UNLOAD_BUDGET - sendingKeepalive;
     while (!failures && queue.length) {
       var batch = nextBatch(budget, true);
