@@ -576,7 +576,7 @@ function bootTandem(win, script) {
         if (consentCalls[j][1] !== consentCalls[i][1] || consentCalls[j][4] !== consentCalls[i][4]) continue;
         var merged = {};
         copyOwn(merged, consentCalls[i][2], true);
-        copyOwn(merged, consentCalls[j][2], false);
+        copyOwn(merged, consentCalls[j][2]);
         consentCalls[j][2] = merged;
         consentCalls.splice(i, 1);
         break;
@@ -617,8 +617,8 @@ function bootTandem(win, script) {
     identified.push(values);
     if (identified.length > MAX_HELD) {
       var merged = {};
-      copyOwn(merged, identified[0], false);
-      copyOwn(merged, identified[1], false);
+      copyOwn(merged, identified[0]);
+      copyOwn(merged, identified[1]);
       identified.splice(0, 2, merged);
     }
   }
@@ -828,7 +828,7 @@ function bootTandem(win, script) {
     var first = forCore;
     if (stashedPageView) {
       first = {};
-      copyOwn(first, forCore, false);
+      copyOwn(first, forCore);
       first.autoPageView = false;
     }
     invoke('init', [first]);
@@ -909,7 +909,7 @@ function bootTandem(win, script) {
         else before.push(['consent', replayed.slice(0, 2)]);
       });
       var restoreConfig = {};
-      copyOwn(restoreConfig, initConfig, false);
+      copyOwn(restoreConfig, initConfig);
       if (!waiting) restoreConfig.autoPageView = false;
       identified.forEach(function (values) { after.push(['__identity_restored', [values]]); });
       lost.forEach(function (call) { after.push(['track', call, true]); });
