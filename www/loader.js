@@ -375,7 +375,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   }
   function pump() {
     if (sending || !queue.length) return;
-    var batch = nextBatch(BATCH_BYTES, false);
+    var batch = nextBatch(BATCH_BYTES);
     if (!batch.length) return;
     var text = body(batch);
     // Over KEEPALIVE_MAX the browser would refuse a keepalive fetch, every time.
