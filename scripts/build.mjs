@@ -247,6 +247,10 @@ function getInt32Memory0() {
   if (!ownImports || !nullProto.test(glue)) throw new Error('the import object with __proto__: null not found in the wasm-bindgen glue');
   glue = glue.replace(nullProto, (head) => `${head.split('\n')[0]}\n${snippetImports.map((entry) => `        ${entry},\n`).join('')}`);
   if (glue.includes('__proto__')) throw new Error('__proto__ left in the wasm-bindgen glue');
+  // ...returned as written rather than named first.
+  const namedImports = new RegExp(`^ {4}const ${ownImports} = \\{\\n(.*?)^ {4}\\};\\n {4}return \\{ ("[^"]+"): ${ownImports} \\};\\n`, 'ms');
+  if (!namedImports.test(glue)) throw new Error('the import object is not returned as expected in the wasm-bindgen glue');
+  glue = glue.replace(namedImports, (object, members, module) => `    return { ${module}: {\n${members}    } };\n`);
   for (const name of namespaces.keys()) {
     if (new RegExp(`\\b${name}\\b`).test(glue)) throw new Error(`${name}, a snippet's namespace, is still used in the wasm-bindgen glue`);
   }
