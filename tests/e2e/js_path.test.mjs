@@ -680,3 +680,21 @@ test('hidden before the wasm arrived: a call whose arguments throw does not keep
   page.hide();
   assert.deepEqual(stashedEvents(page.store).map((e) => e.event_id), ['after-1']);
 });
+
+test('after a crash loop, the plain-JS path takes the queued calls, then those held for init, in that order', async () => {
+  const page = bootedPage([], (name) => {
+    if (name === 'consent') throw new Error('unreachable');
+    return '';
+  });
+  await page.run(1_000);
+  assert.equal(page.win.tandem.loaded, true);
+  page.tandem('track', 'Lead', {}, { eventId: 'held-1' }); // held: no init yet
+  page.tandem('consent', 'update', {}); // traps: the stub queues what follows
+  for (let i = 0; i < 3; i++) page.tandem('consent', 'update', {}); // each traps a fresh instance
+  page.tandem('track', 'Lead', {}, { eventId: 'queued-1' });
+  await page.run(10_000);
+  assert.equal(page.win.tandem.degraded, true);
+  page.tandem('init', { endpoint: ENDPOINT, autoPageView: false });
+  await page.run(10_000);
+  assert.deepEqual(page.events.map((e) => e.event_id), ['queued-1', 'held-1']);
+});
