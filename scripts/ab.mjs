@@ -2,7 +2,7 @@
 // `npm run ab -- DIR_A DIR_B`: which of two builds of the tag has the faster track(), measured so a
 // few percent show. Build them first, e.g. `node scripts/build.mjs --out dist-a`.
 //
-//   node scripts/ab.mjs DIR_A DIR_B [--pages 3] [--tracks 1500] [--js-flags 'V8 FLAGS']
+//   node scripts/ab.mjs DIR_A DIR_B [--pages 3] [--tracks 1500] [--js-flags 'V8 FLAGS'] [--call page|identify] [--profile]
 //
 // Why not `npm run bench`: its track() median moves by 10-25 % between page loads on this machine
 // (CPU frequency, the other core's load, where V8 happens to tier up), more than most single
@@ -34,6 +34,17 @@ const PAGES = option('pages', 4);
 // the wasm in TurboFan from the first call instead of tiering it up from Liftoff.
 const JS_FLAGS = args.includes('--js-flags') ? args[args.indexOf('--js-flags') + 1] : '';
 const TRACKS = option('tracks', 1500);
+// The call timed: a Purchase track() (the default), `page` for tandem('page') after a route
+// change (history.replaceState), as a single-page app makes it, or `identify` for a new email.
+const CALL = args.includes('--call') ? args[args.indexOf('--call') + 1] : 'track';
+// --profile: the first page's timed calls under V8's sampling profiler (50 µs), written to
+// target/ab/<call>.cpuprofile for DevTools (build with --names to see the wasm's function names).
+// Its timings are the profiler's, not comparable with a run without it.
+const PROFILE = args.includes('--profile');
+if (!['track', 'page', 'identify'].includes(CALL)) {
+  console.error(`ab: --call takes track, page or identify; got ${CALL}`);
+  process.exit(2);
+}
 if (dirs.length !== 2 || dirs.some((d) => !fs.existsSync(path.join(ROOT, d, 'tandem.js')))) {
   console.error('usage: node scripts/ab.mjs DIR_A DIR_B [--pages N] [--tracks N] (directories under the repo holding a build)');
   process.exit(2);
@@ -68,7 +79,7 @@ const server = http.createServer((req, res) => {
 });
 
 // Returns [A, B] whichever iframe each build sat in.
-async function measurePage(browser, port, swap) {
+async function measurePage(browser, port, swap, profile) {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
@@ -79,7 +90,13 @@ async function measurePage(browser, port, swap) {
       return w.tandem && w.tandem.loaded === true;
     }), null, { timeout: 20_000 });
     await page.waitForTimeout(300);
-    const measured = await page.evaluate(async (n) => {
+    const cdp = profile ? await context.newCDPSession(page) : null;
+    if (cdp) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 50 });
+      await cdp.send('Profiler.start');
+    }
+    const measured = await page.evaluate(async ([n, call]) => {
       const frames = ['a', 'b'].map((id) => document.getElementById(id).contentWindow);
       for (const w of frames) {
         w.fetch = function () { return Promise.resolve(new w.Response(null, { status: 204 })); };
@@ -97,9 +114,14 @@ async function measurePage(browser, port, swap) {
             { id: 'sku-1', quantity: 2, price: 19.95, name: 'Blue mug', category: 'Kitchen' },
             { id: 'sku-2', quantity: 1, price: 9.99, name: 'Tea towel', category: 'Kitchen' }] };
           await hop(); // the previous call's deferred work runs at the end of its own task
+          // A route change before each page(), as a router makes it: the same URL again within a
+          // second is a repeat, which the tag answers without sending anything.
+          if (call === 'page') frames[j].history.replaceState(null, '', '?route=' + i);
           await hop();
           const t0 = performance.now();
-          frames[j].tandem('track', 'Purchase', params);
+          if (call === 'page') frames[j].tandem('page');
+          else if (call === 'identify') frames[j].tandem('identify', { email: 'visitor' + i + '@example.com' });
+          else frames[j].tandem('track', 'Purchase', params);
           samples[j].push(performance.now() - t0);
         }
       }
@@ -108,7 +130,14 @@ async function measurePage(browser, port, swap) {
         const kept = sorted.slice(0, Math.floor(s.length * 0.9));
         return { median: sorted[s.length >> 1] * 1000, trimmedMean: (kept.reduce((a, x) => a + x, 0) / kept.length) * 1000 };
       });
-    }, TRACKS);
+    }, [TRACKS, CALL]);
+    if (cdp) {
+      const { profile: samples } = await cdp.send('Profiler.stop');
+      const file = path.join(ROOT, 'target', 'ab', `${CALL}.cpuprofile`);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JSON.stringify(samples));
+      console.log(`profile of page 1 written: ${path.relative(ROOT, file)}`);
+    }
     return swap ? measured.reverse() : measured;
   } finally {
     await context.close();
@@ -125,13 +154,13 @@ server.listen(0, '127.0.0.1', async () => {
   try {
     for (let p = 0; p < PAGES; p++) {
       const swap = p % 2 === 1;
-      const [a, b] = await measurePage(browser, server.address().port, swap);
+      const [a, b] = await measurePage(browser, server.address().port, swap, PROFILE && p === 0);
       ratios.push(b.trimmedMean / a.trimmedMean);
       console.log(`page ${p + 1}${swap ? ' (B first)' : ' (A first)'}: ${dirs[0]} median ${a.median.toFixed(1)} µs, trimmed mean ${a.trimmedMean.toFixed(2)} µs | ${dirs[1]} median ${b.median.toFixed(1)} µs, trimmed mean ${b.trimmedMean.toFixed(2)} µs | B/A ${ratios[p].toFixed(3)}`);
     }
     const geometricMean = Math.exp(ratios.reduce((sum, r) => sum + Math.log(r), 0) / ratios.length);
     ratios.sort((x, y) => x - y);
-    console.log(`B/A over ${PAGES} pages of ${TRACKS} calls each: ${ratios.map((r) => r.toFixed(3)).join(' ')}; geometric mean ${geometricMean.toFixed(3)}`);
+    console.log(`B/A over ${PAGES} pages of ${TRACKS} ${CALL === 'track' ? 'track()' : `tandem('${CALL}')`} calls each: ${ratios.map((r) => r.toFixed(3)).join(' ')}; geometric mean ${geometricMean.toFixed(3)}`);
   } finally {
     await browser.close();
     server.close();
