@@ -24,7 +24,7 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 function shell_storage() {
   try { return window.localStorage; } catch (e) { return null; }
 }
-let shellHref = null, shellEntry = null;
+let shellHref = null, shellEntry = null, shellNavigation;
 export function shell_page() {
   try {
     // The Navigation API gives every same-document navigation (pushState, replaceState, a
@@ -33,7 +33,10 @@ export function shell_page() {
     // serialises the URL on each read. (A currententrychange listener of our own would run after
     // a router's earlier one calling page(), and keep every instance alive.) Without the API,
     // href is compared on every call.
-    var entry = window.navigation && navigation.currentEntry;
+    // The page's Navigation object is its own for the document's life: looked up once, not on
+    // every call (each lookup is a call into the browser).
+    if (shellNavigation === undefined) shellNavigation = window.navigation || null;
+    var entry = shellNavigation && shellNavigation.currentEntry;
     if (entry && entry === shellEntry) return null;
     shellEntry = entry || null;
     var l = location, href = l.href;
