@@ -42,9 +42,11 @@ pub fn command(name: &str, args_json: &str) -> String {
     let null = Value::Null;
     let arg = |index: usize| args.get(index).unwrap_or(&null);
     let mut entropy = browser::BrowserEntropy;
-    // Delivery's own commands (timers, results) read nothing from the page; only init reads storage.
+    // Delivery's own commands (timers, results) read nothing from the page, nor does identify,
+    // which takes only the time (cookies, storage and the location are each a call into the
+    // browser); only init reads storage.
     let page = match name {
-        internal if transport::is_internal(internal) || internal == "__emit" => {
+        clock_only if transport::is_internal(clock_only) || matches!(clock_only, "__emit" | "identify" | "__identity_restored") => {
             PageFacts { now_ms: browser::now(), ..PageFacts::default() }
         }
         // An event held for consent keeps its call's cookies; any other is built with later ones.
