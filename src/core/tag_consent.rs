@@ -358,6 +358,11 @@ impl Tag {
             }
         }
         if !state.pending() {
+            // A released Purchase writes the sent log back with the facts of its own call, which
+            // hold no stored log: what another tab logged meanwhile is merged in first, from now's.
+            if let Some(stored) = &page.stored_sent {
+                self.sent_log.merge(stored, page.now_ms);
+            }
             let mut held = std::mem::take(&mut self.privacy.held);
             let dropping = !state.may_send();
             // Walked in place, each event's parts taken out of it: a consuming loop linked an
@@ -737,6 +742,20 @@ mod tests {
         assert!(tag.consent_state(NOW).ad_pixels() && !tag.consent_state(NOW).pending() && tag.wake_at().is_none());
         let t = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &p, &mut Counter(40));
         assert!(body_of(&t).get("user_data").and_then(|u| u.get("fbp")).is_some(), "sent now, with identifiers");
+    }
+
+    #[test]
+    fn a_purchase_released_by_consent_keeps_what_another_tab_logged() {
+        let p = page("https://www.shop.example/", "");
+        let calls = [("consent", r#"["default",{"ad_storage":"denied","ad_user_data":"denied","wait_for_update":500}]"#)];
+        let (mut tag, _) = init_with(CFG, &p, pre(&calls, false));
+        let held = tag.track(&parse("\"Purchase\"").unwrap(), &parse(r#"{"value":5,"currency":"EUR","order_id":"A-1"}"#).unwrap(), &Value::Null, &PageFacts { now_ms: NOW + 100, ..p.clone() }, &mut Counter(40));
+        assert!(held.effects.is_empty(), "{:?}", held.effects);
+        // Meanwhile another tab sent order Z-9 and wrote the log.
+        let at = PageFacts { now_ms: NOW + 300, stored_sent: Some(r#"[["o:Z-9",1700000000200]]"#.into()), ..p.clone() };
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at, &mut Counter(1));
+        let written: Vec<String> = lines(&out.effects).into_iter().filter(|l| l.starts_with("store tandem:sent")).collect();
+        assert_eq!(written, [r#"store tandem:sent [["o:Z-9",1700000000200],["o:A-1",1700000000100]]"#], "{:#?}", lines(&out.effects));
     }
 
     #[test]
