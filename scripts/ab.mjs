@@ -28,7 +28,9 @@ function option(name, fallback) {
   const v = i >= 0 ? Number(args[i + 1]) : NaN;
   return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback;
 }
-const dirs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+// The options that take a value; --profile takes none.
+const VALUED = ['--pages', '--tracks', '--js-flags', '--call'];
+const dirs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && VALUED.includes(args[i - 1])));
 const PAGES = option('pages', 4);
 // V8 flags for both builds alike, to ask what a change of engine would do: `--no-liftoff` runs
 // the wasm in TurboFan from the first call instead of tiering it up from Liftoff.
