@@ -44,7 +44,7 @@ pub fn command(name: &str, args_json: &str) -> String {
     let mut entropy = browser::BrowserEntropy;
     // Delivery's own commands (timers, results) read nothing from the page, nor does identify,
     // which takes only the time (cookies, storage and the location are each a call into the
-    // browser); only init reads storage.
+    // browser). Track reads what it needs below; every other call reads all of `page_facts`.
     let page = match name {
         clock_only if transport::is_internal(clock_only) || matches!(clock_only, "__emit" | "identify" | "__identity_restored") => {
             PageFacts { now_ms: browser::now(), ..PageFacts::default() }
