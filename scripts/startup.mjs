@@ -155,6 +155,7 @@ const stages = [
   ['that fetch resolves', (r) => r.T.wasmResponse],
   ['compileStreaming called', (r) => r.T.compileStreaming[0]],
   ['compiled', (r) => r.T.compileStreaming[1]],
+  ['instantiate called', (r) => r.T.instantiate[0]],
   ['instantiated', (r) => r.T.instantiate[1]],
   ['first platform call (init)', (r) => r.T.platform],
   ['endpoint fetch() (first PageView)', (r) => r.T.endpointFetch],

@@ -44,9 +44,10 @@ pub fn command(name: &str, args_json: &str) -> String {
     let mut entropy = browser::BrowserEntropy;
     // Delivery's own commands (timers, results) read nothing from the page, nor does identify,
     // which takes only the time (cookies, storage and the location are each a call into the
-    // browser). Track reads what it needs below; every other call reads all of `page_facts`.
+    // browser), nor does the rehearsal, which reads its own. Track reads what it needs below;
+    // every other call reads all of `page_facts`.
     let page = match name {
-        clock_only if transport::is_internal(clock_only) || matches!(clock_only, "__emit" | "identify" | "__identity_restored") => {
+        clock_only if transport::is_internal(clock_only) || matches!(clock_only, "__emit" | "identify" | "__identity_restored" | "__rehearse") => {
             PageFacts { now_ms: browser::now(), ..PageFacts::default() }
         }
         // An event held for consent keeps its call's cookies; any other is built with later ones.
@@ -140,6 +141,17 @@ pub fn command(name: &str, args_json: &str) -> String {
                 out
             }
             ("__emit", _) => Outcome::default(),
+            // V8 compiles each wasm function on its first call, so a site's first track() would
+            // pay for compiling its path (about 0.7 ms in Chromium, see BENCHMARKS.md). The loader
+            // has a Purchase tracked here once the page is idle, on a throwaway core made from the
+            // same config: its effects are dropped and the page's core never sees it.
+            ("__rehearse", _) => {
+                let facts = browser::track_facts(false, page.now_ms);
+                if let (Some(mut rehearsal), _) = Tag::init_with(arg(0), &facts, &mut entropy, Pre::default()) {
+                    let _ = rehearsal.track(&Value::String(String::from("Purchase")), arg(1), &null, &facts, &mut entropy);
+                }
+                Outcome::default()
+            }
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
             ("consent" | "__consent_restored", Some(tag)) => restored(name, tag.consent(arg(0), arg(1), &page, &mut entropy)),
             ("identify" | "__identity_restored", Some(tag)) => restored(name, tag.identify(arg(0), page.now_ms)),
