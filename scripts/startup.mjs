@@ -10,7 +10,7 @@
 // last statement (wrapped around it by this server), its fetch of the wasm and when that resolves,
 // WebAssembly.compileStreaming and instantiate, the first platform call of init, the endpoint
 // fetch; Resource Timing gives the network side. After load and 300 ms, one Purchase is timed,
-// then a second one in a later task. Builds alternate load by load. Prints medians (the first load
+// then a second one and an identify(), each in a later task. Builds alternate load by load. Prints medians (the first load
 // of each build is a warm-up, not counted). Timings are printed, never asserted; bounded by a
 // watchdog. --js-flags passes V8 flags to Chromium, for experiments such as the one in
 // BENCHMARKS.md (eager wasm compilation).
@@ -121,18 +121,25 @@ try {
         await page.waitForFunction(() => window.tandem && window.tandem.loaded === true && window.__startup.endpointFetch, null, { timeout: 15_000 });
         await page.waitForTimeout(300);
         const row = await page.evaluate(() => new Promise((resolve) => {
-          var T = window.__startup, t0 = performance.now();
+          var T = window.__startup;
+          var later = function (f) { setTimeout(f, 50); };
+          var t0 = performance.now();
           tandem('track', 'Purchase', __purchase(1));
           T.firstTrack = performance.now() - t0;
-          setTimeout(function () {
+          later(function () {
             var t1 = performance.now();
             tandem('track', 'Purchase', __purchase(2));
             T.secondTrack = performance.now() - t1;
-            var entries = performance.getEntriesByType('resource');
-            var find = function (suffix) { return entries.find(function (e) { return e.name.endsWith(suffix); }); };
-            var loader = find('tandem.js'), wasm = find('tandem_bg.wasm'), endpoint = entries.find(function (e) { return e.name.indexOf('/collect') >= 0; });
-            resolve({ T: T, loaderEnd: loader.responseEnd, wasmEnd: wasm.responseEnd, beacon: endpoint.startTime, wasmRequests: entries.filter(function (e) { return e.name.endsWith('.wasm'); }).length });
-          }, 50);
+            later(function () {
+              var t2 = performance.now();
+              tandem('identify', { email: 'Jane.Doe@example.com', phone: '+1 555 123 4567' });
+              T.firstIdentify = performance.now() - t2;
+              var entries = performance.getEntriesByType('resource');
+              var find = function (suffix) { return entries.find(function (e) { return e.name.endsWith(suffix); }); };
+              var loader = find('tandem.js'), wasm = find('tandem_bg.wasm'), endpoint = entries.find(function (e) { return e.name.indexOf('/collect') >= 0; });
+              resolve({ T: T, loaderEnd: loader.responseEnd, wasmEnd: wasm.responseEnd, beacon: endpoint.startTime, wasmRequests: entries.filter(function (e) { return e.name.endsWith('.wasm'); }).length });
+            });
+          });
         }));
         if (i > 0) rows[b].push(row);
       } finally {
@@ -163,6 +170,7 @@ const stages = [
   ['  instantiated → endpoint fetch()', (r) => r.T.endpointFetch - r.T.instantiate[1]],
   ['first track() Purchase after load', (r) => r.T.firstTrack],
   ['second track(), in a later task', (r) => r.T.secondTrack],
+  ['first identify(), in a later task', (r) => r.T.firstIdentify],
 ];
 console.log(`Startup, ${loads - 1} loads per build (medians, ms after navigation start unless a duration)${jsFlags ? `, --js-flags=${jsFlags}` : ''}`);
 console.log('stage'.padEnd(40) + dirs.map((d) => path.relative(process.cwd(), d).padStart(14)).join(''));

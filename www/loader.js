@@ -931,13 +931,13 @@ function bootTandem(win, script) {
     if (glue !== fresh) return; // one of them crashed the instance: the next one goes live
     win.tandem = live;
     stub.loaded = true;
-    // Once the page is idle, a Purchase rehearsed on a throwaway core (src/shell/mod.rs) compiles
-    // the wasm functions a site's first track() runs.
+    // Once the page is idle, an identify and a Purchase rehearsed on a throwaway core
+    // (src/shell/mod.rs) compile the wasm functions a site's first identify() and track() run.
     if (!restarts) {
       try {
         (win.requestIdleCallback || setTimeout).call(win, function () {
           try {
-            if (glue === fresh && initConfig !== null) invoke('__rehearse', [initConfig, { value: 1, currency: 'EUR', order_id: 'rehearsal', contents: [{ id: 'a', quantity: 1, price: 1, name: 'a', category: 'a' }] }]);
+            if (glue === fresh && initConfig !== null) invoke('__rehearse', [initConfig, { value: 1, currency: 'EUR', order_id: 'rehearsal', contents: [{ id: 'a', quantity: 1, price: 1, name: 'a', category: 'a' }] }, { email: 'a@b.co' }]);
           } catch (error) { /* the first track() compiles its own path */ }
         });
       } catch (error) { /* no timers: as above */ }

@@ -141,13 +141,15 @@ pub fn command(name: &str, args_json: &str) -> String {
                 out
             }
             ("__emit", _) => Outcome::default(),
-            // V8 compiles each wasm function on its first call, so a site's first track() would
-            // pay for compiling its path (about 0.7 ms in Chromium, see BENCHMARKS.md). The loader
-            // has a Purchase tracked here once the page is idle, on a throwaway core made from the
-            // same config: its effects are dropped and the page's core never sees it.
+            // V8 compiles each wasm function on its first call, so a site's first identify() and
+            // track() would pay for compiling their paths (about 0.5 and 0.7 ms in Chromium, see
+            // BENCHMARKS.md). Once the page is idle, the loader has an email identified and a
+            // Purchase tracked here, on a throwaway core made from the same config: their effects
+            // are dropped and the page's core never sees them.
             ("__rehearse", _) => {
                 let facts = browser::track_facts(false, page.now_ms);
                 if let (Some(mut rehearsal), _) = Tag::init_with(arg(0), &facts, &mut entropy, Pre::default()) {
+                    let _ = rehearsal.identify(arg(2), page.now_ms);
                     let _ = rehearsal.track(&Value::String(String::from("Purchase")), arg(1), &null, &facts, &mut entropy);
                 }
                 Outcome::default()
