@@ -306,7 +306,8 @@ test('the idle rehearsal compiles what a first identify() and track() run, and s
   assert.ok(!stored.includes('rehearsal'), `nothing of it in storage: ${stored}`);
 
   // V8 compiles a wasm function on its first call: count those compiled during the first
-  // identify() and track() (and its emit at the end of the task). Without the rehearsal, about 50; with it, 4.
+  // identify() and track() (and its emit at the end of the task). About 50 without the
+  // rehearsal; 4 with it.
   const cdp = await context.newCDPSession(page);
   const traced = [];
   cdp.on('Tracing.dataCollected', (d) => traced.push(...d.value));
