@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { snippetInit } from './snippet.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -58,13 +59,7 @@ const ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Em
 const frame = (dir) => `<!doctype html><script>
 window.fbq = function () {}; window.gtag = function () {};
 window.ttq = { track: function () {}, page: function () {}, identify: function () {}, load: function () {}, instance: function () { return window.ttq; } };
-window.tandem = window.tandem || function () { (window.tandem.q = window.tandem.q || []).push(arguments); };
-tandem('init', {
-  endpoint: '/collect',
-  meta: { pixelId: '123456789012345', load: false },
-  google: { tagId: 'G-XXXXXXX', ads: { id: 'AW-123456789', labels: { Purchase: 'AbC-dEfGh' } }, load: false },
-  tiktok: { pixelId: 'CXXXXXXXXXXXXXXXXXXX', load: false },
-});
+${snippetInit()}
 </script><link rel="preload" href="/${dir}/tandem_bg.wasm" as="fetch" crossorigin><script async src="/${dir}/tandem.js"></script>`;
 const top = (order) => `<!doctype html>${order.map((d, k) => `<iframe id="${'ab'[k]}" src="/frame?d=${encodeURIComponent(d)}"></iframe>`).join('')}`;
 

@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync, brotliCompressSync, constants as zc } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
+import { snippetInit } from './snippet.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -250,14 +251,7 @@ function tagHead(variant) {
     // The README snippet, with the three platforms configured and already on the page (load: false).
     return String.raw`
 <script>
-window.tandem = window.tandem || function () { (window.tandem.q = window.tandem.q || []).push(arguments); };
-tandem('init', {
-  endpoint: '/collect',
-  meta: { pixelId: '123456789012345', load: false },
-  google: { tagId: 'G-XXXXXXX', ads: { id: 'AW-123456789', labels: { Purchase: 'AbC-dEfGh' } }, load: false },
-  tiktok: { pixelId: 'CXXXXXXXXXXXXXXXXXXX', load: false },${TANDEM_INIT ? `
-  ...${JSON.stringify(TANDEM_INIT)},` : ''}
-});
+${snippetInit(TANDEM_INIT ? JSON.stringify(TANDEM_INIT) : '')}
 window.__benchReady = function () { return !!(window.tandem && window.tandem.loaded === true); };
 window.__benchTrack = function (p) { return tandem('track', 'Purchase', p); };
 </script>

@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { snippetInit } from './snippet.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WATCHDOG_MS = 300_000;
@@ -67,13 +68,7 @@ window.__purchase = function (i) {
     { id: 'sku-2', quantity: 1, price: 9.99, name: 'Tea towel', category: 'Kitchen' }] };
 };
 </script><script>
-window.tandem = window.tandem || function () { (window.tandem.q = window.tandem.q || []).push(arguments); };
-tandem('init', {
-  endpoint: '/collect',
-  meta: { pixelId: '123456789012345', load: false },
-  google: { tagId: 'G-XXXXXXX', ads: { id: 'AW-123456789', labels: { Purchase: 'AbC-dEfGh' } }, load: false },
-  tiktok: { pixelId: 'CXXXXXXXXXXXXXXXXXXX', load: false },
-});
+${snippetInit()}
 </script>
 <script async fetchpriority="high" src="/tag/BUILD/tandem.js"></script>
 <link rel="preload" href="/tag/BUILD/tandem_bg.wasm" as="fetch" crossorigin></head><body>startup</body></html>`;
