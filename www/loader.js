@@ -933,14 +933,16 @@ function bootTandem(win, script) {
     stub.loaded = true;
     // Once the page is idle, an identify and a Purchase rehearsed on a throwaway core
     // (src/shell/mod.rs) compile the wasm functions a site's first identify() and track() run.
+    // Only in idle time: a browser without requestIdleCallback (Safari) skips it rather than take
+    // a task the page may need.
     if (!restarts) {
       try {
-        (win.requestIdleCallback || setTimeout).call(win, function () {
+        win.requestIdleCallback(function () {
           try {
             if (glue === fresh && initConfig !== null) invoke('__rehearse', [initConfig, { value: 1, currency: 'EUR', order_id: 'rehearsal', contents: [{ id: 'a', quantity: 1, price: 1, name: 'a', category: 'a' }] }, { email: 'a@b.co' }]);
-          } catch (error) { /* the first track() compiles its own path */ }
+          } catch (error) { /* the first calls compile their own paths */ }
         });
-      } catch (error) { /* no timers: as above */ }
+      } catch (error) { /* no requestIdleCallback: as above */ }
     }
   }
 
