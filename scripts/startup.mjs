@@ -10,9 +10,9 @@
 // last statement (wrapped around it by this server), its fetch of the wasm and when that resolves,
 // WebAssembly.compileStreaming and instantiate, the first platform call of init, the endpoint
 // fetch; Resource Timing gives the network side. After load and 300 ms, one Purchase is timed,
-// then a second one and an identify(), each in a later task. Builds alternate load by load. Prints medians (the first load
-// of each build is a warm-up, not counted). Timings are printed, never asserted; bounded by a
-// watchdog. --js-flags passes V8 flags to Chromium, for experiments such as the one in
+// then a second one and an identify(), each in a later task. Builds alternate load by load, in
+// an order that rotates. Prints medians (the first load of each build is a warm-up, not counted).
+// Timings are printed, never asserted; bounded by a watchdog. --js-flags passes V8 flags to Chromium, for experiments such as the one in
 // BENCHMARKS.md (eager wasm compilation).
 import http from 'node:http';
 import fs from 'node:fs';
@@ -108,7 +108,9 @@ const browser = await chromium.launch({
 const rows = dirs.map(() => []);
 try {
   for (let i = 0; i < loads; i++) {
-    for (let b = 0; b < dirs.length; b++) {
+    for (let k = 0; k < dirs.length; k++) {
+      // The order rotates from load to load: the same build always loading first was favoured.
+      const b = (k + i) % dirs.length;
       const context = await browser.newContext();
       try {
         const page = await context.newPage();
