@@ -12,8 +12,8 @@
 // fetch; Resource Timing gives the network side. After load and 300 ms, one Purchase is timed,
 // then a second one and an identify(), each in a later task. Builds alternate load by load, in
 // an order that rotates. Prints medians (the first load of each build is a warm-up, not counted).
-// Timings are printed, never asserted; bounded by a watchdog. --js-flags passes V8 flags to Chromium, for experiments such as the one in
-// BENCHMARKS.md (eager wasm compilation).
+// Timings are printed, never asserted; bounded by a watchdog. --js-flags passes V8 flags to
+// Chromium, for experiments such as the one in BENCHMARKS.md (eager wasm compilation).
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
