@@ -9,7 +9,8 @@
 //                                          -> only these destination platforms (cargo features; all by
 //                                             default); a config naming another gets a `not_built` error
 //
-// Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the glue is
+// Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the functions
+// reordered for gzip (scripts/order-functions.mjs) -> wasm-opt's strip and renaming -> the glue is
 // wrapped in a factory (so a crashed instance can be replaced), its inline_js snippets inlined, and
 // combined with www/loader.js into a classic script and an ES module, minified by terser.
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { minify as terser } from 'terser';
+import { orderFunctions } from './order-functions.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testHooks = process.argv.includes('--test-hooks');
@@ -116,8 +118,12 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 // The target_features custom section (rustc's record of the wasm features it used) is read by
 // linkers only; browsers ignore it (about 100 B of gzip).
 run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', '--always-inline-max-function-size=4', '--flatten', '--rereloop', '-Oz', '-Oz', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
+// The order of the functions decides what gzip's window holds when each is compressed: ordered for
+// that, the wasm is about 480 B of gzip smaller (370 B of brotli), for 15 to 30 s of build time.
+const ordered = join(bindgenDir, 'tandem_ordered.wasm');
+orderFunctions(optimized, ordered, keepNames);
 const minified = JSON.parse(execFileSync(wasmOpt, [
-  ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', optimized, '-o', outWasm,
+  ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', ordered, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
 const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
 if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');
