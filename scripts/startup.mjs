@@ -2,7 +2,7 @@
 // `npm run startup -- DIR [DIR ...]`: where a page's time goes from the loader's arrival to the
 // first PageView request, and what the first track() costs, for one or more builds of the tag.
 //
-//   node scripts/startup.mjs dist [tmp/other-build] [--loads 16] [--js-flags "--no-wasm-lazy-compilation"]
+//   node scripts/startup.mjs dist [tmp/other-build] [--loads 16] [--js-flags "--no-wasm-lazy-compilation"] [--slow]
 //
 // Each load is a fresh browser context on a local page with the README snippet (meta, google and
 // tiktok configured, load: false, no-op fbq / gtag / ttq), the wasm preloaded. The page's first
@@ -13,7 +13,9 @@
 // then a second one and an identify(), each in a later task. Builds alternate load by load, in
 // an order that rotates. Prints medians (the first load of each build is a warm-up, not counted).
 // Timings are printed, never asserted; bounded by a watchdog. --js-flags passes V8 flags to
-// Chromium, for experiments such as the one in BENCHMARKS.md (eager wasm compilation).
+// Chromium, for experiments such as the one in BENCHMARKS.md (eager wasm compilation). --slow
+// loads every page over `npm run bench`'s emulated slow network (50 ms added to each request,
+// 10 Mbit/s down, 5 up), where the first PageView waits on the bytes rather than the CPU.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,9 +37,12 @@ function option(name) {
 }
 const loads = Math.max(2, Number(option('loads')) || 16);
 const jsFlags = option('js-flags');
+const slowAt = argv.indexOf('--slow');
+const slow = slowAt >= 0;
+if (slow) argv.splice(slowAt, 1);
 const dirs = argv.map((d) => path.resolve(d));
 if (!dirs.length || dirs.some((d) => !fs.existsSync(path.join(d, 'tandem.js')) || !fs.existsSync(path.join(d, 'tandem_bg.wasm')))) {
-  console.error('usage: node scripts/startup.mjs DIR [DIR ...] [--loads N] [--js-flags FLAGS]  (each DIR a build: tandem.js + tandem_bg.wasm)');
+  console.error('usage: node scripts/startup.mjs DIR [DIR ...] [--loads N] [--js-flags FLAGS] [--slow]  (each DIR a build: tandem.js + tandem_bg.wasm)');
   process.exit(2);
 }
 
@@ -114,6 +119,11 @@ try {
       const context = await browser.newContext();
       try {
         const page = await context.newPage();
+        if (slow) {
+          const cdp = await context.newCDPSession(page);
+          await cdp.send('Network.enable');
+          await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 50, downloadThroughput: 10_000_000 / 8, uploadThroughput: 5_000_000 / 8 });
+        }
         await page.goto(`${origin}/page/${b}`, { waitUntil: 'load', timeout: 15_000 });
         await page.waitForFunction(() => window.tandem && window.tandem.loaded === true && window.__startup.endpointFetch, null, { timeout: 15_000 });
         await page.waitForTimeout(300);
@@ -169,7 +179,7 @@ const stages = [
   ['second track(), in a later task', (r) => r.T.secondTrack],
   ['first identify(), in a later task', (r) => r.T.firstIdentify],
 ];
-console.log(`Startup, ${loads - 1} loads per build (medians, ms after navigation start unless a duration)${jsFlags ? `, --js-flags=${jsFlags}` : ''}`);
+console.log(`Startup, ${loads - 1} loads per build (medians, ms after navigation start unless a duration)${jsFlags ? `, --js-flags=${jsFlags}` : ''}${slow ? ', slow network (50 ms per request, 10 Mbit/s down)' : ''}`);
 console.log('stage'.padEnd(40) + dirs.map((d) => path.relative(process.cwd(), d).padStart(14)).join(''));
 for (const [label, get] of stages) {
   console.log(label.padEnd(40) + rows.map((r) => median(r.map(get)).toFixed(2).padStart(14)).join(''));
