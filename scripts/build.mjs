@@ -119,7 +119,7 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 // linkers only; browsers ignore it (about 100 B of gzip).
 run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', '--always-inline-max-function-size=4', '--flatten', '--rereloop', '-Oz', '-Oz', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
 // The order of the functions decides what gzip's window holds when each is compressed: ordered for
-// that, the wasm is about 480 B of gzip smaller (370 B of brotli), for 15 to 30 s of build time.
+// that, the wasm is about 760 B of gzip smaller, for 20 to 35 s of build time.
 const ordered = join(bindgenDir, 'tandem_ordered.wasm');
 orderFunctions(optimized, ordered, keepNames);
 const minified = JSON.parse(execFileSync(wasmOpt, [

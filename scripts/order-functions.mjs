@@ -8,9 +8,11 @@
 // but the function indices: V8 compiles each function on its own, and calls go by index.
 //
 // How: a greedy chain (each next function is the one that deflates best after the last 2 KB of the
-// chain, relative to its size alone), then a fixed number of pseudo-random moves of one to four
-// adjacent functions, each kept if the deflated code gets smaller. Both steps are deterministic, so
-// the same input always gives the same output. binaryen's own --reorder-functions (by call count,
+// chain, relative to its size alone), then a fixed number of pseudo-random moves, each of one
+// function to just before or after one of its six best partners (the functions after which it
+// deflates smallest on its own), kept if the deflated code gets smaller. Moves to random places
+// found about a third as much in the same time. Both steps are deterministic, so the same input
+// always gives the same output. binaryen's own --reorder-functions (by call count,
 // for shorter call indices) makes the gzip larger instead.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
@@ -18,6 +20,7 @@ import binaryen from 'binaryen';
 
 const CHAIN_WINDOW = 2048;
 const REFINE_MOVES = 6000;
+const PARTNERS = 6;
 
 function readLeb(bytes, at) {
   let value = 0, shift = 0, byte;
@@ -71,17 +74,31 @@ function greedyChain(bodies, start) {
   return order;
 }
 
+/** Each function's best neighbours: the ones after which it deflates smallest, best first. */
+function partnersOf(bodies) {
+  const alone = bodies.map(deflatedSize);
+  return bodies.map((body, i) => {
+    const gains = [];
+    bodies.forEach((other, j) => {
+      if (j !== i) gains.push([alone[i] + alone[j] - deflatedSize(Buffer.concat([other, body])), j]);
+    });
+    gains.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    return gains.slice(0, PARTNERS).map((gain) => gain[1]);
+  });
+}
+
 function refine(bodies, order) {
   const size = (o) => deflatedSize(Buffer.concat(o.map((i) => bodies[i])));
+  const partners = partnersOf(bodies);
   let best = size(order);
   let seed = 12345;
-  const random = (n) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  const random = (n) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
   for (let move = 0; move < REFINE_MOVES; move++) {
-    const length = 1 + random(4);
-    const from = random(order.length - length + 1);
+    const moved = random(order.length);
+    const partner = partners[moved][random(PARTNERS)];
     const tried = order.slice();
-    const moved = tried.splice(from, length);
-    tried.splice(random(tried.length + 1), 0, ...moved);
+    tried.splice(tried.indexOf(moved), 1);
+    tried.splice(tried.indexOf(partner) + random(2), 0, moved);
     const triedSize = size(tried);
     if (triedSize < best) { best = triedSize; order = tried; }
   }
