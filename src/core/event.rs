@@ -320,6 +320,19 @@ impl Check<'_> {
         m.push_str(". The field was dropped; the event was still sent.");
         self.errors.push(TagError::new(code, m, v.to_json()));
     }
+
+    /// A field's checked value into its slot, or the field reported by `bad` and dropped: one
+    /// match out of line, not one with its assignment in each arm of the caller.
+    /// `item`: the field is `contents[item].<field>`, named so only when it is reported (most
+    /// items have no bad field, and track() pays for every string it builds).
+    #[inline(never)]
+    fn keep(&mut self, slot: &mut Option<String>, checked: Option<String>, code: &'static str, item: Option<usize>, field: &str, rule: &str, v: &Value) {
+        match (checked, item) {
+            (Some(t), _) => *slot = Some(t),
+            (None, Some(i)) => self.bad(code, &item_field(i, field), rule, v),
+            (None, None) => self.bad(code, field, rule, v),
+        }
+    }
 }
 
 /// A number literal from a number or a numeric string ("12.50"), kept as written. Exponents are
@@ -484,47 +497,39 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
     Some(EventName::Custom(s.to_string()))
 }
 
+/// `contents[i]` and `contents[i].name`, written only for a message: most items have none, and
+/// track() pays for every string it builds.
+fn item_field(i: usize, name: &str) -> String {
+    let mut f = String::from("contents[");
+    crate::core::json::write_u64(&mut f, i as u64);
+    f.push(']');
+    if !name.is_empty() {
+        f.push('.');
+        f.push_str(name);
+    }
+    f
+}
+
 fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
-    // `contents[i]` and `contents[i].name`, written only for a message: most items have none, and
-    // track() pays for every string it builds.
-    let sub = |name: &str| {
-        let mut f = String::from("contents[");
-        crate::core::json::write_u64(&mut f, i as u64);
-        f.push(']');
-        if !name.is_empty() {
-            f.push('.');
-            f.push_str(name);
-        }
-        f
-    };
     let Value::Object(members) = item else {
-        c.bad("invalid_param", &sub(""), "must be an object with an id", item);
+        c.bad("invalid_param", &item_field(i, ""), "must be an object with an id", item);
         return None;
     };
     let Some(id) = item.get("id").and_then(|v| id_text(v, ID_CAP)) else {
-        c.bad("invalid_param", &sub("id"), "is required: a string or integer of 1 to 256 characters; the item was dropped", item.get("id").unwrap_or(&Value::Null));
+        c.bad("invalid_param", &item_field(i, "id"), "is required: a string or integer of 1 to 256 characters; the item was dropped", item.get("id").unwrap_or(&Value::Null));
         return None;
     };
     let mut out = Content { id, ..Content::default() };
     for (k, v) in members {
         match k.as_str() {
             "id" => {}
-            "quantity" => match count_text(v) {
-                Some(q) => out.quantity = Some(q),
-                None => c.bad("invalid_param", &sub("quantity"), "must be an integer ≥ 0", v),
-            },
-            "price" => match non_negative(v) {
-                Some(p) => out.price = Some(p),
-                None => c.bad("invalid_param", &sub("price"), "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
-            },
-            "name" | "category" => match text(v) {
-                Some(t) if k == "name" => out.name = Some(t),
-                Some(t) => out.category = Some(t),
-                None => c.bad("invalid_param", &sub(k), "must be a string", v),
-            },
+            "quantity" => c.keep(&mut out.quantity, count_text(v), "invalid_param", Some(i), "quantity", "must be an integer ≥ 0", v),
+            "price" => c.keep(&mut out.price, non_negative(v), "invalid_param", Some(i), "price", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
+            "name" => c.keep(&mut out.name, text(v), "invalid_param", Some(i), k, "must be a string", v),
+            "category" => c.keep(&mut out.category, text(v), "invalid_param", Some(i), k, "must be a string", v),
             _ => {
                 let mut w = String::from("params.");
-                w.push_str(&sub(k));
+                w.push_str(&item_field(i, k));
                 w.push_str(" is not a contents field (id, quantity, price, name, category) and was ignored");
                 c.warnings.push(w);
             }
@@ -555,18 +560,9 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             continue;
         }
         match k.as_str() {
-            "value" => match non_negative(v) {
-                Some(n) => p.value = Some(n),
-                None => c.bad("invalid_value", "value", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
-            },
-            "currency" => match currency(v) {
-                Some(code) => p.currency = Some(code),
-                None => c.bad("invalid_currency", "currency", "must be an active ISO 4217 code such as \"EUR\" or \"USD\"", v),
-            },
-            "order_id" => match id_text(v, ORDER_ID_MAX) {
-                Some(id) => p.order_id = Some(id),
-                None => c.bad("invalid_param", "order_id", "must be a non-empty string or integer of at most 64 characters without control characters (Google's transaction_id limit; an empty id merges purchases)", v),
-            },
+            "value" => c.keep(&mut p.value, non_negative(v), "invalid_value", None, "value", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
+            "currency" => c.keep(&mut p.currency, currency(v), "invalid_currency", None, "currency", "must be an active ISO 4217 code such as \"EUR\" or \"USD\"", v),
+            "order_id" => c.keep(&mut p.order_id, id_text(v, ORDER_ID_MAX), "invalid_param", None, "order_id", "must be a non-empty string or integer of at most 64 characters without control characters (Google's transaction_id limit; an empty id merges purchases)", v),
             "contents" => match v {
                 Value::Array(items) => {
                     for (j, item) in items.iter().enumerate() {
@@ -603,20 +599,11 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                 Some("product_group") => p.content_type = Some("product_group"),
                 _ => c.bad("invalid_param", "content_type", "must be \"product\" or \"product_group\"", v),
             },
-            "content_name" | "content_category" | "search_string" => match text(v) {
-                Some(t) if k == "content_name" => p.content_name = Some(t),
-                Some(t) if k == "content_category" => p.content_category = Some(t),
-                Some(t) => p.search_string = Some(t),
-                None => c.bad("invalid_param", k, "must be a string", v),
-            },
-            "num_items" => match count_text(v) {
-                Some(n) => p.num_items = Some(n),
-                None => c.bad("invalid_param", "num_items", "must be an integer ≥ 0", v),
-            },
-            "predicted_ltv" => match number_text(v) {
-                Some(n) => p.predicted_ltv = Some(n),
-                None => c.bad("invalid_param", "predicted_ltv", "must be a number or a numeric string", v),
-            },
+            "content_name" => c.keep(&mut p.content_name, text(v), "invalid_param", None, k, "must be a string", v),
+            "content_category" => c.keep(&mut p.content_category, text(v), "invalid_param", None, k, "must be a string", v),
+            "search_string" => c.keep(&mut p.search_string, text(v), "invalid_param", None, k, "must be a string", v),
+            "num_items" => c.keep(&mut p.num_items, count_text(v), "invalid_param", None, "num_items", "must be an integer ≥ 0", v),
+            "predicted_ltv" => c.keep(&mut p.predicted_ltv, number_text(v), "invalid_param", None, "predicted_ltv", "must be a number or a numeric string", v),
             "status" => match v {
                 Value::String(text) => p.status = Some(Status::Text(text.clone())),
                 Value::Bool(flag) => p.status = Some(Status::Flag(*flag)),
@@ -850,6 +837,36 @@ mod tests {
         assert_eq!(p.ids(), vec!["x", "5"]);
         let p = check("\"Search\"", r#"{"content_ids":"x"}"#, Ok(&[])).unwrap();
         assert_eq!(p.content_ids, vec!["x"]);
+    }
+
+    /// fnv64 of the text `each_field_is_kept_or_reported_as_before` writes, as the code before
+    /// Check::keep (a match with its assignment in each arm) wrote it.
+    const PINNED: u64 = 17062404897928572205;
+
+    /// Every field a check keeps or reports (params and a content's), good and bad, and a key
+    /// given twice: the kept params, errors and warnings, pinned whole.
+    #[test]
+    fn each_field_is_kept_or_reported_as_before() {
+        let fields = ["value", "currency", "order_id", "content_name", "content_category", "search_string", "num_items", "predicted_ltv"];
+        let values = ["\"12.50\"", "\"eur\"", "\"A-1\"", "3", "-2", "\"\"", "{}", "null", "\"x\""];
+        let mut all = String::new();
+        for field in fields {
+            for value in values {
+                let params = format!(r#"{{"currency":"EUR","{field}":{value}}}"#);
+                let (mut e, mut w) = (Vec::new(), Vec::new());
+                let p = validate_params(&EventName::Standard(ViewContent), &parse(&params).unwrap(), &mut e, &mut w);
+                all.push_str(&format!("{params} {p:?} {e:?} {w:?}\n"));
+            }
+        }
+        for item in ["quantity", "price", "name", "category"] {
+            for value in values {
+                let params = format!(r#"{{"contents":[{{"id":"a","{item}":{value}}},{{"id":"b","{item}":5,"{item}":{value}}}],"currency":"EUR","value":1,"value":{value}}}"#);
+                let (mut e, mut w) = (Vec::new(), Vec::new());
+                let p = validate_params(&EventName::Standard(Purchase), &parse(&params).unwrap(), &mut e, &mut w);
+                all.push_str(&format!("{params} {p:?} {e:?} {w:?}\n"));
+            }
+        }
+        assert_eq!(crate::core::ids::fnv64(&all), PINNED, "{all}");
     }
 
     #[test]
