@@ -32,6 +32,19 @@ const FIELD_NAMES: &str = field_names!();
 /// The warning's tail, a literal of its own: joining it at run time linked slice-joining code.
 const KNOWN_FIELDS: &str = concat!(" (known: ", field_names!(), ")");
 const FIELD_COUNT: usize = 11;
+/// The fields' indices in FIELD_NAMES (a test checks them), which the normalisers match on: a
+/// match on the index is a jump table, where one on the name compared strings arm by arm.
+const EMAIL: usize = 0;
+const PHONE: usize = 1;
+const FIRST_NAME: usize = 2;
+const LAST_NAME: usize = 3;
+const CITY: usize = 4;
+const STATE: usize = 5;
+const ZIP: usize = 6;
+const COUNTRY: usize = 7;
+const GENDER: usize = 8;
+const DATE_OF_BIRTH: usize = 9;
+const EXTERNAL_ID: usize = 10;
 
 /// Each field's Meta key.
 const META_KEYS: Names<FIELD_COUNT> = Names::new("em ph fn ln ct st zp country ge db external_id");
@@ -183,8 +196,9 @@ fn date_of_birth(t: &str) -> Result<String, &'static str> {
     }
 }
 
-/// The normalised (not yet hashed) value Meta's SDK would hash for identify field `field`.
-pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
+/// The normalised (not yet hashed) value Meta's SDK would hash for identify field `field` (its
+/// index in FIELD_NAMES).
+pub fn meta_normalize(field: usize, raw: &str) -> Result<String, &'static str> {
     let t = trim_lower(raw);
     if t.is_empty() {
         return Err("is empty");
@@ -193,11 +207,11 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
         return Ok(t);
     }
     let out = match field {
-        "email" if valid_email(&t) => t,
-        "email" => return Err("is not a valid email address"),
-        "phone" => meta_phone(&t)?,
-        "city" | "state" => kept(&t, |c| !(c.is_ascii_digit() || text::is_js_space(c) || text::has("()-.", c))),
-        "zip" => {
+        EMAIL if valid_email(&t) => t,
+        EMAIL => return Err("is not a valid email address"),
+        PHONE => meta_phone(&t)?,
+        CITY | STATE => kept(&t, |c| !(c.is_ascii_digit() || text::is_js_space(c) || text::has("()-.", c))),
+        ZIP => {
             let z = kept(&t, |c| !text::is_js_space(c));
             let z = text::before(&z, "-").to_string();
             // Under 2 UTF-16 units (the SDK's `length`): empty, or one char of the BMP.
@@ -207,14 +221,14 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
             }
             z
         }
-        "country" if is_country(&t) => t,
-        "country" => return Err("must be an ISO 3166-1 two-letter code such as \"us\""),
-        "gender" => match kept(&t, |c| c.is_ascii_lowercase()).as_str() {
+        COUNTRY if is_country(&t) => t,
+        COUNTRY => return Err("must be an ISO 3166-1 two-letter code such as \"us\""),
+        GENDER => match kept(&t, |c| c.is_ascii_lowercase()).as_str() {
             "f" | "female" => String::from("f"),
             "m" | "male" => String::from("m"),
             _ => return Err("must be \"f\", \"m\", \"female\" or \"male\""),
         },
-        "dateOfBirth" => date_of_birth(&t)?,
+        DATE_OF_BIRTH => date_of_birth(&t)?,
         _ => t,
     };
     if out.is_empty() {
@@ -224,11 +238,11 @@ pub fn meta_normalize(field: &str, raw: &str) -> Result<String, &'static str> {
 }
 
 /// Google's form of a field Meta normalised (`None`: Google does not take it hashed).
-pub fn google_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
+pub fn google_normalize(field: usize, meta: &str, raw: &str) -> Option<String> {
     let hash = sha256::is_hex64(meta);
     match field {
-        _ if hash && matches!(field, "email" | "phone" | "firstName" | "lastName") => Some(meta.to_string()),
-        "email" => Some(match text::split_once(meta, "@") {
+        _ if hash && matches!(field, EMAIL | PHONE | FIRST_NAME | LAST_NAME) => Some(meta.to_string()),
+        EMAIL => Some(match text::split_once(meta, "@") {
             Some((local, domain)) if domain == "gmail.com" || domain == "googlemail.com" => {
                 let mut e = kept(local, |c| c != '.');
                 e.push('@');
@@ -237,20 +251,20 @@ pub fn google_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
             }
             _ => meta.to_string(),
         }),
-        "phone" => e164(raw),
-        "firstName" | "lastName" => Some(meta.to_string()),
+        PHONE => e164(raw),
+        FIRST_NAME | LAST_NAME => Some(meta.to_string()),
         _ => None,
     }
 }
 
 /// TikTok's form (`raw` for external_id, which TikTok hashes as given).
-pub fn tiktok_normalize(field: &str, meta: &str, raw: &str) -> Option<String> {
+pub fn tiktok_normalize(field: usize, meta: &str, raw: &str) -> Option<String> {
     let hash = sha256::is_hex64(meta);
     match field {
-        _ if hash && matches!(field, "email" | "phone" | "externalId") => Some(meta.to_string()),
-        "email" => Some(meta.to_string()),
-        "phone" => e164(raw),
-        "externalId" => Some(text::trim(raw).to_string()),
+        _ if hash && matches!(field, EMAIL | PHONE | EXTERNAL_ID) => Some(meta.to_string()),
+        EMAIL => Some(meta.to_string()),
+        PHONE => e164(raw),
+        EXTERNAL_ID => Some(text::trim(raw).to_string()),
         _ => None,
     }
 }
@@ -358,8 +372,8 @@ impl Identity {
             // One error path for both failures: a value of the wrong type and one that breaks a rule.
             let (raw, meta) = match v {
                 Value::Null => (None, Ok(None)),
-                Value::String(s) if s.len() <= 512 => (Some(s.as_str()), meta_normalize(name, s).map(Some)),
-                Value::Number(n) if matches!(name, "phone" | "zip" | "externalId") => (Some(n.as_str()), meta_normalize(name, n).map(Some)),
+                Value::String(s) if s.len() <= 512 => (Some(s.as_str()), meta_normalize(field, s).map(Some)),
+                Value::Number(n) if matches!(field, PHONE | ZIP | EXTERNAL_ID) => (Some(n.as_str()), meta_normalize(field, n).map(Some)),
                 _ => (None, Err("must be a string (of at most 512 bytes)")),
             };
             let meta = match meta {
@@ -377,10 +391,10 @@ impl Identity {
             };
             // One match for both, where an `and_then` each linked a copy of the Option plumbing.
             let (google, tiktok) = match (meta.as_deref(), raw.unwrap_or_default()) {
-                (Some(n), raw) => (google_normalize(name, n, raw), tiktok_normalize(name, n, raw)),
+                (Some(n), raw) => (google_normalize(field, n, raw), tiktok_normalize(field, n, raw)),
                 (None, _) => (None, None),
             };
-            if meta.is_some() && name == "phone" && google.is_none() {
+            if meta.is_some() && field == PHONE && google.is_none() {
                 warnings.push(String::from("identify: phone has no country code (E.164), so Google and TikTok do not get it"));
             }
             set(&mut self.google, &GOOGLE_KEYS, field, google);
@@ -460,6 +474,21 @@ impl Identity {
 mod tests {
     use super::*;
 
+    /// A field's index in FIELD_NAMES, by its name.
+    fn field_index(name: &str) -> usize {
+        text::split(FIELD_NAMES, ", ").position(|n| n == name).expect("a field name")
+    }
+
+    #[test]
+    fn field_indices_follow_field_names() {
+        let names = ["email", "phone", "firstName", "lastName", "city", "state", "zip", "country", "gender", "dateOfBirth", "externalId"];
+        let indices = [EMAIL, PHONE, FIRST_NAME, LAST_NAME, CITY, STATE, ZIP, COUNTRY, GENDER, DATE_OF_BIRTH, EXTERNAL_ID];
+        assert_eq!(names.len(), FIELD_COUNT);
+        for (name, index) in names.iter().zip(indices) {
+            assert_eq!(field_index(name), index, "{name}");
+        }
+    }
+
     /// Domain labels of up to 63 bytes, in any position, against the split it replaced.
     #[test]
     fn email_domain_labels_up_to_63() {
@@ -511,7 +540,7 @@ mod tests {
     fn zip_length_counts_utf16_units() {
         for z in ["1", "12", "é", "é1", "€", "€€", "😀", "😀1", "a😀"] {
             let short = z.encode_utf16().count() < 2;
-            assert_eq!(meta_normalize("zip", z).is_err(), short, "{z:?}");
+            assert_eq!(meta_normalize(ZIP, z).is_err(), short, "{z:?}");
         }
     }
     use crate::core::json::parse;
@@ -708,8 +737,8 @@ mod tests {
         for outside in ["", "u", "usa", "u`", "{s", "@a", "US", "é"] {
             assert!(!is_country(outside), "{outside}");
         }
-        assert_eq!(meta_normalize("country", " US ").as_deref(), Ok("us"));
-        assert!(meta_normalize("country", "UK").is_err());
+        assert_eq!(meta_normalize(COUNTRY, " US ").as_deref(), Ok("us"));
+        assert!(meta_normalize(COUNTRY, "UK").is_err());
     }
 
     /// Golden vectors checked against Meta's SDK: tests/oracle/vectors.json is written by
@@ -728,7 +757,8 @@ mod tests {
         for row in rows {
             let field = row.get("field").and_then(Value::as_str).unwrap();
             let input = row.get("input").and_then(Value::as_str).unwrap();
-            let norm = meta_normalize(field, input);
+            let index = field_index(field);
+            let norm = meta_normalize(index, input);
             let ours = norm.clone().map(hashed);
             if row.get("tandem_refuses").is_some() {
                 assert!(ours.is_err(), "{field} {input:?}: Tandem refuses it ({:?}), gave {ours:?}", row.get("tandem_refuses"));
@@ -737,8 +767,8 @@ mod tests {
                 Some(want) => assert_eq!(ours.as_deref(), Ok(want), "meta {field} {input:?}"),
                 None => assert!(ours.is_err(), "meta {field} {input:?}: the SDK refuses it, Tandem gave {ours:?}"),
             }
-            let google = norm.as_deref().ok().and_then(|n| google_normalize(field, n, input)).map(hashed);
-            let tiktok = norm.as_deref().ok().and_then(|n| tiktok_normalize(field, n, input)).map(hashed);
+            let google = norm.as_deref().ok().and_then(|n| google_normalize(index, n, input)).map(hashed);
+            let tiktok = norm.as_deref().ok().and_then(|n| tiktok_normalize(index, n, input)).map(hashed);
             assert_eq!(google.as_deref(), row.get("google").and_then(Value::as_str), "google {field} {input:?}");
             assert_eq!(tiktok.as_deref(), row.get("tiktok").and_then(Value::as_str), "tiktok {field} {input:?}");
             if !fields_seen.contains(&field) {
