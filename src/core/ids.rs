@@ -8,8 +8,9 @@ use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, Value};
 use crate::core::text;
 
-/// The track option keys that name the event's id: ours, fbq's and ttq's spelling.
-pub const EVENT_ID_OPTIONS: [&str; 3] = ["eventId", "eventID", "event_id"];
+/// The track option keys that name the event's id: ours, fbq's and ttq's spelling, one space
+/// apart (for `text::listed`, the membership test the other key lists use).
+pub const EVENT_ID_OPTIONS: &str = "eventId eventID event_id";
 
 /// Google's transaction_id limit, which the event id may be used as.
 pub const EVENT_ID_MAX: usize = 64;

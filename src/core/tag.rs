@@ -461,7 +461,7 @@ impl Tag {
             Value::String(_) | Value::Number(_) => id_option = Some(options),
             Value::Object(members) => {
                 for (k, v) in members {
-                    if !ids::EVENT_ID_OPTIONS.iter().any(|o| *k == **o) {
+                    if !text::listed(ids::EVENT_ID_OPTIONS, " ", k) {
                         out.warnings.push(crate::core::error::unknown_key("option", k, " (known: eventId)"));
                     } else if !matches!(v, Value::Null) {
                         id_option = Some(v);
