@@ -310,7 +310,13 @@ fn set(list: &mut Vec<(&'static str, String)>, keys: &Names<FIELD_COUNT>, field:
     // code of their own for this list alone.
     let old = std::mem::take(list);
     for (k, h) in &old {
-        if (0..FIELD_COUNT).position(|i| keys.get(i) == *k) > Some(field) {
+        // The held field's index, counted in a loop: (0..N).position(..) linked the range's
+        // adapter and an Option comparison for this line.
+        let mut held = 0;
+        while held < FIELD_COUNT && keys.get(held) != *k {
+            held += 1;
+        }
+        if held < FIELD_COUNT && held > field {
             if let Some(v) = value.take() {
                 list.push((key, v));
             }
