@@ -104,6 +104,12 @@ impl Outcome {
         self.warnings.append(&mut later.warnings);
     }
 
+    /// `append`, taking `event`'s event_id too: the outcome of a call whose event `event` is.
+    fn append_event(&mut self, mut event: Outcome) {
+        self.append(&mut event);
+        self.event_id = event.event_id;
+    }
+
     /// `{"event_id":…|null,"errors":[{code,message,input}],"warnings":[…]}` for the loader.
     /// Effects are not included: the shell carries them out.
     pub fn to_json(&self) -> String {
@@ -299,11 +305,10 @@ impl Tag {
             tag.set_up(&consent, &page.nonce, &mut out.effects);
         }
         if tag.config.auto_page_view {
-            let mut pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+            let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
             tag.remember_page_view(page, &pv.event_id);
             // Its errors are none (a fresh random id cannot be a double): all of it is appended.
-            out.append(&mut pv);
-            out.event_id = pv.event_id;
+            out.append_event(pv);
         }
         (Some(tag), out)
     }
@@ -416,12 +421,11 @@ impl Tag {
         // A consent wait may have ended without its timer having run yet: its change comes first.
         let mut caught_up = self.consent_changed(page, rng);
         let (cookie, store) = self.observe_landing(page);
-        let mut out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+        let out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
         self.remember_page_view(page, &out.event_id);
         self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
         self.gate_write(store, page.now_ms, &mut caught_up.effects);
-        caught_up.append(&mut out);
-        caught_up.event_id = out.event_id;
+        caught_up.append_event(out);
         caught_up
     }
 
@@ -493,18 +497,16 @@ impl Tag {
         // then the view a router's page() right after repeats.
         let page_view = matches!(name, EventName::Standard(Standard::PageView));
         if page_view && event_id.is_none() {
-            if let Some(mut repeated) = self.repeated_page_view(page) {
-                out.append(&mut repeated);
-                out.event_id = repeated.event_id;
+            if let Some(repeated) = self.repeated_page_view(page) {
+                out.append_event(repeated);
                 return out;
             }
         }
-        let mut sent = self.track_valid(name, params, event_id, page, rng);
+        let sent = self.track_valid(name, params, event_id, page, rng);
         if page_view {
             self.remember_page_view(page, &sent.event_id);
         }
-        out.append(&mut sent);
-        out.event_id = sent.event_id;
+        out.append_event(sent);
         out
     }
 
