@@ -239,25 +239,24 @@ impl Tag {
     /// `params` (the caller is done with them), which spares a copy.
     pub(super) fn consent_gate(&mut self, name: &EventName, params: &mut Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
         let state = self.privacy.state(page.now_ms);
+        let held = state.pending();
+        if !held && state.may_send() {
+            return None;
+        }
+        // Held or dropped, the warning names the event the same way: one prefix for both.
         let mut out = Outcome::default();
-        if state.pending() {
+        let mut w = String::from("consent: ");
+        w.push_str(name.as_str());
+        if held {
             self.privacy.held.push(Held { name: name.clone(), params: std::mem::take(params), event_id: event_id.to_string(), site_event_id, page: page.clone() });
-            let mut w = String::from("consent: ");
-            w.push_str(name.as_str());
             w.push_str(" waits for a consent update (wait_for_update) event_id=");
             w.push_str(event_id);
-            out.warnings.push(w);
             out.event_id = Some(event_id.to_string());
-            return Some(out);
-        }
-        if !state.may_send() {
-            let mut w = String::from("consent: ");
-            w.push_str(name.as_str());
+        } else {
             w.push_str(" not sent (consentMode 'basic' needs ad_storage and ad_user_data granted)");
-            out.warnings.push(w);
-            return Some(out);
         }
-        None
+        out.warnings.push(w);
+        Some(out)
     }
 
     /// The endpoint's copy of one event: identifiers only with ad_user_data granted, hashed
@@ -821,6 +820,23 @@ mod tests {
         at.now_ms = NOW + 1000;
         let out = tag.wake(&at, &mut Counter(5));
         assert!(lines(&out.effects).iter().any(|l| l.starts_with("send")), "{out:?}");
+    }
+
+    /// The warnings of an event held by a wait and of one dropped in basic mode, word for word.
+    #[test]
+    fn held_and_dropped_events_are_warned_of_by_name() {
+        let p = page("https://www.shop.example/", "");
+        let lead = |tag: &mut Tag| tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"l-1"}"#).unwrap(), &p, &mut Counter(5));
+        let waiting = [("consent", r#"["default",{"ad_storage":"denied","wait_for_update":1000}]"#)];
+        let (mut tag, _) = init_with(r#"{"autoPageView":false}"#, &p, pre(&waiting, false));
+        let held = lead(&mut tag);
+        assert_eq!(held.event_id.as_deref(), Some("l-1"));
+        assert_eq!(held.warnings, ["consent: Lead waits for a consent update (wait_for_update) event_id=l-1"]);
+        let denied = [("consent", r#"["default",{"ad_storage":"denied","ad_user_data":"denied"}]"#)];
+        let (mut tag, _) = init_with(r#"{"consentMode":"basic","autoPageView":false}"#, &p, pre(&denied, false));
+        let dropped = lead(&mut tag);
+        assert_eq!(dropped.event_id, None);
+        assert_eq!(dropped.warnings, ["consent: Lead not sent (consentMode 'basic' needs ad_storage and ad_user_data granted)"]);
     }
 
     #[test]
