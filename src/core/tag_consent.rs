@@ -391,16 +391,16 @@ impl Tag {
         if self.config.debug {
             out.effects.push(Effect::Log(self.privacy.identity.debug_line()));
         }
-        match self.privacy.identity(&state).filter(|_| !self.setup_waiting) {
-            Some(id) => {
+        match self.privacy.identity(&state) {
+            Some(id) if !self.setup_waiting => {
                 for d in &self.config.destinations {
                     d.identify(id, &mut out.effects);
                 }
             }
-            None if !self.privacy.identity.is_empty() => {
+            _ if !self.privacy.identity.is_empty() => {
                 out.warnings.push(String::from("identify: kept in memory; nothing is sent until consent allows it (ad_user_data; in basic mode ad_storage too)"));
             }
-            None => {}
+            _ => {}
         }
         out
     }
