@@ -53,7 +53,8 @@ pub enum Effect {
     /// Assign this string to `document.cookie` (already fully rendered: name=value; attributes).
     SetCookie(String),
     /// `localStorage.setItem(key, value)`; failures (quota, disabled storage) are ignored by design.
-    Store { key: String, value: String },
+    /// The keys are the tag's own constants, so not copied into a String for each write.
+    Store { key: &'static str, value: String },
     /// Inject a platform's own base code, the way its snippet does (`load: true`).
     /// `platform` is the registry key; `args_json` a JSON array handed to its loader.
     LoadBaseCode { platform: &'static str, args_json: String },
@@ -410,7 +411,7 @@ impl Tag {
             return None;
         }
         self.stored_attribution = json.clone();
-        Some(Effect::Store { key: STORAGE_KEY.to_string(), value: json })
+        Some(Effect::Store { key: STORAGE_KEY, value: json })
     }
 
     /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then
@@ -688,7 +689,7 @@ impl Tag {
                 self.sent_log.merge(stored, page.now_ms);
             }
             let now_ms = page.now_ms;
-            let store = Effect::Store { key: String::from(sent::STORAGE_KEY), value: self.sent_log.to_stored() };
+            let store = Effect::Store { key: sent::STORAGE_KEY, value: self.sent_log.to_stored() };
             self.gate_write(Some(store), now_ms, &mut out.effects);
         }
     }
@@ -761,7 +762,7 @@ mod tests {
 
     fn stored_sent_log(o: &Outcome) -> Option<String> {
         o.effects.iter().rev().find_map(|e| match e {
-            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            Effect::Store { key, value } if *key == sent::STORAGE_KEY => Some(value.clone()),
             _ => None,
         })
     }
@@ -1072,7 +1073,7 @@ mod tests {
         let (mut first_load, _) = init(ALL, &p);
         let first = purchase(&mut first_load, &p, "");
         let stored = first.effects.iter().find_map(|e| match e {
-            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            Effect::Store { key, value } if *key == sent::STORAGE_KEY => Some(value.clone()),
             _ => None,
         });
         assert!(stored.is_some(), "{:?}", first.effects);
@@ -1088,7 +1089,7 @@ mod tests {
         let lead = |tag: &mut Tag, p: &PageFacts| tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &parse(r#"{"eventId":"lead-1"}"#).unwrap(), p, &mut Counter(4));
         let sent_lead = lead(&mut reload, &p);
         p.stored_sent = sent_lead.effects.iter().find_map(|e| match e {
-            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            Effect::Store { key, value } if *key == sent::STORAGE_KEY => Some(value.clone()),
             _ => None,
         });
         let (mut third_load, _) = init(ALL, &p);

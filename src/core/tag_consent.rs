@@ -90,7 +90,7 @@ fn purpose_allows(effect: &Effect, state: &State) -> bool {
     match effect {
         Effect::SetCookie(c) if c.starts_with(cookies::CLIENT_ID) => state.analytics_storage(),
         Effect::SetCookie(c) if c.starts_with(cookies::FBP) || c.starts_with(cookies::FBC) => state.ad_storage(),
-        Effect::Store { key, .. } if key == attribution::STORAGE_KEY || key == sent::STORAGE_KEY => state.ad_storage(),
+        Effect::Store { key, .. } if *key == attribution::STORAGE_KEY || *key == sent::STORAGE_KEY => state.ad_storage(),
         _ => true,
     }
 }
@@ -324,7 +324,7 @@ impl Tag {
             }
             // The sent log kept back is written from now's log, merged with what other tabs
             // stored meanwhile, not as the snapshot kept.
-            if matches!(&e, Effect::Store { key, .. } if key == sent::STORAGE_KEY) {
+            if matches!(&e, Effect::Store { key, .. } if *key == sent::STORAGE_KEY) {
                 self.sent_log_dirty = true;
                 continue;
             }
@@ -884,7 +884,7 @@ mod tests {
             tag.track(&parse("\"Purchase\"").unwrap(), &params, &Value::Null, p, &mut Counter(7))
         };
         let stored = |o: &Outcome| o.effects.iter().rev().find_map(|e| match e {
-            Effect::Store { key, value } if key == sent::STORAGE_KEY => Some(value.clone()),
+            Effect::Store { key, value } if *key == sent::STORAGE_KEY => Some(value.clone()),
             _ => None,
         });
         let denied = r#"["default",{"ad_storage":"denied","analytics_storage":"denied","ad_user_data":"denied","ad_personalization":"denied"}]"#;
