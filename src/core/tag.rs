@@ -356,12 +356,12 @@ impl Tag {
         let mut cookie = None;
         let params = url::query_params(&page.url);
         // A match, not Option::or, linked for this line.
+        // Borrowed, not copied: decide_fbc copies what it keeps.
         let existing = match cookies::get(self.ad_cookies(page), cookies::FBC) {
             Some(v) => Some(v),
             None => self.fbc.as_deref(),
-        }
-        .map(str::to_string);
-        match cookies::decide_fbc(existing.as_deref(), url::param(&params, "fbclid"), self.subdomain_index, page.now_ms) {
+        };
+        match cookies::decide_fbc(existing, url::param(&params, "fbclid"), self.subdomain_index, page.now_ms) {
             FbcDecision::Set(v) => {
                 cookie = Some(self.cookie(cookies::FBC, &v, cookies::FB_MAX_AGE_S, page.https));
                 self.fbc = Some(v);
