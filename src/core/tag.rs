@@ -196,6 +196,21 @@ fn random_u32(rng: &mut dyn Entropy) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// The cookie domain (`None`: host-only) and the subdomainIndex for `page`'s host: the configured
+/// domain, else the registrable one when `probe` (see `PageFacts::registrable_domain`). One
+/// function for init and `Tag::settle_domain`, which each read the host and probed.
+fn find_cookie_domain(page: &PageFacts, configured: Option<&String>, probe: bool) -> (Option<String>, u64) {
+    let host = url::host(&page.url).unwrap_or_default();
+    // The configured domain copied in its arm, not by cloning the Option first (a clone linked for this).
+    let domain = match configured {
+        Some(d) => Some(d.clone()),
+        None => page.registrable_domain.filter(|_| probe).and_then(|find| find(&host)),
+    }
+    .filter(|d| !d.is_empty());
+    let index = cookies::subdomain_index(domain.as_deref(), &host);
+    (domain, index)
+}
+
 /// A debug line; the shell prefixes it with `[tandem] ` on the console.
 fn log(out: &mut Vec<Effect>, parts: &[&str]) {
     let mut line = String::new();
@@ -231,18 +246,11 @@ impl Tag {
         }
         let privacy = tag_consent::Privacy::new(pre, config, &mut out.errors);
         let config = config::parse(config, &page.url, &mut out.errors, &mut out.warnings);
-        let host = url::host(&page.url).unwrap_or_default();
         let state = privacy.state(page.now_ms);
         let ad_storage_read = state.ad_storage();
         // A cookie may be written now: find where cookies go before any identifier is made.
         let domain_settled = config.cookie_domain.is_some() || state.any_cookie();
-        // The configured domain copied in its arm, not by cloning the Option first (a clone linked for this).
-        let cookie_domain = match &config.cookie_domain {
-            Some(d) => Some(d.clone()),
-            None => page.registrable_domain.filter(|_| domain_settled).and_then(|find| find(&host)),
-        }
-        .filter(|d| !d.is_empty());
-        let subdomain_index = cookies::subdomain_index(cookie_domain.as_deref(), &host);
+        let (cookie_domain, subdomain_index) = find_cookie_domain(page, config.cookie_domain.as_ref(), domain_settled);
         let mut tag = Tag {
             config,
             attribution: Attribution::default(),

@@ -193,11 +193,9 @@ impl Tag {
             return;
         }
         self.domain_settled = true;
-        let host = url::host(&page.url).unwrap_or_default();
-        let Some(domain) = page.registrable_domain.and_then(|find| find(&host)).filter(|d| !d.is_empty()) else { return };
-        self.subdomain_index = cookies::subdomain_index(Some(&domain), &host);
+        let (Some(domain), index) = super::find_cookie_domain(page, None, true) else { return };
+        self.subdomain_index = index;
         self.cookie_domain = Some(domain);
-        let index = self.subdomain_index;
         let Tag { privacy, fbp, fbc, client_id, cookie_domain, .. } = self;
         for kept in &mut privacy.unsaved {
             let Effect::SetCookie(c) = kept else { continue };
