@@ -199,16 +199,18 @@ impl Tag {
         let Tag { privacy, fbp, fbc, client_id, cookie_domain, .. } = self;
         for kept in &mut privacy.unsaved {
             let Effect::SetCookie(c) = kept else { continue };
-            let (name, value, max_age_s) = if c.starts_with(cookies::CLIENT_ID) {
-                (cookies::CLIENT_ID, &mut *client_id, cookies::CLIENT_ID_MAX_AGE_S)
+            // `indexed`: a Meta cookie, whose value carries the subdomainIndex (a flag, where
+            // comparing the name with the client id's compared strings).
+            let (name, value, max_age_s, indexed) = if c.starts_with(cookies::CLIENT_ID) {
+                (cookies::CLIENT_ID, &mut *client_id, cookies::CLIENT_ID_MAX_AGE_S, false)
             } else if c.starts_with(cookies::FBP) {
-                (cookies::FBP, &mut *fbp, cookies::FB_MAX_AGE_S)
+                (cookies::FBP, &mut *fbp, cookies::FB_MAX_AGE_S, true)
             } else if let (true, Some(made)) = (c.starts_with(cookies::FBC), fbc.as_mut()) {
-                (cookies::FBC, made, cookies::FB_MAX_AGE_S)
+                (cookies::FBC, made, cookies::FB_MAX_AGE_S, true)
             } else {
                 continue;
             };
-            if name != cookies::CLIENT_ID {
+            if indexed {
                 *value = cookies::with_subdomain_index(value, index);
             }
             *c = cookies::render_set_cookie(name, value, max_age_s, cookie_domain.as_deref(), page.https);
