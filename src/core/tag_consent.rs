@@ -303,9 +303,7 @@ impl Tag {
             return out;
         }
         if self.config.debug {
-            let mut line = String::from("consent: ");
-            line.push_str(&state.to_json());
-            out.effects.push(Effect::Log(line));
+            super::log(&mut out.effects, &["consent: ", &state.to_json()]);
         }
         let was_set_up = !self.setup_waiting;
         for d in &self.config.destinations {
@@ -820,6 +818,17 @@ mod tests {
         at.now_ms = NOW + 1000;
         let out = tag.wake(&at, &mut Counter(5));
         assert!(lines(&out.effects).iter().any(|l| l.starts_with("send")), "{out:?}");
+    }
+
+    /// In debug mode a consent change is logged with the state in force, as one line.
+    #[test]
+    fn debug_logs_each_consent_change() {
+        let p = page("https://www.shop.example/", "");
+        let (mut tag, _) = init_with(r#"{"debug":true,"autoPageView":false}"#, &p, Pre::default());
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"denied"}"#).unwrap(), &p, &mut Counter(1));
+        let logs: Vec<String> = lines(&out.effects).into_iter().filter(|l| l.starts_with("log consent: ")).collect();
+        assert_eq!(logs, [String::from("log consent: ") + &tag.consent_state(NOW).to_json()]);
+        assert!(logs[0].contains(r#""ad_storage":"denied""#), "{logs:?}");
     }
 
     /// The warnings of an event held by a wait and of one dropped in basic mode, word for word.
