@@ -429,7 +429,7 @@ impl Tag {
             return out;
         }
         // A consent wait may have ended without its timer having run yet: its change comes first.
-        let mut caught_up = self.consent_changed(page, rng);
+        let mut caught_up = self.consent_changed(page);
         let (cookie, store) = self.observe_landing(page);
         let out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
         self.remember_page_view(page, &out.event_id);
@@ -465,7 +465,7 @@ impl Tag {
     pub fn track(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
         // As in `page`: a wait that ended before its timer ran releases what it held first (when
         // deferred, into `deferred` ahead of this event), and the platforms hear of it first.
-        let mut out = self.consent_changed(page, rng);
+        let mut out = self.consent_changed(page);
         // `eventID` (fbq's spelling) and `event_id` (ttq's) are taken too, and a bare string or
         // number as the id itself: a site's id sent as a random one instead would never match its
         // server copy.
@@ -565,12 +565,12 @@ impl Tag {
         if let Some(out) = self.consent_gate(&name, &mut params, &event_id, site_event_id, page) {
             return out;
         }
-        self.send_valid(name, params, event_id, site_event_id, page, rng)
+        self.send_valid(name, params, event_id, site_event_id, page)
     }
 
     /// Deduplication, destinations, endpoint, for an event with its id (also a held event
     /// released by a consent update, with the page facts of when it was tracked).
-    fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, _rng: &mut dyn Entropy) -> Outcome {
+    fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts) -> Outcome {
         let mut out = Outcome::default();
         // One event per event_id: the endpoint and the collector keep one event per id. The same
         // id under another event name is a site's mistake that would lose that event silently,
@@ -1067,7 +1067,7 @@ mod tests {
         assert!(emit(&mut tag, &with, &with, 2));
         assert!(!tag.needs_cookies_to_emit() && emit(&mut tag, &without, &no_cookies, 3));
         // A consent command: looked for again (a consent platform may have deleted it).
-        tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &without, &mut Counter(4));
+        tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &without);
         assert!(tag.needs_cookies_to_emit() && !emit(&mut tag, &without, &without, 5));
     }
 

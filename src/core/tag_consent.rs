@@ -9,7 +9,7 @@
 //! mode an event without ad consent is dropped, and so is everything held when the wait ends that
 //! way; identifiers (hashes, click IDs, fbp/fbc/ttp) reach no payload while ad_user_data is denied.
 
-use super::{Effect, Entropy, Outcome, PageFacts, Tag};
+use super::{Effect, Outcome, PageFacts, Tag};
 use crate::core::consent::{Consent, Settings, State};
 use crate::core::error::TagError;
 use crate::core::event::{EventName, Params, Standard};
@@ -268,12 +268,12 @@ impl Tag {
     }
 
     /// `tandem('consent', 'default' | 'update', values)` after init.
-    pub fn consent(&mut self, kind: &Value, values: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub fn consent(&mut self, kind: &Value, values: &Value, page: &PageFacts) -> Outcome {
         let mut out = Outcome::default();
         // A consent platform may have deleted the cookie with the visitor's choice.
         self.ttp = None;
         self.privacy.consent.apply(kind, values, page.now_ms, &mut out.errors, &mut out.warnings);
-        let mut changes = self.consent_changed(page, rng);
+        let mut changes = self.consent_changed(page);
         changes.append(&mut out);
         changes
     }
@@ -282,19 +282,19 @@ impl Tag {
     /// At pagehide, a consent wait still running ends as its deadline would: the visitor left
     /// without choosing, and what it held goes under the default's values while the page can
     /// still beacon it, instead of being lost with the page.
-    pub fn end_wait_at_unload(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub fn end_wait_at_unload(&mut self, page: &PageFacts) -> Outcome {
         self.privacy.consent.end_wait();
-        self.consent_changed(page, rng)
+        self.consent_changed(page)
     }
 
-    pub fn wake(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub fn wake(&mut self, page: &PageFacts) -> Outcome {
         self.privacy.consent.expire(page.now_ms);
-        self.consent_changed(page, rng)
+        self.consent_changed(page)
     }
 
     /// After any change: tell the platforms, carry out writes now allowed, hand over identity
     /// newly allowed, release or drop held events.
-    pub(super) fn consent_changed(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub(super) fn consent_changed(&mut self, page: &PageFacts) -> Outcome {
         let mut out = Outcome::default();
         self.privacy.consent.expire(page.now_ms);
         let state = self.privacy.state(page.now_ms);
@@ -374,7 +374,7 @@ impl Tag {
                     continue;
                 }
                 let name = std::mem::replace(&mut h.name, EventName::Standard(Standard::PageView));
-                out.append(&mut self.send_valid(name, std::mem::take(&mut h.params), std::mem::take(&mut h.event_id), h.site_event_id, &h.page, rng));
+                out.append(&mut self.send_valid(name, std::mem::take(&mut h.params), std::mem::take(&mut h.event_id), h.site_event_id, &h.page));
             }
         }
         out
@@ -408,6 +408,7 @@ impl Tag {
 mod tests {
     use super::*;
     use crate::core::tag::tests::{lines, sends};
+    use crate::core::tag::Entropy;
     use crate::core::json::parse;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -487,7 +488,7 @@ mod tests {
         assert!(id.effects.is_empty() && id.warnings[0].contains("kept in memory"));
         // Grant: the kept-back writes happen, platforms are told, identity is handed over.
         let granted = parse(r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}"#).unwrap();
-        let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p);
         let l = lines(&out.effects);
         assert_eq!(l.iter().filter(|l| l.starts_with("cookie _fbp=") || l.starts_with("cookie _fbc=") || l.starts_with("cookie _tandem_cid=")).count(), 3, "{l:#?}");
         assert!(l.iter().any(|l| l.starts_with("store tandem:attribution")), "{l:#?}");
@@ -503,7 +504,7 @@ mod tests {
         assert_eq!(ev.get("click_ids").and_then(|c| c.get("gclid")).and_then(|g| g.get("value")).and_then(Value::as_str), Some("G1"));
         assert!(ev.get("google_user_data").is_some() && ev.get("tiktok_user_data").is_some());
         // The same state again changes nothing.
-        assert!(tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(1)).effects.is_empty());
+        assert!(tag.consent(&parse("\"update\"").unwrap(), &granted, &p).effects.is_empty());
     }
 
     thread_local! {
@@ -533,7 +534,7 @@ mod tests {
         assert_eq!(probes(), 0, "no test cookie while both storages are denied");
 
         let update = parse("\"update\"").unwrap();
-        let out = tag.consent(&update, &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &p, &mut Counter(9));
+        let out = tag.consent(&update, &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &p);
         assert_eq!(probes(), 1, "probed when _fbp may be set");
         let l = lines(&out.effects);
         // Made host-only for www.shop.example (subdomainIndex 2), written on shop.example (1).
@@ -546,7 +547,7 @@ mod tests {
         assert_eq!(value("fbp").as_deref(), fbp.strip_prefix("cookie _fbp=").and_then(|c| c.split(';').next()), "events carry the cookie's value");
         assert_eq!(value("fbc").as_deref(), Some("fb.1.1700000000000.F2"));
 
-        let out = tag.consent(&update, &parse(r#"{"analytics_storage":"granted"}"#).unwrap(), &p, &mut Counter(50));
+        let out = tag.consent(&update, &parse(r#"{"analytics_storage":"granted"}"#).unwrap(), &p);
         let cid = lines(&out.effects).into_iter().find(|l| l.starts_with("cookie _tandem_cid=")).expect("client id cookie");
         assert!(cid.contains("; Domain=shop.example;"), "{cid}");
         assert_eq!(probes(), 1, "probed once");
@@ -580,7 +581,7 @@ mod tests {
         assert!(!body_of(&t).to_json().contains("tt1"), "no _ttp while denied");
         assert!(!tag.needs_cookies_to_emit(), "nor are the cookies read for it");
 
-        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p, &mut Counter(30));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p);
         assert!(tag.needs_cookies_to_emit(), "_ttp is looked for once granted");
         let l = lines(&out.effects);
         assert!(cookie_line(&l, "_fbp").is_none() && cookie_line(&l, "_fbc").is_none(), "the cookies there are kept: {l:#?}");
@@ -611,7 +612,7 @@ mod tests {
         assert_eq!(tag.unread_landings.len(), 32);
         assert!(tag.unread_landings[0].0.ends_with("/?utm_source=mail") && tag.unread_landings[31].0.ends_with("/b?gclid=G2&utm_source=ads"), "the first and the latest that changed something");
         let update = PageFacts { now_ms: NOW + 300_000, ..p.clone() };
-        tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &update, &mut Counter(200));
+        tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &update);
         let stored = tag.attribution.to_json();
         assert!(stored.contains(r#""gclid":{"value":"G2","ts":1700000082000}"#) && stored.contains(r#""first":{"source":"mail","ts":1700000000000}"#) && stored.contains(r#""last":{"source":"ads""#), "{stored}");
     }
@@ -642,7 +643,7 @@ mod tests {
         for (url, written) in [("https://www.shop.example/?fbclid=OLD", None), ("https://www.shop.example/?fbclid=NEW", Some("fb.1.1700000000000.NEW"))] {
             let p = page(url, cookies);
             let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", denied)], false));
-            let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p, &mut Counter(30));
+            let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &p);
             let l = lines(&out.effects);
             let line = cookie_line(&l, "_fbc").map(|c| c.trim_start_matches("cookie _fbc=").split(';').next().unwrap_or_default());
             assert_eq!(line, written, "{url}: {l:#?}");
@@ -697,7 +698,7 @@ mod tests {
         // The update arrives: both go out, with their original times.
         let mut at = p.clone();
         at.now_ms = NOW + 300;
-        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at, &mut Counter(1));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at);
         let bodies: Vec<Value> = out.effects.iter().filter_map(|e| if let Effect::Send { event, .. } = e { parse(&crate::core::payload::tests::wrap(event)).ok() } else { None }).collect();
         assert_eq!(bodies.len(), 2);
         let ev = |b: &Value| match b.get("events") {
@@ -721,10 +722,10 @@ mod tests {
         assert!(tag.consent_state(NOW + 200).pending());
         // Another default during the wait is not sent as an update, which would end gtag's wait.
         let during = PageFacts { now_ms: NOW + 300, ..p.clone() };
-        let out = tag.consent(&parse("\"default\"").unwrap(), &parse(r#"{"ad_personalization":"denied"}"#).unwrap(), &during, &mut Counter(9));
+        let out = tag.consent(&parse("\"default\"").unwrap(), &parse(r#"{"ad_personalization":"denied"}"#).unwrap(), &during);
         assert!(gtag(&out.effects).is_empty(), "{:?}", out.effects);
         // At the deadline the state in force, as an update, without a wait.
-        let out = tag.wake(&PageFacts { now_ms: NOW + 500, ..p.clone() }, &mut Counter(20));
+        let out = tag.wake(&PageFacts { now_ms: NOW + 500, ..p.clone() });
         assert_eq!(gtag(&out.effects), [r#"gtag["consent","update",{"ad_storage":"granted","analytics_storage":"denied","ad_user_data":"granted","ad_personalization":"denied"}]"#]);
     }
 
@@ -733,7 +734,7 @@ mod tests {
         let p = page("https://www.shop.example/", "");
         let all = r#"["update",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#;
         let (mut tag, _) = init_with(CFG, &p, pre(&[("consent", all)], false));
-        let out = tag.consent(&parse("\"default\"").unwrap(), &parse(r#"{"ad_storage":"denied","wait_for_update":500}"#).unwrap(), &p, &mut Counter(9));
+        let out = tag.consent(&parse("\"default\"").unwrap(), &parse(r#"{"ad_storage":"denied","wait_for_update":500}"#).unwrap(), &p);
         let l = lines(&out.effects);
         assert!(!l.iter().any(|l| l.contains("denied") || l.contains("revoke") || l.contains("holdConsent")), "{l:#?}");
         assert!(tag.consent_state(NOW).ad_pixels() && !tag.consent_state(NOW).pending() && tag.wake_at().is_none());
@@ -750,7 +751,7 @@ mod tests {
         assert!(held.effects.is_empty(), "{:?}", held.effects);
         // Meanwhile another tab sent order Z-9 and wrote the log.
         let at = PageFacts { now_ms: NOW + 300, stored_sent: Some(r#"[["o:Z-9",1700000000200]]"#.into()), ..p.clone() };
-        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at, &mut Counter(1));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted","ad_user_data":"granted"}"#).unwrap(), &at);
         let written: Vec<String> = lines(&out.effects).into_iter().filter(|l| l.starts_with("store tandem:sent")).collect();
         assert_eq!(written, [r#"store tandem:sent [["o:Z-9",1700000000200],["o:A-1",1700000000100]]"#], "{:#?}", lines(&out.effects));
     }
@@ -809,14 +810,14 @@ mod tests {
         // With a wait: held, then dropped when the update denies.
         let calls = [("consent", r#"["default",{"ad_storage":"denied","wait_for_update":1000}]"#)];
         let (mut tag, _) = init_with(&basic, &p, pre(&calls, false));
-        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"denied"}"#).unwrap(), &p, &mut Counter(5));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"denied"}"#).unwrap(), &p);
         assert!(!lines(&out.effects).iter().any(|l| l.starts_with("send")) && out.warnings.iter().any(|w| w.contains("dropped")), "{out:?}");
         // And on the deadline with the default's (granted) values: released.
         let calls = [("consent", r#"["default",{"wait_for_update":1000}]"#)];
         let (mut tag, _) = init_with(&basic, &p, pre(&calls, false));
         let mut at = p.clone();
         at.now_ms = NOW + 1000;
-        let out = tag.wake(&at, &mut Counter(5));
+        let out = tag.wake(&at);
         assert!(lines(&out.effects).iter().any(|l| l.starts_with("send")), "{out:?}");
     }
 
@@ -825,7 +826,7 @@ mod tests {
     fn debug_logs_each_consent_change() {
         let p = page("https://www.shop.example/", "");
         let (mut tag, _) = init_with(r#"{"debug":true,"autoPageView":false}"#, &p, Pre::default());
-        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"denied"}"#).unwrap(), &p, &mut Counter(1));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"denied"}"#).unwrap(), &p);
         let logs: Vec<String> = lines(&out.effects).into_iter().filter(|l| l.starts_with("log consent: ")).collect();
         assert_eq!(logs, [String::from("log consent: ") + &tag.consent_state(NOW).to_json()]);
         assert!(logs[0].contains(r#""ad_storage":"denied""#), "{logs:?}");
@@ -862,12 +863,12 @@ mod tests {
         assert!(l.iter().any(|l| l.starts_with(r#"gtag["consent","default""#) && l.contains("denied")) && l.contains(&String::from("ttq.revokeConsent[]")), "{l:#?}");
         assert!(!l.iter().any(|l| l.starts_with("ttq.identify") || l.starts_with(r#"gtag["set","user_data""#)), "{l:#?}");
         // A change that still does not allow sending sets up nothing, but is passed on.
-        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_user_data":"granted"}"#).unwrap(), &p, &mut Counter(5));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_user_data":"granted"}"#).unwrap(), &p);
         let l = lines(&out.effects);
         assert_eq!(setup(&l), 0, "{l:#?}");
         assert!(l.iter().any(|l| l.starts_with(r#"gtag["consent","update""#)) && !l.iter().any(|l| l.starts_with("ttq.identify") || l.starts_with(r#"gtag["set","user_data""#)), "{l:#?}");
         assert!(tag.identify(&parse(r#"{"phone":"+16505551212"}"#).unwrap(), NOW).effects.is_empty());
-        let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9));
+        let out = tag.consent(&parse("\"update\"").unwrap(), &granted, &p);
         let l = lines(&out.effects);
         assert_eq!(setup(&l), 5, "{l:#?}");
         assert!(l.contains(&String::from(r#"gtag["consent","update",{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"granted","ad_personalization":"granted"}]"#)), "{l:#?}");
@@ -879,7 +880,7 @@ mod tests {
         let waiting = r#"["default",{"ad_storage":"denied","wait_for_update":500}]"#;
         let (mut tag, out) = init_with(cfg, &p, pre(&[("consent", waiting)], false));
         assert!(out.event_id.is_some() && setup(&lines(&out.effects)) == 0, "{:#?}", lines(&out.effects));
-        let l = lines(&tag.consent(&parse("\"update\"").unwrap(), &granted, &p, &mut Counter(9)).effects);
+        let l = lines(&tag.consent(&parse("\"update\"").unwrap(), &granted, &p).effects);
         let last_setup = l.iter().rposition(|l| l.starts_with("load ") || l.starts_with(r#"gtag["config""#) || l.starts_with(r#"fbq["init""#));
         let first_event = l.iter().position(|l| l.contains("PageView") || l.starts_with("ttq.page") || l.starts_with("send "));
         assert!(setup(&l) == 5 && last_setup < first_event && first_event.is_some(), "{l:#?}");
@@ -902,7 +903,7 @@ mod tests {
         let (mut tab_b, _) = init_with(CFG, &p, Pre::default());
         let by_b = stored(&buy(&mut tab_b, &p, "B-2")).expect("B stores");
         let later = PageFacts { stored_sent: Some(by_b), ..p.clone() };
-        let grant = tab_a.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &later, &mut Counter(9));
+        let grant = tab_a.consent(&parse("\"update\"").unwrap(), &parse(r#"{"ad_storage":"granted"}"#).unwrap(), &later);
         let written = stored(&grant).expect("written on grant");
         assert!(written.contains("o:B-2") && written.contains("o:A-1"), "{written}");
     }
@@ -917,7 +918,7 @@ mod tests {
         let lead = tag.track(&parse("\"Lead\"").unwrap(), &Value::Null, &Value::Null, &later, &mut Counter(3));
         assert!(sends(&lead) == 0, "the Lead is held");
         let gone = PageFacts { now_ms: NOW + 200, ..p.clone() };
-        let out = tag.end_wait_at_unload(&gone, &mut Counter(4));
+        let out = tag.end_wait_at_unload(&gone);
         assert_eq!(sends(&out), 2, "{:#?}", lines(&out.effects));
         assert_eq!(tag.consent_state(NOW + 200).to_json(), r#"{"ad_storage":"granted","analytics_storage":"granted","ad_user_data":"denied","ad_personalization":"denied"}"#);
         assert!(tag.wake_at().is_none());

@@ -83,7 +83,7 @@ pub fn command(name: &str, args_json: &str) -> String {
         let released = TAG.with(|slot| {
             let mut slot = slot.borrow_mut();
             let tag = slot.as_mut().filter(|tag| tag.wake_at().is_some())?;
-            Some((tag.end_wait_at_unload(&browser::page_facts(), &mut entropy), tag.debug()))
+            Some((tag.end_wait_at_unload(&browser::page_facts()), tag.debug()))
         });
         if let Some((released, debug)) = released {
             browser::apply(&released.effects, debug);
@@ -155,11 +155,11 @@ pub fn command(name: &str, args_json: &str) -> String {
                 Outcome::default()
             }
             ("page", Some(tag)) => tag.page(&page, &mut entropy),
-            ("consent" | "__consent_restored", Some(tag)) => restored(name, tag.consent(arg(0), arg(1), &page, &mut entropy)),
+            ("consent" | "__consent_restored", Some(tag)) => restored(name, tag.consent(arg(0), arg(1), &page)),
             ("identify" | "__identity_restored", Some(tag)) => restored(name, tag.identify(arg(0), page.now_ms)),
             ("__consent_wait", Some(tag)) => {
                 privacy::woke();
-                tag.wake(&page, &mut entropy)
+                tag.wake(&page)
             }
             ("consent", None) | ("identify", None) => privacy::before_init(name, &args, page.now_ms),
             ("__consent_wait", None) => Outcome::default(),
