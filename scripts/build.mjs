@@ -5,6 +5,8 @@
 //   node scripts/build.mjs --test-hooks    -> dist-test/ (adds test-only commands: a deliberate panic, a reset)
 //   node scripts/build.mjs --out DIR       -> DIR instead (the e2e server serves it with TANDEM_DIST_DIR=DIR)
 //   node scripts/build.mjs --names         -> keeps the wasm's function names (for profiling; bigger)
+//   node scripts/build.mjs --order-seed N  -> orders the wasm's functions with another seed (see
+//                                             scripts/order-functions.mjs: for size reviews)
 //   node scripts/build.mjs --platforms meta,google
 //                                          -> only these destination platforms (cargo features; all by
 //                                             default); a config naming another gets a `not_built` error
@@ -24,6 +26,12 @@ import { orderFunctions } from './order-functions.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testHooks = process.argv.includes('--test-hooks');
 const keepNames = process.argv.includes('--names');
+const orderSeedFlag = process.argv.indexOf('--order-seed');
+const orderSeed = orderSeedFlag > 0 ? Number(process.argv[orderSeedFlag + 1]) : 12345;
+if (!Number.isInteger(orderSeed)) {
+  console.error(`build: --order-seed takes an integer; got ${process.argv[orderSeedFlag + 1]}`);
+  process.exit(2);
+}
 const outFlag = process.argv.indexOf('--out');
 const outName = outFlag > 0 ? process.argv[outFlag + 1] : (testHooks ? 'dist-test' : 'dist');
 const outDir = join(root, outName);
@@ -121,7 +129,7 @@ run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-u
 // The order of the functions decides what gzip's window holds when each is compressed: ordered for
 // that, the wasm is about 760 B of gzip smaller, for 20 to 35 s of build time.
 const ordered = join(bindgenDir, 'tandem_ordered.wasm');
-orderFunctions(optimized, ordered, keepNames);
+orderFunctions(optimized, ordered, keepNames, orderSeed);
 const minified = JSON.parse(execFileSync(wasmOpt, [
   ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', ordered, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
