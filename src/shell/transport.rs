@@ -391,13 +391,15 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
         }
         "__stored" => {
             // The outcome of a coalesced write of our key changed (see `transport_flush`).
+            // Its warning goes out through the step, as `run` reports every step's.
             let ok = arg(1).is_some_and(|v| matches!(v, Value::Bool(true)));
+            let mut step = Step::default();
             if arg(0).and_then(Value::as_str) == Some(outbox.key()) {
                 if let Some(w) = outbox.persisted(ok) {
-                    REPORT.with(|r| r.borrow_mut().warnings.push(w));
+                    step.warnings.push(w);
                 }
             }
-            Step::default()
+            step
         }
         "__delivered" => {
             let status = match arg(0) {
