@@ -446,9 +446,11 @@ impl Outbox {
         // An id of the answered request: one of `id_list`'s comma-separated ids (never an empty one).
         let answered = |i: &Item| text::listed(id_list, ",", &i.id);
         let before = self.items.len();
+        // Counted and taken out of flight in one pass: a success or refusal drops them anyway.
         let mut matched = 0;
-        for item in &self.items {
+        for item in &mut self.items {
             if answered(item) {
+                item.in_flight = false;
                 matched += 1;
             }
         }
@@ -472,11 +474,6 @@ impl Outbox {
                 self.next_send = Some(now_ms);
             }
         } else {
-            for item in &mut self.items {
-                if answered(item) {
-                    item.in_flight = false;
-                }
-            }
             self.failures = self.failures.saturating_add(1);
             let delay = self.backoff(rng);
             self.next_send = Some(now_ms + delay);
