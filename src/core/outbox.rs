@@ -377,7 +377,8 @@ impl Outbox {
     /// nothing to keep or retry.
     pub fn drop_all(&mut self, now_ms: u64) -> Step {
         let mut step = Step { wake_ms: Some(NEVER), ..Step::default() };
-        self.items.clear();
+        // A new Vec, with the drop every Vec<Item> links, where `clear` linked a loop of its own.
+        self.items = Vec::new();
         self.next_send = None;
         self.persist(&mut step, now_ms);
         step
@@ -419,7 +420,7 @@ impl Outbox {
     pub fn key_checked(&mut self, own_stored: bool) -> Step {
         let mut step = Step::default();
         if self.persisted && !own_stored {
-            self.items.clear();
+            self.items = Vec::new();
             self.persisted = false;
             self.next_send = None;
             step.warnings.push(String::from("another tab took over this tab's undelivered events"));
