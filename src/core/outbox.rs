@@ -395,12 +395,7 @@ impl Outbox {
             return step;
         }
         if self.in_flight() && now_ms.saturating_sub(self.in_flight_since) >= IN_FLIGHT_TIMEOUT_MS {
-            let mut ids = String::new();
-            for item in self.items.iter().filter(|i| i.in_flight) {
-                ids.push_str(&item.id);
-                ids.push(',');
-            }
-            return self.delivered(&ids, 0, now_ms, rng);
+            return self.answered(None, 0, now_ms, rng);
         }
         self.finish(&mut step, now_ms, !self.items.is_empty());
         step
@@ -443,9 +438,21 @@ impl Outbox {
 
     /// The answer to a request: `status` 0 for a network error or offline.
     pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
+        self.answered(Some(id_list), status, now_ms, rng)
+    }
+
+    /// `delivered` for the request of `id_list`, or (`None`) for the request in flight, which
+    /// the timeout answers without writing out its ids (an event_id is queued once, so the two
+    /// pick the same events).
+    fn answered(&mut self, id_list: Option<&str>, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
-        // An id of the answered request: one of `id_list`'s comma-separated ids (never an empty one).
-        let answered = |i: &Item| text::listed(id_list, ",", &i.id);
+        // An event of the answered request: one of `id_list`'s comma-separated ids (never an empty
+        // one). Read before any is taken out of flight, and `None` answers only with a failure,
+        // which drops nothing, so the in-flight test is never read after the loop below.
+        let answered = |i: &Item| match id_list {
+            Some(list) => text::listed(list, ",", &i.id),
+            None => i.in_flight,
+        };
         let before = self.items.len();
         // Counted and taken out of flight in one pass: a success or refusal drops them anyway.
         let mut matched = 0;
@@ -469,7 +476,7 @@ impl Outbox {
                 m.push_str(" event(s) with ");
                 status_text(&mut m, status);
                 m.push_str("; they are dropped, not retried");
-                step.errors.push(TagError::new("delivery_refused", m, id_list));
+                step.errors.push(TagError::new("delivery_refused", m, id_list.unwrap_or_default()));
             }
             if !self.items.is_empty() && self.next_send.is_none_or(|t| t > now_ms) && !self.in_flight() {
                 self.next_send = Some(now_ms);
