@@ -165,10 +165,13 @@ pub fn stored(key: &str) -> Option<String> {
 pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if let Ok(Value::Array(items)) = json::parse(&shell_entries(prefix)) {
-        for pair in items.chunks_exact(2) {
-            if let [Value::String(key), Value::String(value)] = pair {
+        // Pair by pair with a slice pattern, not `chunks_exact`'s iterator (an odd last one is left).
+        let mut rest = &items[..];
+        while let [key, value, tail @ ..] = rest {
+            if let (Value::String(key), Value::String(value)) = (key, value) {
                 out.push((key.clone(), value.clone()));
             }
+            rest = tail;
         }
     }
     out
