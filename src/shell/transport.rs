@@ -288,7 +288,9 @@ pub fn set_relay(relay: &wasm_bindgen::JsValue, tab_id: &str, shared: &wasm_bind
     set_tab_id(tab_id);
 }
 
-fn tab_id() -> String {
+/// An outbox for this tab (a random tab id when the loader gave none), made under the borrow
+/// of the tab id, which is then not copied out.
+fn new_outbox(settings: Settings) -> Outbox {
     TAB_ID.with(|t| {
         let mut t = t.borrow_mut();
         if t.is_empty() {
@@ -296,7 +298,7 @@ fn tab_id() -> String {
             BrowserEntropy.fill(&mut b);
             *t = ids::base64url(&b);
         }
-        t.clone()
+        Outbox::new(settings, &t)
     })
 }
 
@@ -355,7 +357,7 @@ fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
 pub fn start(config: &Value, errors: &mut Vec<TagError>) {
     transport_flush();
     let settings = Settings::parse(config, errors);
-    OUTBOX.with(|slot| *slot.borrow_mut() = Some(Outbox::new(settings, &tab_id())));
+    OUTBOX.with(|slot| *slot.borrow_mut() = Some(new_outbox(settings)));
     ADOPTED.with(|a| a.set(false));
 }
 
