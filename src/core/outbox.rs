@@ -317,12 +317,12 @@ impl Outbox {
         let mut step = Step::default();
         self.released = false;
         self.unloading = false;
-        let added = self.add(url, id, time_ms, event.to_string(), &mut step);
+        let added = self.add(url, id, time_ms, event, &mut step);
         self.queued(added, step, now_ms)
     }
 
     /// Queues one event unless its id is malformed or already queued (with a warning).
-    fn add(&mut self, url: &str, id: &str, time_ms: u64, json: String, step: &mut Step) -> bool {
+    fn add(&mut self, url: &str, id: &str, time_ms: u64, json: &str, step: &mut Step) -> bool {
         if !is_event_id(id) {
             return false;
         }
@@ -333,7 +333,8 @@ impl Outbox {
             step.warnings.push(w);
             return false;
         }
-        self.items.push(Item { url: url.to_string(), id: id.to_string(), time_ms, json, in_flight: false });
+        // Copied only once it is queued, as are its url and id.
+        self.items.push(Item { url: url.to_string(), id: id.to_string(), time_ms, json: json.to_string(), in_flight: false });
         true
     }
 
