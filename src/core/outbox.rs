@@ -454,7 +454,6 @@ impl Outbox {
             Some(list) => text::listed(list, ",", &i.id),
             None => i.in_flight,
         };
-        let before = self.items.len();
         // Counted and taken out of flight in one pass: a success or refusal drops them anyway.
         let mut matched = 0;
         for item in &mut self.items {
@@ -473,7 +472,8 @@ impl Outbox {
             self.failures = 0;
             if refused {
                 let mut m = String::from("The endpoint refused ");
-                write_u64(&mut m, (before - self.items.len()) as u64);
+                // The events just dropped are the ones counted above.
+                write_u64(&mut m, matched as u64);
                 m.push_str(" event(s) with ");
                 status_text(&mut m, status);
                 m.push_str("; they are dropped, not retried");
@@ -915,6 +915,18 @@ mod tests {
         assert_eq!(s.errors[0].code, "delivery_refused");
         assert!(s.errors[0].message.contains("HTTP 413"));
         assert_eq!(sent_ids(&s), ["b"], "the next batch goes");
+        assert_eq!(o.ids(), ["b"]);
+    }
+
+    #[test]
+    fn a_refusal_counts_the_events_it_drops() {
+        let mut o = outbox(Settings::default());
+        for id in ["a", "b", "c"] {
+            queue(&mut o, id, 0, NOW);
+        }
+        let s = o.delivered("a,c,x", 400, NOW, &mut Fixed(0));
+        assert_eq!(s.errors[0].message, "The endpoint refused 2 event(s) with HTTP 400; they are dropped, not retried");
+        assert_eq!(s.errors[0].input, "a,c,x");
         assert_eq!(o.ids(), ["b"]);
     }
 
