@@ -1090,6 +1090,19 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_retries_exactly_the_events_in_flight() {
+        let mut o = outbox(Settings::default());
+        let s = enqueue_and_end_task(&mut o, &["a", "b"], 0, NOW);
+        assert_eq!(sent_ids(&s), ["a,b"]);
+        let _ = queue(&mut o, "c", 0, NOW);
+        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
+        assert_eq!(s.warnings, ["the endpoint could not take 2 event(s) (a network error); retrying in 500 ms with the same event_ids"]);
+        assert!(s.requests.is_empty() && s.wake_ms == Some(500), "{s:?}");
+        let retry = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS + 500, true, &mut Fixed(0));
+        assert_eq!(sent_ids(&retry), ["a,b,c"]);
+    }
+
+    #[test]
     fn storage_failures_are_reported_once() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
