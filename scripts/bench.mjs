@@ -41,7 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync, brotliCompressSync, constants as zc } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
-import { snippetInit } from './snippet.mjs';
+import { snippetInit, SLOW, emulateSlowNetwork } from './snippet.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -449,9 +449,6 @@ function fastestMean(values, share = 0.9) {
 
 // ------------------------------------------------------------------ one page load
 
-// The emulated network for the "slow network" first-beacon loads: DevTools throttling (latency is
-// added to every request, so each sequential request costs one round trip, as over a real network).
-const SLOW = { latency: 50, downKbit: 10_000, upKbit: 5_000 };
 // Slow loads per tag and run: one load's first beacon moves by ±10 ms with the machine, as much as
 // the tags differ by, so the median is taken over three times as many of these (cheap) loads.
 const SLOW_PER_RUN = 3;
@@ -463,12 +460,7 @@ async function measureSlowLoad(browser, server, variant, runIndex) {
     context.setDefaultTimeout(15_000);
     if (ROUTE) await context.route((url) => url.protocol !== 'data:' && url.protocol !== 'blob:' && url.host !== `127.0.0.1:${server.port}`, (route) => route.abort('blockedbyclient'));
     const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', {
-      offline: false, latency: SLOW.latency,
-      downloadThroughput: (SLOW.downKbit * 1000) / 8, uploadThroughput: (SLOW.upKbit * 1000) / 8,
-    });
+    await emulateSlowNetwork(context, page);
     await page.goto(`${server.origin}/page/${variant}.html?slow=${runIndex}`, { waitUntil: 'load' });
     const ep = ENDPOINT[variant];
     await page.waitForFunction((e) => performance.getEntriesByType('resource').some((r) => new URL(r.name).pathname === e), ep, { polling: 10, timeout: 15_000 });

@@ -1,5 +1,7 @@
-// The README snippet's inline part as the measurement scripts load it (npm run bench, ab,
-// startup): the stub, then init with meta, google and tiktok configured and `load: false` (each
+// What the measurement scripts (npm run bench, ab, startup) share: the README snippet's inline
+// part, and the emulated slow network.
+//
+// The snippet's inline part: the stub, then init with meta, google and tiktok configured and `load: false` (each
 // page puts no-op or recording fbq / gtag / ttq in place). `extra`, a JSON object's text, is
 // spread into the config last.
 export function snippetInit(extra = '') {
@@ -11,4 +13,18 @@ tandem('init', {
   tiktok: { pixelId: 'CXXXXXXXXXXXXXXXXXXX', load: false },${extra ? `
   ...${extra},` : ''}
 });`;
+}
+
+// The emulated network for the "slow network" loads: DevTools throttling (latency is added to every
+// request, so each sequential request costs one round trip, as over a real network).
+export const SLOW = { latency: 50, downKbit: 10_000, upKbit: 5_000 };
+
+/** Puts `page` (of `context`) on the SLOW network, through the DevTools protocol. */
+export async function emulateSlowNetwork(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: SLOW.latency,
+    downloadThroughput: (SLOW.downKbit * 1000) / 8, uploadThroughput: (SLOW.upKbit * 1000) / 8,
+  });
 }

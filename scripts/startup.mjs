@@ -14,14 +14,15 @@
 // an order that rotates. Prints medians (the first load of each build is a warm-up, not counted).
 // Timings are printed, never asserted; bounded by a watchdog. --js-flags passes V8 flags to
 // Chromium, for experiments such as the one in BENCHMARKS.md (eager wasm compilation). --slow
-// loads every page over `npm run bench`'s emulated slow network (50 ms added to each request,
-// 10 Mbit/s down, 5 up), where the first PageView waits on the bytes rather than the CPU.
+// loads every page over `npm run bench`'s emulated slow network (`SLOW` in scripts/snippet.mjs:
+// 50 ms added to each request, 10 Mbit/s down, 5 up), where the first PageView waits on the
+// bytes rather than the CPU.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { snippetInit } from './snippet.mjs';
+import { snippetInit, SLOW, emulateSlowNetwork } from './snippet.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WATCHDOG_MS = 300_000;
@@ -119,11 +120,7 @@ try {
       const context = await browser.newContext();
       try {
         const page = await context.newPage();
-        if (slow) {
-          const cdp = await context.newCDPSession(page);
-          await cdp.send('Network.enable');
-          await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 50, downloadThroughput: 10_000_000 / 8, uploadThroughput: 5_000_000 / 8 });
-        }
+        if (slow) await emulateSlowNetwork(context, page);
         await page.goto(`${origin}/page/${b}`, { waitUntil: 'load', timeout: 15_000 });
         await page.waitForFunction(() => window.tandem && window.tandem.loaded === true && window.__startup.endpointFetch, null, { timeout: 15_000 });
         await page.waitForTimeout(300);
@@ -179,7 +176,7 @@ const stages = [
   ['second track(), in a later task', (r) => r.T.secondTrack],
   ['first identify(), in a later task', (r) => r.T.firstIdentify],
 ];
-console.log(`Startup, ${loads - 1} loads per build (medians, ms after navigation start unless a duration)${jsFlags ? `, --js-flags=${jsFlags}` : ''}${slow ? ', slow network (50 ms per request, 10 Mbit/s down)' : ''}`);
+console.log(`Startup, ${loads - 1} loads per build (medians, ms after navigation start unless a duration)${jsFlags ? `, --js-flags=${jsFlags}` : ''}${slow ? `, slow network (${SLOW.latency} ms per request, ${SLOW.downKbit / 1000} Mbit/s down)` : ''}`);
 console.log('stage'.padEnd(40) + dirs.map((d) => path.relative(process.cwd(), d).padStart(14)).join(''));
 for (const [label, get] of stages) {
   console.log(label.padEnd(40) + rows.map((r) => median(r.map(get)).toFixed(2).padStart(14)).join(''));
