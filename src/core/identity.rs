@@ -32,19 +32,44 @@ const FIELD_NAMES: &str = field_names!();
 /// The warning's tail, a literal of its own: joining it at run time linked slice-joining code.
 const KNOWN_FIELDS: &str = concat!(" (known: ", field_names!(), ")");
 const FIELD_COUNT: usize = 11;
-/// The fields' indices in FIELD_NAMES (a test checks them), which the normalisers match on: a
-/// match on the index is a jump table, where one on the name compared strings arm by arm.
-const EMAIL: usize = 0;
-const PHONE: usize = 1;
-const FIRST_NAME: usize = 2;
-const LAST_NAME: usize = 3;
-const CITY: usize = 4;
-const STATE: usize = 5;
-const ZIP: usize = 6;
-const COUNTRY: usize = 7;
-const GENDER: usize = 8;
-const DATE_OF_BIRTH: usize = 9;
-const EXTERNAL_ID: usize = 10;
+/// The fields' indices in FIELD_NAMES, which the normalisers match on: a match on the index is a
+/// jump table, where one on the name compared strings arm by arm. Found by `field_position` when
+/// compiling, so the list stays the one source of the order.
+const EMAIL: usize = field_position("email");
+const PHONE: usize = field_position("phone");
+const FIRST_NAME: usize = field_position("firstName");
+const LAST_NAME: usize = field_position("lastName");
+const CITY: usize = field_position("city");
+const STATE: usize = field_position("state");
+const ZIP: usize = field_position("zip");
+const COUNTRY: usize = field_position("country");
+const GENDER: usize = field_position("gender");
+const DATE_OF_BIRTH: usize = field_position("dateOfBirth");
+const EXTERNAL_ID: usize = field_position("externalId");
+
+/// `name`'s index in FIELD_NAMES (names one ", " apart); a name not in it fails the build.
+const fn field_position(name: &str) -> usize {
+    let (list, name) = (FIELD_NAMES.as_bytes(), name.as_bytes());
+    let (mut at, mut index) = (0, 0);
+    while at < list.len() {
+        let mut end = at;
+        while end < list.len() && list[end] != b',' {
+            end += 1;
+        }
+        if end - at == name.len() {
+            let mut i = 0;
+            while i < name.len() && list[at + i] == name[i] {
+                i += 1;
+            }
+            if i == name.len() {
+                return index;
+            }
+        }
+        at = end + 2;
+        index += 1;
+    }
+    panic!("not an identify field name")
+}
 
 /// Each field's Meta key.
 const META_KEYS: Names<FIELD_COUNT> = Names::new("em ph fn ln ct st zp country ge db external_id");
