@@ -199,10 +199,18 @@ fn stored_queues_load_within_bounds_and_round_trip() {
         let stored = source.stored_value(now).unwrap_or_default();
         let candidate = if rng.chance(3) { stored } else { mutate(&mut rng, &stored) };
         let mut o = Outbox::new(settings.clone(), "tab");
-        let step = o.adopt(&[(String::from("tandem:q:old"), candidate)], now + outbox::LEASE_MS + 1);
+        // Another tab's queue is claimed first, then taken once the claim, read back, has stood.
+        let at = now + outbox::LEASE_MS + 1;
+        let mut stored = vec![(String::from("tandem:q:old"), candidate)];
+        let claimed = o.adopt(&stored, at);
+        assert!(o.is_empty(), "seed {} case {case}: nothing taken before the claim stood", seed());
+        if let Some((key, claim)) = claimed.others.iter().find(|(_, v)| !v.is_empty()) {
+            stored = vec![(key.clone(), claim.clone())];
+        }
+        let step = o.adopt(&stored, at + outbox::CLAIM_WAIT_MS);
         assert!(o.len() <= settings.queue_events, "seed {} case {case}", seed());
         if let Some(Some(written)) = &step.persist {
-            let (_, items) = outbox::parse_stored(written, now).expect("what we write, we read");
+            let items = outbox::parse_stored(written, "", now).expect("what we write, we read").items;
             assert_eq!(items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), o.ids(), "case {case}");
             let bytes: usize = items.iter().map(|i| i.url.len() + i.json.len() + 8).sum();
             assert!(bytes <= settings.queue_bytes, "case {case}: {bytes} > {}", settings.queue_bytes);
@@ -212,7 +220,7 @@ fn stored_queues_load_within_bounds_and_round_trip() {
             assert_eq!(again.ids(), o.ids(), "case {case}");
             assert_eq!(again.stored_value(now + 1), o.stored_value(now + 1), "case {case}");
         }
-        let _ = outbox::parse_stored(&text(&mut rng, 30), now);
+        let _ = outbox::parse_stored(&text(&mut rng, 30), "tandem:q:tab", now);
     }
 }
 

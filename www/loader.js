@@ -217,6 +217,9 @@ function randomId() {
 // the wasm path's format (`tandem:q:<tab id>`, so either path on a later page adopts it), and
 // sendBeacon on unload unless the endpoint was failing.
 var QUEUE_PREFIX = 'tandem:q:';
+// As the core's outbox: how long a claim on another tab's queue holds, and how long it must stand.
+var CLAIM_MS = 5000;
+var CLAIM_WAIT_MS = 500;
 var QUEUE_MAX = 100;
 var WEEK_MS = 7 * 24 * 3600 * 1000;
 // As the core's outbox (src/core/outbox.rs): a batch's bytes (one event alone may be more), the
@@ -237,6 +240,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   var sendingKeepalive = 0; // its body's bytes when it went with keepalive
   var failures = 0;
   var timer = 0;
+  var claimTimer = 0;
   var released = false;
   var started = false; // init ran: a consent change may then adopt or store the queue
   var sentIds = [];
@@ -303,19 +307,31 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       consent: state,
     });
   }
-  // Reading what earlier pages stored needs ad_storage, as writing does.
+  // Reading what earlier pages stored needs ad_storage, as writing does. Another tab's released
+  // queue is claimed first and taken only once the claim has stood, as the core does
+  // (src/core/outbox.rs, "Several tabs"), so two tabs starting together never both send it.
   function adopt() {
     var ls = storage();
     var now = Date.now();
     var state = consentState();
+    var recheck = Infinity;
     if (stashOnly || !ls || state.ad_storage !== 'granted') return;
     for (var i = ls.length - 1; i >= 0; i--) {
       try {
         var k = ls.key(i);
         if (!k || k.indexOf(QUEUE_PREFIX) !== 0) continue;
         var stored = JSON.parse(ls.getItem(k));
-        if (k !== key && !(stored && stored.until <= now)) continue; // another live tab's queue
-        var items = stored && Array.isArray(stored.items) ? stored.items : [];
+        if (k !== key || stored.by) {
+          var standing = stored.until - CLAIM_MS + CLAIM_WAIT_MS, ours = stored.by === key;
+          if (stored.until <= now) {
+            ls.setItem(k, stringify({ by: key, until: now + CLAIM_MS, items: stored.items }));
+            recheck = Math.min(recheck, now + CLAIM_WAIT_MS);
+          } else if (stored.by && (!ours || now < standing)) {
+            recheck = Math.min(recheck, ours ? standing : stored.until);
+          }
+          if (!ours || now < standing || stored.until <= now) continue; // a live tab's queue, or a claim
+        }
+        var items = Array.isArray(stored.items) ? stored.items : [];
         items.forEach(function (p) {
           var ev = Array.isArray(p) && p[1];
           if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
@@ -327,6 +343,11 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       } catch (e) { /* an unreadable entry: skip it */ }
     }
     while (queue.length > QUEUE_MAX) queue.shift();
+    store();
+    try {
+      clearTimeout(claimTimer);
+      if (recheck < Infinity) claimTimer = setTimeout(adopt, recheck - now);
+    } catch (e) { /* no timers: a later call adopts */ }
     if (queue.length && !failures) schedule(0);
   }
   function body(entries) {

@@ -20,10 +20,16 @@
 //!   `{"until":<lease ms>,"items":[[<endpoint url>,<event object>],…]}`, bounded by
 //!   `queue.maxEvents` and `queue.maxBytes` (the oldest are dropped first, counted and reported)
 //!   and by age (7 days, the Conversions APIs' limit).
-//! - **Several tabs.** Each tab writes only its own key, with a lease it renews while it works. A
-//!   tab adopts (and deletes) another tab's key only once its lease has run out, and a tab whose
-//!   key has disappeared knows it was adopted and drops its copy, so no two tabs resend a queue.
-//!   `pagehide` releases the lease (`until: 0`) so the next page of the same visit adopts at once.
+//! - **Several tabs.** Each tab writes only its own key, with a lease it renews while it works.
+//!   `pagehide` releases the lease (`until: 0`) so the next page of the same visit can adopt it.
+//!   localStorage has no compare-and-swap, so two tabs starting together would both read a
+//!   released queue; a tab therefore *claims* it first: it writes the same items back under
+//!   `{"by":<its key>,"until":<now + CLAIM_MS>,…}` (synchronously), reads the key again
+//!   `CLAIM_WAIT_MS` later, and takes the items (and deletes the key) only if its claim is still
+//!   the one stored. Of tabs claiming together the last writer wins; the others see a live claim
+//!   and leave it, and look again when it runs out (its tab may have closed before taking it).
+//!   A tab whose own key is gone or claimed knows it was adopted: it drops its copy and writes
+//!   later events under a new key, so it never overwrites a claim that is about to be taken.
 //! - **Consent.** Queued events were built under the consent of their time; on a revocation of
 //!   ad_user_data the shell has `rewrite` redact every one of them (`payload::redact`) and the
 //!   stored copy is written again. In basic mode a state that no longer allows sending drops them
@@ -52,6 +58,14 @@ pub const BACKOFF_MAX_MS: u64 = 60_000;
 pub const IN_FLIGHT_TIMEOUT_MS: u64 = 30_000;
 /// How long adopted events wait before they are sent (see `adopt`).
 const ADOPT_DELAY_MS: u64 = 1000;
+/// How long a claim on another tab's released queue holds (see the module doc). Long enough to
+/// outlast `CLAIM_WAIT_MS` in a throttled tab; short, as a tab that closes before taking what it
+/// claimed holds the queue back from every other tab until then.
+pub const CLAIM_MS: u64 = 5000;
+/// How long a claim must stand before its items are taken: far longer than localStorage takes to
+/// reach the other tabs of the origin, so a later claim by a tab that read the queue at the same
+/// time has landed by then.
+pub const CLAIM_WAIT_MS: u64 = 500;
 /// Bytes of beacons the tag allows itself on unload (the browser allows 64 KiB for the page).
 pub const UNLOAD_BUDGET: usize = 48 * 1024;
 /// Requests above this go without `keepalive` (which the browser would refuse).
@@ -155,11 +169,12 @@ pub struct Request {
     pub keepalive: bool,
 }
 
-/// What the shell does next, in this order: delete `forget` keys, write (`Some(Some(v))`) or
-/// remove (`Some(None)`) the tab's own key, make the requests, set the timer.
+/// What the shell does next, in this order: write (a claim) or remove (an empty value) the
+/// `others` keys at once, write (`Some(Some(v))`) or remove (`Some(None)`) the tab's own key, make
+/// the requests, set the timer.
 #[derive(Debug, Default, PartialEq)]
 pub struct Step {
-    pub forget: Vec<String>,
+    pub others: Vec<(String, String)>,
     pub persist: Option<Option<String>>,
     pub requests: Vec<Request>,
     /// Call `tick` after this many ms (replaces the previous timer; `NEVER` cancels it).
@@ -192,6 +207,9 @@ pub struct Outbox {
     unloading: bool,
     /// When the lease of our last write runs out (0 once released).
     lease_until: u64,
+    /// When the stored queues must be read again (`adopt`): a claim of ours has stood long enough,
+    /// or another tab's claim runs out. `NEVER`: no claim to follow.
+    recheck_at: u64,
 }
 
 fn is_event_id(s: &str) -> bool {
@@ -202,11 +220,22 @@ fn is_endpoint(s: &str) -> bool {
     s.len() <= URL_MAX && (s.starts_with("https://") || s.starts_with("http://"))
 }
 
-/// Reads one stored queue: `(lease until, items)`; `None` when it is not one of ours. Items that
-/// are malformed or too old are left out, never an error.
-pub fn parse_stored(text: &str, now_ms: u64) -> Option<(u64, Vec<Item>)> {
+/// One stored queue, as `parse_stored` reads it.
+pub struct Stored {
+    /// When its lease or claim runs out.
+    pub until: u64,
+    /// A claim (`by`): by the tab whose key was given (`true`) or another (`false`). `None`: the
+    /// queue of the tab whose key it is.
+    pub claim: Option<bool>,
+    pub items: Vec<Item>,
+}
+
+/// Reads one stored queue (`our_key`: whose claim counts as ours); `None` when it is not one of
+/// ours. Items that are malformed or too old are left out, never an error.
+pub fn parse_stored(text: &str, our_key: &str, now_ms: u64) -> Option<Stored> {
     let v = json::parse(text).ok()?;
     let until = ts_of(v.get("until"))?;
+    let claim = v.get("by").map(|by| matches!(by, Value::String(by) if by == our_key));
     let Some(Value::Array(list)) = v.get("items") else { return None };
     let mut items = Vec::new();
     for entry in list {
@@ -219,7 +248,22 @@ pub fn parse_stored(text: &str, now_ms: u64) -> Option<(u64, Vec<Item>)> {
         }
         items.push(Item { url: url.clone(), id: id.to_string(), time_ms, json: ev.to_json(), in_flight: false });
     }
-    Some((until, items))
+    Some(Stored { until, claim, items })
+}
+
+/// A stored queue's text: `{"by":…,"until":…,"items":[[url,event],…]}`, `by` only in a claim (and
+/// first, so the tab whose key it is can tell at a glance: `transport_has`).
+fn queue_text(by: &str, until: u64, items: &[Item]) -> String {
+    let mut w = W::new('{');
+    if !by.is_empty() {
+        w.s("by", by);
+    }
+    w.u("until", until).key("items").open('[');
+    for item in items {
+        w.open('[').str(&item.url).raw(&item.json).close(']');
+    }
+    w.close(']');
+    w.end('}')
 }
 
 fn status_text(out: &mut String, status: u32) {
@@ -247,6 +291,7 @@ impl Outbox {
             released: false,
             unloading: false,
             lease_until: 0,
+            recheck_at: NEVER,
         }
     }
 
@@ -268,27 +313,56 @@ impl Outbox {
         self.items.iter().map(|i| i.id.as_str()).collect()
     }
 
-    /// On start: takes over our own key (after a crash and restart) and the keys of tabs whose
-    /// lease ran out (`stored` = every `tandem:q:*` key and value).
+    /// On start, and again when `recheck_due`: takes over our own key (after a crash and restart),
+    /// claims the keys of tabs whose lease ran out, and takes those whose claim by us has stood
+    /// for `CLAIM_WAIT_MS` (`stored` = every `tandem:q:*` key and value; see the module doc).
     pub fn adopt(&mut self, stored: &[(String, String)], now_ms: u64) -> Step {
         let mut step = Step::default();
         let mut own_found = false;
+        self.recheck_at = NEVER;
         for (key, text) in stored {
             if !key.starts_with(KEY_PREFIX) {
                 continue;
             }
-            let own = *key == self.key;
-            own_found |= own;
-            let mut items = match parse_stored(text, now_ms) {
-                Some((until, _)) if !own && until > now_ms => continue, // a live tab's queue
-                Some((_, items)) => items,
-                None => Vec::new(),
+            let Some(found) = parse_stored(text, &self.key, now_ms) else {
+                // Not a queue: removed, unless it is our own key, which is written again anyway.
+                if *key != self.key {
+                    step.others.push((key.clone(), String::new()));
+                }
+                continue;
             };
+            let own = *key == self.key && found.claim.is_none();
+            // Read again after this instance wrote it, our own key holds nothing new.
+            if own && self.written {
+                continue;
+            }
+            own_found |= own;
             if !own {
-                step.forget.push(key.clone());
+                let stood = found.until.saturating_sub(CLAIM_MS - CLAIM_WAIT_MS);
+                if found.until > now_ms && found.claim == Some(true) && now_ms >= stood {
+                    // Our claim stood: no tab wrote over it, the items are ours.
+                    step.others.push((key.clone(), String::new()));
+                } else {
+                    // Released or run out: claimed. A claim is looked at again when it stands
+                    // (ours) or runs out (another tab's, which may close before taking it); a live
+                    // tab's queue is left alone.
+                    let recheck = if found.until <= now_ms {
+                        step.others.push((key.clone(), queue_text(&self.key, now_ms + CLAIM_MS, &found.items)));
+                        now_ms + CLAIM_WAIT_MS
+                    } else {
+                        match found.claim {
+                            Some(true) => stood,
+                            Some(false) => found.until,
+                            None => NEVER,
+                        }
+                    };
+                    self.recheck_at = self.recheck_at.min(recheck);
+                    continue;
+                }
             }
             // Taken from the front with the remove that `bound` links anyway (at most a queue's
             // worth, once per page): a consuming loop linked an owning iterator for items alone.
+            let mut items = found.items;
             while !items.is_empty() {
                 let item = items.remove(0);
                 if !self.items.iter().any(|i| i.id == item.id) {
@@ -306,8 +380,16 @@ impl Outbox {
             let delay = if own_found { self.settings.window_ms.max(ADOPT_DELAY_MS) } else { self.settings.window_ms };
             self.next_send = Some(now_ms + delay);
         }
-        self.finish(&mut step, now_ms, true);
+        // Nothing is sent here: what is due goes at the next tick, once the shell has applied
+        // the consent in force to what was adopted (redacted it, or dropped it in basic mode).
+        self.persist(&mut step, now_ms);
+        self.set_wake(&mut step, now_ms);
         step
+    }
+
+    /// Whether the stored queues must be read again and handed to `adopt` (see `recheck_at`).
+    pub fn recheck_due(&self, now_ms: u64) -> bool {
+        now_ms >= self.recheck_at
     }
 
     /// Queues one event object the core wrote (`payload::event`), whose id and time the caller
@@ -411,14 +493,17 @@ impl Outbox {
         self.persisted && now_ms >= self.lease_until
     }
 
-    /// `own_stored`: whether our key is still in storage. When it is gone, another tab adopted
-    /// our queue (our lease had run out) and sends those events: our copy is dropped.
+    /// `own_stored`: whether our key is still in storage, unclaimed. When it is gone or claimed,
+    /// another tab adopted our queue (our lease had run out) and sends those events: our copy is
+    /// dropped, and what comes later is stored under a new key, never over a standing claim.
     pub fn key_checked(&mut self, own_stored: bool) -> Step {
         let mut step = Step::default();
         if self.persisted && !own_stored {
             self.items = Vec::new();
             self.persisted = false;
+            self.written = false;
             self.next_send = None;
+            self.key.push('~');
             step.warnings.push(String::from("another tab took over this tab's undelivered events"));
         }
         step
@@ -580,13 +665,7 @@ impl Outbox {
         if self.items.is_empty() {
             return None;
         }
-        let mut w = W::new('{');
-        w.u("until", if self.released { 0 } else { now_ms + LEASE_MS }).key("items").open('[');
-        for item in &self.items {
-            w.open('[').str(&item.url).raw(&item.json).close(']');
-        }
-        w.close(']');
-        Some(w.end('}'))
+        Some(queue_text("", if self.released { 0 } else { now_ms + LEASE_MS }, &self.items))
     }
 
     fn persist(&mut self, step: &mut Step, now_ms: u64) {
@@ -703,12 +782,15 @@ impl Outbox {
     }
 
     /// The timer: the in-flight timeout, or when the next batch is due (0: already due).
+    /// The stored queues' next read (`recheck_at`) comes first when it is sooner.
+    /// Nothing due at all cancels the timer (`NEVER` and beyond).
     fn set_wake(&self, step: &mut Step, now_ms: u64) {
-        step.wake_ms = match self.next_send {
-            _ if self.in_flight() => Some(IN_FLIGHT_TIMEOUT_MS),
-            Some(due) => Some(due.saturating_sub(now_ms)),
-            None => None,
+        let wake = match self.next_send {
+            _ if self.in_flight() => IN_FLIGHT_TIMEOUT_MS,
+            Some(due) => due.saturating_sub(now_ms),
+            None => NEVER,
         };
+        step.wake_ms = Some(wake.min(self.recheck_at.saturating_sub(now_ms)));
     }
 }
 
@@ -805,7 +887,7 @@ mod tests {
         // The stored copy reads back (as a restart or another tab adopts it) as the very same item:
         // the text as written is what a parse and rewrite of it gives.
         let stored = s.persist.flatten().expect("persisted");
-        assert_eq!(parse_stored(&stored, NOW).unwrap().1, o.items);
+        assert_eq!(parse_stored(&stored, "", NOW).unwrap().items, o.items);
         // A second copy is refused with a warning, a malformed id silently.
         assert_eq!(o.enqueue_event(URL, "a", NOW, &text, NOW).warnings.len(), 1);
         assert_eq!(o.enqueue_event(URL, "bad id", NOW, &text, NOW), Step::default());
@@ -972,8 +1054,35 @@ mod tests {
         assert_eq!(o.ids(), ["a", longest.as_str()]);
     }
 
+    /// localStorage as the shell leaves it after `step`: other keys claimed or removed, our own
+    /// key written or removed.
+    fn apply(storage: &mut Vec<(String, String)>, o: &Outbox, step: &Step) {
+        let mut set = |key: &str, value: Option<&String>| {
+            storage.retain(|(k, _)| k != key);
+            if let Some(v) = value {
+                storage.push((key.to_string(), v.clone()));
+            }
+        };
+        for (key, value) in &step.others {
+            set(key, Some(value).filter(|v| !v.is_empty()));
+        }
+        if let Some(value) = &step.persist {
+            set(o.key(), value.as_ref());
+        }
+    }
+
+    /// The claims a step writes, (key, value).
+    fn claims(step: &Step) -> Vec<(&str, &str)> {
+        step.others.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    /// The other keys a step removes.
+    fn forgotten(step: &Step) -> Vec<&str> {
+        step.others.iter().filter(|(_, v)| v.is_empty()).map(|(k, _)| k.as_str()).collect()
+    }
+
     #[test]
-    fn a_stored_queue_is_adopted_once_its_lease_is_over() {
+    fn a_stored_queue_is_claimed_once_its_lease_is_over_and_taken_once_the_claim_stood() {
         let mut other = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue_all(&mut other, &["x1", "x2"], 0, NOW);
         let live = other.stored_value(NOW).unwrap();
@@ -985,32 +1094,98 @@ mod tests {
         let own_stored = own.stored_value(NOW).unwrap();
 
         let mut o = Outbox::new(Settings { window_ms: 1000, ..Settings::default() }, "tab1");
-        let stored = vec![
+        let mut storage = vec![
             (String::from("tandem:q:tab1"), own_stored),
             (String::from("tandem:q:live"), live.clone()),
             (String::from("tandem:q:gone"), released),
             (String::from("tandem:q:junk"), String::from("{not json")),
             (String::from("other"), live.clone()),
         ];
-        let s = o.adopt(&stored, NOW + 1);
+        let s = o.adopt(&storage, NOW + 1);
+        assert_eq!(o.ids(), ["o1"], "our own key (a crashed instance's) is taken at once");
+        assert_eq!(forgotten(&s), ["tandem:q:junk"], "a live lease is left alone, our own key is rewritten");
+        assert_eq!(claims(&s).len(), 1);
+        let (key, claim) = claims(&s)[0];
+        assert_eq!(key, "tandem:q:gone");
+        assert!(claim.starts_with(&format!(r#"{{"by":"tandem:q:tab1","until":{},"items":[["#, NOW + 1 + CLAIM_MS)), "{claim}");
+        assert_eq!(s.wake_ms, Some(CLAIM_WAIT_MS), "the claim is looked at before the own key's delay is over");
+        apply(&mut storage, &o, &s);
+        // Before the claim has stood, nothing more is taken; once it has, the items are ours.
+        let s = o.adopt(&storage, NOW + CLAIM_WAIT_MS);
+        assert!(s.others.is_empty() && o.ids() == ["o1"], "{s:?}");
+        assert_eq!(s.wake_ms, Some(1), "{s:?}");
+        assert!(!o.recheck_due(NOW + CLAIM_WAIT_MS) && o.recheck_due(NOW + 1 + CLAIM_WAIT_MS));
+        let s = o.adopt(&storage, NOW + 1 + CLAIM_WAIT_MS);
         assert_eq!(o.ids(), ["o1", "x1", "x2"]);
-        assert_eq!(s.forget, ["tandem:q:gone", "tandem:q:junk"], "a live lease is left alone, our own key is rewritten");
-        assert_eq!(s.wake_ms, Some(1000));
+        assert_eq!(forgotten(&s), ["tandem:q:gone"]);
+        assert!(!o.recheck_due(u64::MAX - 1), "no claim left to follow");
         let written = s.persist.unwrap().unwrap();
-        assert_eq!(parse_stored(&written, NOW).unwrap().1.len(), 3);
-        // After the lease, the live one is adopted too.
+        assert_eq!(parse_stored(&written, "", NOW).unwrap().items.len(), 3);
+        // After the lease, the live one is claimed too.
         let mut later = Outbox::new(Settings { window_ms: 1000, ..Settings::default() }, "tab2");
-        later.adopt(&[(String::from("tandem:q:live"), live)], NOW + LEASE_MS + 1);
-        assert_eq!(later.ids(), ["x1", "x2"]);
+        let s = later.adopt(&[(String::from("tandem:q:live"), live)], NOW + LEASE_MS + 1);
+        assert_eq!((later.ids().len(), claims(&s).len()), (0, 1));
+    }
+
+    #[test]
+    fn two_tabs_starting_together_take_a_released_queue_once() {
+        let mut old = outbox(Settings::default());
+        queue_all(&mut old, &["x1", "x2"], 0, NOW);
+        old.hide(NOW, true);
+        let released = old.stored_value(NOW).unwrap();
+        for b_writes_last in [false, true] {
+            let mut storage = vec![(String::from("tandem:q:old"), released.clone())];
+            let mut b = Outbox::new(Settings::default(), "B");
+            let mut c = Outbox::new(Settings::default(), "C");
+            // Both read the released queue before either claim landed.
+            let sb = b.adopt(&storage, NOW + 10);
+            let sc = c.adopt(&storage, NOW + 11);
+            let (first, last) = if b_writes_last { ((&c, &sc), (&b, &sb)) } else { ((&b, &sb), (&c, &sc)) };
+            apply(&mut storage, first.0, first.1);
+            apply(&mut storage, last.0, last.1);
+            let at = NOW + 11 + CLAIM_WAIT_MS;
+            let sb = b.adopt(&storage, at);
+            apply(&mut storage, &b, &sb);
+            let sc = c.adopt(&storage, at);
+            apply(&mut storage, &c, &sc);
+            let (winner, loser) = if b_writes_last { (&b, &c) } else { (&c, &b) };
+            assert_eq!((winner.ids(), loser.ids()), (vec!["x1", "x2"], vec![]), "b last: {b_writes_last}");
+            assert!(!storage.iter().any(|(k, _)| k == "tandem:q:old"), "{storage:?}");
+        }
+    }
+
+    #[test]
+    fn a_claim_whose_tab_closed_is_claimed_again_once_it_ran_out() {
+        let mut old = outbox(Settings::default());
+        queue(&mut old, "x1", 0, NOW);
+        old.hide(NOW, true);
+        let mut storage = vec![(String::from("tandem:q:old"), old.stored_value(NOW).unwrap())];
+        // Tab C claims it and closes before taking it.
+        let mut c = Outbox::new(Settings::default(), "C");
+        let sc = c.adopt(&storage, NOW);
+        apply(&mut storage, &c, &sc);
+        // Tab B sees C's live claim: it leaves it, and looks again when the claim runs out.
+        let mut b = Outbox::new(Settings::default(), "B");
+        let s = b.adopt(&storage, NOW + 100);
+        assert!(s.others.is_empty() && b.ids().is_empty() && s.wake_ms == Some(CLAIM_MS - 100), "{s:?}");
+        let s = b.adopt(&storage, NOW + CLAIM_MS);
+        assert_eq!(claims(&s).len(), 1);
+        apply(&mut storage, &b, &s);
+        // A claim re-read late (a throttled timer), after it ran out, is made again, not trusted.
+        let s = b.adopt(&storage, NOW + 2 * CLAIM_MS);
+        assert!(b.ids().is_empty() && claims(&s).len() == 1, "{s:?}");
+        apply(&mut storage, &b, &s);
+        let _ = b.adopt(&storage, NOW + 2 * CLAIM_MS + CLAIM_WAIT_MS);
+        assert_eq!(b.ids(), ["x1"]);
     }
 
     #[test]
     fn old_or_malformed_stored_items_are_left_out() {
         let old = String::from(r#"{"until":0,"items":[["https://a.example/c",{"event_id":"old","event_time_ms":1}],["javascript:x",{"event_id":"js"}],["https://a.example/c",{"event_id":"bad id"}],["https://a.example/c",{"event_id":"ok"}],5,[]]}"#);
-        let (_, items) = parse_stored(&old, NOW).unwrap();
+        let items = parse_stored(&old, "", NOW).unwrap().items;
         assert_eq!(items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["ok"]);
         for junk in ["", "[]", "null", r#"{"until":"0","items":[]}"#, r#"{"until":0}"#] {
-            assert!(parse_stored(junk, NOW).is_none(), "{junk}");
+            assert!(parse_stored(junk, "", NOW).is_none(), "{junk}");
         }
     }
 
@@ -1039,7 +1214,7 @@ mod tests {
         let stored = s.persist.unwrap().unwrap();
         assert!(stored.starts_with(r#"{"until":0,"#));
         assert_eq!(
-            parse_stored(&stored, NOW).unwrap().1.len(),
+            parse_stored(&stored, "", NOW).unwrap().items.len(),
             40 - fetched_before,
             "beaconed or not, all stay stored until handed over; a keepalive fetch in flight counts as handed over"
         );
@@ -1171,11 +1346,20 @@ mod tests {
     fn only_our_own_queue_waits_for_a_crashed_instances_answer() {
         let stored = |key: &str| vec![(String::from(KEY_PREFIX) + key, format!(r#"{{"until":0,"items":[["{URL}",{{"event_id":"old-1","event_time_ms":{}}}]]}}"#, NOW - 5000))];
         let mut o = outbox(Settings::default());
-        let adopted = o.adopt(&stored("old-tab"), NOW);
-        assert_eq!((o.ids(), adopted.requests.len()), (vec!["old-1"], 1), "another page's queue goes at once: wake {:?}", adopted.wake_ms);
+        let mut storage = stored("old-tab");
+        let claimed = o.adopt(&storage, NOW);
+        apply(&mut storage, &o, &claimed);
+        let adopted = o.adopt(&storage, NOW + CLAIM_WAIT_MS);
+        assert_eq!((o.ids(), adopted.requests.len(), adopted.wake_ms), (vec!["old-1"], 0, Some(0)), "another page's queue goes once claimed, at the next tick");
+        assert_eq!(sent_ids(&o.tick(NOW + CLAIM_WAIT_MS, true, &mut Fixed(0))), ["old-1"]);
         let mut o = outbox(Settings::default());
         let adopted = o.adopt(&stored("tab1"), NOW);
         assert_eq!((adopted.requests.len(), adopted.wake_ms), (0, Some(ADOPT_DELAY_MS)));
+        // Read again later (a claim to follow), our own key holds what this instance wrote: it
+        // does not delay the queue again.
+        let _ = o.tick(NOW + ADOPT_DELAY_MS, true, &mut Fixed(0));
+        let again = o.adopt(&stored("tab1"), NOW + ADOPT_DELAY_MS + 1);
+        assert_eq!(again.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS), "{again:?}");
     }
 
     #[test]
@@ -1269,6 +1453,30 @@ mod tests {
     }
 
     #[test]
+    fn a_tab_back_while_its_queue_is_claimed_leaves_the_claim_alone() {
+        let mut a = Outbox::new(Settings::default(), "A");
+        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
+        let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
+        let _ = a.persisted(true);
+        let mut storage = Vec::new();
+        let s = a.hide(NOW + 10, true);
+        apply(&mut storage, &a, &s);
+        let mut b = Outbox::new(Settings::default(), "B");
+        let sb = b.adopt(&storage, NOW + 20);
+        apply(&mut storage, &b, &sb);
+        // A is back before B's claim has stood: the shell sees A's key claimed (as gone), so A
+        // drops "a", and its next event goes under a new key, not over B's claim.
+        assert_eq!(a.key_checked(false).warnings.len(), 1);
+        let s = queue(&mut a, "b", 0, NOW + 30);
+        assert_eq!(a.key(), "tandem:q:A~");
+        apply(&mut storage, &a, &s);
+        let sb = b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS);
+        apply(&mut storage, &b, &sb);
+        assert_eq!((a.ids(), b.ids()), (vec!["b"], vec!["a"]));
+        assert_eq!(storage.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["tandem:q:A~", "tandem:q:B"], "A's first key is gone");
+    }
+
+    #[test]
     fn a_queue_adopted_by_the_next_page_is_not_resent_after_a_back_navigation() {
         // Page A: the endpoint fails, so at pagehide "a" stays stored with until:0 (A enters bfcache).
         let mut a = Outbox::new(Settings::default(), "A");
@@ -1276,10 +1484,13 @@ mod tests {
         let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
         let _ = a.persisted(true);
         let stored = a.hide(NOW + 10, true).persist.flatten().unwrap();
-        // Page B adopts it (and deletes A's key), and will send "a".
+        // Page B adopts it (claims A's key, then takes it and deletes it), and will send "a".
+        let mut storage = vec![(String::from("tandem:q:A"), stored)];
         let mut b = Outbox::new(Settings::default(), "B");
-        let sb = b.adopt(&[(String::from("tandem:q:A"), stored)], NOW + 20);
-        assert_eq!((b.ids(), sb.forget), (vec!["a"], vec![String::from("tandem:q:A")]));
+        let sb = b.adopt(&storage, NOW + 20);
+        apply(&mut storage, &b, &sb);
+        let sb = b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS);
+        assert_eq!((b.ids(), forgotten(&sb)), (vec!["a"], vec!["tandem:q:A"]));
         // Back to A (restored from the back/forward cache): its lease was released, so the shell
         // looks for A's key before the track, finds it gone, and A drops its copy of "a".
         assert!(a.key_check_due(NOW + 30_000));

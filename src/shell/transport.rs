@@ -9,7 +9,8 @@
 //!   while it restarts, then handled by the fresh instance, which reloaded the persisted queue).
 //! - The loader also relays `pagehide`, `visibilitychange`→hidden (`__flush`) and `online`
 //!   (`__online`); it registers those listeners once per page, never `unload`.
-//! - localStorage: this tab's queue key, other tabs' keys to adopt, and the core's `Store` effects.
+//! - localStorage: this tab's queue key, other tabs' keys to claim and adopt (a claim is written at
+//!   once, not coalesced), and the core's `Store` effects.
 //!   Writes are coalesced (`transport_store`): a key changed several times is written once, in the
 //!   next task, so `track()` never pays for a synchronous localStorage write, and a queue entry
 //!   delivered before then is never written at all (nor removed: the tab's own key, new with the
@@ -103,12 +104,14 @@ export function transport_store(key, value, own) {
     }
   }
 }
+// A key another tab has claimed (`{"by":…`, core::outbox) counts as gone: that tab takes it.
 export function transport_has(key) {
   var p = tandemShared.pending;
   if (p && p.has(key)) return p.get(key) !== undefined;
   var ls = tandemStorage();
   try {
-    return !!ls && ls.getItem(key) !== null;
+    var v = ls && ls.getItem(key);
+    return v != null && v.indexOf('{"by":') !== 0;
   } catch (e) {
     return false;
   }
@@ -176,8 +179,8 @@ extern "C" {
     fn transport_held(count: u32);
     /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
     /// `own`: the key is this tab's queue key.
-    fn transport_store(key: &str, value: Option<String>, own: bool);
-    /// Whether a key will be in storage once pending writes are made.
+    fn transport_store(key: &str, value: Option<&str>, own: bool);
+    /// Whether a key will be in storage, unclaimed by another tab, once pending writes are made.
     fn transport_has(key: &str) -> bool;
     /// Makes the pending localStorage writes now.
     fn transport_flush();
@@ -219,9 +222,11 @@ thread_local! {
 /// (the outbox is told, so it neither takes the missing key for an adoption nor counts on a
 /// stored copy at unload), and is stored again once ad_storage is granted.
 /// The queues earlier pages left are read (adopted) only once ad_storage is granted: reading
-/// storage is access too. Denial of ad_user_data (an update, or GPC) redacts what waits, in memory
-/// and stored, to what it would carry had it been tracked now. The first call after start counts
-/// as a change, and so does an adoption, so events adopted from an earlier page are redacted too;
+/// storage is access too; and read again while a claim on one is to be followed (a `__tick` at
+/// the time the outbox asked for). Denial of ad_user_data (an update, or GPC) redacts what waits,
+/// in memory and stored, to what it would carry had it been tracked now. The first call after
+/// start counts as a change, and so does an adoption, so events adopted from an earlier page are
+/// redacted too (an adoption sends nothing itself: they go at the next tick, redacted);
 /// pending (a wait) is not a denial. In basic mode, a state that does not allow sending drops the
 /// queue instead, in memory and stored, and cancels its timer (`Outbox::drop_all`).
 pub fn follow_consent(state: &State) {
@@ -236,7 +241,10 @@ pub fn follow_consent(state: &State) {
     if was != allowed {
         with_outbox(&mut |outbox, now_ms| outbox.storage_allowed(allowed, now_ms));
     }
-    let adopting = allowed && !ADOPTED.with(|a| a.replace(true));
+    // Read again while a claim is to be followed (see core::outbox), so what it takes is
+    // treated like anything adopted below.
+    let recheck = OUTBOX.with(|o| o.borrow().as_ref().is_some_and(|o| o.recheck_due(browser::now())));
+    let adopting = allowed && (!ADOPTED.with(|a| a.replace(true)) || recheck);
     if adopting {
         let stored = stored_queues();
         with_outbox(&mut |outbox, now_ms| outbox.adopt(&stored, now_ms));
@@ -268,7 +276,7 @@ pub fn emit_soon() {
 
 /// The core's `Effect::Store`, written with the outbox's writes (see the module doc).
 pub fn store(key: &str, value: &str) {
-    transport_store(key, Some(value.to_string()), false);
+    transport_store(key, Some(value), false);
 }
 
 /// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId,
@@ -309,11 +317,16 @@ fn stored_queues() -> Vec<(String, String)> {
 
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
 fn run(outbox: &mut Outbox, mut step: Step, now_ms: u64) {
-    for key in &step.forget {
-        transport_store(key, None, false);
+    // Other tabs' keys (a claim, or a queue taken) change in the task that read them, not
+    // coalesced: a claim must land before the other tabs look (see core::outbox).
+    if !step.others.is_empty() {
+        for (key, value) in &step.others {
+            transport_store(key, Some(value.as_str()).filter(|v| !v.is_empty()), false);
+        }
+        transport_flush();
     }
     if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
-        transport_store(outbox.key(), value, true);
+        transport_store(outbox.key(), value.as_deref(), true);
         // The write is made later; until `__stored` says otherwise, it goes as the last one did.
         let ok = outbox.storage_ok();
         let _ = outbox.persisted(ok);

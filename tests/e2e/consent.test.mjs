@@ -146,8 +146,9 @@ test('ad_storage denied: cookies and click ids an earlier visit left are not rea
 
 /**
  * An earlier page of the visit, everything granted, leaves a Purchase queued in storage (the
- * endpoint refuses it); the next page starts under `next` and must neither read nor send it until
- * ad_storage is granted. Returns the Purchase as it finally arrived.
+ * endpoint refuses it); the next page starts under `next` (and the default batching window) and
+ * must neither read nor send it until ad_storage is granted. Returns the Purchase as it finally
+ * arrived.
  */
 async function queueLeftForADeniedPage(next) {
   const storedQueues = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).map((k) => localStorage.getItem(k)).join('\n'));
@@ -157,6 +158,9 @@ async function queueLeftForADeniedPage(next) {
   await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes(id)), { message: 'a first 503' });
   assert.ok((await storedQueues(page)).includes(id), 'queued in storage');
   await page.addInitScript((consent) => { window.__consentDefault = consent; }, next);
+  // The next page batches with the default window (0 ms): what it adopts must still be redacted
+  // before anything is sent.
+  await page.addInitScript(() => { window.__tandemOverrides = { ...window.__tandemOverrides, batch: { windowMs: 0 } }; });
   await page.goto(env.url(LANDING));
   env.server.setFault(0, 0);
   await waitForLoaded(page);
