@@ -242,6 +242,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   var timer = 0;
   var claimTimer = 0;
   var released = false;
+  var leaseUntil = Infinity; // of the queue under our key (0 once released; Infinity: none stored)
   var started = false; // init ran: a consent change may then adopt or store the queue
   var sentIds = [];
   var sentOrders = [];
@@ -284,12 +285,35 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   function store() {
     var ls = storage();
     if (!ls) return;
+    leaseUntil = Infinity;
     try {
-      if (queue.length && consentState().ad_storage === 'granted') ls.setItem(key, stringify({ until: released ? 0 : Date.now() + 120000, items: queue }));
-      else ls.removeItem(key);
+      if (queue.length && consentState().ad_storage === 'granted') {
+        var until = released ? 0 : Date.now() + 120000;
+        ls.setItem(key, stringify({ until: until, items: queue }));
+        leaseUntil = until;
+      } else {
+        ls.removeItem(key);
+      }
     } catch (e) {
       try { ls.removeItem(key); } catch (e2) { /* nothing to do */ }
     }
+  }
+  // Once our lease has run out (a pagehide released the queue, and the page came back from the
+  // back/forward cache; or the tab slept), another tab may have adopted our queue and be sending
+  // it. If our key is gone or claimed, our copy is dropped and what comes later is stored under a
+  // new key, never over a standing claim (the core's Outbox::key_checked). Storage that cannot be
+  // read counts as gone, as in the wasm path: a double is worse than a retry another tab makes.
+  function checkKey() {
+    if (Date.now() < leaseUntil) return;
+    var own = null;
+    try { own = storage().getItem(key); } catch (e) { /* as gone */ }
+    if (own != null && own.indexOf('{"by":') !== 0) return;
+    queue = [];
+    sending = null;
+    sendingKeepalive = 0;
+    failures = 0; // no retry is left to run: the next event goes at once
+    leaseUntil = Infinity;
+    key += '~';
   }
   function queued(id) {
     return queue.some(function (p) { return p[1].event_id === id; });
@@ -316,6 +340,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var state = consentState();
     var recheck = Infinity;
     if (stashOnly || !ls || state.ad_storage !== 'granted') return;
+    checkKey();
     for (var i = ls.length - 1; i >= 0; i--) {
       try {
         var k = ls.key(i);
@@ -380,6 +405,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     } catch (e) { /* no timers */ }
   }
   function settle(batch, status) {
+    if (batch !== sending) return; // dropped with a queue another tab took (checkKey)
     sending = null;
     sendingKeepalive = 0;
     var refused = status >= 400 && status < 500 && status !== 408 && status !== 429;
@@ -395,6 +421,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     store();
   }
   function pump() {
+    checkKey();
     if (sending || !queue.length) return;
     var batch = nextBatch(BATCH_BYTES);
     if (!batch.length) return;
@@ -418,6 +445,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // outlives the page as a beacon does (the core's Outbox::hide): kept, the next page would
   // send its events again.
   function flush(pagehide) {
+    checkKey();
     if (pagehide) {
       released = true;
       if (!failures && sendingKeepalive) without(sending);
@@ -436,6 +464,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     store();
   }
   function enqueue(ev) {
+    checkKey();
     var url = endpoint;
     try { url = String(new URL(endpoint, win.location.href)); } catch (e) { /* keep it relative */ }
     queue.push([url, ev]);

@@ -241,6 +241,38 @@ test('JS path: a queue claimed by a tab that closed before taking it is claimed 
   assert.equal(page.store.has('tandem:q:old'), false);
 });
 
+test('JS path: a page back from the back/forward cache whose released queue another tab claimed or took sends none of it again', async () => {
+  for (const taken of [true, false]) {
+    const { store, b, c } = twoTabs();
+    let failing = true;
+    const deliver = b.win.fetch;
+    b.win.fetch = (url, init) => (failing ? Promise.resolve({ status: 503 }) : deliver(url, init));
+    b.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    b.tag('track', 'Lead', {}, { eventId: 'l1' });
+    await b.run(300);
+    // The endpoint is failing, so nothing is beaconed: the queue is released for a later page.
+    b.tag('__flush', 'pagehide');
+    assert.equal(JSON.parse(store.get('tandem:q:tabB')).until, 0);
+    c.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    await c.run(taken ? 2000 : 100);
+    assert.equal(c.events.length, taken ? 1 : 0, `taken: ${taken}`);
+    // B is back and the endpoint works again: its retry finds its key gone or claimed.
+    failing = false;
+    await b.run(120_000);
+    await c.run(5000);
+    assert.equal(sentTimes([b, c], 'l1'), 1, `taken: ${taken}`);
+    assert.deepEqual(c.events.map((e) => e.event_id), ['l1']);
+    // What B tracks next is stored under a new key, not over C's claim, and goes once.
+    failing = true;
+    b.tag('track', 'Lead', {}, { eventId: 'l2' });
+    assert.deepEqual(JSON.parse(store.get('tandem:q:tabB~')).items.map((p) => p[1].event_id), ['l2']);
+    failing = false;
+    await b.run(120_000);
+    assert.deepEqual(b.events.map((e) => e.event_id), ['l2']);
+    assert.equal(store.has('tandem:q:tabB'), false);
+  }
+});
+
 test('JS path: a consent default after an update does not override what the update set', async () => {
   const page = simulatedPage();
   page.win.document.cookie = '_fbp=fb.1.1700000000000.123456789';
