@@ -346,6 +346,9 @@ function createJsPath(win, version, report, tabId, stashOnly) {
         var k = ls.key(i);
         if (!k || k.indexOf(QUEUE_PREFIX) !== 0) continue;
         var stored = JSON.parse(ls.getItem(k));
+        // Our key claimed by another tab (this path took over from a crashed instance): ours is a
+        // new one, never written over the claim, as in the core's adopt.
+        if (k === key && stored.by && leaseUntil === Infinity) key += '~';
         if (k !== key || stored.by) {
           var standing = stored.until - CLAIM_MS + CLAIM_WAIT_MS, ours = stored.by === key;
           if (stored.until <= now) {

@@ -29,7 +29,8 @@
 //!   the one stored. Of tabs claiming together the last writer wins; the others see a live claim
 //!   and leave it, and look again when it runs out (its tab may have closed before taking it).
 //!   A tab whose own key is gone or claimed knows it was adopted: it drops its copy and writes
-//!   later events under a new key, so it never overwrites a claim that is about to be taken.
+//!   later events under a new key, so it never overwrites a claim that is about to be taken. A
+//!   fresh instance (after a crash) that finds its key claimed moves to a new key the same way.
 //! - **Consent.** Queued events were built under the consent of their time; on a revocation of
 //!   ad_user_data the shell has `rewrite` redact every one of them (`payload::redact`) and the
 //!   stored copy is written again. In basic mode a state that no longer allows sending drops them
@@ -331,6 +332,12 @@ impl Outbox {
                 }
                 continue;
             };
+            if *key == self.key && found.claim.is_some() && !self.written {
+                // Our key, claimed by another tab: a fresh instance after a crash, whose key that
+                // tab is taking. Ours is a new one from here on, never written over the claim
+                // (which would lose the claimed events: the claimer would find its claim gone).
+                self.key.push('~');
+            }
             let own = *key == self.key && found.claim.is_none();
             // Read again after this instance wrote it, our own key holds nothing new.
             if own && self.written {
@@ -1474,6 +1481,31 @@ mod tests {
         apply(&mut storage, &b, &sb);
         assert_eq!((a.ids(), b.ids()), (vec!["b"], vec!["a"]));
         assert_eq!(storage.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["tandem:q:A~", "tandem:q:B"], "A's first key is gone");
+    }
+
+    #[test]
+    fn a_fresh_instance_whose_key_another_tab_claimed_stores_under_a_new_key() {
+        // Tab A's pagehide released "a"; B claimed A's key; A came back and its instance crashed
+        // before it wrote anything: the fresh instance (same tab id) finds its key claimed.
+        let mut a = Outbox::new(Settings::default(), "A");
+        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
+        let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
+        let _ = a.persisted(true);
+        let mut storage = Vec::new();
+        let s = a.hide(NOW + 10, true);
+        apply(&mut storage, &a, &s);
+        let mut b = Outbox::new(Settings::default(), "B");
+        let sb = b.adopt(&storage, NOW + 20);
+        apply(&mut storage, &b, &sb);
+        let mut fresh = Outbox::new(Settings::default(), "A");
+        let sf = fresh.adopt(&storage, NOW + 30);
+        assert_eq!((fresh.key(), fresh.ids().len(), claims(&sf).len()), ("tandem:q:A~", 0, 0), "{sf:?}");
+        let s = queue(&mut fresh, "b", 0, NOW + 40);
+        apply(&mut storage, &fresh, &s);
+        let sb = b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS);
+        apply(&mut storage, &b, &sb);
+        assert_eq!((b.ids(), fresh.ids()), (vec!["a"], vec!["b"]), "B's claim stood: \"a\" goes once, from B");
+        assert_eq!(storage.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["tandem:q:A~", "tandem:q:B"]);
     }
 
     #[test]

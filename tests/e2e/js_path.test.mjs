@@ -273,6 +273,19 @@ test('JS path: a page back from the back/forward cache whose released queue anot
   }
 });
 
+test('JS path: taking over a tab whose key another tab has claimed, it stores under a new key, not over the claim', async () => {
+  const page = simulatedPage();
+  const now = page.now();
+  const claim = JSON.stringify({ by: 'tandem:q:tabC', until: now + 3000, items: JSON.parse(released(now, ['a'])).items });
+  page.store.set('tandem:q:tab1', claim);
+  page.win.fetch = () => Promise.resolve({ status: 503 });
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {}, { eventId: 'b' });
+  await page.run(1000);
+  assert.equal(page.store.get('tandem:q:tab1'), claim, 'the claim stands for the tab that made it');
+  assert.deepEqual(JSON.parse(page.store.get('tandem:q:tab1~')).items.map((p) => p[1].event_id), ['b']);
+});
+
 test('JS path: a consent default after an update does not override what the update set', async () => {
   const page = simulatedPage();
   page.win.document.cookie = '_fbp=fb.1.1700000000000.123456789';
