@@ -1459,8 +1459,9 @@ mod tests {
         assert!(on.persist.flatten().is_some_and(|v| v.contains(r#""event_id":"later""#)));
     }
 
-    #[test]
-    fn a_tab_back_while_its_queue_is_claimed_leaves_the_claim_alone() {
+    /// Tab A's endpoint failed, so its pagehide released "a" in storage; tab B, starting at
+    /// NOW + 20, has claimed A's key (its claim stands at NOW + 20 + CLAIM_WAIT_MS).
+    fn released_then_claimed() -> (Outbox, Outbox, Vec<(String, String)>) {
         let mut a = Outbox::new(Settings::default(), "A");
         let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
         let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
@@ -1471,6 +1472,12 @@ mod tests {
         let mut b = Outbox::new(Settings::default(), "B");
         let sb = b.adopt(&storage, NOW + 20);
         apply(&mut storage, &b, &sb);
+        (a, b, storage)
+    }
+
+    #[test]
+    fn a_tab_back_while_its_queue_is_claimed_leaves_the_claim_alone() {
+        let (mut a, mut b, mut storage) = released_then_claimed();
         // A is back before B's claim has stood: the shell sees A's key claimed (as gone), so A
         // drops "a", and its next event goes under a new key, not over B's claim.
         assert_eq!(a.key_checked(false).warnings.len(), 1);
@@ -1485,18 +1492,9 @@ mod tests {
 
     #[test]
     fn a_fresh_instance_whose_key_another_tab_claimed_stores_under_a_new_key() {
-        // Tab A's pagehide released "a"; B claimed A's key; A came back and its instance crashed
-        // before it wrote anything: the fresh instance (same tab id) finds its key claimed.
-        let mut a = Outbox::new(Settings::default(), "A");
-        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
-        let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
-        let _ = a.persisted(true);
-        let mut storage = Vec::new();
-        let s = a.hide(NOW + 10, true);
-        apply(&mut storage, &a, &s);
-        let mut b = Outbox::new(Settings::default(), "B");
-        let sb = b.adopt(&storage, NOW + 20);
-        apply(&mut storage, &b, &sb);
+        // A came back and its instance crashed before it wrote anything: the fresh instance
+        // (same tab id) finds its key claimed.
+        let (_, mut b, mut storage) = released_then_claimed();
         let mut fresh = Outbox::new(Settings::default(), "A");
         let sf = fresh.adopt(&storage, NOW + 30);
         assert_eq!((fresh.key(), fresh.ids().len(), claims(&sf).len()), ("tandem:q:A~", 0, 0), "{sf:?}");
