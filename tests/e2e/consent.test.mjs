@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  setup, needsDist, countProbes, waitFor, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
+  setup, needsDist, countProbes, waitFor, waitForRetry, waitForLoaded, waitForEvents, waitForCalls, getCalls, cookieMap, settle, assertPayloadsValid,
   TEST_DIST_DIR, TEST_DIST_READY,
 } from './helpers.mjs';
 
@@ -155,7 +155,7 @@ async function queueLeftForADeniedPage(next) {
   const { page, pageErrors } = await open({ consent: ALL_GRANTED, overrides: { batch: { windowMs: 200 } } });
   env.server.setFault(503, 1000);
   const id = await page.evaluate(() => window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: 'q-earlier-1' }));
-  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes(id)), { message: 'a first 503' });
+  await waitForRetry(env.server, id);
   assert.ok((await storedQueues(page)).includes(id), 'queued in storage');
   await page.addInitScript((consent) => { window.__consentDefault = consent; }, next);
   // The next page batches with the default window (0 ms): what it adopts must still be redacted

@@ -147,6 +147,16 @@ export async function waitFor(fn, { timeout = 5000, interval = 25, message = 'co
   }
 }
 
+/**
+ * Waits until the endpoint has answered 503 twice to requests carrying `text`: the page has then
+ * read the first failure (its retry shows it). The server logs a 503 before the page reads it, and
+ * a keepalive request still in flight at pagehide counts as delivered (core::outbox, `hide`), so
+ * a navigation right after the first 503 could leave nothing stored.
+ */
+export async function waitForRetry(server, text) {
+  await waitFor(() => server.payloads.filter((p) => p.status === 503 && p.text.includes(text)).length >= 2, { timeout: 8000, message: `a retry after a 503 for ${text}` });
+}
+
 /** Wait until at least `count` events on the server match pred; returns all matching events. */
 export async function waitForEvents(server, pred, { count = 1, timeout = 5000, message } = {}) {
   return waitFor(() => {

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  setup, needsDist, waitFor, waitForLoaded, waitForEvents, settle, getCalls, waitForCalls, fbqEvents, assertPayloadsValid,
+  setup, needsDist, waitFor, waitForRetry, waitForLoaded, waitForEvents, settle, getCalls, waitForCalls, fbqEvents, assertPayloadsValid,
   TEST_DIST_DIR, TEST_DIST_READY, UUID_V4,
 } from './helpers.mjs';
 
@@ -229,7 +229,7 @@ async function reloadWithPendingQueue(t, name, prefix, count, more = {}) {
   env.server.setFault(503, 1000);
   const list = ids(prefix, count);
   await track(page, list, 'Purchase');
-  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes(list[0])), { message: 'a first 503' });
+  await waitForRetry(env.server, list[0]);
   assert.ok((await storedQueue(page)).includes(list[count - 1]));
   await page.reload();
   env.server.setFault(0, 0);
@@ -280,7 +280,7 @@ test('two tabs starting together on the queue an earlier page left: it goes out 
     env.server.setFault(503, 1000);
     const list = ids(`together-${second === 'wasm' ? 'wasm' : 'js'}`, 3);
     await track(page, list);
-    await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes(list[0])), { message: 'a first 503' });
+    await waitForRetry(env.server, list[0]);
     await page.goto(env.url('/no-tag-here'));
     env.server.setFault(0, 0);
     const left = await page.evaluate(() => Object.entries(localStorage).filter(([k]) => k.startsWith('tandem:q:')));
@@ -524,7 +524,7 @@ test('degraded mode: a pending queue survives a reload', needsDist, async (t) =>
   env.server.setFault(503, 1000);
   const list = ids('degreload', 2);
   const { page, pageErrors } = await degradedPage(t, 'reload', how, list);
-  await waitFor(() => env.server.payloads.some((p) => p.status === 503 && p.text.includes('degreload-1')), { message: 'a first 503' });
+  await waitForRetry(env.server, 'degreload-1');
   await page.reload();
   env.server.setFault(0, 0);
   await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
