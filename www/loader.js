@@ -408,6 +408,9 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     } catch (e) { /* no timers */ }
   }
   function settle(batch, status) {
+    // The answer may come after our lease ran out and another tab took the queue: then our copy
+    // is dropped here, not written back for a second sending.
+    checkKey();
     if (batch !== sending) return; // dropped with a queue another tab took (checkKey)
     sending = null;
     sendingKeepalive = 0;
@@ -433,6 +436,12 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var keepalive = text.length <= KEEPALIVE_MAX;
     sending = batch;
     sendingKeepalive = keepalive ? text.length : 0;
+    // Back from the back/forward cache, the stored copy still says released: another tab would
+    // claim it and send it too. Sending again, this page holds its queue again.
+    if (released) {
+      released = false;
+      store();
+    }
     try {
       win.fetch(batch[0][0], { method: 'POST', body: text, keepalive: keepalive, credentials: 'include', headers: { 'Content-Type': 'text/plain' } })
         .then(function (r) { return r.status; }, function () { return 0; })

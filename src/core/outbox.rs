@@ -31,6 +31,9 @@
 //!   A tab whose own key is gone or claimed knows it was adopted: it drops its copy and writes
 //!   later events under a new key, so it never overwrites a claim that is about to be taken. A
 //!   fresh instance (after a crash) that finds its key claimed moves to a new key the same way.
+//!   An unclaimed copy of a key this instance has written holds nothing new for it, even while
+//!   the removal of a delivered queue is still coalesced (`wrote_key`). While ad_storage is
+//!   denied storage is not read, so a claim is followed only once it is granted again.
 //! - **Consent.** Queued events were built under the consent of their time; on a revocation of
 //!   ad_user_data the shell has `rewrite` redact every one of them (`payload::redact`) and the
 //!   stored copy is written again. In basic mode a state that no longer allows sending drops them
@@ -201,6 +204,10 @@ pub struct Outbox {
     storage_ok: bool,
     /// We asked for our key to be written with items (so an empty queue must remove it).
     written: bool,
+    /// This instance has written its key (under its current name) at least once: what an
+    /// unclaimed copy of it holds is ours already, even once `written` is back to false (a removal
+    /// still coalesced when storage is read again would otherwise hand delivered events back).
+    wrote_key: bool,
     /// After `pagehide`: persist with `until: 0` so the next page adopts at once.
     released: bool,
     /// Set by `hide` until the page is seen alive again (a tick, a new event, `online`): the
@@ -289,6 +296,7 @@ impl Outbox {
             persisted: false,
             storage_ok: true,
             written: false,
+            wrote_key: false,
             released: false,
             unloading: false,
             lease_until: 0,
@@ -336,11 +344,11 @@ impl Outbox {
                 // Our key, claimed by another tab: a fresh instance after a crash, whose key that
                 // tab is taking. Ours is a new one from here on, never written over the claim
                 // (which would lose the claimed events: the claimer would find its claim gone).
-                self.key.push('~');
+                self.rotate_key();
             }
             let own = *key == self.key && found.claim.is_none();
             // Read again after this instance wrote it, our own key holds nothing new.
-            if own && self.written {
+            if own && self.wrote_key {
                 continue;
             }
             own_found |= own;
@@ -510,10 +518,16 @@ impl Outbox {
             self.persisted = false;
             self.written = false;
             self.next_send = None;
-            self.key.push('~');
+            self.rotate_key();
             step.warnings.push(String::from("another tab took over this tab's undelivered events"));
         }
         step
+    }
+
+    /// From here on our queue goes under a new key, which this instance has not written yet.
+    fn rotate_key(&mut self) {
+        self.key.push('~');
+        self.wrote_key = false;
     }
 
     /// Drops the items `gone` picks, one by one, with the remove `bound` links anyway: a
@@ -656,6 +670,9 @@ impl Outbox {
         self.storage_ok = allowed;
         self.persisted = false;
         self.written = false;
+        // A claim is followed by reading storage, which is not allowed now: its recheck would be
+        // due at every wake (a timer of 0 ms, again and again). Once allowed, storage is read at once.
+        self.recheck_at = if allowed { now_ms } else { NEVER };
         if allowed {
             self.persist(&mut step, now_ms);
         }
@@ -679,6 +696,7 @@ impl Outbox {
         if !self.items.is_empty() || self.written {
             step.persist = Some(self.stored_value(now_ms));
             self.written = !self.items.is_empty();
+            self.wrote_key |= self.written;
             self.lease_until = if self.released { 0 } else { now_ms + LEASE_MS };
         }
     }
@@ -1504,6 +1522,48 @@ mod tests {
         apply(&mut storage, &b, &sb);
         assert_eq!((b.ids(), fresh.ids()), (vec!["a"], vec!["b"]), "B's claim stood: \"a\" goes once, from B");
         assert_eq!(storage.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["tandem:q:A~", "tandem:q:B"]);
+    }
+
+    #[test]
+    fn a_claim_left_when_storage_is_denied_does_not_wake_the_tab_at_once_forever() {
+        let (_, mut b, _) = released_then_claimed();
+        let _ = queue(&mut b, "b", 0, NOW + 30);
+        let _ = b.storage_allowed(false, NOW + 40);
+        // The claim would stand now, but storage may not be read: no recheck is due, and the
+        // timer waits for what is queued, not 0 ms at every wake.
+        let at = NOW + 20 + CLAIM_WAIT_MS + 1;
+        assert!(!b.recheck_due(at));
+        let s = b.tick(at, true, &mut Fixed(0));
+        assert_eq!(sent_ids(&s), ["b"]);
+        assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS), "{s:?}");
+        let _ = b.delivered("b", 204, at, &mut Fixed(0));
+        let idle = b.tick(at + 1, true, &mut Fixed(0));
+        assert!(idle.wake_ms.is_some_and(|ms| ms > u64::from(u32::MAX)), "no timer: {idle:?}");
+        // Allowed again: storage is read at once, and the claim that stood is taken.
+        let _ = b.storage_allowed(true, at + 2);
+        assert!(b.recheck_due(at + 2));
+    }
+
+    #[test]
+    fn our_own_key_read_before_its_removal_landed_is_not_taken_again() {
+        let mut o = Outbox::new(Settings::default(), "A");
+        let mut storage = Vec::new();
+        let s = queue(&mut o, "a", 0, NOW);
+        apply(&mut storage, &o, &s);
+        let _ = o.persisted(true);
+        let sent = o.tick(NOW, true, &mut Fixed(0));
+        assert_eq!(sent_ids(&sent), ["a"]);
+        let s = o.delivered("a", 204, NOW + 5, &mut Fixed(0));
+        assert_eq!(s.persist, Some(None), "the delivered queue is removed");
+        // Storage read again (a claim to follow) before the coalesced removal was made: our key
+        // still holds "a", and it is not taken back to be sent twice.
+        let s = o.adopt(&storage, NOW + 6);
+        assert!(o.ids().is_empty() && s.requests.is_empty(), "{s:?}");
+        assert!(sent_ids(&o.tick(NOW + 7, true, &mut Fixed(0))).is_empty());
+        // A fresh instance of the same tab (after a crash) still takes what its key holds.
+        let mut fresh = Outbox::new(Settings::default(), "A");
+        let _ = fresh.adopt(&storage, NOW + 8);
+        assert_eq!(fresh.ids(), ["a"]);
     }
 
     #[test]

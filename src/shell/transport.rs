@@ -141,9 +141,12 @@ export function transport_flush() {
         ok = true;
       }
     } catch (e) {
-      // QuotaExceededError: no stale copy left behind for another page to resend.
-      stored.delete(key);
-      try { ls.removeItem(key); } catch (e2) { /* nothing more to do */ }
+      // QuotaExceededError: no stale copy left behind for another page to resend. Another tab's
+      // queue whose claim failed is left as it was, for whichever tab claims it next.
+      if (key === s.own || key.indexOf('tandem:q:') !== 0) {
+        stored.delete(key);
+        try { ls.removeItem(key); } catch (e2) { /* nothing more to do */ }
+      }
     }
     // The outbox hears of a change of outcome only, after this call (never re-entering the wasm).
     if (ok !== (known.get(key) !== false)) {
@@ -246,6 +249,8 @@ pub fn follow_consent(state: &State) {
     let recheck = OUTBOX.with(|o| o.borrow().as_ref().is_some_and(|o| o.recheck_due(browser::now())));
     let adopting = allowed && (!ADOPTED.with(|a| a.replace(true)) || recheck);
     if adopting {
+        // Our own writes still coalesced land first, so storage reads as this tab left it.
+        transport_flush();
         let stored = stored_queues();
         with_outbox(&mut |outbox, now_ms| outbox.adopt(&stored, now_ms));
     }

@@ -273,6 +273,61 @@ test('JS path: a page back from the back/forward cache whose released queue anot
   }
 });
 
+/** Makes `page`'s requests wait for an answer the test gives: `answer(status)` answers the oldest. */
+function heldRequests(page) {
+  const waiting = [];
+  page.win.fetch = (url, init) => {
+    page.events.push(...JSON.parse(init.body).events);
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+  return { answer: (status) => waiting.shift()({ status }), get count() { return waiting.length; } };
+}
+
+test('JS path: a request answered after another tab took the queue does not write its events back', async () => {
+  for (const status of [503, 200]) {
+    const { store, b, c } = twoTabs();
+    const held = heldRequests(b);
+    b.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    b.tag('track', 'Lead', {}, { eventId: 'l1' });
+    await b.run(130_000); // a frozen tab: its request unanswered past its lease
+    assert.equal(held.count, 1);
+    await c.run(130_000); // C's clock, to the same time
+    c.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    await c.run(2000);
+    assert.deepEqual(c.events.map((e) => e.event_id), ['l1'], 'C took the queue whose lease ran out');
+    // B's request was on its way before C took the queue (the endpoint deduplicates by
+    // event_id); after its answer, B neither stores l1 again nor sends it again.
+    held.answer(status);
+    await b.run(120_000);
+    assert.equal(store.has('tandem:q:tabB'), false, `status ${status}: B's key written back`);
+    assert.deepEqual(b.events.map((e) => e.event_id), ['l1'], `status ${status}: B sent l1 again`);
+  }
+});
+
+test('JS path: a page back from the back/forward cache that sends its queue again holds it, so no other tab sends it too', async () => {
+  const { store, b, c } = twoTabs();
+  const deliver = b.win.fetch;
+  b.win.fetch = () => Promise.resolve({ status: 503 });
+  b.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  b.tag('track', 'Lead', {}, { eventId: 'l1' });
+  await b.run(300);
+  b.tag('__flush', 'pagehide');
+  assert.equal(JSON.parse(store.get('tandem:q:tabB')).until, 0, 'released for a later page');
+  // Back from the cache: the retry goes, and is still on its way when another tab starts.
+  const held = heldRequests(b);
+  await b.run(5000);
+  assert.equal(held.count, 1, 'the retry went');
+  assert.ok(JSON.parse(store.get('tandem:q:tabB')).until > b.now(), 'held again by a live lease');
+  c.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  await c.run(5000);
+  assert.deepEqual(c.events, [], 'a live tab\'s queue is left alone');
+  b.win.fetch = deliver;
+  held.answer(200);
+  await b.run(1000);
+  assert.equal(sentTimes([b, c], 'l1'), 1);
+  assert.equal(store.has('tandem:q:tabB'), false);
+});
+
 test('JS path: taking over a tab whose key another tab has claimed, it stores under a new key, not over the claim', async () => {
   const page = simulatedPage();
   const now = page.now();
