@@ -447,6 +447,9 @@ function createJsPath(win, version, report, tabId, stashOnly) {
         .then(function (r) { return r.status; }, function () { return 0; })
         .then(function (status) { settle(batch, status); })
         .catch(function () {});
+      // Unanswered after 30 s counts as a network error, as in the core: a request that hangs
+      // must not hold back every later event. A late answer is then ignored (batch !== sending).
+      setTimeout(function () { settle(batch, 0); }, 30000);
     } catch (e) {
       settle(batch, 0);
     }

@@ -61,7 +61,9 @@ function simulatedPage(store = new Map(), start = 1_800_000_000_000, tabId = 'ta
     await turn();
   }
   const queued = () => JSON.parse(store.get('tandem:q:tab1') || '{"items":[]}').items.length;
-  return { tag, win, store, requests, beacons, events, errors, run, queued, context, now: () => now };
+  // A frozen tab: its clock moves on, its timers do not run until the next `run`.
+  const freeze = (ms) => { now += ms; };
+  return { tag, win, store, requests, beacons, events, errors, run, queued, freeze, context, now: () => now };
 }
 
 // A Purchase with 200 long contents: about 70 KB, more than one keepalive request may carry.
@@ -289,7 +291,8 @@ test('JS path: a request answered after another tab took the queue does not writ
     const held = heldRequests(b);
     b.tag('init', { endpoint: ENDPOINT, autoPageView: false });
     b.tag('track', 'Lead', {}, { eventId: 'l1' });
-    await b.run(130_000); // a frozen tab: its request unanswered past its lease
+    await b.run(300);
+    b.freeze(130_000); // a frozen tab, its request unanswered past its lease
     assert.equal(held.count, 1);
     await c.run(130_000); // C's clock, to the same time
     c.tag('init', { endpoint: ENDPOINT, autoPageView: false });
@@ -326,6 +329,24 @@ test('JS path: a page back from the back/forward cache that sends its queue agai
   await b.run(1000);
   assert.equal(sentTimes([b, c], 'l1'), 1);
   assert.equal(store.has('tandem:q:tabB'), false);
+});
+
+test('JS path: a request unanswered after 30 s counts as a network error, and its events go again', async () => {
+  const page = simulatedPage();
+  const held = heldRequests(page);
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {}, { eventId: 'l1' });
+  await page.run(29_000);
+  page.tag('track', 'Lead', {}, { eventId: 'l2' });
+  await page.run(900);
+  assert.equal(held.count, 1, 'one request in flight at a time');
+  await page.run(2000); // past the timeout (30 s) and the first retry's backoff (at most 1 s)
+  assert.equal(held.count, 2, 'the retry went');
+  held.answer(200); // the hung request's late answer changes nothing
+  held.answer(200);
+  await page.run(1000);
+  assert.deepEqual(page.events.map((e) => e.event_id), ['l1', 'l1', 'l2'], 'the same event_id again, with l2');
+  assert.equal(page.queued(), 0);
 });
 
 test('JS path: taking over a tab whose key another tab has claimed, it stores under a new key, not over the claim', async () => {
