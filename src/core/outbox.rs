@@ -637,6 +637,8 @@ impl Outbox {
         if self.failures == 0 || !self.storage_ok {
             let mut budget = UNLOAD_BUDGET.saturating_sub(keepalive_in_flight.unwrap_or(0));
             while let Some(req) = self.batch(true, budget) {
+                // A beacon the browser refuses goes by fetch: in flight from now (`set_wake`).
+                self.in_flight_since = now_ms;
                 budget = budget.saturating_sub(req.body.len());
                 step.requests.push(req);
             }
@@ -811,7 +813,9 @@ impl Outbox {
     /// Nothing due at all cancels the timer (`NEVER` and beyond).
     fn set_wake(&self, step: &mut Step, now_ms: u64) {
         let wake = match self.next_send {
-            _ if self.in_flight() => IN_FLIGHT_TIMEOUT_MS,
+            // Counted from the request, not from this step: each step replaces the timer, so a
+            // page tracking more often than the timeout would otherwise never see it fire.
+            _ if self.in_flight() => (self.in_flight_since + IN_FLIGHT_TIMEOUT_MS).saturating_sub(now_ms),
             Some(due) => due.saturating_sub(now_ms),
             None => NEVER,
         };
@@ -1290,6 +1294,26 @@ mod tests {
     }
 
     #[test]
+    fn events_tracked_while_a_request_hangs_do_not_push_its_timeout_back() {
+        let mut o = outbox(Settings::default());
+        assert_eq!(sent_ids(&enqueue_and_end_task(&mut o, &["a"], 0, NOW)), ["a"]);
+        // Each step sets the one timer again: 30 s from the request, not from the step, or a page
+        // that tracks every 20 s (scroll depth, a video's progress) never sees the hung request
+        // time out, and every later event waits behind it.
+        let s = queue(&mut o, "b", 0, NOW + 20_000);
+        assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS - 20_000), "{s:?}");
+        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
+        assert!(s.warnings[0].contains("network error"), "{s:?}");
+        // A beacon the browser refused goes by fetch (the shell's fallback), in flight from the
+        // hide: its timeout counts from there, not from an older request.
+        let mut o = outbox(Settings { window_ms: 5000, ..Settings::default() });
+        let _ = queue(&mut o, "a", 0, NOW);
+        assert_eq!(sent_ids(&o.hide(NOW + 60_000, false)), ["a"]);
+        let s = queue(&mut o, "b", 0, NOW + 61_000);
+        assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS - 1000), "{s:?}");
+    }
+
+    #[test]
     fn a_timeout_retries_exactly_the_events_in_flight() {
         let mut o = outbox(Settings::default());
         let s = enqueue_and_end_task(&mut o, &["a", "b"], 0, NOW);
@@ -1381,10 +1405,10 @@ mod tests {
         let adopted = o.adopt(&stored("tab1"), NOW);
         assert_eq!((adopted.requests.len(), adopted.wake_ms), (0, Some(ADOPT_DELAY_MS)));
         // Read again later (a claim to follow), our own key holds what this instance wrote: it
-        // does not delay the queue again.
+        // does not delay the queue again: the timer is the timeout of the request sent 1 ms before.
         let _ = o.tick(NOW + ADOPT_DELAY_MS, true, &mut Fixed(0));
         let again = o.adopt(&stored("tab1"), NOW + ADOPT_DELAY_MS + 1);
-        assert_eq!(again.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS), "{again:?}");
+        assert_eq!(again.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS - 1), "{again:?}");
     }
 
     #[test]
