@@ -411,7 +411,15 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     // The answer may come after our lease ran out and another tab took the queue: then our copy
     // is dropped here, not written back for a second sending.
     checkKey();
-    if (batch !== sending) return; // dropped with a queue another tab took (checkKey)
+    if (batch !== sending) {
+      // Dropped with a queue another tab took (checkKey), or answered after the timeout counted
+      // it a network error: what a late 2xx delivered must not go again with the retry.
+      if (status >= 200 && status < 300) {
+        without(batch);
+        store();
+      }
+      return;
+    }
     sending = null;
     sendingKeepalive = 0;
     var refused = status >= 400 && status < 500 && status !== 408 && status !== 429;
@@ -448,7 +456,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
         .then(function (status) { settle(batch, status); })
         .catch(function () {});
       // Unanswered after 30 s counts as a network error, as in the core: a request that hangs
-      // must not hold back every later event. A late answer is then ignored (batch !== sending).
+      // must not hold back every later event. A late answer only drops what it delivered (settle).
       setTimeout(function () { settle(batch, 0); }, 30000);
     } catch (e) {
       settle(batch, 0);

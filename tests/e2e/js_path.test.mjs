@@ -349,6 +349,19 @@ test('JS path: a request unanswered after 30 s counts as a network error, and it
   assert.equal(page.queued(), 0);
 });
 
+test('JS path: a hung request answered 2xx after its timeout, before the retry went, is not sent again', async () => {
+  const page = simulatedPage();
+  const held = heldRequests(page);
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {}, { eventId: 'l1' });
+  await page.run(30_000); // the timeout: a network error, retried within 0.5 to 1 s
+  assert.equal(held.count, 1);
+  held.answer(200); // the endpoint took l1 after all, as the core hears a late answer too
+  await page.run(120_000);
+  assert.deepEqual(page.events.map((e) => e.event_id), ['l1'], 'l1 sent once');
+  assert.equal(page.queued(), 0);
+});
+
 test('JS path: taking over a tab whose key another tab has claimed, it stores under a new key, not over the claim', async () => {
   const page = simulatedPage();
   const now = page.now();
