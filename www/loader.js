@@ -566,8 +566,12 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if (/^fb\.[0-9]+\.[0-9]+\.[^.]+(\.[^.]+)?$/.test(fbp)) userData.fbp = fbp;
     if (/^fb\.[0-9]+\.[0-9]+\..+$/.test(fbc)) userData.fbc = fbc;
     var clientId = consent.analytics_storage === 'granted' ? readCookie(doc, '_tandem_cid') : '';
-    var pageUrl = String(win.location.href);
-    if (!identifiers) pageUrl = withoutClickIds(pageUrl);
+    var pageUrl = String(win.location.href), referrer = String(doc.referrer || '');
+    // The referrer too (a landing page's URL, when the visitor came from it): as the core does.
+    if (!identifiers) {
+      pageUrl = withoutClickIds(pageUrl);
+      referrer = withoutClickIds(referrer);
+    }
     if (sentIds.indexOf(eventId) >= 0 || queued(eventId)) return eventId; // the same event_id goes out once
     if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, !stashOnly && consent.ad_storage === 'granted')) return null;
     sentIds.push(eventId);
@@ -577,7 +581,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       event_time: Math.floor(now / 1000),
       event_time_ms: now,
       event_source_url: pageUrl.slice(0, 2048),
-      referrer: String(doc.referrer || '').slice(0, 2048),
+      referrer: referrer.slice(0, 2048),
       action_source: 'website',
       user_data: userData,
       custom_data: custom,

@@ -431,6 +431,18 @@ test('JS path: without ad_storage, what an earlier visit stored (_fbp, _fbc, sto
   }
 });
 
+test('JS path: with ad_user_data denied, the referrer carries no click id either, as in the core', async () => {
+  const page = simulatedPage();
+  page.win.location.href = 'https://shop.example/p?gclid=G2';
+  page.win.document.referrer = 'https://shop.example/?fbclid=F1&a=1';
+  page.tag('consent', 'default', { ...ALL_GRANTED, ad_user_data: 'denied' });
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  page.tag('track', 'Lead', {});
+  await page.run(5_000);
+  const [lead] = page.events;
+  assert.deepEqual([lead.event_source_url, lead.referrer], ['https://shop.example/p', 'https://shop.example/?a=1']);
+});
+
 // An event an earlier page left undelivered, with every identifier it may carry.
 function earlierQueue(now) {
   const ev = {
