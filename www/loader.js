@@ -474,7 +474,10 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       if (!failures && sendingKeepalive) without(sending);
     }
     var budget = UNLOAD_BUDGET - sendingKeepalive;
-    while (!failures && queue.length) {
+    // With a failing endpoint what waits is kept for the next page, unless it is in memory only
+    // (ad_storage denied, storage full or blocked: no lease stored): then the beacon is its last
+    // chance, as in the core's Outbox::hide.
+    while ((!failures || leaseUntil === Infinity) && queue.length) {
       var batch = nextBatch(budget, true);
       if (!batch.length) break;
       var text = body(batch);

@@ -468,6 +468,7 @@ test('JS path: with ad_storage denied the queue is neither written nor adopted, 
   page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
   const id = page.tag('track', 'Lead', {});
   await page.run(5_000); // failing: the Lead waits
+  page.win.navigator.sendBeacon = () => false; // its last-chance beacon refused: it stays in memory
   page.tag('__flush', 'pagehide');
   assert.deepEqual([...page.store.keys()], ['tandem:q:old'], 'nothing written, the earlier queue untouched');
   status = 200;
@@ -477,6 +478,23 @@ test('JS path: with ad_storage denied the queue is neither written nor adopted, 
   await page.run(5_000);
   assert.deepEqual(page.events.map((e) => e.event_id), [id, 'old-1']);
   assert.equal(page.store.has('tandem:q:old'), false);
+});
+
+test('JS path: with the queue kept in memory only (ad_storage denied, storage blocked), the unload beacon goes even with a failing endpoint', async () => {
+  for (const blocked of [false, true]) {
+    const page = simulatedPage();
+    if (blocked) Object.defineProperty(page.win, 'localStorage', { get() { throw new Error('SecurityError'); } });
+    page.win.fetch = () => Promise.resolve({ status: 503 });
+    const beaconed = [];
+    page.win.navigator.sendBeacon = (url, body) => { beaconed.push(...JSON.parse(body).events.map((e) => e.event_id)); return true; };
+    if (!blocked) page.tag('consent', 'default', { ...ALL_GRANTED, ad_storage: 'denied' });
+    page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+    page.tag('track', 'Lead', {}, { eventId: 'l1' });
+    await page.run(300); // failed once: the retry waits
+    page.tag('__flush', 'pagehide');
+    // Nothing is stored for a later page: the beacon is l1's last chance, as in the core's hide.
+    assert.deepEqual(beaconed, ['l1'], `blocked: ${blocked}`);
+  }
 });
 
 test('JS path: events adopted from an earlier page carry no identifiers while ad_user_data is denied', async () => {
