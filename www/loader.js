@@ -331,6 +331,17 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       consent: state,
     });
   }
+  // What waits follows the consent in force, as in the core (transport::follow_consent): with
+  // ad_user_data denied it is redacted, and in basic mode without both ad purposes it is dropped,
+  // retries included. In place: the batch on its way holds the same entries. An event already
+  // made under that denial keeps its consent: a later grant must not loosen it.
+  function follow() {
+    var state = consentState();
+    if (consentBasic && (state.ad_storage !== 'granted' || state.ad_user_data !== 'granted')) queue = [];
+    if (state.ad_user_data !== 'granted') {
+      queue.forEach(function (p) { if ((p[1].consent || {}).ad_user_data !== 'denied') p[1] = redact(p[1], state); });
+    }
+  }
   // Reading what earlier pages stored needs ad_storage, as writing does. Another tab's released
   // queue is claimed first and taken only once the claim has stood, as the core does
   // (src/core/outbox.rs, "Several tabs"), so two tabs starting together never both send it.
@@ -364,12 +375,13 @@ function createJsPath(win, version, report, tabId, stashOnly) {
           var ev = Array.isArray(p) && p[1];
           if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
               EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
-            queue.push([p[0], state.ad_user_data === 'granted' ? ev : redact(ev, state)]);
+            queue.push([p[0], ev]);
           }
         });
         if (k !== key) ls.removeItem(k);
       } catch (e) { /* an unreadable entry: skip it */ }
     }
+    follow(); // adopted events are redacted, or dropped in basic mode, like those of this page
     while (queue.length > QUEUE_MAX) queue.shift();
     store();
     try {
@@ -602,6 +614,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if (command === 'consent') {
       setConsent(a, b);
       if (started) {
+        follow();
         adopt();
         store();
       }

@@ -443,6 +443,38 @@ test('JS path: with ad_user_data denied, the referrer carries no click id either
   assert.deepEqual([lead.event_source_url, lead.referrer], ['https://shop.example/p', 'https://shop.example/?a=1']);
 });
 
+test('JS path: a revocation applies to the events still waiting: ad_user_data denied redacts them, basic mode drops them, as in the core', async () => {
+  for (const basic of [false, true]) {
+    const page = simulatedPage();
+    page.win.document.cookie = '_fbp=fb.1.1700000000000.123456789';
+    page.win.location.href = 'https://shop.example/p?gclid=G1';
+    let status = 503;
+    page.win.fetch = (url, init) => {
+      if (status === 200) page.events.push(...JSON.parse(init.body).events);
+      return Promise.resolve({ status });
+    };
+    page.tag('consent', 'default', { ...ALL_GRANTED, ad_personalization: 'denied' });
+    page.tag('init', { endpoint: ENDPOINT, autoPageView: false, consentMode: basic ? 'basic' : 'advanced' });
+    page.tag('track', 'Lead', {}, { eventId: 'l1' });
+    await page.run(300); // failing: l1 waits, with its identifiers
+    // In basic mode, what the update lets this tab adopt (ad_storage stays granted) goes too.
+    if (basic) page.store.set('tandem:q:old', earlierQueue(page.now()));
+    page.tag('consent', 'update', { ad_user_data: 'denied' });
+    assert.doesNotMatch(page.store.get('tandem:q:tab1') || '', /fb\.1\.|gclid/, `basic: ${basic}: the stored copy`);
+    // A later grant does not loosen the consent a redacted event carries.
+    page.tag('consent', 'update', { ad_personalization: 'granted' });
+    status = 200;
+    await page.run(120_000);
+    if (basic) {
+      assert.deepEqual(page.events, [], 'basic mode sends nothing without ad consent, retries and adopted events included');
+      assert.equal(page.store.has('tandem:q:old'), false);
+    } else {
+      const [lead] = page.events;
+      assert.deepEqual([lead.event_id, lead.user_data, lead.event_source_url, lead.consent.ad_user_data, lead.consent.ad_personalization], ['l1', {}, 'https://shop.example/p', 'denied', 'denied']);
+    }
+  }
+});
+
 // An event an earlier page left undelivered, with every identifier it may carry.
 function earlierQueue(now) {
   const ev = {
