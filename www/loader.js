@@ -243,6 +243,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   var claimTimer = 0;
   var released = false;
   var leaseUntil = Infinity; // of the queue under our key (0 once released; Infinity: none stored)
+  var holdUntil = 0; // nothing is sent before (see adopt)
   var started = false; // init ran: a consent change may then adopt or store the queue
   var sentIds = [];
   var sentOrders = [];
@@ -375,6 +376,10 @@ function createJsPath(win, version, report, tabId, stashOnly) {
           var ev = Array.isArray(p) && p[1];
           if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
               EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
+            // Our own key, taken over from a crashed instance: nothing goes for a second, so an
+            // answer to its last request (relayed as __delivered) lands before we send it again
+            // (the core's ADOPT_DELAY_MS).
+            if (k === key) holdUntil = now + 1000;
             queue.push([p[0], ev]);
           }
         });
@@ -448,6 +453,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   }
   function pump() {
     checkKey();
+    if (Date.now() < holdUntil) return schedule(holdUntil - Date.now());
     if (sending || !queue.length) return;
     var batch = nextBatch(BATCH_BYTES);
     if (!batch.length) return;
@@ -611,6 +617,13 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   return function (command, a, b, c) {
     if (command === '__flush') return flush(a === 'pagehide');
     if (command === '__online') return pump();
+    if (command === '__delivered') { // `a` the status, `b` the event_ids of a crashed instance's request
+      if (a >= 200 && a < 300) {
+        queue = queue.filter(function (p) { return (',' + b + ',').indexOf(',' + p[1].event_id + ',') < 0; });
+        store();
+      }
+      return null;
+    }
     if (command === 'consent') {
       setConsent(a, b);
       if (started) {
@@ -833,7 +846,7 @@ function bootTandem(win, script) {
         // queued, so a click tracked right before a navigation is not lost (fail sets jsPath).
         if (args[0] === 'pagehide' && (stub.q.length || held.length)) fail(new Error('the page is closing before WebAssembly started'));
       }
-      if (jsPath) return jsPath(name, args[0]);
+      if (jsPath) return jsPath(name, args[0], args[1]);
       if (initConfig === null) return null;
       if (!glue) {
         if (name === '__flush') flushStorage(); // the page may close before the fresh instance is live

@@ -566,8 +566,9 @@ function bootedPage(queuedCalls, core, { store, start, wasmArrives } = {}) {
   if (core) {
     page.context.fetch = () => Promise.resolve(wasmArrives).then(() => ({ ok: true, headers: { get: () => 'application/octet-stream' }, arrayBuffer: () => Promise.resolve(new ArrayBuffer(8)) }));
     page.context.WebAssembly = { compile: () => Promise.resolve({}) };
-    // `glue.shared`: the page's object the loader gives each instance (src/shell/transport.rs).
-    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_relay(relay, tabId, shared) { glue.shared = shared; }, command: core });
+    // `glue.shared`: the page's object the loader gives each instance (src/shell/transport.rs);
+    // `glue.relay` and `glue.tabId`, as the shell gets them.
+    page.context.createGlue = () => ({ init: () => Promise.resolve(), set_relay(relay, tabId, shared) { Object.assign(glue, { relay, tabId, shared }); }, command: core });
   }
   page.context.bootTandem(page.win, { src: 'https://shop.example/tandem.js', nonce: '' });
   const hide = () => { page.win.document.visibilityState = 'hidden'; listeners.visibilitychange(); };
@@ -815,6 +816,32 @@ test('after a crash loop, the events a consent wait held in the last instance go
   await page.run(5_000);
   const sent = page.events.map((e) => [e.event_name, e.event_id]);
   assert.deepEqual(sent.filter(([name]) => name !== 'PageView'), [['Lead', lead], ['Contact', contact]], JSON.stringify(sent));
+});
+
+test('after a crash loop, the plain-JS path does not send again what the last instance had on its way when its answer comes within a second', async () => {
+  for (const answerAfter of [0, 300]) {
+    const page = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], (name) => {
+      if (name === 'identify') throw new Error('unreachable'); // the trap, every time
+      if (name === 'track') {
+        // As the shell: l1 stored under the tab's key, and its request on its way.
+        page.store.set('tandem:q:' + page.glue.tabId, JSON.stringify({ until: page.now() + 120_000, items: [[ENDPOINT, { event_id: 'l1', event_name: 'Lead', event_time_ms: page.now() }]] }));
+        return 'l1';
+      }
+      return '';
+    });
+    await page.run(1_000);
+    page.tandem('track', 'Lead', {}, 'l1');
+    for (let crash = 0; crash < 4; crash++) {
+      page.tandem('identify', { email: 'a@b.example' });
+      await page.run(crash < 3 ? 100 : answerAfter);
+    }
+    assert.equal(page.win.tandem.degraded, true);
+    page.tandem('track', 'Lead', {}, 'l2'); // a track right away does not send l1 with it
+    page.glue.relay('__delivered', [200, 'l1']); // the answer to the last instance's request
+    await page.run(60_000);
+    assert.deepEqual(page.events.map((e) => e.event_id), ['l2'], `answered after ${answerAfter} ms: l1 sent again`);
+    assert.equal(page.store.has('tandem:q:' + page.glue.tabId), false);
+  }
 });
 
 // ---------------------------------------------------------------- hidden before the wasm is live
