@@ -615,10 +615,14 @@ impl Outbox {
     pub fn online(&mut self, now_ms: u64) -> Step {
         let mut step = Step::default();
         self.unloading = false;
+        // Sending again (a page back from the back/forward cache, say), this page holds its
+        // queue again, as `tick` does: a copy still stored as released would be claimed and sent
+        // by another tab too.
+        self.released = false;
         if !self.items.is_empty() && !self.in_flight() {
             self.next_send = Some(now_ms);
         }
-        self.finish(&mut step, now_ms, false);
+        self.finish(&mut step, now_ms, true);
         step
     }
 
@@ -1588,6 +1592,29 @@ mod tests {
         let mut fresh = Outbox::new(Settings::default(), "A");
         let _ = fresh.adopt(&storage, NOW + 8);
         assert_eq!(fresh.ids(), ["a"]);
+    }
+
+    #[test]
+    fn a_page_back_from_the_cache_that_retries_when_online_holds_its_queue_again() {
+        // Page A: offline, so at pagehide "a" stays stored with until:0 (A enters bfcache).
+        let mut a = Outbox::new(Settings::default(), "A");
+        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
+        let _ = a.delivered("a", 0, NOW, &mut Fixed(0));
+        let _ = a.persisted(true);
+        let mut storage = Vec::new();
+        let s = a.hide(NOW + 10, true);
+        apply(&mut storage, &a, &s);
+        // Back from the cache, its key still its own, A is online again and sends "a" at once.
+        assert!(a.key_check_due(NOW + 5000));
+        let _ = a.key_checked(true);
+        let s = a.online(NOW + 5000);
+        assert_eq!(sent_ids(&s), ["a"]);
+        apply(&mut storage, &a, &s);
+        // Another tab starting while that request is on its way must find a live lease, not a
+        // released queue to claim and send a second time (as the tick does, and the JS path).
+        let mut b = Outbox::new(Settings::default(), "B");
+        let sb = b.adopt(&storage, NOW + 5100);
+        assert!(sb.others.is_empty(), "B claims the queue A is sending: {sb:?}");
     }
 
     #[test]
