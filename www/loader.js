@@ -1065,6 +1065,10 @@ function bootTandem(win, script) {
   function restart(error) {
     glue = null;
     win.tandem = stub;
+    // The key the shell last stored this tab's queue under: a new one once another tab took the
+    // first (core::outbox, key_checked). A fresh instance, or the JS path, reads and writes that
+    // one, where what waits is, rather than leave it to a later page.
+    if (shared.own) tabId = shared.own.slice(QUEUE_PREFIX.length);
     report('internal_error', 'Tandem hit an internal error and restarted; queued calls are kept (' + describeError(error) + ')');
     // A crash loop: rather than spin, the plain-JS path takes the queue, so conversions still
     // reach the endpoint. (Past the limit the count goes on by one more, which only relay's test

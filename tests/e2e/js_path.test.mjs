@@ -844,6 +844,36 @@ test('after a crash loop, the plain-JS path does not send again what the last in
   }
 });
 
+test('after a crash, a fresh instance and then the plain-JS path keep the queue key the tab had moved to, and send what it holds', async () => {
+  let first = null;
+  const page = bootedPage([['init', { endpoint: ENDPOINT, autoPageView: false }]], (name) => {
+    if (name === 'identify') throw new Error('unreachable'); // the trap, every time
+    if (name === 'track' && !first) {
+      // As the shell, after another tab took this tab's first queue (Outbox::key_checked): l1
+      // waits under the key it moved to, `<tab id>~`, and the shell's shared.own names that key.
+      first = page.glue.tabId;
+      const moved = 'tandem:q:' + first + '~';
+      page.store.set(moved, JSON.stringify({ until: page.now() + 120_000, items: [[ENDPOINT, { event_id: 'l1', event_name: 'Lead', event_time_ms: page.now() }]] }));
+      page.glue.shared.own = moved;
+      return 'l1';
+    }
+    return '';
+  });
+  await page.run(1_000);
+  page.tandem('track', 'Lead', {}, 'l1');
+  page.tandem('identify', { email: 'a@b.example' });
+  await page.run(100);
+  assert.equal(page.glue.tabId, first + '~', 'the fresh instance reads and writes the key its tab moved to');
+  for (let crash = 1; crash < 4; crash++) {
+    page.tandem('identify', { email: 'a@b.example' });
+    await page.run(100);
+  }
+  assert.equal(page.win.tandem.degraded, true);
+  await page.run(5_000);
+  assert.deepEqual(page.events.map((e) => e.event_id), ['l1'], 'l1 stranded under a key no tab of this page reads');
+  assert.equal(page.store.has('tandem:q:' + first + '~'), false);
+});
+
 // ---------------------------------------------------------------- hidden before the wasm is live
 
 /** The events a stash stored under `tandem:q:<tab id>` (the one queue key in `store`), in order. */
