@@ -535,17 +535,25 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     } catch (e) { /* unreadable storage: no click IDs */ }
     return out;
   }
-  // A Purchase's order id, in the core's sent-conversions log (`tandem:sent`, src/core/sent.rs:
-  // [[key, ms], ...], the newest 100), so a reloaded thank-you page does not count it twice on this
-  // path either. False when it was already sent; written only as ad_storage allows.
+  // A Purchase's order id (`o:<id>`) or a site's event id (`e:<id>`), in the core's
+  // sent-conversions log (`tandem:sent`, src/core/sent.rs: [[key, ms], ...], the newest 100), so
+  // a reloaded thank-you page does not count it twice on this path either. False when it was
+  // already sent; written only as ad_storage allows.
   function sentOrder(key, write) {
     var log;
     try { log = JSON.parse(storage().getItem('tandem:sent')); } catch (e) { /* unreadable: an empty log */ }
     if (!Array.isArray(log)) log = [];
     if (sentOrders.indexOf(key) >= 0 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
     sentOrders.push(key); // this page's own record, whatever storage allows
+    log.push([key, Date.now()]);
+    // Past 100, event ids go before order ids, as in the core (SentLog::trim): a site naming
+    // every event must not push its Purchases out.
+    while (log.length > 100) {
+      var oldest = log.findIndex(function (entry) { return /^e:/.test(entry && entry[0]); });
+      log.splice(Math.max(oldest, 0), 1);
+    }
     try {
-      if (write) storage().setItem('tandem:sent', stringify(log.concat([[key, Date.now()]]).slice(-100)));
+      if (write) storage().setItem('tandem:sent', stringify(log));
     } catch (e) { /* full or blocked: the page's own record stays */ }
     return true;
   }
@@ -594,7 +602,11 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       referrer = withoutClickIds(referrer);
     }
     if (sentIds.indexOf(eventId) >= 0 || queued(eventId)) return eventId; // the same event_id goes out once
-    if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, !stashOnly && consent.ad_storage === 'granted')) return null;
+    var write = !stashOnly && consent.ad_storage === 'granted';
+    // An id the site gave names one conversion: sent from this browser already (a reloaded
+    // thank-you page), it is not sent again, as in the core (`e:<id>` in the same log).
+    if (given != null && !sentOrder('e:' + eventId, write)) return eventId;
+    if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, write)) return null;
     sentIds.push(eventId);
     enqueue({
       event_id: eventId,

@@ -168,6 +168,26 @@ test('JS path: a Purchase whose order id was already sent, on this page or an ea
   assert.equal(reloaded.requests.length, 1);
 });
 
+test('JS path: an event the site named with its own id, already sent from this browser, is not sent again after a reload', async () => {
+  const store = new Map();
+  const first = simulatedPage(store);
+  first.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  assert.equal(first.tag('track', 'Lead', {}, 'lead-77'), 'lead-77');
+  await first.run(5_000);
+  assert.match(store.get('tandem:sent') || '', /"e:lead-77"/, 'kept in the log the wasm path reads (sent.rs, e:<id>)');
+  const reloaded = simulatedPage(store);
+  reloaded.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  assert.equal(reloaded.tag('track', 'Lead', {}, 'lead-77'), 'lead-77', 'answered with its id, as the core does');
+  await reloaded.run(5_000);
+  assert.deepEqual(reloaded.events, [], 'lead-77 sent a second time');
+  // A site naming every event: past the log's 100 entries its ids go first, never an order id.
+  reloaded.tag('track', 'Purchase', { value: 1, currency: 'EUR', order_id: 'A-1' });
+  for (let i = 0; i < 120; i++) reloaded.tag('track', 'Lead', {}, 'lead-' + i);
+  const keys = JSON.parse(store.get('tandem:sent')).map((entry) => entry[0]);
+  assert.equal(keys.length, 100);
+  assert.ok(keys.includes('o:A-1'), 'the order id kept');
+});
+
 test('JS path: the event id options of the core (eventId, eventID, event_id, a bare id) name the event', async () => {
   const page = simulatedPage();
   page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
