@@ -148,8 +148,10 @@ export function transport_flush() {
         try { ls.removeItem(key); } catch (e2) { /* nothing more to do */ }
       }
     }
-    // The outbox hears of a change of outcome only, after this call (never re-entering the wasm).
-    if (ok !== (known.get(key) !== false)) {
+    // The outbox hears of a change of outcome of a write only, after this call (never re-entering
+    // the wasm): a removal that works (ad_storage denied) says nothing of whether the queue can
+    // be stored, and taken for a working write it would have the outbox count on a stored copy.
+    if (value !== undefined && ok !== (known.get(key) !== false)) {
       known.set(key, ok);
       try {
         Promise.resolve().then(function () { tandemRelay('__stored', [key, ok]); });

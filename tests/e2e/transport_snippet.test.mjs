@@ -59,3 +59,21 @@ test('transport: our own key that cannot be written is removed, so no stale copy
   t.transport_flush();
   assert.equal(store.has('tandem:sent'), false);
 });
+
+test('transport: removing our key after a write of it failed does not report that writes work again', async () => {
+  // Storage full: our queue could not be written (the outbox keeps it in memory and beacons it at
+  // unload). Then ad_storage is denied, and the shell removes our key (follow_consent): that
+  // removal succeeds, but it says nothing of whether the queue can be stored. Reported as a
+  // working write, the outbox would count on a stored copy that does not exist: no beacon at
+  // unload with a failing endpoint, and a missing key later read as another tab's adoption.
+  const store = new Map([['site', 'x'.repeat(90)]]);
+  const t = snippet(store, 100);
+  t.transport_store('tandem:q:mine', '{"until":1,"items":[1]}', true);
+  t.transport_flush();
+  await Promise.resolve();
+  assert.deepEqual(t.relayed, [['__stored', 'tandem:q:mine', false]]);
+  t.transport_store('tandem:q:mine', undefined, true);
+  t.transport_flush();
+  await Promise.resolve();
+  assert.deepEqual(t.relayed, [['__stored', 'tandem:q:mine', false]], 'a removal reported as a working write');
+});
