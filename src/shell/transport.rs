@@ -237,14 +237,17 @@ thread_local! {
 pub fn follow_consent(state: &State) {
     let allowed = state.ad_storage();
     let was = STORAGE_ALLOWED.with(|a| a.replace(allowed));
+    // The outbox first (its key checked while the key is still there), then our key removed:
+    // removed first, a due check (a page back from the back/forward cache) would find it gone,
+    // take that for another tab's adoption and drop the queue.
+    if was != allowed {
+        with_outbox(&mut |outbox, now_ms| outbox.storage_allowed(allowed, now_ms));
+    }
     if was && !allowed {
         if let Some(key) = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string())) {
             transport_store(&key, None, true);
             transport_flush();
         }
-    }
-    if was != allowed {
-        with_outbox(&mut |outbox, now_ms| outbox.storage_allowed(allowed, now_ms));
     }
     // Read again while a claim is to be followed (see core::outbox), so what it takes is
     // treated like anything adopted below.

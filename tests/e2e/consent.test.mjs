@@ -176,6 +176,28 @@ async function queueLeftForADeniedPage(next) {
   return arrived;
 }
 
+test('ad_storage denied on a page back from the back/forward cache: its undelivered queue stays in memory and is delivered', needsDist, async () => {
+  const { page, pageErrors } = await open({ consent: ALL_GRANTED, overrides: { batch: { windowMs: 200 }, debug: true } });
+  const warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+  env.server.setFault(503, 1000);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}));
+  await waitForRetry(env.server, id);
+  const storedQueues = () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).map((k) => localStorage.getItem(k)).join('\n'));
+  // The page enters the back/forward cache: with a failing endpoint its queue is released for
+  // the next page. Back on it, the visitor revokes ad_storage before any timer ran.
+  await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true })));
+  assert.match(await storedQueues(), /"until":0,/);
+  await page.evaluate(() => window.tandem('consent', 'update', { ad_storage: 'denied' }));
+  assert.equal(await storedQueues(), '', 'removed from storage at once');
+  env.server.setFault(0, 0);
+  await waitForEvents(env.server, (e) => e.event_id === id, { timeout: 8000, message: 'the Lead, from memory' });
+  await settle(500);
+  assert.equal(env.server.events.filter((e) => e.event_id === id).length, 1, 'once');
+  assert.deepEqual(warnings.filter((w) => w.includes('took over')), [], 'its own removal is not another tab taking the queue');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('ad_storage denied: a queue an earlier page left is neither read nor sent until it is granted', needsDist, async () => {
   const arrived = await queueLeftForADeniedPage({ ...ALL_DENIED, ad_user_data: 'granted' });
   assert.ok(arrived.user_data.fbp, 'with its identifiers: ad_user_data is granted');
