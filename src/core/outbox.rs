@@ -1505,16 +1505,23 @@ mod tests {
         assert!(on.persist.flatten().is_some_and(|v| v.contains(r#""event_id":"later""#)));
     }
 
-    /// Tab A's endpoint failed, so its pagehide released "a" in storage; tab B, starting at
-    /// NOW + 20, has claimed A's key (its claim stands at NOW + 20 + CLAIM_WAIT_MS).
-    fn released_then_claimed() -> (Outbox, Outbox, Vec<(String, String)>) {
+    /// Tab A tracked "a", its request failed with `status` (0: offline), so its pagehide at
+    /// NOW + 10 released "a" into storage (`until: 0`), where the next page may adopt it.
+    fn released_by_a(status: u32) -> (Outbox, Vec<(String, String)>) {
         let mut a = Outbox::new(Settings::default(), "A");
         let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
-        let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
+        let _ = a.delivered("a", status, NOW, &mut Fixed(0));
         let _ = a.persisted(true);
         let mut storage = Vec::new();
         let s = a.hide(NOW + 10, true);
         apply(&mut storage, &a, &s);
+        (a, storage)
+    }
+
+    /// Tab A's endpoint failed, so its pagehide released "a" in storage; tab B, starting at
+    /// NOW + 20, has claimed A's key (its claim stands at NOW + 20 + CLAIM_WAIT_MS).
+    fn released_then_claimed() -> (Outbox, Outbox, Vec<(String, String)>) {
+        let (a, mut storage) = released_by_a(503);
         let mut b = Outbox::new(Settings::default(), "B");
         let sb = b.adopt(&storage, NOW + 20);
         apply(&mut storage, &b, &sb);
@@ -1597,13 +1604,7 @@ mod tests {
     #[test]
     fn a_page_back_from_the_cache_that_retries_when_online_holds_its_queue_again() {
         // Page A: offline, so at pagehide "a" stays stored with until:0 (A enters bfcache).
-        let mut a = Outbox::new(Settings::default(), "A");
-        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
-        let _ = a.delivered("a", 0, NOW, &mut Fixed(0));
-        let _ = a.persisted(true);
-        let mut storage = Vec::new();
-        let s = a.hide(NOW + 10, true);
-        apply(&mut storage, &a, &s);
+        let (mut a, mut storage) = released_by_a(0);
         // Back from the cache, its key still its own, A is online again and sends "a" at once.
         assert!(a.key_check_due(NOW + 5000));
         let _ = a.key_checked(true);
@@ -1620,13 +1621,8 @@ mod tests {
     #[test]
     fn a_queue_adopted_by_the_next_page_is_not_resent_after_a_back_navigation() {
         // Page A: the endpoint fails, so at pagehide "a" stays stored with until:0 (A enters bfcache).
-        let mut a = Outbox::new(Settings::default(), "A");
-        let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
-        let _ = a.delivered("a", 503, NOW, &mut Fixed(0));
-        let _ = a.persisted(true);
-        let stored = a.hide(NOW + 10, true).persist.flatten().unwrap();
+        let (mut a, mut storage) = released_by_a(503);
         // Page B adopts it (claims A's key, then takes it and deletes it), and will send "a".
-        let mut storage = vec![(String::from("tandem:q:A"), stored)];
         let mut b = Outbox::new(Settings::default(), "B");
         let sb = b.adopt(&storage, NOW + 20);
         apply(&mut storage, &b, &sb);
