@@ -140,13 +140,11 @@ impl Tag {
 
     /// Drops the kept-back write of `key` (a cookie name or storage key), if any.
     fn forget_kept(&mut self, key: &str) {
-        // One by one (a few writes at most): Vec::retain linked a larger loop for Effect alone.
-        let mut i = 0;
-        while let Some(u) = self.privacy.unsaved.get(i) {
-            if write_key(u) == key {
-                self.privacy.unsaved.remove(i);
-            } else {
-                i += 1;
+        // Moved over one by one (a few writes at most): Vec::retain linked a larger loop for
+        // Effect alone, and Vec::remove a function of its own (and its checked twin).
+        for kept in &mut std::mem::take(&mut self.privacy.unsaved) {
+            if write_key(kept) != key {
+                self.privacy.unsaved.push(std::mem::replace(kept, Effect::Log(String::new())));
             }
         }
     }
