@@ -295,15 +295,14 @@ impl Parser<'_> {
                     self.i += 1;
                     let c = self.peek().ok_or_else(|| self.err("unterminated string"))?;
                     self.i += 1;
-                    match c {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
+                    // The escaped char, pushed by one call: a push in each arm was a call each.
+                    let escaped = match c {
+                        b'"' | b'\\' | b'/' => char::from(c),
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
                         b'u' => {
                             let hi = self.hex4()?;
                             let mut code = hi;
@@ -319,10 +318,11 @@ impl Parser<'_> {
                                 }
                             }
                             // A lone surrogate (valid JSON) becomes U+FFFD, as TextEncoder would.
-                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                            char::from_u32(code).unwrap_or('\u{fffd}')
                         }
                         _ => return Err(self.err("invalid escape")),
-                    }
+                    };
+                    out.push(escaped);
                 }
                 Some(_) => return Err(self.err("control character in string")),
             }
