@@ -365,6 +365,37 @@ fn hashed(s: String) -> String {
     }
 }
 
+/// A platform's hashes as a JSON object, `None` when it has none (see `write_hashes`).
+fn hashes_json(list: &[(&'static str, String)]) -> Option<String> {
+    if list.is_empty() {
+        return None;
+    }
+    let mut w = W(String::new());
+    write_hashes(&mut w, list);
+    Some(w.0)
+}
+
+/// A platform's hashes as an object, the next value of `w`: `{key: hash, …}`, with Google's name
+/// fields (`*_name`) inside `address` as gtag's `user_data` has them. One writer for the three
+/// platforms: no Meta or TikTok key ends in `_name`, so theirs never open `address`.
+fn write_hashes(w: &mut W, list: &[(&'static str, String)]) {
+    // The list keeps its keys' order, where Google's address fields come last: one pass writes the
+    // others, then opens `address` at the first of them.
+    w.open('{');
+    let mut in_address = false;
+    for (k, h) in list {
+        if !in_address && k.ends_with("_name") {
+            w.key("address").open('{');
+            in_address = true;
+        }
+        w.s(k, h);
+    }
+    if in_address {
+        w.close('}');
+    }
+    w.close('}');
+}
+
 impl Identity {
     pub fn is_empty(&self) -> bool {
         self.meta.is_empty()
@@ -436,11 +467,7 @@ impl Identity {
 
     /// fbq advanced matching (`fbq('init', id, {em: hash, …})`), as the next value of `w`.
     pub fn write_meta(&self, w: &mut W) {
-        w.open('{');
-        for (k, h) in &self.meta {
-            w.s(k, h);
-        }
-        w.close('}');
+        write_hashes(w, &self.meta);
     }
 
     /// The endpoint's `user_data` members, Conversions API style (arrays of hashes).
@@ -452,36 +479,12 @@ impl Identity {
 
     /// gtag's `user_data` (`{sha256_email_address, sha256_phone_number, address: {sha256_first_name, …}}`).
     pub fn google_json(&self) -> Option<String> {
-        if self.google.is_empty() {
-            return None;
-        }
-        // The list keeps GOOGLE_KEYS order, where the address fields (`*_name`) come last: one
-        // pass writes the others, then opens `address` at the first of them.
-        let mut w = W::new('{');
-        let mut in_address = false;
-        for (k, h) in &self.google {
-            if !in_address && k.ends_with("_name") {
-                w.key("address").open('{');
-                in_address = true;
-            }
-            w.s(k, h);
-        }
-        if in_address {
-            w.close('}');
-        }
-        Some(w.end('}'))
+        hashes_json(&self.google)
     }
 
     /// `ttq.identify({email, phone_number, external_id})`, hashed.
     pub fn tiktok_json(&self) -> Option<String> {
-        if self.tiktok.is_empty() {
-            return None;
-        }
-        let mut w = W::new('{');
-        for (k, h) in &self.tiktok {
-            w.s(k, h);
-        }
-        Some(w.end('}'))
+        hashes_json(&self.tiktok)
     }
 
     /// Debug-mode line: field keys with the start of each hash, never a raw value.
@@ -587,6 +590,14 @@ mod tests {
         let mut id = Identity::default();
         id.merge(&parse(values).unwrap(), &mut e, &mut w);
         (id, e, w)
+    }
+
+    /// `write_hashes` nests a platform's `*_name` keys in `address`: only Google's may end so.
+    #[test]
+    fn only_google_keys_open_address() {
+        for i in 0..FIELD_COUNT {
+            assert!(!META_KEYS.get(i).ends_with("_name") && !TIKTOK_KEYS.get(i).ends_with("_name"), "{i}");
+        }
     }
 
     /// The keys, as the table of (name, Meta key, Google key, TikTok key) they replaced had them.
