@@ -124,24 +124,15 @@ pub fn is_js_space(c: char) -> bool {
 /// White_Space table and a second copy of the trimming loop). It differs from std's only in
 /// U+FEFF (trimmed here) and U+0085 (kept).
 pub fn trim(s: &str) -> &str {
-    // Loops of its own rather than `trim_matches`, whose reverse char decoding is linked for this
-    // alone: the last char is found by stepping back to a char boundary and read forwards.
-    let mut start = 0;
-    while let Some(c) = s.get(start..).and_then(|rest| rest.chars().next()) {
+    // One forward walk noting where the first non-space char starts and the last one ends: a
+    // second, backward walk (trim_matches' reverse char decoding, or stepping back to a char
+    // boundary by hand) was more code for values of a few hundred bytes. All spaces: start past
+    // end, so the empty slice.
+    let (mut start, mut end) = (s.len(), 0);
+    for (at, c) in s.char_indices() {
         if !is_js_space(c) {
-            break;
-        }
-        start += c.len_utf8();
-    }
-    let mut end = s.len();
-    while end > start {
-        let mut last = end - 1;
-        while !s.is_char_boundary(last) {
-            last -= 1;
-        }
-        match s.get(last..end).and_then(|c| c.chars().next()) {
-            Some(c) if is_js_space(c) => end = last,
-            _ => break,
+            start = start.min(at);
+            end = at + c.len_utf8();
         }
     }
     s.get(start..end).unwrap_or_default()
