@@ -119,10 +119,15 @@ pub(crate) fn hex(c: u8) -> Option<u8> {
 }
 
 /// `(scheme, authority)` of an absolute http(s) URL; the scheme is lowercased.
-fn split_origin(url: &str) -> Option<(String, &str)> {
-    let (scheme, rest) = text::split_once(url, "://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if !matches!(scheme.as_str(), "http" | "https") {
+fn split_origin(url: &str) -> Option<(&'static str, &str)> {
+    let (written, rest) = text::split_once(url, "://")?;
+    // The scheme its length names, compared without case: no lowercased copy to allocate.
+    let scheme = match written.len() {
+        4 => "http",
+        5 => "https",
+        _ => return None,
+    };
+    if !written.eq_ignore_ascii_case(scheme) {
         return None;
     }
     let end = text::find_any(rest, "/?#").unwrap_or(rest.len());
@@ -170,7 +175,7 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
     }
     let base = text::trim(base);
     let (scheme, authority) = split_origin(base)?;
-    let mut out = scheme;
+    let mut out = String::from(scheme);
     if let Some(rest) = reference.strip_prefix("//") {
         if matches!(rest.as_bytes(), [] | [b'/', ..]) {
             return None;
