@@ -24,10 +24,17 @@ pub struct Meta {
     send_page_view: bool,
 }
 
-fn pixel_id(v: &Value) -> Result<String, TagError> {
+/// Adds Pixel ID `v` to `pixels` unless it is there already. The id goes straight into the list:
+/// returned as a `Result<String, _>` it was moved through memory twice at each of two callers.
+fn add_pixel(pixels: &mut Vec<String>, v: &Value) -> Result<(), TagError> {
     match v {
-        Value::String(id) if matches!(id.len(), 5..=20) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
-        Value::Number(id) if matches!(id.len(), 5..=20) && text::all(id, |b| b.is_ascii_digit()) => Ok(id.clone()),
+        Value::String(id) | Value::Number(id) if matches!(id.len(), 5..=20) && text::all(id, |b| b.is_ascii_digit()) => {
+            // any(..), not Vec::contains: the wasm has no other search of a [String] to share.
+            if !pixels.iter().any(|p| p == id) {
+                pixels.push(id.clone());
+            }
+            Ok(())
+        }
         other => Err(config_error(KEY, "pixelId", "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)", other)),
     }
 }
@@ -38,14 +45,10 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     match v.get("pixelId") {
         Some(Value::Array(ids)) if !ids.is_empty() => {
             for id in ids {
-                let id = pixel_id(id)?;
-                // any(..), not Vec::contains: the wasm has no other search of a [String] to share.
-                if !pixels.iter().any(|p| *p == id) {
-                    pixels.push(id);
-                }
+                add_pixel(&mut pixels, id)?;
             }
         }
-        Some(one @ (Value::String(_) | Value::Number(_))) => pixels.push(pixel_id(one)?),
+        Some(one @ (Value::String(_) | Value::Number(_))) => add_pixel(&mut pixels, one)?,
         other => {
             return Err(config_error(KEY, "pixelId", "is required: a Pixel ID string or an array of them", other.unwrap_or(&Value::Null)))
         }
