@@ -105,23 +105,28 @@ fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
 
 pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
     members(KEY, v, KNOWN, warnings)?;
-    let tag_id = match v.get("tagId") {
-        None | Some(Value::Null) => None,
-        Some(t) => match id_with_prefix(t, &["G-", "GT-"], false) {
-            Some(id) => Some(id),
-            None => return Err(config_error(KEY, "tagId", "must be a Google tag id like \"G-ABC123XYZ\"", t)),
-        },
-    };
-    let ads = match v.get("ads") {
-        None | Some(Value::Null) => None,
-        Some(a) => Some(ads(a, warnings)?),
-    };
-    if tag_id.is_none() && ads.is_none() {
+    // Filled in place, field by field: each value built apart and then moved into the struct was
+    // copied through memory, with a drop of its own on every error path after it.
+    let mut google = Box::new(Google { tag_id: None, ads: None, load: false, send_page_view: false });
+    match v.get("tagId") {
+        None | Some(Value::Null) => {}
+        Some(t) => {
+            google.tag_id = id_with_prefix(t, &["G-", "GT-"], false);
+            if google.tag_id.is_none() {
+                return Err(config_error(KEY, "tagId", "must be a Google tag id like \"G-ABC123XYZ\"", t));
+            }
+        }
+    }
+    match v.get("ads") {
+        None | Some(Value::Null) => {}
+        Some(a) => google.ads = Some(ads(a, warnings)?),
+    }
+    if google.tag_id.is_none() && google.ads.is_none() {
         return Err(config_error(KEY, "", "needs tagId (GA4) or ads.id (Google Ads)", v));
     }
-    let load = opt_bool(KEY, v, "load", false)?;
-    let send_page_view = opt_bool(KEY, v, "sendPageView", load)?;
-    Ok(Box::new(Google { tag_id, ads, load, send_page_view }))
+    google.load = opt_bool(KEY, v, "load", false)?;
+    google.send_page_view = opt_bool(KEY, v, "sendPageView", google.load)?;
+    Ok(google)
 }
 
 /// A transaction_id for deduplication: the order id, else the event id (never empty).
