@@ -41,24 +41,25 @@ fn add_pixel(pixels: &mut Vec<String>, v: &Value) -> Result<(), TagError> {
 
 pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
     members(KEY, v, KNOWN, warnings)?;
-    let mut pixels: Vec<String> = Vec::new();
+    // Filled in place, as google::configure does: no value moved into the struct at the end.
+    let mut meta = Box::new(Meta { pixels: Vec::new(), load: false, send_page_view: false });
     match v.get("pixelId") {
         Some(Value::Array(ids)) if !ids.is_empty() => {
             for id in ids {
-                add_pixel(&mut pixels, id)?;
+                add_pixel(&mut meta.pixels, id)?;
             }
         }
-        Some(one @ (Value::String(_) | Value::Number(_))) => add_pixel(&mut pixels, one)?,
+        Some(one @ (Value::String(_) | Value::Number(_))) => add_pixel(&mut meta.pixels, one)?,
         other => {
             return Err(config_error(KEY, "pixelId", "is required: a Pixel ID string or an array of them", other.unwrap_or(&Value::Null)))
         }
     }
-    let load = opt_bool(KEY, v, "load", false)?;
+    meta.load = opt_bool(KEY, v, "load", false)?;
     // Tandem owns PageView for Meta (with its event_id, so Meta can dedup it against the endpoint
     // copy); a site moving to Tandem removes fbq('track', 'PageView') from its own snippet, or sets
     // sendPageView: false to keep it.
-    let send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
-    Ok(Box::new(Meta { pixels, load, send_page_view }))
+    meta.send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
+    Ok(meta)
 }
 
 /// Meta's shape of the canonical params, as the next value of `w`.

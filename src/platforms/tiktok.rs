@@ -49,15 +49,17 @@ pub struct TikTok {
 
 pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
     members(KEY, v, KNOWN, warnings)?;
-    let pixel_id = match v.get("pixelId") {
+    // Filled in place, as google::configure does: no value moved into the struct at the end.
+    let mut tiktok = Box::new(TikTok { pixel_id: String::new(), load: false, send_page_view: false });
+    tiktok.pixel_id = match v.get("pixelId") {
         Some(Value::String(id)) if matches!(id.len(), 8..=40) && text::all(id, |b| b.is_ascii_alphanumeric()) => id.clone(),
         other => {
             return Err(config_error(KEY, "pixelId", "is required: the pixel code, letters and digits (about 20 characters)", other.unwrap_or(&Value::Null)))
         }
     };
-    let load = opt_bool(KEY, v, "load", false)?;
-    let send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
-    Ok(Box::new(TikTok { pixel_id, load, send_page_view }))
+    tiktok.load = opt_bool(KEY, v, "load", false)?;
+    tiktok.send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
+    Ok(tiktok)
 }
 
 /// TikTok's properties, as the next value of `w`.
