@@ -71,7 +71,9 @@ fn is_label(l: &str) -> bool {
     !l.is_empty() && l.len() <= 64 && text::all(l, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
+/// Reads the `ads` config into `into`, in place as `configure` fills its fields (on an error the
+/// caller drops what was filled).
+fn ads(v: &Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<(), TagError> {
     if !matches!(v, Value::Object(_)) {
         return Err(config_error(KEY, "ads", "must be an object {id, labels}", v));
     }
@@ -81,7 +83,7 @@ fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
     let Some(id) = id else {
         return Err(config_error(KEY, "ads.id", "must be a Google Ads id like \"AW-123456789\"", v.get("id").unwrap_or(&Value::Null)));
     };
-    let mut labels = Vec::new();
+    let labels = &mut into.insert(Ads { id, labels: Vec::new() }).labels;
     match v.get("labels") {
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
@@ -100,7 +102,7 @@ fn ads(v: &Value, warnings: &mut Vec<String>) -> Result<Ads, TagError> {
         }
         Some(other) => return Err(config_error(KEY, "ads.labels", "must be an object {EventName: \"label\"}", other)),
     }
-    Ok(Ads { id, labels })
+    Ok(())
 }
 
 pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destination>, TagError> {
@@ -119,7 +121,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     }
     match v.get("ads") {
         None | Some(Value::Null) => {}
-        Some(a) => google.ads = Some(ads(a, warnings)?),
+        Some(a) => ads(a, warnings, &mut google.ads)?,
     }
     if google.tag_id.is_none() && google.ads.is_none() {
         return Err(config_error(KEY, "", "needs tagId (GA4) or ads.id (Google Ads)", v));
