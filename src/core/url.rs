@@ -29,10 +29,10 @@ pub fn query_params(url: &str) -> Vec<(String, String)> {
         if raw_key.is_empty() || raw_key.len() > KEY_CAP * 3 {
             continue;
         }
-        let (key, value) = match (decode(raw_key, KEY_CAP), decode(raw_value, VALUE_CAP + 1)) {
-            (Some(k), Some(v)) if !k.is_empty() => (k, v),
-            _ => continue,
-        };
+        // One at a time, the value only for a usable key: a match on both decoded at once moved
+        // them as a pair and dropped whichever one came alone.
+        let Some(key) = decode(raw_key, KEY_CAP).filter(|k| !k.is_empty()) else { continue };
+        let Some(value) = decode(raw_value, VALUE_CAP + 1) else { continue };
         match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, existing)) if existing.is_empty() => *existing = value,
             Some(_) => {}
