@@ -99,7 +99,10 @@ impl Attribution {
         if let Some(ids) = v.get("click_ids") {
             for name in text::split(CLICK_IDS, " ") {
                 let Some(entry) = ids.get(name) else { continue };
-                if let (Some(value), Some(ts)) = (entry.get("value").and_then(Value::as_str).and_then(clean), ts_of(entry.get("ts"))) {
+                // One at a time, the value only with a time: a pair matched at once was moved as a
+                // pair, and its value dropped when the time was missing.
+                let Some(ts) = ts_of(entry.get("ts")) else { continue };
+                if let Some(value) = entry.get("value").and_then(Value::as_str).and_then(clean) {
                     a.click_ids.push(ClickId { name, value, ts });
                 }
             }
