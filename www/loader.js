@@ -387,7 +387,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       } catch (e) { /* an unreadable entry: skip it */ }
     }
     follow(); // adopted events are redacted, or dropped in basic mode, like those of this page
-    while (queue.length > QUEUE_MAX) queue.shift();
+    bound();
     store();
     try {
       clearTimeout(claimTimer);
@@ -507,17 +507,24 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     }
     store();
   }
+  // Past QUEUE_MAX the oldest waiting events go (never the batch on its way), and never silently:
+  // onError hears how many, as from the core's Outbox::bound.
+  function bound() {
+    var dropped = 0;
+    while (queue.length > QUEUE_MAX) {
+      var oldest = 0;
+      while (sending && sending.indexOf(queue[oldest]) >= 0) oldest++;
+      queue.splice(oldest, 1);
+      dropped++;
+    }
+    if (dropped) report('queue_full', 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the ' + dropped + ' oldest undelivered event(s)', String(dropped));
+  }
   function enqueue(ev) {
     checkKey();
     var url = endpoint;
     try { url = String(new URL(endpoint, win.location.href)); } catch (e) { /* keep it relative */ }
     queue.push([url, ev]);
-    if (queue.length > QUEUE_MAX) {
-      var oldest = 0;
-      while (sending && sending.indexOf(queue[oldest]) >= 0) oldest++;
-      queue.splice(oldest, 1);
-      report('queue_full', 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the oldest undelivered event', '1');
-    }
+    bound();
     released = false;
     store();
     if (!failures && !stashOnly) pump();

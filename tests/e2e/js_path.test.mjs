@@ -45,7 +45,7 @@ function simulatedPage(store = new Map(), start = 1_800_000_000_000, tabId = 'ta
   vm.createContext(context);
   vm.runInContext(fs.readFileSync(LOADER, 'utf8') + '\nthis.createJsPath = createJsPath;', context);
   const errors = [];
-  const tag = context.createJsPath(win, 'test', (e) => errors.push(e), tabId);
+  const tag = context.createJsPath(win, 'test', (code, message, input) => errors.push({ code, message, input }), tabId);
   const turn = () => new Promise((r) => setImmediate(r));
   async function run(ms) {
     const end = now + ms;
@@ -121,6 +121,22 @@ test('JS path: when the queue is full, the oldest event not in flight is dropped
   assert.equal(stored.length, 100);
   assert.equal(stored[0], 'lead-1', 'lead-0, the oldest waiting, went first');
   assert.deepEqual(page.requests, [['in-flight']]);
+});
+
+test('JS path: queues adopted together past the bound drop their oldest events with a queue_full report, not silently', async () => {
+  const page = simulatedPage();
+  const now = page.now();
+  const queueOf = (prefix, count, age) => JSON.stringify({ until: 0, items: Array.from({ length: count }, (_, i) => [ENDPOINT, { event_id: `${prefix}${i}`, event_name: 'Lead', event_time_ms: now - age + i }]) });
+  page.store.set('tandem:q:older', queueOf('o', 60, 20_000));
+  page.store.set('tandem:q:newer', queueOf('n', 60, 10_000));
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  await page.run(600); // the claims stand: both queues are taken
+  const full = page.errors.filter((e) => e.code === 'queue_full');
+  assert.equal(full.length, 1, JSON.stringify(page.errors));
+  assert.equal(full[0].input, '20');
+  assert.match(full[0].message, /dropped the 20 oldest undelivered event\(s\)/);
+  await page.run(5000);
+  assert.equal(page.events.length, 100);
 });
 
 test('JS path: batches stay under 16 KB, so every request may use keepalive', async () => {
