@@ -182,15 +182,14 @@ pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// event released by consent) merges it before writing it back.
 pub fn page_facts() -> PageFacts {
     // Read as `track` reads it, then the rest.
-    let facts = track_facts(true, 0);
-    PageFacts {
-        stored_attribution: stored(ATTRIBUTION_KEY),
-        stored_sent: stored(sent::STORAGE_KEY),
-        registrable_domain: Some(registrable_domain),
-        now_ms: now(),
-        nonce: NONCE.with(|slot| slot.borrow().clone()),
-        ..facts
-    }
+    // Filled in place, field by field: a struct update moved the whole of `track_facts`'s.
+    let mut facts = track_facts(true, 0);
+    facts.stored_attribution = stored(ATTRIBUTION_KEY);
+    facts.stored_sent = stored(sent::STORAGE_KEY);
+    facts.registrable_domain = Some(registrable_domain);
+    facts.now_ms = now();
+    facts.nonce = NONCE.with(|slot| slot.borrow().clone());
+    facts
 }
 
 /// What `track` reads: the URL, referrer and time it is tracked at (cookies are read when its
@@ -198,29 +197,29 @@ pub fn page_facts() -> PageFacts {
 /// held for consent keeps the facts of its track call). `https` from the URL, which starts with
 /// the protocol, so a cookie made in any call is `Secure` on an https page.
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
-    let (url, referrer) = location();
-    PageFacts {
-        https: url.starts_with("https:"),
-        url,
-        referrer,
-        cookie_header: if with_cookies { shell_cookie() } else { String::new() },
-        now_ms,
-        ..PageFacts::default()
+    let mut facts = PageFacts { now_ms, ..PageFacts::default() };
+    read_location(&mut facts);
+    facts.https = facts.url.starts_with("https:");
+    if with_cookies {
+        facts.cookie_header = shell_cookie();
     }
+    facts
 }
 
-/// The URL and the referrer, from `shell_page()`'s lines (referrer, then href, whole), which are
-/// read again only when `href` changed (pushState, a hash change): reading `referrer` and passing
-/// the string in was a large part of `track()`'s own time. The referrer cannot change without
-/// `href` changing: a document's referrer is fixed.
-fn location() -> (String, String) {
+/// The URL and the referrer into `facts`, from `shell_page()`'s lines (referrer, then href,
+/// whole), which are read again only when `href` changed (pushState, a hash change): reading
+/// `referrer` and passing the string in was a large part of `track()`'s own time. The referrer
+/// cannot change without `href` changing: a document's referrer is fixed. Written in place: a
+/// returned pair was moved through memory into the facts.
+fn read_location(facts: &mut PageFacts) {
     PAGE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(fresh) = shell_page() {
             *cache = fresh;
         }
         let (referrer, url) = text::split_once(&cache, "\n").unwrap_or((&cache, ""));
-        (url.to_string(), referrer.to_string())
+        facts.url = url.to_string();
+        facts.referrer = referrer.to_string();
     })
 }
 
