@@ -48,8 +48,9 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
     }
 }
 
-/// A domain the browser could accept for `Domain=` on this page: the host or a parent of it.
-fn cookie_domain(v: &Value, page_url: &str) -> Result<String, &'static str> {
+/// A domain the browser could accept for `Domain=` on this page (the host or a parent of it),
+/// into `slot`; else the rule it breaks. Written in place: a returned Result moved the String.
+fn cookie_domain(v: &Value, page_url: &str, slot: &mut Option<String>) -> Result<(), &'static str> {
     // A let-else, where ok_or(..)? linked the combinator and the ? conversion for this line.
     let Some(raw) = v.as_str() else { return Err("must be a string") };
     let d = text::trim_start(text::trim(raw), b'.').to_ascii_lowercase();
@@ -59,7 +60,8 @@ fn cookie_domain(v: &Value, page_url: &str) -> Result<String, &'static str> {
     let host = url::host(page_url).unwrap_or_default();
     let fits = d == *host || (host.len() > d.len() && host.ends_with(&d) && matches!(host.as_bytes().get(host.len() - d.len() - 1), Some(b'.')));
     if fits {
-        Ok(d)
+        *slot = Some(d);
+        Ok(())
     } else {
         Err("must be the page's host or a parent domain of it; the browser would refuse it")
     }
@@ -118,10 +120,11 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
     }
     match v.get("cookieDomain") {
         None | Some(Value::Null) => {}
-        Some(d) => match cookie_domain(d, page_url) {
-            Ok(d) => c.cookie_domain = Some(d),
-            Err(rule) => errors.push(bad("cookieDomain", rule, d)),
-        },
+        Some(d) => {
+            if let Err(rule) = cookie_domain(d, page_url, &mut c.cookie_domain) {
+                errors.push(bad("cookieDomain", rule, d));
+            }
+        }
     }
     for entry in REGISTRY {
         let Some(sub) = v.get(entry.key) else { continue };
