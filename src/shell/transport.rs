@@ -335,11 +335,14 @@ fn run(outbox: &mut Outbox, mut step: Step, now_ms: u64) {
         }
         transport_flush();
     }
-    if let Some(value) = step.persist.filter(|_| STORAGE_ALLOWED.with(|a| a.get())) {
-        transport_store(outbox.key(), value.as_deref(), true);
-        // The write is made later; until `__stored` says otherwise, it goes as the last one did.
-        let ok = outbox.storage_ok();
-        let _ = outbox.persisted(ok);
+    // Borrowed where it lies in the step: `Option::filter` moved it out first.
+    if let Some(value) = &step.persist {
+        if STORAGE_ALLOWED.with(|a| a.get()) {
+            transport_store(outbox.key(), value.as_deref(), true);
+            // The write is made later; until `__stored` says otherwise, it goes as the last one did.
+            let ok = outbox.storage_ok();
+            let _ = outbox.persisted(ok);
+        }
     }
     REPORT.with(|r| {
         let mut r = r.borrow_mut();
