@@ -66,7 +66,7 @@ pub fn command(name: &str, args_json: &str) -> String {
 
     // The effects of tracks made earlier in this task are carried out before anything else (see
     // `Tag::track_deferred`): a pagehide flush must find their events in the outbox.
-    let earlier = TAG.with(|slot| match slot.borrow_mut().as_mut() {
+    let mut earlier = TAG.with(|slot| match slot.borrow_mut().as_mut() {
         Some(tag) if name != "track" && tag.has_deferred() => Some((tag.emit_deferred(&browser::emit_facts(tag.needs_cookies_to_emit(), tag.needs_sent_log())), tag.debug())),
         _ => None,
     });
@@ -175,11 +175,12 @@ pub fn command(name: &str, args_json: &str) -> String {
             )),
         }
     });
-    if let Some((mut earlier, _)) = earlier {
+    // Swapped in where the outcome lies, not the earlier outcome moved out of its Option.
+    if let Some((earlier, _)) = &mut earlier {
         earlier.errors.append(&mut outcome.errors);
         earlier.warnings.append(&mut outcome.warnings);
-        outcome.errors = earlier.errors;
-        outcome.warnings = earlier.warnings;
+        std::mem::swap(&mut outcome.errors, &mut earlier.errors);
+        std::mem::swap(&mut outcome.warnings, &mut earlier.warnings);
     }
 
     let debug = TAG.with(|slot| {
