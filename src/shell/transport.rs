@@ -326,7 +326,7 @@ fn stored_queues() -> Vec<(String, String)> {
 }
 
 /// Carries out one step of the outbox (and the steps that immediate send results cause).
-fn run(outbox: &mut Outbox, mut step: Step, now_ms: u64) {
+fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
     // Other tabs' keys (a claim, or a queue taken) change in the task that read them, not
     // coalesced: a claim must land before the other tabs look (see core::outbox).
     if !step.others.is_empty() {
@@ -352,8 +352,8 @@ fn run(outbox: &mut Outbox, mut step: Step, now_ms: u64) {
     for req in &step.requests {
         let result = transport_send(&req.url, &req.body, &req.ids, req.beacon, req.keepalive);
         if result != 0 {
-            let next = outbox.sent(&req.ids, result == 1, now_ms, &mut BrowserEntropy);
-            run(outbox, next, now_ms);
+            let mut next = outbox.sent(&req.ids, result == 1, now_ms, &mut BrowserEntropy);
+            run(outbox, &mut next, now_ms);
         }
     }
     match (step.wake_ms, DUE_NOW.with(|d| d.get())) {
@@ -369,11 +369,11 @@ fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
             let now_ms = browser::now();
             if outbox.key_check_due(now_ms) {
                 let own = transport_has(outbox.key());
-                let step = outbox.key_checked(own);
-                run(outbox, step, now_ms);
+                let mut step = outbox.key_checked(own);
+                run(outbox, &mut step, now_ms);
             }
-            let step = f(outbox, now_ms);
-            run(outbox, step, now_ms);
+            let mut step = f(outbox, now_ms);
+            run(outbox, &mut step, now_ms);
         }
     });
 }
