@@ -246,7 +246,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   var holdUntil = 0; // nothing is sent before (see adopt)
   var started = false; // init ran: a consent change may then adopt or store the queue
   var sentIds = [];
-  var sentOrders = [];
+  var sentKeys = [];
   // Consent on this path mirrors the core's rules (src/core/consent.rs) without the wait: the
   // site's consent calls, GPC (unless gpc: 'ignore'), and basic mode dropping what ad consent
   // does not allow. No identifier leaves while ad_user_data is not granted. Defaults and updates
@@ -546,12 +546,12 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // sent-conversions log (`tandem:sent`, src/core/sent.rs: [[key, ms], ...], the newest 100), so
   // a reloaded thank-you page does not count it twice on this path either. False when it was
   // already sent; written only as ad_storage allows.
-  function sentOrder(key, write) {
+  function firstSend(key, write) {
     var log;
     try { log = JSON.parse(storage().getItem('tandem:sent')); } catch (e) { /* unreadable: an empty log */ }
     if (!Array.isArray(log)) log = [];
-    if (sentOrders.indexOf(key) >= 0 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
-    sentOrders.push(key); // this page's own record, whatever storage allows
+    if (sentKeys.indexOf(key) >= 0 || log.some(function (entry) { return entry && entry[0] === key; })) return false;
+    sentKeys.push(key); // this page's own record, whatever storage allows
     log.push([key, Date.now()]);
     // Past 100, event ids go before order ids, as in the core (SentLog::trim): a site naming
     // every event must not push its Purchases out.
@@ -612,8 +612,8 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     var write = !stashOnly && consent.ad_storage === 'granted';
     // An id the site gave names one conversion: sent from this browser already (a reloaded
     // thank-you page), it is not sent again, as in the core (`e:<id>` in the same log).
-    if (given != null && !sentOrder('e:' + eventId, write)) return eventId;
-    if (name === 'Purchase' && custom.order_id !== undefined && !sentOrder('o:' + custom.order_id, write)) return null;
+    if (given != null && !firstSend('e:' + eventId, write)) return eventId;
+    if (name === 'Purchase' && custom.order_id !== undefined && !firstSend('o:' + custom.order_id, write)) return null;
     sentIds.push(eventId);
     enqueue({
       event_id: eventId,
