@@ -1,6 +1,28 @@
 //! Errors as values. Every rejected input becomes a `TagError` with a stable `code`, a message a site
 //! owner can act on, and the offending input (truncated), which the loader hands to `onError` and,
 //! in debug mode, to the console.
+//!
+//! The text of those messages is data, not code: each piece is declared once with `messages!`,
+//! under a two-character key. Natively (and in the browser tests) a piece is its text. In the tag
+//! (`lazy-messages`, which `scripts/build.mjs` turns on) it is a three-byte token, `\u{1}` and its
+//! key, and the loader puts the text back from `tandem-messages.json`, which the build writes from
+//! these declarations and the browser fetches only once there is something to report: about 9 KB
+//! of text (4 KB of gzip) that a page whose calls are all valid never downloads.
+
+/// Declares message pieces: `NAME = "k0" "text";`, each key two characters of `0-9 A-Z a-z`, unique
+/// across the crate (`scripts/build.mjs` reads these blocks, checks the keys and writes the table).
+/// The text may use only the escapes `\"` and `\\`, which mean the same in JSON.
+#[macro_export]
+macro_rules! messages {
+    ($($vis:vis $name:ident = $key:literal $text:literal;)*) => {$(
+        #[cfg(not(feature = "lazy-messages"))]
+        #[allow(dead_code)]
+        $vis const $name: &str = $text;
+        #[cfg(feature = "lazy-messages")]
+        #[allow(dead_code)]
+        $vis const $name: &str = concat!("\u{1}", $key);
+    )*};
+}
 
 /// One problem with something the page passed in. Never thrown: returned and reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
