@@ -20,6 +20,16 @@ use crate::core::error::TagError;
 use crate::core::config::bad;
 use crate::core::json::{whole, Value, W};
 
+crate::messages! {
+    CONSENT_KIND = "n0" "tandem('consent', …) takes 'default' or 'update' first, then {ad_storage: 'granted' | 'denied', …}";
+    CONSENT_VALUES = "n1" "tandem('consent', kind, values): values must be an object like {ad_storage: 'denied'}";
+    CONSENT_REGION = "n2" "consent region must be an array of region codes like ['AT', 'DE']";
+    DEFAULT_ONLY = "n3" " only applies to a consent default; ignored in an update";
+    CONSENT_WAIT = "n4" "wait_for_update must be a whole number of milliseconds";
+    KNOWN_PURPOSES = "n5" " (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)";
+    GRANTED_OR_DENIED = "n6" " must be 'granted' or 'denied'; left unchanged";
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
     Pending,
@@ -146,12 +156,12 @@ impl Consent {
             Some("default") => Kind::Default,
             Some("update") => Kind::Update,
             _ => {
-                errors.push(TagError::new("invalid_consent", "tandem('consent', …) takes 'default' or 'update' first, then {ad_storage: 'granted' | 'denied', …}", kind.to_json()));
+                errors.push(TagError::new("invalid_consent", CONSENT_KIND, kind.to_json()));
                 return false;
             }
         };
         let Value::Object(members) = values else {
-            errors.push(TagError::new("invalid_consent", "tandem('consent', kind, values): values must be an object like {ad_storage: 'denied'}", values.to_json()));
+            errors.push(TagError::new("invalid_consent", CONSENT_VALUES, values.to_json()));
             return false;
         };
         let before = self.clone();
@@ -159,7 +169,7 @@ impl Consent {
         // A malformed region still counts: the site meant the default for some region.
         let regional = values.get("region").is_some_and(|r| {
             if !matches!(r, Value::Array(codes) if codes.iter().all(|c| c.as_str().is_some())) {
-                errors.push(TagError::new("invalid_consent", "consent region must be an array of region codes like ['AT', 'DE']", r.to_json()));
+                errors.push(TagError::new("invalid_consent", CONSENT_REGION, r.to_json()));
             }
             true
         });
@@ -169,19 +179,19 @@ impl Consent {
                 match kind {
                     Kind::Update => {
                         let mut w = k.clone();
-                        w.push_str(" only applies to a consent default; ignored in an update");
+                        w.push_str(DEFAULT_ONLY);
                         warnings.push(w);
                     }
                     _ if wait => match if let Value::Number(n) = v { whole(n) } else { None } {
                         Some(ms) => self.wait_until = if ms == 0 { None } else { Some(now_ms.saturating_add(ms.min(MAX_WAIT_MS))) },
-                        None => errors.push(TagError::new("invalid_consent", "wait_for_update must be a whole number of milliseconds", v.to_json())),
+                        None => errors.push(TagError::new("invalid_consent", CONSENT_WAIT, v.to_json())),
                     },
                     _ => {}
                 }
                 continue;
             }
             let Some(i) = PURPOSES.iter().position(|p| *k == **p) else {
-                warnings.push(crate::core::error::unknown_key("consent purpose", k, " (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)"));
+                warnings.push(crate::core::error::unknown_key("consent purpose", k, KNOWN_PURPOSES));
                 continue;
             };
             let granted = match v.as_str() {
@@ -190,7 +200,7 @@ impl Consent {
                 _ => {
                     let mut m = String::from("consent.");
                     m.push_str(k);
-                    m.push_str(" must be 'granted' or 'denied'; left unchanged");
+                    m.push_str(GRANTED_OR_DENIED);
                     errors.push(TagError::new("invalid_consent", m, v.to_json()));
                     continue;
                 }
