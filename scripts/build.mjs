@@ -20,6 +20,7 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, w
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
 import { minify as terser } from 'terser';
 import { orderFunctions } from './order-functions.mjs';
 
@@ -78,7 +79,9 @@ const cargoArgs = [
   // std's smaller variants of its algorithms (sorting, string search): about 300 B of gzip.
   '-Zbuild-std-features=optimize_for_size',
 ];
-const features = [...(testHooks ? ['test-hooks'] : []), ...(platforms || [])];
+// lazy-messages: the wasm holds a token for each piece of message text, the text is in the
+// messages file written below.
+const features = ['lazy-messages', ...(testHooks ? ['test-hooks'] : []), ...(platforms || [])];
 if (platforms) cargoArgs.push('--no-default-features');
 if (features.length) cargoArgs.push('--features', features.join(','));
 execFileSync('cargo', cargoArgs, {
@@ -340,8 +343,31 @@ function getInt32Memory0() {
   return `function createGlue() {\n${snippets}${glue}\nreturn { ${api} };\n}\n`;
 }
 
+// The message text (src/core/error.rs, `messages!`): every declaration in src/, each key once, as
+// { key: text }. Its name carries a hash of its content, so a cached table always matches the
+// loader and wasm that name it; the loader fetches it only once it has something to report.
+function messageTable() {
+  const table = {};
+  const declaration = /^\s*(?:pub(?:\([^)]*\))?\s+)?[A-Z][A-Z0-9_]*\s*=\s*"([0-9A-Za-z]{2})"\s*("(?:[^"\\]|\\["\\])*")\s*;\s*$/;
+  for (const file of listFiles(join(root, 'src')).filter((f) => f.endsWith('.rs'))) {
+    for (const block of readFileSync(file, 'utf8').matchAll(/crate::messages!\s*\{\n([\s\S]*?)\n\}/g)) {
+      for (const line of block[1].split('\n')) {
+        if (!line.trim() || line.trim().startsWith('//')) continue;
+        const m = declaration.exec(line);
+        if (!m) throw new Error(`build: a messages! line in ${file} is not NAME = "k0" "text"; (escapes: \\" and \\\\ only): ${line.trim()}`);
+        if (Object.hasOwn(table, m[1])) throw new Error(`build: message key "${m[1]}" is declared twice (again in ${file})`);
+        table[m[1]] = JSON.parse(m[2]);
+      }
+    }
+  }
+  return table;
+}
+const messagesJson = JSON.stringify(messageTable());
+const messagesFile = `tandem-messages-${createHash('sha256').update(messagesJson).digest('hex').slice(0, 12)}.json`;
+writeFileSync(join(outDir, messagesFile), messagesJson);
+
 const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8');
-const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\n${glueFactory()}${loader}`;
+const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\nvar TANDEM_MESSAGES = ${JSON.stringify(messagesFile)};\n${glueFactory()}${loader}`;
 
 const classic = `(function () {
 'use strict';
@@ -370,10 +396,13 @@ function pageNonce() {
     return '';
   }
 }
-// The wasm's URL written as bundlers look for an asset (Vite, webpack 5, Parcel, Rollup's plugin):
+// The wasm's and the message text's URLs written as bundlers look for an asset (Vite, webpack 5, Parcel, Rollup's plugin):
 // a bundled module then fetches the copy the bundler emitted, not a path next to the bundle.
 function live() {
-  return bootTandem(window, { src: import.meta.url, nonce: pageNonce(), wasm: new URL('./tandem_bg.wasm', import.meta.url).href });
+  return bootTandem(window, {
+    src: import.meta.url, nonce: pageNonce(), wasm: new URL('./tandem_bg.wasm', import.meta.url).href,
+    messages: new URL('./${messagesFile}', import.meta.url).href,
+  });
 }
 export function tandem() {
   if (typeof window === 'undefined') return null;

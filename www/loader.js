@@ -186,6 +186,8 @@ function wasmUrlFor(win, script) {
   }
 }
 
+// How long reports wait for the message text before they are told with keys in its place.
+var MESSAGES_TIMEOUT_MS = 10000;
 var EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 var CLICK_ID_NAMES = ['gclid', 'gbraid', 'wbraid', 'dclid', 'fbclid', 'ttclid', 'msclkid', 'li_fat_id', 'ScCid', 'epik', 'rdt_cid', 'twclid'];
 
@@ -669,7 +671,8 @@ function createJsPath(win, version, report, tabId, stashOnly) {
 }
 
 // Installs Tandem on `win` (idempotent) and returns the current `win.tandem`.
-// `script` = { src: the loader's own URL, nonce: its CSP nonce, wasm: an optional wasm URL }.
+// `script` = { src: the loader's own URL, nonce: its CSP nonce, wasm: an optional wasm URL,
+// messages: an optional URL of the message text (else TANDEM_MESSAGES next to `src`) }.
 function bootTandem(win, script) {
   var stub = win.tandem;
   if (typeof stub !== 'function') {
@@ -688,6 +691,8 @@ function bootTandem(win, script) {
   var initConfig = null; // the first init call's config, replayed on a fresh instance
   var onError = null;
   var debug = false;
+  var messageTable = null; // the message text once fetched ({} if it could not be)
+  var waiting = null; // reports made while it is fetched, in order
   var held = []; // calls made after load but before init
   // Every consent call, replayed on a fresh instance after a crash: [command, kind, values, when
   // (see replayedConsent), made after init]. Past MAX_HELD the oldest call that has a later one of
@@ -829,20 +834,55 @@ function bootTandem(win, script) {
   // An error for the console and onError: the wasm's reply carries an input with each, the loader's
   // own errors only when there is one to show (none is '').
   function report(code, message, input) {
-    if (input === undefined) input = '';
-    try {
-      console_.error('[tandem] ' + message, input);
-    } catch (e) { /* a console that throws must not matter */ }
-    if (onError) {
-      try {
-        onError({ code: code, message: message, input: input });
-      } catch (e) { /* the site's handler threw; nothing more to do */ }
-    }
+    say([code, message, input === undefined ? '' : input]);
   }
 
   function warn(message) {
-    if (!debug) return;
-    try { console_.warn('[tandem] ' + message); } catch (e) { /* ignore */ }
+    if (debug) say([null, message]);
+  }
+
+  // The wasm's messages hold a token, \u0001 and a two-character key, for each piece of their text
+  // (src/core/error.rs, `messages!`): the text is in TANDEM_MESSAGES, a file next to this one,
+  // fetched the first time there is something to report, so a page whose calls are all valid
+  // never downloads it. Reports wait for it in the order they were made.
+  function say(said) {
+    if (!waiting && !messageTable && /\u0001/.test(said[1])) {
+      waiting = [];
+      var loaded = function (table) { // called again by the timeout or a late answer: no-op
+        if (messageTable) return;
+        messageTable = table || {};
+        // A report made by an onError handler while these are told waits its turn behind them.
+        while (waiting.length) tell(waiting.shift());
+        waiting = null;
+      };
+      try {
+        setTimeout(loaded, MESSAGES_TIMEOUT_MS);
+        fetch(new URL(script.messages || TANDEM_MESSAGES, script.src || win.location.href), { credentials: 'same-origin' })
+          .then(function (response) { return response.json(); })
+          .then(loaded, loaded); // a failed fetch leaves an Error as the table: it has no keys
+      } catch (e) {
+        loaded();
+      }
+    }
+    if (waiting) waiting.push(said);
+    else tell(said);
+  }
+
+  function tell(said) {
+    var message = String(said[1]).replace(/\u0001(..)/g, function (token, key) {
+      var text = Object.prototype.hasOwnProperty.call(messageTable, key) && messageTable[key];
+      // Without the text (the file could not be fetched), the key still tells the pieces apart.
+      return typeof text === 'string' ? text : '[' + key + ']';
+    });
+    try {
+      if (said[0] === null) console_.warn('[tandem] ' + message);
+      else console_.error('[tandem] ' + message, said[2]);
+    } catch (e) { /* a console that throws must not matter */ }
+    if (onError && said[0] !== null) {
+      try {
+        onError({ code: said[0], message: message, input: said[2] });
+      } catch (e) { /* the site's handler threw; nothing more to do */ }
+    }
   }
 
   function live() {
