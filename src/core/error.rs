@@ -24,6 +24,11 @@ macro_rules! messages {
     )*};
 }
 
+crate::messages! {
+    UNKNOWN_PREFIX = "r0" "Unknown ";
+    KEY_IGNORED = "r1" "\" ignored";
+}
+
 /// One problem with something the page passed in. Never thrown: returned and reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagError {
@@ -55,11 +60,11 @@ impl TagError {
 /// line, rather than each call site inlining its own pushes.
 #[inline(never)]
 pub fn unknown_key(what: &str, key: &str, known: &str) -> String {
-    let mut w = String::from("Unknown ");
+    let mut w = String::from(UNKNOWN_PREFIX);
     w.push_str(what);
     w.push_str(" \"");
     w.push_str(key);
-    w.push_str("\" ignored");
+    w.push_str(KEY_IGNORED);
     w.push_str(known);
     w
 }
