@@ -8,6 +8,11 @@ use crate::core::error::TagError;
 use crate::core::json::{is_number_literal, Value};
 use crate::core::text;
 
+crate::messages! {
+    EVENT_ID_KIND = "d0" "options.eventId must be a string or an integer, got ";
+    EVENT_ID_CHARS = "d1" "options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : - (it is also used as Google's transaction_id, which is limited to 64)";
+}
+
 /// The track option keys that name the event's id: ours, fbq's and ttq's spelling, one space
 /// apart (for `text::listed`, the membership test the other key lists use).
 pub const EVENT_ID_OPTIONS: &str = "eventId eventID event_id";
@@ -124,7 +129,7 @@ pub fn validate_event_id(v: &Value) -> Result<String, TagError> {
         Value::String(s) => s.as_str(),
         Value::Number(n) if is_number_literal(n) && text::find_any(n, ".eE").is_none() => n.as_str(),
         other => {
-            let mut m = String::from("options.eventId must be a string or an integer, got ");
+            let mut m = String::from(EVENT_ID_KIND);
             m.push_str(other.kind());
             return Err(TagError::new("invalid_event_id", m, other.to_json()));
         }
@@ -132,7 +137,7 @@ pub fn validate_event_id(v: &Value) -> Result<String, TagError> {
     if text.is_empty() || text.len() > EVENT_ID_MAX || !text::all(text, is_id_byte) {
         return Err(TagError::new(
             "invalid_event_id",
-            "options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : - (it is also used as Google's transaction_id, which is limited to 64)",
+            EVENT_ID_CHARS,
             text,
         ));
     }
