@@ -20,17 +20,32 @@ use crate::core::sha256;
 use crate::core::text::{self, Names};
 use crate::core::unicode;
 
-/// identify's fields, as the warning for an unknown one lists them. A field's index in this list
-/// is its index in each platform's keys below (one text each rather than a table of (name, Meta
-/// key, Google key, TikTok key) string pointers, which compressed worse than the names).
-macro_rules! field_names {
-    () => {
-        "email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId"
-    };
+crate::messages! {
+    IDENTIFY_TAKES_OBJECT = "i0" "tandem('identify', …) takes an object like {email, phone}, got ";
+    KNOWN_FIELDS = "i1" " (known: email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId)";
+    IDENTIFY_FIELD = "i2" "identify field";
+    IDENTIFY_PREFIX = "i3" "identify: ";
+    LEFT_OUT = "i4" "; it was left out";
+    PHONE_WITHOUT_COUNTRY = "i5" "identify: phone has no country code (E.164), so Google and TikTok do not get it";
+    NOT_A_STRING = "i6" "must be a string (of at most 512 bytes)";
+    PHONE_CHARACTERS = "i7" "may contain only digits, spaces and + - ( ) . / separators";
+    PHONE_DIGITS = "i8" "must have 7 to 16 digits, with the country code";
+    DATE_OF_BIRTH_FORM = "i9" "must be a date written YYYY-MM-DD or YYYYMMDD";
+    IS_EMPTY = "iA" "is empty";
+    INVALID_EMAIL = "iB" "is not a valid email address";
+    ZIP_TOO_SHORT = "iC" "must have at least 2 characters";
+    COUNTRY_CODE = "iD" "must be an ISO 3166-1 two-letter code such as \"us\"";
+    GENDER_VALUES = "iE" "must be \"f\", \"m\", \"female\" or \"male\"";
+    NOTHING_LEFT = "iF" "has nothing left after normalisation";
 }
-const FIELD_NAMES: &str = field_names!();
-/// The warning's tail, a literal of its own: joining it at run time linked slice-joining code.
-const KNOWN_FIELDS: &str = concat!(" (known: ", field_names!(), ")");
+
+/// identify's fields. A field's index in this list is its index in each platform's keys below (one
+/// text each rather than a table of (name, Meta key, Google key, TikTok key) string pointers, which
+/// compressed worse than the names). The warning for an unknown field lists them in KNOWN_FIELDS,
+/// message text of its own (a literal: joining it at run time linked slice-joining code), which
+/// must name the same fields: `invalid_fields_are_left_out_with_an_error_that_never_echoes_the_value`
+/// checks that warning whole.
+const FIELD_NAMES: &str = "email, phone, firstName, lastName, city, state, zip, country, gender, dateOfBirth, externalId";
 const FIELD_COUNT: usize = 11;
 /// The fields' indices in FIELD_NAMES, which the normalisers match on: a match on the index is a
 /// jump table, where one on the name compared strings arm by arm. Found by `field_position` when
@@ -183,7 +198,7 @@ fn valid_email(e: &str) -> bool {
 fn meta_phone(t: &str) -> Result<String, &'static str> {
     let p = kept(t, |c| !(text::has("-@#<>'\",; ()+./", c) || c.is_ascii_lowercase()));
     if !text::all(&p, |b| b.is_ascii_digit()) {
-        return Err("may contain only digits, spaces and + - ( ) . / separators");
+        return Err(PHONE_CHARACTERS);
     }
     // Up to two leading zeros dropped.
     let q = p.strip_prefix("0").map_or(p.as_str(), |rest| rest.strip_prefix("0").unwrap_or(rest));
@@ -196,7 +211,7 @@ fn meta_phone(t: &str) -> Result<String, &'static str> {
     };
     let p = if international { q.to_string() } else { p };
     if !matches!(p.len(), 7..=16) {
-        return Err("must have 7 to 16 digits, with the country code");
+        return Err(PHONE_DIGITS);
     }
     Ok(p)
 }
@@ -217,7 +232,7 @@ fn date_of_birth(t: &str) -> Result<String, &'static str> {
     if ok {
         Ok(d)
     } else {
-        Err("must be a date written YYYY-MM-DD or YYYYMMDD")
+        Err(DATE_OF_BIRTH_FORM)
     }
 }
 
@@ -226,14 +241,14 @@ fn date_of_birth(t: &str) -> Result<String, &'static str> {
 pub fn meta_normalize(field: usize, raw: &str) -> Result<String, &'static str> {
     let t = trim_lower(raw);
     if t.is_empty() {
-        return Err("is empty");
+        return Err(IS_EMPTY);
     }
     if sha256::is_hex64(&t) {
         return Ok(t);
     }
     let out = match field {
         EMAIL if valid_email(&t) => t,
-        EMAIL => return Err("is not a valid email address"),
+        EMAIL => return Err(INVALID_EMAIL),
         PHONE => meta_phone(&t)?,
         CITY | STATE => kept(&t, |c| !(c.is_ascii_digit() || text::is_js_space(c) || text::has("()-.", c))),
         ZIP => {
@@ -242,22 +257,22 @@ pub fn meta_normalize(field: usize, raw: &str) -> Result<String, &'static str> {
             // Under 2 UTF-16 units (the SDK's `length`): empty, or one char of the BMP.
             let mut chars = z.chars();
             if chars.next().is_none_or(|c| c.len_utf16() == 1 && chars.next().is_none()) {
-                return Err("must have at least 2 characters");
+                return Err(ZIP_TOO_SHORT);
             }
             z
         }
         COUNTRY if is_country(&t) => t,
-        COUNTRY => return Err("must be an ISO 3166-1 two-letter code such as \"us\""),
+        COUNTRY => return Err(COUNTRY_CODE),
         GENDER => match kept(&t, |c| c.is_ascii_lowercase()).as_str() {
             "f" | "female" => String::from("f"),
             "m" | "male" => String::from("m"),
-            _ => return Err("must be \"f\", \"m\", \"female\" or \"male\""),
+            _ => return Err(GENDER_VALUES),
         },
         DATE_OF_BIRTH => date_of_birth(&t)?,
         _ => t,
     };
     if out.is_empty() {
-        return Err("has nothing left after normalisation");
+        return Err(NOTHING_LEFT);
     }
     Ok(out)
 }
@@ -411,7 +426,7 @@ impl Identity {
                 return;
             }
             other => {
-                let mut m = String::from("tandem('identify', …) takes an object like {email, phone}, got ");
+                let mut m = String::from(IDENTIFY_TAKES_OBJECT);
                 m.push_str(other.kind());
                 errors.push(TagError::new("invalid_identity", m, ""));
                 return;
@@ -428,7 +443,7 @@ impl Identity {
                 field += 1;
             }
             let Some((field, name)) = found else {
-                warnings.push(crate::core::error::unknown_key("identify field", k, KNOWN_FIELDS));
+                warnings.push(crate::core::error::unknown_key(IDENTIFY_FIELD, k, KNOWN_FIELDS));
                 continue;
             };
             // One error path for both failures: a value of the wrong type and one that breaks a rule.
@@ -436,17 +451,17 @@ impl Identity {
                 Value::Null => (None, Ok(None)),
                 Value::String(s) if s.len() <= 512 => (Some(s.as_str()), meta_normalize(field, s).map(Some)),
                 Value::Number(n) if matches!(field, PHONE | ZIP | EXTERNAL_ID) => (Some(n.as_str()), meta_normalize(field, n).map(Some)),
-                _ => (None, Err("must be a string (of at most 512 bytes)")),
+                _ => (None, Err(NOT_A_STRING)),
             };
             let meta = match meta {
                 Ok(n) => n,
                 Err(rule) => {
                     // Never echo the value: it is personal data.
-                    let mut m = String::from("identify: ");
+                    let mut m = String::from(IDENTIFY_PREFIX);
                     m.push_str(name);
                     m.push(' ');
                     m.push_str(rule);
-                    m.push_str("; it was left out");
+                    m.push_str(LEFT_OUT);
                     errors.push(TagError::new("invalid_identity", m, ""));
                     continue;
                 }
@@ -457,7 +472,7 @@ impl Identity {
                 (None, _) => (None, None),
             };
             if meta.is_some() && field == PHONE && google.is_none() {
-                warnings.push(String::from("identify: phone has no country code (E.164), so Google and TikTok do not get it"));
+                warnings.push(String::from(PHONE_WITHOUT_COUNTRY));
             }
             set(&mut self.google, &GOOGLE_KEYS, field, google);
             set(&mut self.tiktok, &TIKTOK_KEYS, field, tiktok);
