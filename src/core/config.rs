@@ -11,6 +11,19 @@ use crate::core::json::{whole, Value};
 use crate::core::{text, url};
 use crate::platforms::{Destination, REGISTRY};
 
+crate::messages! {
+    NOT_BOOL_USING_TRUE = "c0" "must be true or false; using true";
+    NOT_BOOL_USING_FALSE = "c1" "must be true or false; using false";
+    DOMAIN_NOT_STRING = "c2" "must be a string";
+    NOT_A_DOMAIN_NAME = "c3" "must be a domain name like \"example.com\"";
+    DOMAIN_NOT_PARENT = "c4" "must be the page's host or a parent domain of it; the browser would refuse it";
+    CONFIG_NOT_OBJECT = "c5" "must be an object; using defaults";
+    CONFIG_KEY = "c6" "config key";
+    ENDPOINT_HTTPS = "c7" "must be https on an https page (the browser blocks http requests from it); using \"/collect\"";
+    ENDPOINT_URL = "c8" "must be an http(s) URL or a path like \"/t/e\"; using \"/collect\"";
+    WINDOW_DAYS_RANGE = "c9" "must be a whole number of days from 1 to 730; using 90";
+}
+
 pub const DEFAULT_ENDPOINT: &str = "/collect";
 /// The config's own keys, one space apart (a text, not a table of string pointers): the delivery
 /// settings `batch` and `queue` are parsed by `outbox::Settings`, the consent switches
@@ -42,7 +55,7 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
         None | Some(Value::Null) => default,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            errors.push(bad(key, if default { "must be true or false; using true" } else { "must be true or false; using false" }, other));
+            errors.push(bad(key, if default { NOT_BOOL_USING_TRUE } else { NOT_BOOL_USING_FALSE }, other));
             default
         }
     }
@@ -52,10 +65,10 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
 /// into `slot`; else the rule it breaks. Written in place: a returned Result moved the String.
 fn cookie_domain(v: &Value, page_url: &str, slot: &mut Option<String>) -> Result<(), &'static str> {
     // A let-else, where ok_or(..)? linked the combinator and the ? conversion for this line.
-    let Some(raw) = v.as_str() else { return Err("must be a string") };
+    let Some(raw) = v.as_str() else { return Err(DOMAIN_NOT_STRING) };
     let d = text::trim_start(text::trim(raw), b'.').to_ascii_lowercase();
     if d.is_empty() || !text::contains(&d, ".") || !text::all(&d, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-        return Err("must be a domain name like \"example.com\"");
+        return Err(NOT_A_DOMAIN_NAME);
     }
     let host = url::host(page_url).unwrap_or_default();
     let fits = d == *host || (host.len() > d.len() && host.ends_with(&d) && matches!(host.as_bytes().get(host.len() - d.len() - 1), Some(b'.')));
@@ -63,7 +76,7 @@ fn cookie_domain(v: &Value, page_url: &str, slot: &mut Option<String>) -> Result
         *slot = Some(d);
         Ok(())
     } else {
-        Err("must be the page's host or a parent domain of it; the browser would refuse it")
+        Err(DOMAIN_NOT_PARENT)
     }
 }
 
@@ -81,13 +94,13 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
         Value::Object(m) => m.as_slice(),
         Value::Null => &[],
         other => {
-            errors.push(bad("", "must be an object; using defaults", other));
+            errors.push(bad("", CONFIG_NOT_OBJECT, other));
             &[]
         }
     };
     for (k, _) in members {
         if !text::listed(KEYS, " ", k) && !REGISTRY.iter().any(|e| e.key == k) {
-            warnings.push(crate::core::error::unknown_key("config key", k, ""));
+            warnings.push(crate::core::error::unknown_key(CONFIG_KEY, k, ""));
         }
     }
     c.debug = opt_bool(v, "debug", false, errors);
@@ -98,10 +111,10 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
             // The browser blocks an http request from an https page (mixed content): every event
             // would be retried until the queue is full, with nothing pointing at the endpoint.
             Some(abs) if abs.starts_with("http:") && page_url.starts_with("https:") => {
-                errors.push(bad("endpoint", "must be https on an https page (the browser blocks http requests from it); using \"/collect\"", e))
+                errors.push(bad("endpoint", ENDPOINT_HTTPS, e))
             }
             Some(abs) => c.endpoint = Some(abs),
-            None => errors.push(bad("endpoint", "must be an http(s) URL or a path like \"/t/e\"; using \"/collect\"", e)),
+            None => errors.push(bad("endpoint", ENDPOINT_URL, e)),
         },
     }
     match v.get("attributionWindowDays") {
@@ -114,7 +127,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
             // One error arm for a number out of range and a value of another kind.
             match days {
                 Some(days) if matches!(days, 1..=730) => c.attribution_window_days = days,
-                _ => errors.push(bad("attributionWindowDays", "must be a whole number of days from 1 to 730; using 90", d)),
+                _ => errors.push(bad("attributionWindowDays", WINDOW_DAYS_RANGE, d)),
             }
         }
     }
