@@ -96,6 +96,22 @@ use crate::core::text;
 use crate::core::url;
 use crate::platforms::SetupCtx;
 
+crate::messages! {
+    INIT_TAKES_OBJECT = "t0" "tandem.init expects a config object, got ";
+    PAGE_VIEW_ALREADY_SENT = "t1" "PageView for this URL was already sent (event_id ";
+    PAGE_VIEW_SAME_VIEW = "t2" "); a second one within a second is the same view and is not sent";
+    KNOWN_OPTIONS = "t3" " (known: eventId)";
+    OPTIONS_NOT_OBJECT = "t4" "track options must be an object like {eventId: \"…\"}, got ";
+    IGNORED = "t5" "; ignored";
+    EVENT_ID_PREFIX = "t6" "event_id ";
+    SENT_FROM_THIS_PAGE = "t7" " was already sent from this page; not sent again";
+    OPTIONS_EVENT_ID = "t8" "options.eventId ";
+    ID_OF_ANOTHER_NAME = "t9" " was already used by an event of another name on this page; the event was not sent (give each event its own id)";
+    SENT_FROM_THIS_BROWSER = "tA" " was already sent from this browser; not sent again";
+    PURCHASE_ORDER_ID = "tB" "Purchase with order_id ";
+    NO_ENDPOINT = "tC" "No endpoint could be resolved for this page; the event went to the pixels only";
+}
+
 impl Outcome {
     /// Adds `later`'s effects, errors and warnings after this one's (its event_id is the
     /// caller's to choose).
@@ -239,7 +255,7 @@ impl Tag {
     pub fn init_with(config: &Value, page: &PageFacts, rng: &mut dyn Entropy, pre: Pre) -> (Option<Tag>, Outcome) {
         let mut out = Outcome::default();
         if !Tag::accepts(config) {
-            let mut m = String::from("tandem.init expects a config object, got ");
+            let mut m = String::from(INIT_TAKES_OBJECT);
             m.push_str(config.kind());
             out.errors.push(TagError::new("invalid_config", m, config.to_json()));
             return (None, out);
@@ -447,9 +463,9 @@ impl Tag {
         if *url != page.url || page.now_ms.saturating_sub(*at) >= PAGE_VIEW_DOUBLE_MS {
             return None;
         }
-        let mut w = String::from("PageView for this URL was already sent (event_id ");
+        let mut w = String::from(PAGE_VIEW_ALREADY_SENT);
         w.push_str(id);
-        w.push_str("); a second one within a second is the same view and is not sent");
+        w.push_str(PAGE_VIEW_SAME_VIEW);
         let mut out = Outcome { event_id: Some(id.clone()), ..Outcome::default() };
         out.warnings.push(w);
         Some(out)
@@ -476,16 +492,16 @@ impl Tag {
             Value::Object(members) => {
                 for (k, v) in members {
                     if !text::listed(ids::EVENT_ID_OPTIONS, " ", k) {
-                        out.warnings.push(crate::core::error::unknown_key("option", k, " (known: eventId)"));
+                        out.warnings.push(crate::core::error::unknown_key("option", k, KNOWN_OPTIONS));
                     } else if !matches!(v, Value::Null) {
                         id_option = Some(v);
                     }
                 }
             }
             other => {
-                let mut m = String::from("track options must be an object like {eventId: \"…\"}, got ");
+                let mut m = String::from(OPTIONS_NOT_OBJECT);
                 m.push_str(other.kind());
-                m.push_str("; ignored");
+                m.push_str(IGNORED);
                 out.errors.push(TagError::new("invalid_options", m, other.to_json()));
             }
         }
@@ -580,14 +596,14 @@ impl Tag {
         let named = ids::fnv64_more(ids::fnv64_more(id_hash, " "), name.as_str());
         if self.sent_event_ids.contains(id_hash) {
             if self.sent_event_ids.contains(named) {
-                let mut w = String::from("event_id ");
+                let mut w = String::from(EVENT_ID_PREFIX);
                 w.push_str(&event_id);
-                w.push_str(" was already sent from this page; not sent again");
+                w.push_str(SENT_FROM_THIS_PAGE);
                 out.warnings.push(w);
             } else {
-                let mut m = String::from("options.eventId ");
+                let mut m = String::from(OPTIONS_EVENT_ID);
                 m.push_str(&event_id);
-                m.push_str(" was already used by an event of another name on this page; the event was not sent (give each event its own id)");
+                m.push_str(ID_OF_ANOTHER_NAME);
                 out.errors.push(TagError::new("duplicate_event_id", m, name.as_str()));
             }
             out.event_id = Some(event_id);
@@ -597,9 +613,9 @@ impl Tag {
         // reloaded thank-you page answers with the same id and sends nothing.
         let site_key = site_event_id.then(|| sent::key("e:", &event_id));
         if site_key.as_deref().is_some_and(|k| self.sent_log.contains(k)) {
-            let mut w = String::from("event_id ");
+            let mut w = String::from(EVENT_ID_PREFIX);
             w.push_str(&event_id);
-            w.push_str(" was already sent from this browser; not sent again");
+            w.push_str(SENT_FROM_THIS_BROWSER);
             out.warnings.push(w);
             out.event_id = Some(event_id);
             return out;
@@ -607,9 +623,9 @@ impl Tag {
         // The last check: the order id is recorded by the same lookup that finds a double.
         if let (EventName::Standard(Standard::Purchase), Some(order)) = (&name, &params.order_id) {
             if !self.sent_log.insert(sent::key("o:", order), page.now_ms) {
-                let mut w = String::from("Purchase with order_id ");
+                let mut w = String::from(PURCHASE_ORDER_ID);
                 w.push_str(order);
-                w.push_str(" was already sent from this browser; not sent again");
+                w.push_str(SENT_FROM_THIS_BROWSER);
                 out.warnings.push(w);
                 return out;
             }
@@ -685,7 +701,7 @@ impl Tag {
                 }
                 out.effects.push(Effect::Send { url: endpoint.clone(), event, event_id: ev.event_id.clone(), time_ms: ev.time_ms });
             }
-            None => out.warnings.push(String::from("No endpoint could be resolved for this page; the event went to the pixels only")),
+            None => out.warnings.push(String::from(NO_ENDPOINT)),
         }
     }
 
