@@ -21,6 +21,15 @@ use crate::core::payload::without_click_ids;
 use crate::core::attribution;
 use crate::core::{cookies, sent, text, url};
 
+crate::messages! {
+    CONSENT_PREFIX = "k0" "consent: ";
+    WAITS_FOR_UPDATE = "k1" " waits for a consent update (wait_for_update) event_id=";
+    BASIC_NOT_SENT = "k2" " not sent (consentMode 'basic' needs ad_storage and ad_user_data granted)";
+    CONSENT_HELD = "k3" "consent: held ";
+    HELD_DROPPED = "k4" " dropped (consent not granted) event_id=";
+    IDENTITY_KEPT = "k5" "identify: kept in memory; nothing is sent until consent allows it (ad_user_data; in basic mode ad_storage too)";
+}
+
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
 /// first effect.
 #[derive(Clone, Debug, Default)]
@@ -243,15 +252,15 @@ impl Tag {
         }
         // Held or dropped, the warning names the event the same way: one prefix for both.
         let mut out = Outcome::default();
-        let mut w = String::from("consent: ");
+        let mut w = String::from(CONSENT_PREFIX);
         w.push_str(name.as_str());
         if held {
             self.privacy.held.push(Held { name: name.clone(), params: std::mem::take(params), event_id: event_id.to_string(), site_event_id, page: page.clone() });
-            w.push_str(" waits for a consent update (wait_for_update) event_id=");
+            w.push_str(WAITS_FOR_UPDATE);
             w.push_str(event_id);
             out.event_id = Some(event_id.to_string());
         } else {
-            w.push_str(" not sent (consentMode 'basic' needs ad_storage and ad_user_data granted)");
+            w.push_str(BASIC_NOT_SENT);
         }
         out.warnings.push(w);
         Some(out)
@@ -364,9 +373,9 @@ impl Tag {
             // owning iterator and its drop guard for Held alone, Vec::remove a function of its own.
             for h in &mut held {
                 if dropping {
-                    let mut w = String::from("consent: held ");
+                    let mut w = String::from(CONSENT_HELD);
                     w.push_str(h.name.as_str());
-                    w.push_str(" dropped (consent not granted) event_id=");
+                    w.push_str(HELD_DROPPED);
                     w.push_str(&h.event_id);
                     out.warnings.push(w);
                     continue;
@@ -394,7 +403,7 @@ impl Tag {
                 }
             }
             _ if !self.privacy.identity.is_empty() => {
-                out.warnings.push(String::from("identify: kept in memory; nothing is sent until consent allows it (ad_user_data; in basic mode ad_storage too)"));
+                out.warnings.push(String::from(IDENTITY_KEPT));
             }
             _ => {}
         }
