@@ -10,6 +10,44 @@ use crate::core::json::{is_number_literal, truncate_utf8, Value, W};
 use crate::core::text;
 use crate::core::unicode::{self, NameFault};
 
+crate::messages! {
+    FIELD_DROPPED = "e0" ". The field was dropped; the event was still sent.";
+    EVENT_NAME_PREFIX = "e1" "Event name ";
+    NAME_NOT_STRING = "e2" "must be a non-empty string, got ";
+    NAME_EMPTY = "e3" "must be a non-empty string, got an empty string";
+    NAME_TOO_LONG = "e4" "must be at most 40 characters (Google Analytics' limit)";
+    NAME_FIRST_NOT_LETTER = "e5" "must start with a letter (Google Analytics naming rule)";
+    NAME_CHARACTERS = "e6" "may contain only letters, digits and underscores (Google Analytics naming rule)";
+    NAME_RESERVED_PREFIX = "e7" "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)";
+    NAME_RESERVED = "e8" "is reserved by Google Analytics; pick another name";
+    CUSTOM_NAME_OPEN = "e9" "Event name \"";
+    CUSTOM_NOT_STANDARD = "eA" "\" is sent as a custom event; did you mean the standard event \"";
+    NAMES_CASE_SENSITIVE = "eB" "\"? Names are case-sensitive.";
+    ITEM_NOT_OBJECT = "eC" "must be an object with an id";
+    ITEM_ID_REQUIRED = "eD" "is required: a string or integer of 1 to 256 characters; the item was dropped";
+    INTEGER_NOT_NEGATIVE = "eE" "must be an integer ≥ 0";
+    NUMBER_NOT_NEGATIVE = "eF" "must be a number ≥ 0 or a numeric string like \"12.50\"";
+    MUST_BE_STRING = "eG" "must be a string";
+    NOT_A_CONTENTS_FIELD = "eH" " is not a contents field (id, quantity, price, name, category) and was ignored";
+    PARAMS_NOT_OBJECT = "eI" "Event params must be an object, got ";
+    SENT_WITHOUT_PARAMS = "eJ" "; the event was sent without params.";
+    CURRENCY_CODE = "eK" "must be an active ISO 4217 code such as \"EUR\" or \"USD\"";
+    ORDER_ID_RULE = "eL" "must be a non-empty string or integer of at most 64 characters without control characters (Google's transaction_id limit; an empty id merges purchases)";
+    CONTENTS_CAP = "eM" "may hold at most 200 items; the rest were dropped";
+    CONTENTS_NOT_ARRAY = "eN" "must be an array of {id, quantity, price, name, category}";
+    CONTENT_IDS_NOT_ARRAY = "eO" "must be an array of strings or integers";
+    CONTENT_ID_ENTRY = "eP" "entries must be strings or integers of 1 to 256 characters";
+    CONTENT_TYPE_RULE = "eQ" "must be \"product\" or \"product_group\"";
+    NUMBER_RULE = "eR" "must be a number or a numeric string";
+    STATUS_RULE = "eS" "must be a string or a boolean";
+    UNREADABLE_INSIDE = "eT" "it contains a value that could not be read";
+    COULD_NOT_BE_READ = "eU" "could not be read (";
+    MISSING_VALUE_AND_CURRENCY = "eV" "value, currency";
+    PURCHASE_MISSING = "eW" "Purchase requires value and currency (Meta and Google both need them); missing: ";
+    EVENT_NOT_SENT = "eX" ". The event was not sent.";
+    VALUE_WITHOUT_CURRENCY = "eY" "params.value needs params.currency (missing: currency); the value was dropped and the event sent without it.";
+}
+
 /// Meta's standard events, which Tandem uses as its canonical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standard {
@@ -317,7 +355,7 @@ impl Check<'_> {
         m.push_str(rule);
         m.push_str("; got ");
         m.push_str(v.kind());
-        m.push_str(". The field was dropped; the event was still sent.");
+        m.push_str(FIELD_DROPPED);
         self.errors.push(TagError::new(code, m, v.to_json()));
     }
 
@@ -447,7 +485,7 @@ fn char_count(s: &str) -> usize {
 /// Validates an event name; `None` (with an error) when it cannot be sent.
 pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> Option<EventName> {
     let reject = |errors: &mut Vec<TagError>, why: &str| {
-        let mut m = String::from("Event name ");
+        let mut m = String::from(EVENT_NAME_PREFIX);
         m.push_str(why);
         errors.push(TagError::new("invalid_event_name", m, name.to_json()));
         None
@@ -455,24 +493,24 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
     let s = match name {
         Value::String(s) => s.as_str(),
         other => {
-            let mut why = String::from("must be a non-empty string, got ");
+            let mut why = String::from(NAME_NOT_STRING);
             why.push_str(other.kind());
             return reject(errors, &why);
         }
     };
     if s.is_empty() {
-        return reject(errors, "must be a non-empty string, got an empty string");
+        return reject(errors, NAME_EMPTY);
     }
     if let Some(st) = Standard::from_name(s) {
         return Some(EventName::Standard(st));
     }
     if char_count(s) > NAME_MAX {
-        return reject(errors, "must be at most 40 characters (Google Analytics' limit)");
+        return reject(errors, NAME_TOO_LONG);
     }
     match unicode::name_fault(s) {
-        Some(NameFault::FirstNotLetter) => return reject(errors, "must start with a letter (Google Analytics naming rule)"),
+        Some(NameFault::FirstNotLetter) => return reject(errors, NAME_FIRST_NOT_LETTER),
         Some(NameFault::OtherThanLetterDigitUnderscore) => {
-            return reject(errors, "may contain only letters, digits and underscores (Google Analytics naming rule)")
+            return reject(errors, NAME_CHARACTERS)
         }
         None => {}
     }
@@ -480,18 +518,18 @@ pub fn validate_name(name: &Value, errors: &mut Vec<TagError>, warnings: &mut Ve
     // A loop, not any(..), which linked the split iterator's any for this alone.
     for p in text::split(RESERVED_PREFIXES, " ") {
         if lower.starts_with(p) {
-            return reject(errors, "must not start with google_, ga_, firebase_ or query_id (prefixes Google Analytics reserves)");
+            return reject(errors, NAME_RESERVED_PREFIX);
         }
     }
     if text::listed(RESERVED_NAMES, " ", s) {
-        return reject(errors, "is reserved by Google Analytics; pick another name");
+        return reject(errors, NAME_RESERVED);
     }
     if let Some(st) = Standard::ALL.iter().find(|st| st.name().eq_ignore_ascii_case(s)) {
-        let mut w = String::from("Event name \"");
+        let mut w = String::from(CUSTOM_NAME_OPEN);
         w.push_str(s);
-        w.push_str("\" is sent as a custom event; did you mean the standard event \"");
+        w.push_str(CUSTOM_NOT_STANDARD);
         w.push_str(st.name());
-        w.push_str("\"? Names are case-sensitive.");
+        w.push_str(NAMES_CASE_SENSITIVE);
         warnings.push(w);
     }
     Some(EventName::Custom(s.to_string()))
@@ -512,25 +550,25 @@ fn item_field(i: usize, name: &str) -> String {
 
 fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
     let Value::Object(members) = item else {
-        c.bad("invalid_param", &item_field(i, ""), "must be an object with an id", item);
+        c.bad("invalid_param", &item_field(i, ""), ITEM_NOT_OBJECT, item);
         return None;
     };
     let Some(id) = item.get("id").and_then(|v| id_text(v, ID_CAP)) else {
-        c.bad("invalid_param", &item_field(i, "id"), "is required: a string or integer of 1 to 256 characters; the item was dropped", item.get("id").unwrap_or(&Value::Null));
+        c.bad("invalid_param", &item_field(i, "id"), ITEM_ID_REQUIRED, item.get("id").unwrap_or(&Value::Null));
         return None;
     };
     let mut out = Content { id, ..Content::default() };
     for (k, v) in members {
         match k.as_str() {
             "id" => {}
-            "quantity" => c.keep(&mut out.quantity, count_text(v), "invalid_param", Some(i), "quantity", "must be an integer ≥ 0", v),
-            "price" => c.keep(&mut out.price, non_negative(v), "invalid_param", Some(i), "price", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
-            "name" => c.keep(&mut out.name, text(v), "invalid_param", Some(i), k, "must be a string", v),
-            "category" => c.keep(&mut out.category, text(v), "invalid_param", Some(i), k, "must be a string", v),
+            "quantity" => c.keep(&mut out.quantity, count_text(v), "invalid_param", Some(i), "quantity", INTEGER_NOT_NEGATIVE, v),
+            "price" => c.keep(&mut out.price, non_negative(v), "invalid_param", Some(i), "price", NUMBER_NOT_NEGATIVE, v),
+            "name" => c.keep(&mut out.name, text(v), "invalid_param", Some(i), k, MUST_BE_STRING, v),
+            "category" => c.keep(&mut out.category, text(v), "invalid_param", Some(i), k, MUST_BE_STRING, v),
             _ => {
                 let mut w = String::from("params.");
                 w.push_str(&item_field(i, k));
-                w.push_str(" is not a contents field (id, quantity, price, name, category) and was ignored");
+                w.push_str(NOT_A_CONTENTS_FIELD);
                 c.warnings.push(w);
             }
         }
@@ -546,9 +584,9 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
         Value::Object(m) => m,
         Value::Null => &[],
         other => {
-            let mut m = String::from("Event params must be an object, got ");
+            let mut m = String::from(PARAMS_NOT_OBJECT);
             m.push_str(other.kind());
-            m.push_str("; the event was sent without params.");
+            m.push_str(SENT_WITHOUT_PARAMS);
             c.errors.push(TagError::new("invalid_params", m, other.to_json()));
             &[]
         }
@@ -560,14 +598,14 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             continue;
         }
         match k.as_str() {
-            "value" => c.keep(&mut p.value, non_negative(v), "invalid_value", None, "value", "must be a number ≥ 0 or a numeric string like \"12.50\"", v),
-            "currency" => c.keep(&mut p.currency, currency(v), "invalid_currency", None, "currency", "must be an active ISO 4217 code such as \"EUR\" or \"USD\"", v),
-            "order_id" => c.keep(&mut p.order_id, id_text(v, ORDER_ID_MAX), "invalid_param", None, "order_id", "must be a non-empty string or integer of at most 64 characters without control characters (Google's transaction_id limit; an empty id merges purchases)", v),
+            "value" => c.keep(&mut p.value, non_negative(v), "invalid_value", None, "value", NUMBER_NOT_NEGATIVE, v),
+            "currency" => c.keep(&mut p.currency, currency(v), "invalid_currency", None, "currency", CURRENCY_CODE, v),
+            "order_id" => c.keep(&mut p.order_id, id_text(v, ORDER_ID_MAX), "invalid_param", None, "order_id", ORDER_ID_RULE, v),
             "contents" => match v {
                 Value::Array(items) => {
                     for (j, item) in items.iter().enumerate() {
                         if j == LIST_CAP {
-                            c.bad("invalid_param", "contents", "may hold at most 200 items; the rest were dropped", v);
+                            c.bad("invalid_param", "contents", CONTENTS_CAP, v);
                             break;
                         }
                         if let Some(ct) = content(&mut c, j, item) {
@@ -575,7 +613,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                         }
                     }
                 }
-                _ => c.bad("invalid_param", "contents", "must be an array of {id, quantity, price, name, category}", v),
+                _ => c.bad("invalid_param", "contents", CONTENTS_NOT_ARRAY, v),
             },
             "content_ids" => {
                 let single = std::slice::from_ref(v);
@@ -583,38 +621,38 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                     Value::Array(items) => items.as_slice(),
                     Value::String(_) | Value::Number(_) => single,
                     _ => {
-                        c.bad("invalid_param", "content_ids", "must be an array of strings or integers", v);
+                        c.bad("invalid_param", "content_ids", CONTENT_IDS_NOT_ARRAY, v);
                         &[]
                     }
                 };
                 for item in items.iter().take(LIST_CAP) {
                     match id_text(item, ID_CAP) {
                         Some(id) => p.content_ids.push(id),
-                        None => c.bad("invalid_param", "content_ids[]", "entries must be strings or integers of 1 to 256 characters", item),
+                        None => c.bad("invalid_param", "content_ids[]", CONTENT_ID_ENTRY, item),
                     }
                 }
             }
             "content_type" => match v.as_str() {
                 Some("product") => p.content_type = Some("product"),
                 Some("product_group") => p.content_type = Some("product_group"),
-                _ => c.bad("invalid_param", "content_type", "must be \"product\" or \"product_group\"", v),
+                _ => c.bad("invalid_param", "content_type", CONTENT_TYPE_RULE, v),
             },
-            "content_name" => c.keep(&mut p.content_name, text(v), "invalid_param", None, k, "must be a string", v),
-            "content_category" => c.keep(&mut p.content_category, text(v), "invalid_param", None, k, "must be a string", v),
-            "search_string" => c.keep(&mut p.search_string, text(v), "invalid_param", None, k, "must be a string", v),
-            "num_items" => c.keep(&mut p.num_items, count_text(v), "invalid_param", None, "num_items", "must be an integer ≥ 0", v),
-            "predicted_ltv" => c.keep(&mut p.predicted_ltv, number_text(v), "invalid_param", None, "predicted_ltv", "must be a number or a numeric string", v),
+            "content_name" => c.keep(&mut p.content_name, text(v), "invalid_param", None, k, MUST_BE_STRING, v),
+            "content_category" => c.keep(&mut p.content_category, text(v), "invalid_param", None, k, MUST_BE_STRING, v),
+            "search_string" => c.keep(&mut p.search_string, text(v), "invalid_param", None, k, MUST_BE_STRING, v),
+            "num_items" => c.keep(&mut p.num_items, count_text(v), "invalid_param", None, "num_items", INTEGER_NOT_NEGATIVE, v),
+            "predicted_ltv" => c.keep(&mut p.predicted_ltv, number_text(v), "invalid_param", None, "predicted_ltv", NUMBER_RULE, v),
             "status" => match v {
                 Value::String(text) => p.status = Some(Status::Text(text.clone())),
                 Value::Bool(flag) => p.status = Some(Status::Flag(*flag)),
-                _ => c.bad("invalid_param", "status", "must be a string or a boolean", v),
+                _ => c.bad("invalid_param", "status", STATUS_RULE, v),
             },
             _ if v.contains_invalid() => {
                 let reason = match v {
                     Value::Invalid(r) => r.as_str(),
-                    _ => "it contains a value that could not be read",
+                    _ => UNREADABLE_INSIDE,
                 };
-                let mut rule = String::from("could not be read (");
+                let mut rule = String::from(COULD_NOT_BE_READ);
                 rule.push_str(reason);
                 rule.push(')');
                 c.bad("invalid_param", k, &rule, v);
@@ -625,15 +663,15 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
 
     if matches!(name, EventName::Standard(Purchase)) {
         let missing = match (p.value.is_none(), p.currency.is_none()) {
-            (true, true) => "value, currency",
+            (true, true) => MISSING_VALUE_AND_CURRENCY,
             (true, false) => "value",
             (false, true) => "currency",
             (false, false) => "",
         };
         if !missing.is_empty() {
-            let mut m = String::from("Purchase requires value and currency (Meta and Google both need them); missing: ");
+            let mut m = String::from(PURCHASE_MISSING);
             m.push_str(missing);
-            m.push_str(". The event was not sent.");
+            m.push_str(EVENT_NOT_SENT);
             c.errors.push(TagError::new("missing_field", m, params.to_json()));
             return None;
         }
@@ -642,7 +680,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
         // every destination consistent while still counting the event.
         c.errors.push(TagError::new(
             "missing_field",
-            "params.value needs params.currency (missing: currency); the value was dropped and the event sent without it.",
+            VALUE_WITHOUT_CURRENCY,
             value.as_str(),
         ));
         p.value = None;
