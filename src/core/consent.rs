@@ -28,6 +28,7 @@ crate::messages! {
     CONSENT_WAIT = "n4" "wait_for_update must be a whole number of milliseconds";
     KNOWN_PURPOSES = "n5" " (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)";
     GRANTED_OR_DENIED = "n6" " must be 'granted' or 'denied'; left unchanged";
+    CONSENT_PURPOSE = "n7" "consent purpose";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +192,7 @@ impl Consent {
                 continue;
             }
             let Some(i) = PURPOSES.iter().position(|p| *k == **p) else {
-                warnings.push(crate::core::error::unknown_key("consent purpose", k, KNOWN_PURPOSES));
+                warnings.push(crate::core::error::unknown_key(CONSENT_PURPOSE, k, KNOWN_PURPOSES));
                 continue;
             };
             let granted = match v.as_str() {
