@@ -50,6 +50,28 @@ use crate::core::json::{self, u64_text, write_u64, Value, W};
 use crate::core::tag::Entropy;
 use crate::core::text;
 
+crate::messages! {
+    WHOLE_NUMBER_FROM = "o0" " must be a whole number from ";
+    USING = "o1" "; using ";
+    OBJECT_USING_DEFAULTS = "o2" " must be an object; using defaults";
+    A_NETWORK_ERROR = "o3" "a network error";
+    EVENT_ID = "o4" "event_id ";
+    ALREADY_QUEUED = "o5" " is already queued; not queued twice";
+    TAKEN_OVER = "o6" "another tab took over this tab's undelivered events";
+    ENDPOINT_REFUSED = "o7" "The endpoint refused ";
+    EVENTS_WITH = "o8" " event(s) with ";
+    DROPPED_NOT_RETRIED = "o9" "; they are dropped, not retried";
+    COULD_NOT_TAKE = "oA" "the endpoint could not take ";
+    EVENTS_OPEN = "oB" " event(s) (";
+    RETRYING_IN = "oC" "); retrying in ";
+    MS_SAME_IDS = "oD" " ms with the same event_ids";
+    STORAGE_FULL = "oE" "localStorage is full or unavailable: undelivered events are kept in memory only";
+    QUEUE_FULL_AT_MOST = "oF" "The delivery queue is full (at most ";
+    EVENTS_AND = "oG" " events and ";
+    BYTES_DROPPED = "oH" " bytes): dropped the ";
+    OLDEST_UNDELIVERED = "oI" " oldest undelivered event(s)";
+}
+
 /// localStorage key prefix; the tab id follows.
 pub const KEY_PREFIX: &str = "tandem:q:";
 /// How long a tab's claim on its persisted queue lasts without renewal.
@@ -107,11 +129,11 @@ fn setting(section: &Value, name: &str, key: &str, range: (u64, u64), default: u
     m.push_str(name);
     m.push('.');
     m.push_str(key);
-    m.push_str(" must be a whole number from ");
+    m.push_str(WHOLE_NUMBER_FROM);
     write_u64(&mut m, range.0);
     m.push_str(" to ");
     write_u64(&mut m, range.1);
-    m.push_str("; using ");
+    m.push_str(USING);
     write_u64(&mut m, default);
     errors.push(TagError::new("invalid_config", m, v.to_json()));
     default
@@ -129,7 +151,7 @@ impl Settings {
             if !matches!(section, Value::Null | Value::Object(_)) {
                 let mut m = String::from("config.");
                 m.push_str(name);
-                m.push_str(" must be an object; using defaults");
+                m.push_str(OBJECT_USING_DEFAULTS);
                 errors.push(TagError::new("invalid_config", m, section.to_json()));
             }
         }
@@ -276,7 +298,7 @@ fn queue_text(by: &str, until: u64, items: &[Item]) -> String {
 
 fn status_text(out: &mut String, status: u32) {
     if status == 0 {
-        out.push_str("a network error");
+        out.push_str(A_NETWORK_ERROR);
     } else {
         out.push_str("HTTP ");
         write_u64(out, u64::from(status));
@@ -424,9 +446,9 @@ impl Outbox {
             return false;
         }
         if self.items.iter().any(|i| i.id == *id) {
-            let mut w = String::from("event_id ");
+            let mut w = String::from(EVENT_ID);
             w.push_str(id);
-            w.push_str(" is already queued; not queued twice");
+            w.push_str(ALREADY_QUEUED);
             step.warnings.push(w);
             return false;
         }
@@ -519,7 +541,7 @@ impl Outbox {
             self.written = false;
             self.next_send = None;
             self.rotate_key();
-            step.warnings.push(String::from("another tab took over this tab's undelivered events"));
+            step.warnings.push(String::from(TAKEN_OVER));
         }
         step
     }
@@ -577,12 +599,12 @@ impl Outbox {
             self.drop_items(answered);
             self.failures = 0;
             if refused {
-                let mut m = String::from("The endpoint refused ");
+                let mut m = String::from(ENDPOINT_REFUSED);
                 // The events just dropped are the ones counted above.
                 write_u64(&mut m, matched as u64);
-                m.push_str(" event(s) with ");
+                m.push_str(EVENTS_WITH);
                 status_text(&mut m, status);
-                m.push_str("; they are dropped, not retried");
+                m.push_str(DROPPED_NOT_RETRIED);
                 step.errors.push(TagError::new("delivery_refused", m, id_list.unwrap_or_default()));
             }
             if !self.items.is_empty() && self.next_send.is_none_or(|t| t > now_ms) && !self.in_flight() {
@@ -592,13 +614,13 @@ impl Outbox {
             self.failures = self.failures.saturating_add(1);
             let delay = self.backoff(rng);
             self.next_send = Some(now_ms + delay);
-            let mut w = String::from("the endpoint could not take ");
+            let mut w = String::from(COULD_NOT_TAKE);
             write_u64(&mut w, matched as u64);
-            w.push_str(" event(s) (");
+            w.push_str(EVENTS_OPEN);
             status_text(&mut w, status);
-            w.push_str("); retrying in ");
+            w.push_str(RETRYING_IN);
             write_u64(&mut w, delay);
-            w.push_str(" ms with the same event_ids");
+            w.push_str(MS_SAME_IDS);
             step.warnings.push(w);
         }
         self.finish(&mut step, now_ms, true);
@@ -664,7 +686,7 @@ impl Outbox {
         if !first_failure {
             return None;
         }
-        Some(String::from("localStorage is full or unavailable: undelivered events are kept in memory only"))
+        Some(String::from(STORAGE_FULL))
     }
 
     /// Whether consent lets the shell keep the queue in localStorage (ad_storage). While it does
@@ -747,13 +769,13 @@ impl Outbox {
             dropped += 1;
         }
         if dropped > 0 {
-            let mut m = String::from("The delivery queue is full (at most ");
+            let mut m = String::from(QUEUE_FULL_AT_MOST);
             write_u64(&mut m, self.settings.queue_events as u64);
-            m.push_str(" events and ");
+            m.push_str(EVENTS_AND);
             write_u64(&mut m, self.settings.queue_bytes as u64);
-            m.push_str(" bytes): dropped the ");
+            m.push_str(BYTES_DROPPED);
             write_u64(&mut m, dropped);
-            m.push_str(" oldest undelivered event(s)");
+            m.push_str(OLDEST_UNDELIVERED);
             step.errors.push(TagError::new("queue_full", m, u64_text(dropped)));
         }
     }
