@@ -10,6 +10,15 @@
 //! value says why; the parser turns that into `Value::Invalid(reason)` so the core can name the
 //! field in its error.
 
+crate::messages! {
+    KIND_BOOLEAN = "u0" "a boolean";
+    KIND_NUMBER = "u1" "a number";
+    KIND_STRING = "u2" "a string";
+    KIND_ARRAY = "u3" "an array";
+    KIND_OBJECT = "u4" "an object";
+    KIND_UNREADABLE = "u5" "an unreadable value";
+}
+
 /// Key the loader uses to mark an unreadable JS value; see the module docs.
 pub const INVALID_MARKER: &str = "\u{0}tandem_invalid";
 
@@ -69,12 +78,12 @@ impl Value {
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
-            Value::Invalid(_) => "an unreadable value",
+            Value::Bool(_) => KIND_BOOLEAN,
+            Value::Number(_) => KIND_NUMBER,
+            Value::String(_) => KIND_STRING,
+            Value::Array(_) => KIND_ARRAY,
+            Value::Object(_) => KIND_OBJECT,
+            Value::Invalid(_) => KIND_UNREADABLE,
         }
     }
 
