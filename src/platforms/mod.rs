@@ -28,6 +28,16 @@ use crate::core::json::{self, Value};
 use crate::core::text;
 use crate::core::tag::Effect;
 
+crate::messages! {
+    NOT_IN_BUILD = "p0" " is not in this build of Tandem (built without the cargo feature \"";
+    GETS_NOTHING = "p1" " gets nothing. Use a build with it, or remove this key.";
+    IS_DISABLED = "p2" " is disabled.";
+    MUST_BE_OBJECT = "p3" "must be an object";
+    UNKNOWN_CONFIG_KEY = "p4" "Unknown config key ";
+    IGNORED_KNOWN = "p5" " ignored (known: ";
+    MUST_BE_BOOL = "p6" "must be true or false";
+}
+
 /// What `setup` may need from the page.
 pub struct SetupCtx<'a> {
     /// The loader script's nonce, handed to injected base code (CSP).
@@ -115,11 +125,11 @@ pub(crate) fn push_call(out: &mut Vec<Effect>, platform: &'static str, function:
 #[allow(dead_code)] // Used only by builds without some platform (see `entry!`).
 fn not_built(platform: &str) -> TagError {
     let mut m = String::from(platform);
-    m.push_str(" is not in this build of Tandem (built without the cargo feature \"");
+    m.push_str(NOT_IN_BUILD);
     m.push_str(platform);
     m.push_str("\"); ");
     m.push_str(platform);
-    m.push_str(" gets nothing. Use a build with it, or remove this key.");
+    m.push_str(GETS_NOTHING);
     TagError::new("not_built", m, String::new())
 }
 
@@ -134,7 +144,7 @@ pub(crate) fn config_error(platform: &str, field: &str, rule: &str, input: &Valu
     m.push_str(rule);
     m.push_str("; ");
     m.push_str(platform);
-    m.push_str(" is disabled.");
+    m.push_str(IS_DISABLED);
     TagError::new("invalid_config", m, input.to_json())
 }
 
@@ -148,15 +158,15 @@ pub(crate) fn members<'a>(
     warnings: &mut Vec<String>,
 ) -> Result<&'a [(String, Value)], TagError> {
     let Value::Object(m) = v else {
-        return Err(config_error(platform, "", "must be an object", v));
+        return Err(config_error(platform, "", MUST_BE_OBJECT, v));
     };
     for (k, _) in m {
         if !text::listed(known, ", ", k) {
-            let mut w = String::from("Unknown config key ");
+            let mut w = String::from(UNKNOWN_CONFIG_KEY);
             w.push_str(platform);
             w.push('.');
             w.push_str(k);
-            w.push_str(" ignored (known: ");
+            w.push_str(IGNORED_KNOWN);
             w.push_str(known);
             w.push(')');
             warnings.push(w);
@@ -170,7 +180,7 @@ pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str, default: bool) -> R
     match v.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(config_error(platform, key, "must be true or false", other)),
+        Some(other) => Err(config_error(platform, key, MUST_BE_BOOL, other)),
     }
 }
 
