@@ -15,6 +15,11 @@ use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 use crate::core::text;
 
+crate::messages! {
+    PIXEL_ID_DIGITS = "m0" "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)";
+    PIXEL_ID_REQUIRED = "m1" "is required: a Pixel ID string or an array of them";
+}
+
 pub const KEY: &str = "meta";
 const KNOWN: &str = "pixelId, load, sendPageView";
 
@@ -35,7 +40,7 @@ fn add_pixel(pixels: &mut Vec<String>, v: &Value) -> Result<(), TagError> {
             }
             Ok(())
         }
-        other => Err(config_error(KEY, "pixelId", "must be a Pixel ID: 5 to 20 digits as a string (usually 15 or 16)", other)),
+        other => Err(config_error(KEY, "pixelId", PIXEL_ID_DIGITS, other)),
     }
 }
 
@@ -51,7 +56,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
         }
         Some(one @ (Value::String(_) | Value::Number(_))) => add_pixel(&mut meta.pixels, one)?,
         other => {
-            return Err(config_error(KEY, "pixelId", "is required: a Pixel ID string or an array of them", other.unwrap_or(&Value::Null)))
+            return Err(config_error(KEY, "pixelId", PIXEL_ID_REQUIRED, other.unwrap_or(&Value::Null)))
         }
     }
     meta.load = opt_bool(KEY, v, "load", false)?;
