@@ -18,6 +18,19 @@ use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 use crate::core::text;
 
+crate::messages! {
+    ADS_OBJECT = "g0" "must be an object {id, labels}";
+    GOOGLE_ADS = "g1" "google.ads";
+    ADS_ID_FORMAT = "g2" "must be a Google Ads id like \"AW-123456789\"";
+    ADS_LABELS = "g3" "ads.labels";
+    LABEL_FORMAT = "g4" "values must be conversion labels (letters, digits, _ and -)";
+    GOOGLE_ADS_LABELS = "g5" "google.ads.labels.";
+    NOT_STANDARD_NAME = "g6" " is not a standard event name; it applies to the custom event of that exact name";
+    LABELS_OBJECT = "g7" "must be an object {EventName: \"label\"}";
+    TAG_ID_FORMAT = "g8" "must be a Google tag id like \"G-ABC123XYZ\"";
+    NEEDS_AN_ID = "g9" "needs tagId (GA4) or ads.id (Google Ads)";
+}
+
 /// GA4 item keys (`items[]`), in the order gtag documents them.
 const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "item_id"), (Item::Name, "item_name"), (Item::Price, "price"), (Item::Quantity, "quantity"), (Item::Category, "item_category")];
 
@@ -75,13 +88,13 @@ fn is_label(l: &str) -> bool {
 /// caller drops what was filled).
 fn ads(v: &Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<(), TagError> {
     if !matches!(v, Value::Object(_)) {
-        return Err(config_error(KEY, "ads", "must be an object {id, labels}", v));
+        return Err(config_error(KEY, "ads", ADS_OBJECT, v));
     }
     // An object: only the unknown-key warnings can come of it.
-    let _ = members("google.ads", v, "id, labels", warnings);
+    let _ = members(GOOGLE_ADS, v, "id, labels", warnings);
     let id = v.get("id").and_then(|id| id_with_prefix(id, &["AW-"], true));
     let Some(id) = id else {
-        return Err(config_error(KEY, "ads.id", "must be a Google Ads id like \"AW-123456789\"", v.get("id").unwrap_or(&Value::Null)));
+        return Err(config_error(KEY, "ads.id", ADS_ID_FORMAT, v.get("id").unwrap_or(&Value::Null)));
     };
     let labels = &mut into.insert(Ads { id, labels: Vec::new() }).labels;
     match v.get("labels") {
@@ -90,17 +103,17 @@ fn ads(v: &Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<
             for (name, label) in m {
                 match label.as_str() {
                     Some(l) if is_label(l) => labels.push((name.clone(), l.to_string())),
-                    _ => return Err(config_error(KEY, "ads.labels", "values must be conversion labels (letters, digits, _ and -)", label)),
+                    _ => return Err(config_error(KEY, ADS_LABELS, LABEL_FORMAT, label)),
                 }
                 if Standard::from_name(name).is_none() {
-                    let mut w = String::from("google.ads.labels.");
+                    let mut w = String::from(GOOGLE_ADS_LABELS);
                     w.push_str(name);
-                    w.push_str(" is not a standard event name; it applies to the custom event of that exact name");
+                    w.push_str(NOT_STANDARD_NAME);
                     warnings.push(w);
                 }
             }
         }
-        Some(other) => return Err(config_error(KEY, "ads.labels", "must be an object {EventName: \"label\"}", other)),
+        Some(other) => return Err(config_error(KEY, ADS_LABELS, LABELS_OBJECT, other)),
     }
     Ok(())
 }
@@ -115,7 +128,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
         Some(t) => {
             google.tag_id = id_with_prefix(t, &["G-", "GT-"], false);
             if google.tag_id.is_none() {
-                return Err(config_error(KEY, "tagId", "must be a Google tag id like \"G-ABC123XYZ\"", t));
+                return Err(config_error(KEY, "tagId", TAG_ID_FORMAT, t));
             }
         }
     }
@@ -124,7 +137,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
         Some(a) => ads(a, warnings, &mut google.ads)?,
     }
     if google.tag_id.is_none() && google.ads.is_none() {
-        return Err(config_error(KEY, "", "needs tagId (GA4) or ads.id (Google Ads)", v));
+        return Err(config_error(KEY, "", NEEDS_AN_ID, v));
     }
     google.load = opt_bool(KEY, v, "load", false)?;
     google.send_page_view = opt_bool(KEY, v, "sendPageView", google.load)?;
