@@ -15,6 +15,10 @@ use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 use crate::core::text;
 
+crate::messages! {
+    PIXEL_CODE_REQUIRED = "x0" "is required: the pixel code, letters and digits (about 20 characters)";
+}
+
 /// TikTok `contents[]` keys.
 const ITEM_FIELDS: &[(Item, &str)] = &[(Item::Id, "content_id"), (Item::Quantity, "quantity"), (Item::Price, "price"), (Item::Name, "content_name"), (Item::Category, "content_category")];
 
@@ -54,7 +58,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     tiktok.pixel_id = match v.get("pixelId") {
         Some(Value::String(id)) if matches!(id.len(), 8..=40) && text::all(id, |b| b.is_ascii_alphanumeric()) => id.clone(),
         other => {
-            return Err(config_error(KEY, "pixelId", "is required: the pixel code, letters and digits (about 20 characters)", other.unwrap_or(&Value::Null)))
+            return Err(config_error(KEY, "pixelId", PIXEL_CODE_REQUIRED, other.unwrap_or(&Value::Null)))
         }
     };
     tiktok.load = opt_bool(KEY, v, "load", false)?;
