@@ -18,6 +18,12 @@ use crate::core::error::TagError;
 use crate::core::json::{self, Value};
 use crate::core::tag::{Outcome, PageFacts, Pre, Tag};
 
+crate::messages! {
+    INIT_AGAIN = "s0" "tandem('init') was called again; the first configuration stays in force";
+    NOT_INITIALIZED = "s1" "Call tandem('init', config) before tracking events";
+    UNKNOWN_COMMAND = "s2" "Unknown command; use 'init', 'track', 'page', 'consent' or 'identify'";
+}
+
 thread_local! {
     static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
 }
@@ -95,7 +101,7 @@ pub fn command(name: &str, args_json: &str) -> String {
         match (name, slot.as_mut()) {
             ("init", Some(_)) => {
                 let mut again = Outcome::default();
-                again.warnings.push("tandem('init') was called again; the first configuration stays in force".into());
+                again.warnings.push(INIT_AGAIN.into());
                 again
             }
             ("init", None) | ("restore", None) => {
@@ -165,12 +171,12 @@ pub fn command(name: &str, args_json: &str) -> String {
             ("__consent_wait", None) => Outcome::default(),
             ("track", None) | ("page", None) => rejected(TagError::new(
                 "not_initialized",
-                "Call tandem('init', config) before tracking events",
+                NOT_INITIALIZED,
                 name,
             )),
             _ => rejected(TagError::new(
                 "unknown_command",
-                "Unknown command; use 'init', 'track', 'page', 'consent' or 'identify'",
+                UNKNOWN_COMMAND,
                 name,
             )),
         }
