@@ -2,7 +2,7 @@
 // with its glue, and the wasm) exceeds the ceiling in size-budget.json. Sizes are deterministic
 // for a given toolchain, so this never flakes; timings are never asserted in CI. Also checks that
 // the wasm declares its memory maximum (memory_max_bytes).
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -18,6 +18,10 @@ for (const file of budget.files) {
   console.log(`size: ${file} ${size} B gzip`);
 }
 console.log(`size: total ${total} B gzip; ceiling ${budget.ceiling_gzip_bytes} B; goal ${budget.goal_gzip_bytes} B`);
+// Not counted: the message text, which a browser fetches only once there is something to report.
+for (const file of readdirSync(dist).filter((name) => /^tandem-messages-[0-9a-f]+\.json$/.test(name))) {
+  console.log(`size: ${file} ${gzipSync(readFileSync(join(dist, file)), { level: 9 }).length} B gzip, fetched only at the first report (not counted)`);
+}
 // The wasm memory's declared limits (the memory section, id 5): the build sets the maximum from
 // memory_max_bytes; a module without one, or with a larger one, fails here.
 function memoryLimits(wasm) {

@@ -29,6 +29,8 @@ crate::messages! {
     KNOWN_PURPOSES = "n5" " (known: ad_storage, analytics_storage, ad_user_data, ad_personalization)";
     GRANTED_OR_DENIED = "n6" " must be 'granted' or 'denied'; left unchanged";
     CONSENT_PURPOSE = "n7" "consent purpose";
+    ADVANCED_OR_BASIC = "n8" "must be \"advanced\" or \"basic\"; using \"advanced\"";
+    HONOR_OR_IGNORE = "n9" "must be \"honor\" or \"ignore\"; using \"honor\"";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,13 +89,13 @@ pub fn settings(config: &Value, errors: &mut Vec<TagError>) -> Settings {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "advanced" => {}
         Some(Value::String(m)) if m == "basic" => s.mode = Mode::Basic,
-        Some(other) => errors.push(bad("consentMode", "must be \"advanced\" or \"basic\"; using \"advanced\"", other)),
+        Some(other) => errors.push(bad("consentMode", ADVANCED_OR_BASIC, other)),
     }
     match config.get("gpc") {
         None | Some(Value::Null) => {}
         Some(Value::String(g)) if g == "honor" => {}
         Some(Value::String(g)) if g == "ignore" => s.honor_gpc = false,
-        Some(other) => errors.push(bad("gpc", "must be \"honor\" or \"ignore\"; using \"honor\"", other)),
+        Some(other) => errors.push(bad("gpc", HONOR_OR_IGNORE, other)),
     }
     s
 }

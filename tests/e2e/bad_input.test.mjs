@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  setup, needsDist, waitForLoaded, waitForEvents, getCalls, settle, eventSchemaErrors, assertPayloadsValid, UUID_V4,
+  setup, needsDist, waitForLoaded, waitForEvents, waitFor, getCalls, settle, eventSchemaErrors, assertPayloadsValid, UUID_V4, loadMessageText,
 } from './helpers.mjs';
 
 let env;
@@ -14,6 +14,8 @@ async function loadedPage() {
   const p = await env.newPage({ overrides: { autoPageView: false } });
   await p.page.goto(env.url('/fixtures/basic.html'));
   await waitForLoaded(p.page);
+  // The cases read each call's reports as it returns: the first report waits for the text.
+  await loadMessageText(p.page);
   return p;
 }
 
@@ -208,6 +210,7 @@ test('a refused init config leaves the tag as before: the next init works, under
   const [lead] = await waitForEvents(env.server, (e) => e.event_id === r.id);
   assert.equal(lead.consent.ad_user_data, 'denied', 'the default made before the refused init is in force');
   assert.equal(lead.user_data.fbp, undefined);
+  await waitFor(() => consoleErrors.some((m) => m.includes('expects a config object')), { message: 'the refusal on the console' });
   assert.equal(consoleErrors.filter((m) => m.includes('expects a config object')).length, 1, consoleErrors.join('\n'));
   assert.deepEqual(pageErrors, []);
 });
@@ -240,5 +243,69 @@ test('a string cut mid-emoji (a lone surrogate) is kept as U+FFFD: the call is n
   assert.equal(purchase.custom_data.content_name, 'Sock \uFFFD');
   const [lead] = await waitForEvents(env.server, (e) => e.event_id === 'lone-2');
   assert.ok(lead.user_data && lead.user_data.em, `the email identify gave is still there: ${JSON.stringify(lead.user_data)}`);
+  assert.deepEqual(pageErrors, []);
+});
+
+// ---------------------------------------------------------------- message text (lazy)
+
+const MESSAGES_FILE = /\/tandem-messages-[0-9a-f]{12}\.json$/;
+
+test('message text is fetched only at the first report: a page of valid calls never loads it; reports keep the order of their calls', needsDist, async () => {
+  const { page, pageErrors, consoleErrors, requests } = await env.newPage({ overrides: { autoPageView: false, debug: true } });
+  const warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+  await page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(page);
+  const lead = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }));
+  await waitForEvents(env.server, (e) => e.event_id === lead);
+  assert.deepEqual(requests.filter((u) => MESSAGES_FILE.test(u)), [], 'no message text for valid calls');
+
+  const r = await page.evaluate(() => {
+    const purchase = window.tandem('track', 'Purchase', { value: 1 });
+    const consent = window.tandem('consent', 'sometimes', {});
+    const warned = window.tandem('track', 'Lead', {}, { eventid: 'x' });
+    return { purchase, consent, warned, reportedAtOnce: window.__errors.length };
+  });
+  assert.equal(r.purchase, null);
+  assert.match(String(r.warned), UUID_V4);
+  assert.equal(r.reportedAtOnce, 0, 'the first reports wait for the text');
+  await waitFor(() => consoleErrors.length >= 2 && warnings.some((w) => w.includes('eventid')), { message: 'two errors and a warning' });
+  const errors = await page.evaluate(() => window.__errors);
+  assert.deepEqual(errors.map((e) => e.code), ['missing_field', 'invalid_consent'], 'in the order of the calls');
+  assert.equal(errors[0].message, 'Purchase requires value and currency (Meta and Google both need them); missing: currency. The event was not sent.');
+  assert.match(errors[1].message, /^tandem\('consent', …\) takes 'default' or 'update' first/);
+  assert.equal(errors[1].input, '"sometimes"');
+  for (const text of [...errors.map((e) => e.message), ...consoleErrors, ...warnings]) assert.ok(!text.includes('\u0001'), `a token left in ${JSON.stringify(text)}`);
+  assert.ok(consoleErrors[0].includes('Purchase requires value and currency'), consoleErrors[0]);
+  assert.ok(warnings.some((w) => w.includes('Unknown option "eventid" ignored')), warnings.join('\n'));
+
+  // Once fetched, a report reaches onError within its call.
+  const atOnce = await page.evaluate(() => {
+    const before = window.__errors.length;
+    window.tandem('track', 'Purchase', { currency: 'EUR' });
+    return window.__errors.slice(before).map((e) => e.message);
+  });
+  assert.deepEqual(atOnce, ['Purchase requires value and currency (Meta and Google both need them); missing: value. The event was not sent.']);
+  assert.equal(requests.filter((u) => MESSAGES_FILE.test(u)).length, 1, 'fetched once');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('without the message file, reports still arrive, in order, with their code, input and the keys of their text', needsDist, async () => {
+  const { page, context, pageErrors } = await env.newPage({ overrides: { autoPageView: false } });
+  await context.route(MESSAGES_FILE, (route) => route.fulfill({ status: 404, body: 'gone' }));
+  await page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(page);
+  await page.evaluate(() => {
+    window.tandem('track', 'Purchase', { value: 1 });
+    window.tandem('track', 'Lead', {}, { eventId: 'bad id!' });
+  });
+  await waitFor(() => page.evaluate(() => window.__errors.length >= 2), { message: 'two reports' });
+  const errors = await page.evaluate(() => window.__errors);
+  assert.deepEqual(errors.map((e) => e.code), ['missing_field', 'invalid_event_id']);
+  assert.match(errors[0].message, /^\[[0-9A-Za-z]{2}\]currency\[[0-9A-Za-z]{2}\]$/, errors[0].message);
+  assert.equal(errors[1].input, 'bad id!');
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', {}, { eventId: 'after-404' }));
+  assert.equal(id, 'after-404');
+  await waitForEvents(env.server, (e) => e.event_id === 'after-404');
   assert.deepEqual(pageErrors, []);
 });

@@ -193,6 +193,20 @@ export async function waitForLoaded(page, { timeout = 8000, global = 'tandem' } 
   }
 }
 
+/**
+ * Has the loader fetch the message text (www/loader.js, `say`) by making one refused call and
+ * waiting for its report: from then on every report reaches onError within the call that made it,
+ * so a test can tell which call each report came from. The refused call's report stays in
+ * window.__errors (code `invalid_consent`).
+ */
+export async function loadMessageText(page) {
+  await page.evaluate(() => new Promise((resolve) => {
+    const before = window.__errors.length;
+    window.tandem('consent', 'load the message text');
+    (function check() { if (window.__errors.length > before) resolve(); else setTimeout(check, 10); })();
+  }));
+}
+
 /** Wait a short moment for anything that should NOT happen (used to prove "sent once"). */
 export const settle = (ms = 400) => new Promise((r) => setTimeout(r, ms));
 

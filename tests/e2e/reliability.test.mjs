@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   setup, needsDist, waitFor, waitForRetry, waitForLoaded, waitForEvents, settle, getCalls, waitForCalls, fbqEvents, assertPayloadsValid,
-  TEST_DIST_DIR, TEST_DIST_READY, UUID_V4,
+  TEST_DIST_DIR, TEST_DIST_READY, UUID_V4, loadMessageText,
 } from './helpers.mjs';
 
 let env;
@@ -433,6 +433,7 @@ test('each event keeps the URL it was tracked at, right after pushState, replace
 
 test('hostile input: Symbols, BigInt, throwing getters and proxies, megabyte strings never throw', needsDist, async (t) => {
   const { page, pageErrors } = await loaded(env, { batch: { windowMs: 100 } });
+  await loadMessageText(page);
   const res = await page.evaluate(() => {
     const cases = {
       'Symbol name': () => window.tandem('track', Symbol('Purchase')),
