@@ -242,6 +242,8 @@ test('an invalid options.eventId is rejected through onError and sends nothing',
     assert.ok(!('threw' in r), `eventId ${JSON.stringify(bad[i])} threw: ${r.threw}`);
     assert.equal(r.ret, null, `eventId ${JSON.stringify(bad[i]).slice(0, 20)} returns null`);
   }
+  // The first report of a page waits for the message text (README, Message text).
+  await waitFor(() => page.evaluate((n) => window.__errors.length >= n, bad.length), { message: 'a report for each' }).catch(() => {});
   const errors = await page.evaluate(() => window.__errors);
   assert.ok(errors.length >= bad.length, `onError called for each: ${JSON.stringify(errors).slice(0, 400)}`);
   for (const e of errors) {
