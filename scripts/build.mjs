@@ -362,11 +362,20 @@ function messageTable() {
   }
   return table;
 }
-const messagesJson = JSON.stringify(messageTable());
+const messages = messageTable();
+// The loader's own: each `words('L0', 'text')` call becomes its token; the same key may be used
+// again for the same text.
+const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8').replace(/\bwords\('([0-9A-Za-z]{2})', ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)/g, (call, key, literal) => {
+  const text = new Function(`return ${literal};`)();
+  if (!key.startsWith('L') || (Object.hasOwn(messages, key) && messages[key] !== text)) throw new Error(`build: the loader's message key "${key}" must start with L and name one text`);
+  messages[key] = text;
+  return JSON.stringify('\u0001' + key);
+});
+if (/\bwords\('/.test(loader)) throw new Error('build: a words() call in www/loader.js is not words(\'L0\', \'text\')');
+const messagesJson = JSON.stringify(messages);
 const messagesFile = `tandem-messages-${createHash('sha256').update(messagesJson).digest('hex').slice(0, 12)}.json`;
 writeFileSync(join(outDir, messagesFile), messagesJson);
 
-const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8');
 const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\nvar TANDEM_MESSAGES = ${JSON.stringify(messagesFile)};\n${glueFactory()}${loader}`;
 
 const classic = `(function () {

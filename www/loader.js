@@ -186,6 +186,13 @@ function wasmUrlFor(win, script) {
   }
 }
 
+// The loader's own message text, as the wasm's (src/core/error.rs, `messages!`): scripts/build.mjs
+// replaces each `words(key, text)` with its token and puts the text in the message file (keys
+// `L0`-`Lz`, one text each); unbuilt (the loader run in Node by the tests) a call is its text.
+function words(key, text) {
+  return text;
+}
+
 // How long reports wait for the message text before they are told with keys in its place.
 var MESSAGES_TIMEOUT_MS = 10000;
 var EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -445,7 +452,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if ((status >= 200 && status < 300) || refused) {
       without(batch);
       failures = 0;
-      if (refused) report('delivery_refused', 'The endpoint refused ' + batch.length + ' event(s) with HTTP ' + status + '; they are dropped, not retried');
+      if (refused) report('delivery_refused', words('L0', 'The endpoint refused ') + batch.length + words('L1', ' event(s) with HTTP ') + status + words('L2', '; they are dropped, not retried'));
       schedule(0);
     } else {
       failures++;
@@ -519,7 +526,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       queue.splice(oldest, 1);
       dropped++;
     }
-    if (dropped) report('queue_full', 'The delivery queue is full (at most ' + QUEUE_MAX + ' events): dropped the ' + dropped + ' oldest undelivered event(s)', String(dropped));
+    if (dropped) report('queue_full', words('L3', 'The delivery queue is full (at most ') + QUEUE_MAX + words('L4', ' events): dropped the ') + dropped + words('L5', ' oldest undelivered event(s)'), String(dropped));
   }
   function enqueue(ev) {
     checkKey();
@@ -568,7 +575,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   }
   function track(name, params, options) {
     if (typeof name !== 'string' || !name || name.length > 40) {
-      report('invalid_event_name', 'The event name must be a string of 1 to 40 characters', String(name));
+      report('invalid_event_name', words('L6', 'The event name must be a string of 1 to 40 characters'), String(name));
       return null;
     }
     params = params && typeof params === 'object' ? params : {};
@@ -579,7 +586,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if (typeof order === 'string') order = order.trim(); // read from the page's text, as the core trims it
     if ((typeof order === 'string' || typeof order === 'number') && EVENT_ID_PATTERN.test(String(order))) custom.order_id = String(order);
     if (name === 'Purchase' && (custom.value === undefined || custom.currency === undefined)) {
-      report('missing_field', 'A Purchase needs a numeric value and an ISO 4217 currency');
+      report('missing_field', words('L7', 'A Purchase needs a numeric value and an ISO 4217 currency'));
       return null;
     }
     // The core's rules (Tag::track): eventId, eventID or event_id, or the id itself; else a
@@ -588,7 +595,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       : typeof options === 'string' || typeof options === 'number' ? options : null;
     var eventId = given != null ? String(given) : name === 'Purchase' && custom.order_id && custom.order_id.length < 63 ? 'o-' + custom.order_id : randomId();
     if (!EVENT_ID_PATTERN.test(eventId)) {
-      report('invalid_event_id', 'options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -', eventId);
+      report('invalid_event_id', words('L8', 'options.eventId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -'), eventId);
       return null;
     }
     var now = Date.now();
@@ -889,7 +896,7 @@ function bootTandem(win, script) {
     try {
       return dispatch(argumentsToArray(arguments));
     } catch (error) {
-      report('internal_error', 'Tandem failed to handle a call: ' + describeError(error));
+      report('internal_error', words('L9', 'Tandem failed to handle a call: ') + describeError(error));
       return null;
     }
   }
@@ -947,7 +954,7 @@ function bootTandem(win, script) {
         held.push(args);
         return undefined; // still queued, as the README says of a call before the loader
       }
-      report('not_initialized', "More than " + MAX_HELD + " calls before tandem('init', config); this one was dropped", String(command));
+      report('not_initialized', "More than " + MAX_HELD + words('LA', " calls before tandem('init', config); this one was dropped"), String(command));
       return null;
     }
     return invoke(command, args.slice(1));
@@ -962,7 +969,7 @@ function bootTandem(win, script) {
 
   function init(config) {
     if (initConfig !== null) {
-      warn("tandem('init') was called again; the first configuration stays in force");
+      warn(words('LB', "tandem('init') was called again; the first configuration stays in force"));
       return null;
     }
     if (config == null) config = {}; // the defaults, as the core takes none; null here means no init yet
@@ -973,7 +980,7 @@ function bootTandem(win, script) {
         keys = Object.keys(config);
       } catch (error) {
         // A revoked Proxy (a finished Immer draft, say): not a config; a later init may be one.
-        report('invalid_config', 'tandem.init expects a config object; this one could not be read (' + describeError(error) + ')');
+        report('invalid_config', words('LG', 'tandem.init expects a config object') + words('LC', '; this one could not be read (') + describeError(error) + ')');
         return null;
       }
       keys.forEach(function (key) {
@@ -1029,7 +1036,7 @@ function bootTandem(win, script) {
     try {
       outcome = readReply(reply);
     } catch (error) {
-      report('internal_error', 'Tandem returned an unreadable reply', String(reply).slice(0, 200));
+      report('internal_error', words('LD', 'Tandem returned an unreadable reply'), String(reply).slice(0, 200));
       return null;
     }
     if (command !== 'track') unemitted = []; // every other call emits what was deferred first
@@ -1117,7 +1124,7 @@ function bootTandem(win, script) {
     try {
       dispatch(args);
     } catch (error) {
-      report('internal_error', 'Tandem failed to handle a queued call: ' + describeError(error));
+      report('internal_error', words('LE', 'Tandem failed to handle a queued call: ') + describeError(error));
     }
   }
 
@@ -1128,7 +1135,7 @@ function bootTandem(win, script) {
     // first (core::outbox, key_checked). A fresh instance, or the JS path, reads and writes that
     // one, where what waits is, rather than leave it to a later page.
     if (shared.own) tabId = shared.own.slice(QUEUE_PREFIX.length);
-    report('internal_error', 'Tandem hit an internal error and restarted; queued calls are kept (' + describeError(error) + ')');
+    report('internal_error', words('LF', 'Tandem hit an internal error and restarted; queued calls are kept (') + describeError(error) + ')');
     // A crash loop: rather than spin, the plain-JS path takes the queue, so conversions still
     // reach the endpoint. (Past the limit the count goes on by one more, which only relay's test
     // against 0 reads.)
@@ -1156,7 +1163,7 @@ function bootTandem(win, script) {
           var config = args[1] == null ? {} : args[1]; // the defaults; null here means no init yet
           if (typeof config !== 'object') {
             // Refused, as the core does (Tag::accepts): a later init may be a configuration.
-            report('invalid_config', 'tandem.init expects a config object', String(config));
+            report('invalid_config', words('LG', 'tandem.init expects a config object'), String(config));
             return null;
           }
           initConfig = config;
