@@ -1084,6 +1084,9 @@ function bootTandem(win, script) {
       copyOwn(restoreConfig, initConfig);
       if (!waiting) restoreConfig.autoPageView = false;
       identified.forEach(function (values) { after.push(['__identity_restored', [values]]); });
+      // The queue the crashed instance held outside storage (ad_storage denied, storage full:
+      // src/shell/transport.rs), once the fresh one knows the consent it goes under.
+      if (shared.memory) after.push(['__kept', [shared.memory]]);
       lost.forEach(function (call) { after.push(['track', call, true]); });
       before.concat([['restore', [restoreConfig]]], after).forEach(function (step) {
         if (glue === fresh) invoke(step[0], step[1], step[2]);

@@ -701,9 +701,9 @@ impl Outbox {
         // A claim is followed by reading storage, which is not allowed now: its recheck would be
         // due at every wake (a timer of 0 ms, again and again). Once allowed, storage is read at once.
         self.recheck_at = if allowed { now_ms } else { NEVER };
-        if allowed {
-            self.persist(&mut step, now_ms);
-        }
+        // Denied, the shell keeps the value outside storage (in the loader's page object, where
+        // a crash of the wasm does not lose it); allowed, it stores it at once.
+        self.persist(&mut step, now_ms);
         step
     }
 
@@ -1487,7 +1487,9 @@ mod tests {
         assert!(queue(&mut o, "lead", 0, NOW).persist.is_some());
         let _ = o.persisted(o.storage_ok());
         let off = o.storage_allowed(false, NOW);
-        assert!(off.persist.is_none() && off.requests.is_empty());
+        assert!(off.requests.is_empty());
+        let kept = off.persist.flatten().unwrap_or_default();
+        assert!(kept.contains("\"lead\""), "the queue, for the shell to keep outside storage: {kept}");
         let s = o.tick(NOW, false, &mut Fixed(0));
         assert_eq!(sent_ids(&s), ["lead"], "delivered from memory during the page: {s:?}");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);

@@ -19,6 +19,9 @@
 //!   object the loader keeps for the page, not in wasm memory, so a crash right after `track()`
 //!   loses none of them. Every call is guarded; a write that fails (QuotaExceededError) removes
 //!   the key so no stale copy is left behind, and the outbox hears of it (`__stored`).
+//! - A queue that is not in storage (ad_storage denied, or its write failed) is kept in that
+//!   object too, and the loader hands it to a fresh instance (`__kept`), which takes it up as its
+//!   own: in the crashed instance's memory alone it would be lost.
 
 use std::cell::RefCell;
 
@@ -91,9 +94,16 @@ function tandemStorage() {
 }
 // localStorage writes, coalesced: the last value of each key is written once, in the next task,
 // or at once by transport_flush (page hidden or closing, a fresh instance starting).
-export function transport_store(key, value, own) {
+// Our own queue, while it is not in storage (`write` false: ad_storage denied; or its write
+// failed), is kept in the page's shared object instead: in the crashed instance's memory it would
+// be lost, and the loader hands it to the fresh instance (`__kept`).
+export function transport_store(key, value, own, write) {
   var s = tandemShared;
-  if (own) s.own = key;
+  if (own) {
+    s.own = key;
+    s.memory = write ? undefined : value;
+  }
+  if (!write) return;
   if (!s.pending) s.pending = new Map();
   s.pending.set(key, value);
   if (!s.timer) {
@@ -144,6 +154,7 @@ export function transport_flush() {
       // QuotaExceededError: no stale copy left behind for another page to resend. Another tab's
       // queue whose claim failed is left as it was, for whichever tab claims it next.
       if (key === s.own || key.indexOf('tandem:q:') !== 0) {
+        if (key === s.own) s.memory = value;
         stored.delete(key);
         try { ls.removeItem(key); } catch (e2) { /* nothing more to do */ }
       }
@@ -183,8 +194,9 @@ extern "C" {
     fn transport_emit_soon();
     fn transport_held(count: u32);
     /// Sets (`Some`) or removes (`None`) a localStorage key, in the next task (see `transport_flush`).
-    /// `own`: the key is this tab's queue key.
-    fn transport_store(key: &str, value: Option<&str>, own: bool);
+    /// `own`: the key is this tab's queue key, whose value is also kept in the page's shared
+    /// object while it is not in storage; `write` false: only kept there (ad_storage denied).
+    fn transport_store(key: &str, value: Option<&str>, own: bool, write: bool);
     /// Whether a key will be in storage, unclaimed by another tab, once pending writes are made.
     fn transport_has(key: &str) -> bool;
     /// Makes the pending localStorage writes now.
@@ -245,7 +257,8 @@ pub fn follow_consent(state: &State) {
     }
     if was && !allowed {
         if let Some(key) = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string())) {
-            transport_store(&key, None, true);
+            // Not as our queue's value: that is kept outside storage from now on (see run).
+            transport_store(&key, None, false, true);
             transport_flush();
         }
     }
@@ -286,7 +299,7 @@ pub fn emit_soon() {
 
 /// The core's `Effect::Store`, written with the outbox's writes (see the module doc).
 pub fn store(key: &str, value: &str) {
-    transport_store(key, Some(value), false);
+    transport_store(key, Some(value), false, true);
 }
 
 /// The tab id, given once per instance by the loader with the relay (`set_relay(relay, tabId,
@@ -331,14 +344,15 @@ fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
     // coalesced: a claim must land before the other tabs look (see core::outbox).
     if !step.others.is_empty() {
         for (key, value) in &step.others {
-            transport_store(key, Some(value.as_str()).filter(|v| !v.is_empty()), false);
+            transport_store(key, Some(value.as_str()).filter(|v| !v.is_empty()), false, true);
         }
         transport_flush();
     }
     // Borrowed where it lies in the step: `Option::filter` moved it out first.
     if let Some(value) = &step.persist {
-        if STORAGE_ALLOWED.with(|a| a.get()) {
-            transport_store(outbox.key(), value.as_deref(), true);
+        let allowed = STORAGE_ALLOWED.with(|a| a.get());
+        transport_store(outbox.key(), value.as_deref(), true, allowed);
+        if allowed {
             // The write is made later; until `__stored` says otherwise, it goes as the last one did.
             let ok = outbox.storage_ok();
             let _ = outbox.persisted(ok);
@@ -406,7 +420,7 @@ pub fn enqueue(url: &str, event: &str, event_id: &str, time_ms: u64) {
 
 /// Whether `name` is one of the relayed commands handled here.
 pub fn is_internal(name: &str) -> bool {
-    matches!(name, "__tick" | "__delivered" | "__flush" | "__online" | "__stored")
+    matches!(name, "__tick" | "__delivered" | "__flush" | "__online" | "__stored" | "__kept")
 }
 
 /// A relayed command: a timer, a request's status, the page hiding, the browser online again.
@@ -438,6 +452,12 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
             outbox.delivered(ids, status, now_ms, &mut BrowserEntropy)
         }
         "__flush" => outbox.hide(now_ms, matches!(arg(0).and_then(Value::as_str), Some("pagehide"))),
+        // From the loader after a crash: the queue the crashed instance kept outside storage
+        // (see transport_store), ours as if read from our key.
+        "__kept" => {
+            let kept = [(outbox.key().to_string(), arg(0).and_then(Value::as_str).unwrap_or("").to_string())];
+            outbox.adopt(&kept, now_ms)
+        }
         _ => outbox.online(now_ms),
     });
     if name == "__flush" {

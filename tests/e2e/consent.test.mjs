@@ -344,6 +344,23 @@ test('after a wasm crash the fresh instance starts under the visitor\'s consent,
   assert.deepEqual(await cookieMap(context), {}, 'still no cookie after the restart');
 });
 
+test('after a wasm crash with ad_storage denied, the events waiting in memory for a failing endpoint are delivered once, when it recovers', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
+  const { page, pageErrors } = await open({ consent: ALL_DENIED, on: hooks });
+  await waitForEvents(hooks.server, (e) => e.event_name === 'PageView');
+  hooks.server.setFault(503, 1000);
+  const lead = await page.evaluate(() => window.tandem('track', 'Lead', { value: 3, currency: 'EUR' }, 'mem-lead-1'));
+  await waitForRetry(hooks.server, lead);
+  assert.deepEqual((await storageKeys(page)).filter((k) => k.startsWith('tandem:q:')), [], 'in memory only: ad_storage is denied');
+  await crashTheWasm(page);
+  hooks.server.setFault(503, 0);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await waitForEvents(hooks.server, (e) => e.event_id === lead, { timeout: 8000, message: 'the Lead the crashed instance held in memory' });
+  await settle(1500);
+  assert.equal(hooks.server.events.filter((e) => e.event_id === lead).length, 1, 'delivered once');
+  assert.deepEqual((await storageKeys(page)).filter((k) => k.startsWith('tandem:q:')), [], 'still nothing stored');
+  assert.deepEqual(pageErrors, []);
+});
+
 test('after a wasm crash during a consent wait, the events it held are sent once the visitor decides, under their ids', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
   const { page, pageErrors } = await open({ consent: { ...ALL_DENIED, wait_for_update: 8000 }, on: hooks });
   const lead = await page.evaluate(() => window.tandem('track', 'Lead', { value: 2, currency: 'EUR' }));

@@ -568,6 +568,30 @@ test('a wasm panic is reported and recovered from; queued and persisted events s
   assert.deepEqual(pageErrors, []);
 });
 
+test('a wasm panic with localStorage full: the events the crashed instance held in memory only are delivered once', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
+  const fill = () => {
+    try {
+      const big = 'x'.repeat(1 << 19);
+      for (let i = 0; i < 64; i++) localStorage.setItem('site-filler-' + i, big);
+    } catch (e) { /* full */ }
+    try { for (let i = 0; i < 4096; i++) localStorage.setItem('site-small-' + i, 'x'.repeat(256)); } catch (e) { /* full */ }
+  };
+  const { page, pageErrors } = await loaded(hooks, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fill] });
+  hooks.server.setFault(503, 1000);
+  const list = ['full-crash-1', 'full-crash-2'];
+  await track(page, list);
+  await waitForRetry(hooks.server, list[0]);
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:'))), [], 'nothing stored: storage is full');
+  await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
+  await waitForLoaded(page);
+  hooks.server.setFault(0, 0);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1500);
+  check(t, 'panic-storage-full', hooks.server, list);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('the wasm memory is capped: running out of it traps, is reported, and the tag carries on', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
   // Every wasm memory the page makes, to read their sizes afterwards.
   const watchMemories = () => {
