@@ -380,18 +380,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
           }
           if (!ours || now < standing || stored.until <= now) continue; // a live tab's queue, or a claim
         }
-        var items = Array.isArray(stored.items) ? stored.items : [];
-        items.forEach(function (p) {
-          var ev = Array.isArray(p) && p[1];
-          if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
-              EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
-            // Our own key, taken over from a crashed instance: nothing goes for a second, so an
-            // answer to its last request (relayed as __delivered) lands before we send it again
-            // (the core's ADOPT_DELAY_MS).
-            if (k === key) holdUntil = now + 1000;
-            queue.push([p[0], ev]);
-          }
-        });
+        take(stored.items, k === key);
         if (k !== key) ls.removeItem(k);
       } catch (e) { /* an unreadable entry: skip it */ }
     }
@@ -403,6 +392,20 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       if (recheck < Infinity) claimTimer = setTimeout(adopt, recheck - now);
     } catch (e) { /* no timers: a later call adopts */ }
     if (queue.length && !failures) schedule(0);
+  }
+  // A stored queue's items, checked. `own`: taken over from a crashed instance, our key's or held
+  // outside storage (`__kept`): nothing goes for a second, so an answer to its last request
+  // (relayed as __delivered) lands before we send it again (the core's ADOPT_DELAY_MS).
+  function take(items, own) {
+    var now = Date.now();
+    (Array.isArray(items) ? items : []).forEach(function (p) {
+      var ev = Array.isArray(p) && p[1];
+      if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
+          EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
+        if (own) holdUntil = now + 1000;
+        queue.push([p[0], ev]);
+      }
+    });
   }
   function body(entries) {
     return stringify({ events: entries.map(function (p) { return p[1]; }) });
@@ -670,6 +673,13 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       var quiet = b === true; // the wasm path already ran init on this page
       // `c`: the automatic PageView's event_id when a stash already gave it one. Its id is the reply.
       return !quiet && a.autoPageView !== false ? track('PageView', {}, c) : null;
+    }
+    if (command === '__kept') { // `a`: the queue the last wasm instance held outside storage
+      take(JSON.parse(a).items, true);
+      follow();
+      bound();
+      store();
+      return schedule(0);
     }
     if (command === 'track') return track(a, b, c);
     if (command === 'page') return track('PageView', {});
@@ -1198,7 +1208,11 @@ function bootTandem(win, script) {
     try {
       if (initConfig !== null) fallback('init', initConfig, true);
     } catch (e) { /* a hostile config: the path runs on its defaults */ }
-    // After a crash loop, what the last instance took but had not sent goes to the endpoint.
+    // After a crash loop, what the last instance held outside storage (ad_storage denied, storage
+    // full), and what it took but had not sent, goes to the endpoint.
+    try {
+      if (shared.memory) fallback('__kept', shared.memory);
+    } catch (e) { /* unreadable: nothing to take */ }
     takeLost().forEach(function (call) {
       try { fallback('track', call[0], call[1], call[2]); } catch (e) { /* a hostile value */ }
     });

@@ -684,6 +684,27 @@ test('a crash loop: after the fourth trap the plain-JS path takes over, and conv
   assert.deepEqual(pageErrors, []);
 });
 
+test('a crash loop with ad_storage denied: the plain-JS path delivers what the last instance held in memory only, once', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
+  const denied = () => { window.tandem = window.tandem || function () { (window.tandem.q = window.tandem.q || []).push(arguments); }; window.tandem('consent', 'default', { ad_storage: 'denied' }); };
+  const { page, pageErrors } = await loaded(hooks, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [denied] });
+  hooks.server.setFault(503, 1000);
+  const list = ['loop-mem-1', 'loop-mem-2'];
+  await track(page, list);
+  await waitForRetry(hooks.server, list[0]);
+  for (let i = 1; i <= 4; i++) {
+    await page.evaluate(() => window.tandem('__test_panic'));
+    await waitFor(() => page.evaluate(() => window.tandem.loaded === true), { message: `loaded again after trap ${i}` });
+  }
+  assert.equal(await page.evaluate(() => window.tandem.degraded), true, 'the plain-JS path');
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:'))), [], 'nothing stored: ad_storage is denied');
+  hooks.server.setFault(0, 0);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1500);
+  check(t, 'crash-loop-memory', hooks.server, list);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('after a crash the fresh instance starts under the latest consent, even after more than 100 consent calls', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async () => {
   const { page, pageErrors } = await loaded(hooks, {});
   await page.evaluate(() => {
