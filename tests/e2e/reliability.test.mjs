@@ -42,6 +42,15 @@ const track = (page, ids, name = 'Lead') => page.evaluate(([ids, name]) => ids.m
 const storedQueue = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).map((k) => localStorage.getItem(k)).join('\n'));
 const ids = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
 
+/** An init script: the site's own keys fill localStorage, so the tag's writes throw QuotaExceededError. */
+function fillStorage() {
+  try {
+    const big = 'x'.repeat(1 << 19);
+    for (let i = 0; i < 64; i++) localStorage.setItem('site-filler-' + i, big);
+  } catch (e) { /* full */ }
+  try { for (let i = 0; i < 4096; i++) localStorage.setItem('site-small-' + i, 'x'.repeat(256)); } catch (e) { /* full */ }
+}
+
 async function loaded(e, overrides, fixture = '/fixtures/basic.html', more = {}) {
   const p = await e.newPage({ overrides: { autoPageView: false, ...overrides }, ...more });
   await p.page.goto(e.url(fixture));
@@ -342,14 +351,7 @@ test('queue bound: the oldest are dropped, counted and reported; the rest arrive
 });
 
 test('localStorage full (QuotaExceededError): events still arrive once, nothing throws', needsDist, async (t) => {
-  const fill = () => {
-    try {
-      const big = 'x'.repeat(1 << 19);
-      for (let i = 0; i < 64; i++) localStorage.setItem('site-filler-' + i, big);
-    } catch (e) { /* full */ }
-    try { for (let i = 0; i < 4096; i++) localStorage.setItem('site-small-' + i, 'x'.repeat(256)); } catch (e) { /* full */ }
-  };
-  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fill] });
+  const { page, pageErrors } = await loaded(env, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fillStorage] });
   const full = await page.evaluate(() => { try { localStorage.setItem('probe', 'x'.repeat(4096)); localStorage.removeItem('probe'); return false; } catch (e) { return e.name; } });
   assert.ok(full, 'storage is full');
   env.server.setFault(503, 1);
@@ -569,14 +571,7 @@ test('a wasm panic is reported and recovered from; queued and persisted events s
 });
 
 test('a wasm panic with localStorage full: the events the crashed instance held in memory only are delivered once', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
-  const fill = () => {
-    try {
-      const big = 'x'.repeat(1 << 19);
-      for (let i = 0; i < 64; i++) localStorage.setItem('site-filler-' + i, big);
-    } catch (e) { /* full */ }
-    try { for (let i = 0; i < 4096; i++) localStorage.setItem('site-small-' + i, 'x'.repeat(256)); } catch (e) { /* full */ }
-  };
-  const { page, pageErrors } = await loaded(hooks, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fill] });
+  const { page, pageErrors } = await loaded(hooks, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fillStorage] });
   hooks.server.setFault(503, 1000);
   const list = ['full-crash-1', 'full-crash-2'];
   await track(page, list);
