@@ -709,7 +709,7 @@ function bootTandem(win, script) {
   var onError = null;
   var debug = false;
   var messageTable = null; // the message text once fetched ({} if it could not be)
-  var waiting = null; // reports made while it is fetched, in order
+  var pendingReports = null; // reports made while it is fetched, in order
   var held = []; // calls made after load but before init
   // Every consent call, replayed on a fresh instance after a crash: [command, kind, values, when
   // (see replayedConsent), made after init]. Past MAX_HELD the oldest call that has a later one of
@@ -863,14 +863,14 @@ function bootTandem(win, script) {
   // fetched the first time there is something to report, so a page whose calls are all valid
   // never downloads it. Reports wait for it in the order they were made.
   function say(said) {
-    if (!waiting && !messageTable && /\u0001/.test(said[1])) {
-      waiting = [];
+    if (!pendingReports && !messageTable && /\u0001/.test(said[1])) {
+      pendingReports = [];
       var loaded = function (table) { // called again by the timeout or a late answer: no-op
         if (messageTable) return;
         messageTable = table || {};
         // A report made by an onError handler while these are told waits its turn behind them.
-        while (waiting.length) tell(waiting.shift());
-        waiting = null;
+        while (pendingReports.length) tell(pendingReports.shift());
+        pendingReports = null;
       };
       try {
         setTimeout(loaded, MESSAGES_TIMEOUT_MS);
@@ -881,7 +881,7 @@ function bootTandem(win, script) {
         loaded();
       }
     }
-    if (waiting) waiting.push(said);
+    if (pendingReports) pendingReports.push(said);
     else tell(said);
   }
 
