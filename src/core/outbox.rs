@@ -662,9 +662,7 @@ impl Outbox {
         }
         if self.failures == 0 || !self.storage_ok {
             let mut budget = UNLOAD_BUDGET.saturating_sub(keepalive_in_flight.unwrap_or(0));
-            while let Some(req) = self.batch(true, budget) {
-                // A beacon the browser refuses goes by fetch: in flight from now (`set_wake`).
-                self.in_flight_since = now_ms;
+            while let Some(req) = self.batch(true, budget, now_ms) {
                 budget = budget.saturating_sub(req.body.len());
                 step.requests.push(req);
             }
@@ -780,8 +778,8 @@ impl Outbox {
         }
     }
 
-    /// The next batch of waiting events, marked in flight.
-    fn batch(&mut self, beacon: bool, budget: usize) -> Option<Request> {
+    /// The next batch of waiting events, marked in flight from `now_ms`.
+    fn batch(&mut self, beacon: bool, budget: usize, now_ms: u64) -> Option<Request> {
         let first = self.items.iter().position(|i| !i.in_flight)?;
         let url = self.items[first].url.clone();
         let limit = self.settings.batch_bytes.min(budget.max(1));
@@ -815,6 +813,8 @@ impl Outbox {
         }
         body.push_str("]}");
         let keepalive = body.len() <= KEEPALIVE_MAX;
+        // In flight from now, a beacon too: one the browser refuses goes by fetch (`set_wake`).
+        self.in_flight_since = now_ms;
         Some(Request { url, body, ids, beacon, keepalive })
     }
 
@@ -822,8 +822,7 @@ impl Outbox {
     fn finish(&mut self, step: &mut Step, now_ms: u64, persist: bool) {
         if !self.unloading && !self.in_flight() && self.next_send.is_some_and(|due| due <= now_ms) {
             self.next_send = None;
-            if let Some(req) = self.batch(false, usize::MAX) {
-                self.in_flight_since = now_ms;
+            if let Some(req) = self.batch(false, usize::MAX, now_ms) {
                 self.in_flight_keepalive = req.keepalive.then_some(req.body.len());
                 step.requests.push(req);
             }
