@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  setup, needsDist, MODULE_READY, DIST_READY, waitForLoaded, waitForEvents, waitForCalls, getCalls, settle,
+  setup, needsDist, MODULE_READY, DIST_READY, waitFor, waitForLoaded, waitForEvents, waitForCalls, getCalls, settle,
   fbqEvents, gtagEvents, ttqEvents, eventSchemaErrors, assertPayloadsValid, UUID_V4,
 } from './helpers.mjs';
 
@@ -102,6 +102,11 @@ test('the ES module dist/tandem.mjs works the same', { ...needsDist, skip: !DIST
   assert.equal(ttqEvents(calls).filter((e) => e.opts?.event_id === 'mod-1').length, 1);
   assert.equal(fbqEvents(calls, 'PageView').length, 1, 'one automatic PageView');
   assert.equal(env.server.events.filter((e) => e.event_id === 'mod-1').length, 1);
+  // Its message text comes from beside the module (import.meta.url).
+  await page.evaluate(() => window.__mod('track', 'Purchase', { value: 1 }));
+  await waitFor(() => page.evaluate(() => window.__errors.some((e) => e.code === 'missing_field')), { message: 'the report' });
+  const report = await page.evaluate(() => window.__errors.find((e) => e.code === 'missing_field').message);
+  assert.match(report, /^Purchase requires value and currency/, report);
   assert.deepEqual(pageErrors, []);
 });
 
