@@ -363,11 +363,11 @@ function messageTable() {
   return table;
 }
 const messages = messageTable();
-// The loader's own: each `words('L0', 'text')` call becomes its token; the same key may be used
-// again for the same text.
+// The loader's own: each `words('L0', 'text')` call becomes its token. A key the core declared may be
+// named only for its very text (one text, one key); the loader's own keys start with L.
 const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8').replace(/\bwords\('([0-9A-Za-z]{2})', ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)/g, (call, key, literal) => {
   const text = new Function(`return ${literal};`)();
-  if (!key.startsWith('L') || (Object.hasOwn(messages, key) && messages[key] !== text)) throw new Error(`build: the loader's message key "${key}" must start with L and name one text`);
+  if (Object.hasOwn(messages, key) ? messages[key] !== text : !key.startsWith('L')) throw new Error(`build: the loader's message key "${key}" must name the text declared under it, or be a new key starting with L`);
   messages[key] = text;
   return JSON.stringify('\u0001' + key);
 });

@@ -187,8 +187,9 @@ function wasmUrlFor(win, script) {
 }
 
 // The loader's own message text, as the wasm's (src/core/error.rs, `messages!`): scripts/build.mjs
-// replaces each `words(key, text)` with its token and puts the text in the message file (keys
-// `L0`-`Lz`, one text each); unbuilt (the loader run in Node by the tests) a call is its text.
+// replaces each `words(key, text)` with its token and puts the text in the message file. A text
+// the core's messages have already is named by their key; the loader's others have keys `L0`-`Lz`,
+// one text each. Unbuilt (the loader run in Node by the tests) a call is its text.
 function words(key, text) {
   return text;
 }
@@ -455,7 +456,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if ((status >= 200 && status < 300) || refused) {
       without(batch);
       failures = 0;
-      if (refused) report('delivery_refused', words('L0', 'The endpoint refused ') + batch.length + words('L1', ' event(s) with HTTP ') + status + words('L2', '; they are dropped, not retried'));
+      if (refused) report('delivery_refused', words('o7', 'The endpoint refused ') + batch.length + words('L1', ' event(s) with HTTP ') + status + words('o9', '; they are dropped, not retried'));
       schedule(0);
     } else {
       failures++;
@@ -529,7 +530,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       queue.splice(oldest, 1);
       dropped++;
     }
-    if (dropped) report('queue_full', words('L3', 'The delivery queue is full (at most ') + QUEUE_MAX + words('L4', ' events): dropped the ') + dropped + words('L5', ' oldest undelivered event(s)'), String(dropped));
+    if (dropped) report('queue_full', words('oF', 'The delivery queue is full (at most ') + QUEUE_MAX + words('L4', ' events): dropped the ') + dropped + words('oI', ' oldest undelivered event(s)'), String(dropped));
   }
   function enqueue(ev) {
     checkKey();
@@ -979,7 +980,7 @@ function bootTandem(win, script) {
 
   function init(config) {
     if (initConfig !== null) {
-      warn(words('LB', "tandem('init') was called again; the first configuration stays in force"));
+      warn(words('s0', "tandem('init') was called again; the first configuration stays in force"));
       return null;
     }
     if (config == null) config = {}; // the defaults, as the core takes none; null here means no init yet

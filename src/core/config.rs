@@ -6,7 +6,7 @@
 //! up in debug mode without breaking anything).
 
 use crate::core::attribution::DEFAULT_WINDOW_DAYS;
-use crate::core::error::TagError;
+use crate::core::error::{TagError, MUST_BE_STRING};
 use crate::core::json::{whole, Value};
 use crate::core::{text, url};
 use crate::platforms::{Destination, REGISTRY};
@@ -14,7 +14,6 @@ use crate::platforms::{Destination, REGISTRY};
 crate::messages! {
     NOT_BOOL_USING_TRUE = "c0" "must be true or false; using true";
     NOT_BOOL_USING_FALSE = "c1" "must be true or false; using false";
-    DOMAIN_NOT_STRING = "c2" "must be a string";
     NOT_A_DOMAIN_NAME = "c3" "must be a domain name like \"example.com\"";
     DOMAIN_NOT_PARENT = "c4" "must be the page's host or a parent domain of it; the browser would refuse it";
     CONFIG_NOT_OBJECT = "c5" "must be an object; using defaults";
@@ -65,7 +64,7 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
 /// into `slot`; else the rule it breaks. Written in place: a returned Result moved the String.
 fn cookie_domain(v: &Value, page_url: &str, slot: &mut Option<String>) -> Result<(), &'static str> {
     // A let-else, where ok_or(..)? linked the combinator and the ? conversion for this line.
-    let Some(raw) = v.as_str() else { return Err(DOMAIN_NOT_STRING) };
+    let Some(raw) = v.as_str() else { return Err(MUST_BE_STRING) };
     let d = text::trim_start(text::trim(raw), b'.').to_ascii_lowercase();
     if d.is_empty() || !text::contains(&d, ".") || !text::all(&d, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
         return Err(NOT_A_DOMAIN_NAME);

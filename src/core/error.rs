@@ -27,6 +27,9 @@ macro_rules! messages {
 crate::messages! {
     UNKNOWN_PREFIX = "r0" "Unknown ";
     KEY_IGNORED = "r1" "\" ignored";
+    // Pieces several modules' messages use: declared once, here.
+    pub MUST_BE_STRING = "r2" "must be a string";
+    pub EVENT_ID_PREFIX = "r3" "event_id ";
 }
 
 /// One problem with something the page passed in. Never thrown: returned and reported.

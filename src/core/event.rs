@@ -5,7 +5,7 @@
 //! parameter is dropped with an error naming it and the event still goes, because a conversion
 //! with one wrong field is worth more than none.
 
-use crate::core::error::TagError;
+use crate::core::error::{TagError, MUST_BE_STRING};
 use crate::core::json::{is_number_literal, truncate_utf8, Value, W};
 use crate::core::text;
 use crate::core::unicode::{self, NameFault};
@@ -27,7 +27,6 @@ crate::messages! {
     ITEM_ID_REQUIRED = "eD" "is required: a string or integer of 1 to 256 characters; the item was dropped";
     INTEGER_NOT_NEGATIVE = "eE" "must be an integer ≥ 0";
     NUMBER_NOT_NEGATIVE = "eF" "must be a number ≥ 0 or a numeric string like \"12.50\"";
-    MUST_BE_STRING = "eG" "must be a string";
     NOT_A_CONTENTS_FIELD = "eH" " is not a contents field (id, quantity, price, name, category) and was ignored";
     PARAMS_NOT_OBJECT = "eI" "Event params must be an object, got ";
     SENT_WITHOUT_PARAMS = "eJ" "; the event was sent without params.";

@@ -45,7 +45,7 @@
 //!   an event twice into a failing endpoint.
 
 use crate::core::attribution::ts_of;
-use crate::core::error::TagError;
+use crate::core::error::{TagError, EVENT_ID_PREFIX};
 use crate::core::json::{self, u64_text, write_u64, Value, W};
 use crate::core::tag::Entropy;
 use crate::core::text;
@@ -55,7 +55,6 @@ crate::messages! {
     USING = "o1" "; using ";
     OBJECT_USING_DEFAULTS = "o2" " must be an object; using defaults";
     A_NETWORK_ERROR = "o3" "a network error";
-    EVENT_ID = "o4" "event_id ";
     ALREADY_QUEUED = "o5" " is already queued; not queued twice";
     TAKEN_OVER = "o6" "another tab took over this tab's undelivered events";
     ENDPOINT_REFUSED = "o7" "The endpoint refused ";
@@ -446,7 +445,7 @@ impl Outbox {
             return false;
         }
         if self.items.iter().any(|i| i.id == *id) {
-            let mut w = String::from(EVENT_ID);
+            let mut w = String::from(EVENT_ID_PREFIX);
             w.push_str(id);
             w.push_str(ALREADY_QUEUED);
             step.warnings.push(w);

@@ -11,7 +11,7 @@
 //! 3. destinations: each platform maps the event independently; one that fails never stops another,
 //!    and the endpoint copy is built whatever the platforms did.
 
-use crate::core::error::TagError;
+use crate::core::error::{TagError, EVENT_ID_PREFIX};
 use crate::core::json::Value;
 
 /// What the shell read from the page for one call.
@@ -103,7 +103,6 @@ crate::messages! {
     KNOWN_OPTIONS = "t3" " (known: eventId)";
     OPTIONS_NOT_OBJECT = "t4" "track options must be an object like {eventId: \"…\"}, got ";
     IGNORED = "t5" "; ignored";
-    EVENT_ID_PREFIX = "t6" "event_id ";
     SENT_FROM_THIS_PAGE = "t7" " was already sent from this page; not sent again";
     OPTIONS_EVENT_ID = "t8" "options.eventId ";
     ID_OF_ANOTHER_NAME = "t9" " was already used by an event of another name on this page; the event was not sent (give each event its own id)";
