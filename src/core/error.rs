@@ -5,9 +5,10 @@
 //! The text of those messages is data, not code: each piece is declared once with `messages!`,
 //! under a two-character key. Natively (and in the browser tests) a piece is its text. In the tag
 //! (`lazy-messages`, which `scripts/build.mjs` turns on) it is a three-byte token, `\u{1}` and its
-//! key, and the loader puts the text back from `tandem-messages.json`, which the build writes from
-//! these declarations and the browser fetches only once there is something to report: about 9 KB
-//! of text (4 KB of gzip) that a page whose calls are all valid never downloads.
+//! key, and the loader puts the text back from `tandem-messages-<hash>.json`, which the build
+//! writes from these declarations (and the loader's own, `words()` in www/loader.js) and the
+//! browser fetches only once there is something to report: about 8 KB of text (3 KB of gzip)
+//! that a page whose calls are all valid never downloads.
 
 /// Declares message pieces: `NAME = "k0" "text";`, each key two characters of `0-9 A-Z a-z`, unique
 /// across the crate (`scripts/build.mjs` reads these blocks, checks the keys and writes the table).
