@@ -570,20 +570,30 @@ test('a wasm panic is reported and recovered from; queued and persisted events s
   assert.deepEqual(pageErrors, []);
 });
 
+/** The tag's delivery queues in the page's localStorage. */
+function queueKeys(page) {
+  return page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')));
+}
+
+/** The endpoint (test-hooks server) answers again and the browser is online: `list` arrives once. */
+async function recoveredDeliversOnce(t, name, page, list) {
+  hooks.server.setFault(0, 0);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
+  await settle(1500);
+  check(t, name, hooks.server, list);
+}
+
 test('a wasm panic with localStorage full: the events the crashed instance held in memory only are delivered once', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
   const { page, pageErrors } = await loaded(hooks, { batch: { windowMs: 200 } }, '/fixtures/basic.html', { initScripts: [fillStorage] });
   hooks.server.setFault(503, 1000);
   const list = ['full-crash-1', 'full-crash-2'];
   await track(page, list);
   await waitForRetry(hooks.server, list[0]);
-  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:'))), [], 'nothing stored: storage is full');
+  assert.deepEqual(await queueKeys(page), [], 'nothing stored: storage is full');
   await page.evaluate(() => { try { window.tandem('__test_panic'); } catch (e) { /* never throws */ } });
   await waitForLoaded(page);
-  hooks.server.setFault(0, 0);
-  await page.evaluate(() => window.dispatchEvent(new Event('online')));
-  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
-  await settle(1500);
-  check(t, 'panic-storage-full', hooks.server, list);
+  await recoveredDeliversOnce(t, 'panic-storage-full', page, list);
   assert.deepEqual(pageErrors, []);
 });
 
@@ -691,12 +701,8 @@ test('a crash loop with ad_storage denied: the plain-JS path delivers what the l
     await waitFor(() => page.evaluate(() => window.tandem.loaded === true), { message: `loaded again after trap ${i}` });
   }
   assert.equal(await page.evaluate(() => window.tandem.degraded), true, 'the plain-JS path');
-  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:'))), [], 'nothing stored: ad_storage is denied');
-  hooks.server.setFault(0, 0);
-  await page.evaluate(() => window.dispatchEvent(new Event('online')));
-  await waitForEvents(hooks.server, (e) => list.includes(e.event_id), { count: list.length, timeout: 8000 });
-  await settle(1500);
-  check(t, 'crash-loop-memory', hooks.server, list);
+  assert.deepEqual(await queueKeys(page), [], 'nothing stored: ad_storage is denied');
+  await recoveredDeliversOnce(t, 'crash-loop-memory', page, list);
   assert.deepEqual(pageErrors, []);
 });
 
