@@ -57,32 +57,32 @@ function writeJson(value, depth, state) {
   var type = typeof value;
   if (type === 'string') {
     if (value.length > MAX_STRING) {
-      return invalidMarker('a string of ' + value.length + ' characters (the limit is ' + MAX_STRING + ')');
+      return invalidMarker(words('LH', 'a string of ') + value.length + words('LI', ' characters (the limit is ') + MAX_STRING + ')');
     }
     state.chars += value.length;
     return JSON.stringify(value);
   }
   if (type === 'number') {
-    return isFinite(value) ? '' + value : invalidMarker('a number that is not finite (' + String(value) + ')');
+    return isFinite(value) ? '' + value : invalidMarker(words('LJ', 'a number that is not finite (') + String(value) + ')');
   }
   if (value === null || value === undefined) return 'null';
   if (type === 'boolean') return value ? 'true' : 'false';
-  if (type === 'bigint') return invalidMarker('a BigInt; pass a number or a string');
+  if (type === 'bigint') return invalidMarker(words('LK', 'a BigInt; pass a number or a string'));
   if (type === 'symbol') return invalidMarker('a Symbol');
   if (type === 'function') return invalidMarker('a function');
-  if (type !== 'object') return invalidMarker('a value of type ' + type);
-  if (depth >= MAX_DEPTH) return invalidMarker('an object nested deeper than ' + MAX_DEPTH + ' levels');
+  if (type !== 'object') return invalidMarker(words('LL', 'a value of type ') + type);
+  if (depth >= MAX_DEPTH) return invalidMarker(words('LM', 'an object nested deeper than ') + MAX_DEPTH + words('LN', ' levels'));
   var seen = state.seen; // the objects on the path here: at most MAX_DEPTH
   for (var s = 0; s < seen.length; s++) {
-    if (seen[s] === value) return invalidMarker('a circular reference');
+    if (seen[s] === value) return invalidMarker(words('LO', 'a circular reference'));
   }
-  if (state.chars > MAX_TOTAL_CHARS) return invalidMarker('more than ' + MAX_TOTAL_CHARS + ' characters of data in one call');
+  if (state.chars > MAX_TOTAL_CHARS) return invalidMarker(words('LP', 'more than ') + MAX_TOTAL_CHARS + words('LQ', ' characters of data in one call'));
   seen.push(value);
   var text;
   try {
     text = writeObject(value, depth, state);
   } catch (error) {
-    text = invalidMarker('an object that could not be read: ' + describeError(error));
+    text = invalidMarker(words('LR', 'an object that could not be read: ') + describeError(error));
   }
   seen.pop();
   return text;
@@ -111,18 +111,18 @@ function writeObject(value, depth, state) {
       try {
         item = value[i];
       } catch (error) {
-        text += invalidMarker('an element whose getter threw: ' + describeError(error));
+        text += invalidMarker(words('LS', 'an element whose getter threw: ') + describeError(error));
         continue;
       }
       text += writeJson(item, depth + 1, state);
     }
     if (value.length > MAX_ITEMS) {
-      text += (length ? ',' : '') + invalidMarker((value.length - MAX_ITEMS) + ' more elements (the limit is ' + MAX_ITEMS + ')');
+      text += (length ? ',' : '') + invalidMarker((value.length - MAX_ITEMS) + words('LT', ' more elements (the limit is ') + MAX_ITEMS + ')');
     }
     return text + ']';
   }
   if (value instanceof Date) {
-    return isNaN(value.getTime()) ? invalidMarker('an invalid Date') : JSON.stringify(value.toISOString());
+    return isNaN(value.getTime()) ? invalidMarker(words('LU', 'an invalid Date')) : JSON.stringify(value.toISOString());
   }
   var keys = Object.keys(value);
   var count = Math.min(keys.length, MAX_ITEMS);
@@ -132,7 +132,7 @@ function writeObject(value, depth, state) {
     try {
       item = value[key];
     } catch (error) {
-      text += separator + quotedKey(key) + ':' + invalidMarker('a property whose getter threw: ' + describeError(error));
+      text += separator + quotedKey(key) + ':' + invalidMarker(words('LV', 'a property whose getter threw: ') + describeError(error));
       separator = ',';
       continue;
     }

@@ -127,6 +127,34 @@ test('repairable input is reported, and what is sent is clean', needsDist, async
   assert.deepEqual(problems, []);
 });
 
+test("the loader's reasons for values it could not read are told in full", needsDist, async () => {
+  // The reasons travel from the loader's snapshot through the core's message as message tokens
+  // (www/loader.js, invalidMarker): each must come out as its text, with the page's own details.
+  // (A reason is told for a parameter's own value; one nested deeper is "a value that could not
+  // be read" inside it.)
+  const { page } = await loadedPage();
+  await loadMessageText(page);
+  const res = await runCases(page, [
+    ['getter', `const p = {}; Object.defineProperty(p, 'coupon', { enumerable: true, get() { throw new Error('boom'); } }); return tandem('track', 'Lead', p, { eventId: 'why-1' });`],
+    ['circular', `const p = {}; p.self = p; return tandem('track', 'Lead', p, { eventId: 'why-2' });`],
+    ['BigInt', `return tandem('track', 'Lead', { n: 10n }, { eventId: 'why-3' });`],
+    ['infinite', `return tandem('track', 'Lead', { n: Infinity }, { eventId: 'why-6' });`],
+    ['long string', `return tandem('track', 'Lead', { s: 'x'.repeat(5000) }, { eventId: 'why-7' });`],
+  ]);
+  const told = Object.fromEntries(res.map((r) => [r.name, r.errors.map((e) => e.message).join(' | ')]));
+  const expected = {
+    getter: 'a property whose getter threw: boom',
+    circular: 'a circular reference',
+    BigInt: 'a BigInt; pass a number or a string',
+    infinite: 'a number that is not finite (Infinity)',
+    'long string': 'a string of 5000 characters (the limit is 4096)',
+  };
+  for (const [name, text] of Object.entries(expected)) {
+    assert.ok(told[name].includes(text), `${name}: ${JSON.stringify(told[name])} tells "${text}"`);
+    assert.ok(!told[name].includes('\u0001'), `${name}: no token left`);
+  }
+});
+
 test('rejections are also logged with console.error', needsDist, async () => {
   const { page, consoleErrors } = await loadedPage();
   const n = consoleErrors.length;
