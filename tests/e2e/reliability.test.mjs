@@ -625,6 +625,9 @@ test('the wasm memory is capped: running out of it traps, is reported, and the t
   const sizes = await page.evaluate(() => window.__memories.map((m) => m.buffer.byteLength));
   assert.ok(sizes.length === 2 && sizes.every((bytes) => bytes <= 16 * 1024 * 1024), `the exhausted instance stopped at the maximum, 16 MiB: ${sizes}`);
   await waitForEvents(hooks.server, (e) => e.event_id === 'mem-1', { count: 1, timeout: 8000 });
+  // The page's first report waits for the message text (README, "Message text"): under load that
+  // fetch can end after the event arrived.
+  await waitFor(() => page.evaluate(() => window.__errors.some((e) => e.code === 'internal_error')), { timeout: 5000, message: 'the internal_error report' });
   const reported = await page.evaluate(() => window.__errors.filter((e) => e.code === 'internal_error').length);
   assert.equal(reported, 1, 'reported once');
   assert.deepEqual(pageErrors, []);
