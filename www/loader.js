@@ -230,7 +230,6 @@ var QUEUE_PREFIX = 'tandem:q:';
 // As the core's outbox: how long a claim on another tab's queue holds, and how long it must stand.
 var CLAIM_MS = 5000;
 var CLAIM_WAIT_MS = 500;
-var QUEUE_MAX = 100;
 var WEEK_MS = 7 * 24 * 3600 * 1000;
 // As the core's outbox (src/core/outbox.rs): a batch's bytes (one event alone may be more), the
 // largest body sent with keepalive (the browser refuses more), the tag's share of the page's
@@ -238,6 +237,16 @@ var WEEK_MS = 7 * 24 * 3600 * 1000;
 var BATCH_BYTES = 16 * 1024;
 var KEEPALIVE_MAX = 60 * 1024;
 var UNLOAD_BUDGET = 48 * 1024;
+
+// `section[key]` when it is a whole number from `low` to `high` (the core's outbox settings), else
+// `fallback`; the core reports a bad one, which this path leaves as the core would use it.
+function whole(section, key, low, high, fallback) {
+  try {
+    var value = section[key];
+    if (value === Math.floor(value) && value >= low && value <= high) return value;
+  } catch (e) { /* no section, or a throwing getter: the default */ }
+  return fallback;
+}
 
 // With `stashOnly` the path sends nothing, adopts nothing and writes nothing but its own queue:
 // it turns what a hidden page's stub queued into events for a later page to adopt (see stash).
@@ -255,6 +264,8 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   var leaseUntil = Infinity; // of the queue under our key (0 once released; Infinity: none stored)
   var holdUntil = 0; // nothing is sent before (see adopt)
   var started = false; // init ran: a consent change may then adopt or store the queue
+  var queueEvents = 100; // config.queue's maxEvents and maxBytes (the core's Settings), from init
+  var queueBytes = 100000;
   var sentIds = [];
   var sentKeys = [];
   // Consent on this path mirrors the core's rules (src/core/consent.rs) without the wait: the
@@ -520,17 +531,19 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     }
     store();
   }
-  // Past QUEUE_MAX the oldest waiting events go (never the batch on its way), and never silently:
-  // onError hears how many, as from the core's Outbox::bound.
+  // Past the queue's bounds (config.queue, as the core's Outbox::bound: events, and bytes, here
+  // of the JSON text stored) the oldest waiting events go (never the batch on its way), and never
+  // silently: onError hears how many.
   function bound() {
-    var dropped = 0;
-    while (queue.length > QUEUE_MAX) {
-      var oldest = 0;
-      while (sending && sending.indexOf(queue[oldest]) >= 0) oldest++;
-      queue.splice(oldest, 1);
-      dropped++;
+    var dropped = 0, i = 0, bytes = stringify(queue).length;
+    while (i < queue.length && (queue.length > queueEvents || bytes > queueBytes)) {
+      if (sending && sending.indexOf(queue[i]) >= 0) i++;
+      else {
+        bytes -= stringify(queue.splice(i, 1)[0]).length + 1;
+        dropped++;
+      }
     }
-    if (dropped) report('queue_full', words('oF', 'The delivery queue is full (at most ') + QUEUE_MAX + words('L4', ' events): dropped the ') + dropped + words('oI', ' oldest undelivered event(s)'), String(dropped));
+    if (dropped) report('queue_full', words('oF', 'The delivery queue is full (at most ') + queueEvents + words('oG', ' events and ') + queueBytes + words('oH', ' bytes): dropped the ') + dropped + words('oI', ' oldest undelivered event(s)'), String(dropped));
   }
   function enqueue(ev) {
     checkKey();
@@ -668,6 +681,8 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     if (command === 'init') { // `a`: an object, never null (every caller makes it one)
       if (typeof a.endpoint === 'string' && a.endpoint) endpoint = a.endpoint;
       consentBasic = a.consentMode === 'basic';
+      queueEvents = whole(a.queue, 'maxEvents', 1, 1000, queueEvents);
+      queueBytes = whole(a.queue, 'maxBytes', 1000, 1000000, queueBytes);
       honorGpc = a.gpc !== 'ignore';
       started = true;
       adopt();

@@ -123,6 +123,42 @@ test('JS path: when the queue is full, the oldest event not in flight is dropped
   assert.deepEqual(page.requests, [['in-flight']]);
 });
 
+test('JS path: the queue is bounded by bytes too, and by the site\'s queue settings, as the core\'s is', async () => {
+  // A failing endpoint: every event waits. Long page URLs make each event about 2.4 KB, so 60 of
+  // them (about 145 KB) pass the default 100,000 bytes while staying under 100 events.
+  const failing = () => {
+    const page = simulatedPage();
+    page.win.fetch = () => Promise.resolve({ status: 503 });
+    page.win.location.href = 'https://shop.example/p?q=' + 'x'.repeat(2000);
+    return page;
+  };
+  const storedItems = (page) => JSON.parse(page.store.get('tandem:q:tab1')).items;
+  const bytesOf = (items) => items.reduce((n, [url, ev]) => n + url.length + JSON.stringify(ev).length + 8, 0);
+
+  const page = failing();
+  page.tag('init', { endpoint: ENDPOINT, autoPageView: false });
+  for (let i = 0; i < 60; i++) page.tag('track', 'Lead', {}, { eventId: 'lead-' + i });
+  let items = storedItems(page);
+  assert.ok(bytesOf(items) <= 100_000, `${bytesOf(items)} bytes of ${items.length} events kept`);
+  assert.ok(items.length >= 35 && items.length < 60, `${items.length} events kept`);
+  assert.equal(items[items.length - 1][1].event_id, 'lead-59', 'the newest kept, the oldest dropped');
+  const full = page.errors.filter((e) => e.code === 'queue_full');
+  assert.equal(full.reduce((n, e) => n + Number(e.input), 0), 60 - items.length, 'every drop reported');
+  assert.match(full[0].message, /at most 100 events and 100000 bytes\): dropped the 1 oldest/);
+
+  // The site's own bounds (config.queue), within the core's ranges; others fall back to the defaults.
+  const small = failing();
+  small.tag('init', { endpoint: ENDPOINT, autoPageView: false, queue: { maxEvents: 5, maxBytes: 1_000_000 } });
+  for (let i = 0; i < 8; i++) small.tag('track', 'Lead', {}, { eventId: 'small-' + i });
+  // small-0 is on its way (its request not answered yet within this task): never dropped.
+  assert.deepEqual(storedItems(small).map((p) => p[1].event_id), ['small-0', 'small-4', 'small-5', 'small-6', 'small-7']);
+  const wrong = failing();
+  wrong.tag('init', { endpoint: ENDPOINT, autoPageView: false, queue: { maxEvents: 0.5, maxBytes: 'lots' } });
+  for (let i = 0; i < 60; i++) wrong.tag('track', 'Lead', {}, { eventId: 'wrong-' + i });
+  items = storedItems(wrong);
+  assert.ok(bytesOf(items) <= 100_000 && items.length < 60, `${items.length} events kept on the defaults`);
+});
+
 test('JS path: queues adopted together past the bound drop their oldest events with a queue_full report, not silently', async () => {
   const page = simulatedPage();
   const now = page.now();
