@@ -372,11 +372,31 @@ const loader = readFileSync(join(root, 'www', 'loader.js'), 'utf8').replace(/\bw
   return JSON.stringify('\u0001' + key);
 });
 if (/\bwords\('/.test(loader)) throw new Error('build: a words() call in www/loader.js is not words(\'L0\', \'text\')');
+// The plain-JS path with its delivery code (www/loader.js, JS_PATH_DELIVERY): a file of its own,
+// loaded only where WebAssembly cannot run; tandem.js keeps the copy without it.
+const jsPathOn = 'var JS_PATH_DELIVERY = true;';
+if (loader.split(jsPathOn).length !== 2) throw new Error(`build: www/loader.js must declare ${jsPathOn} once`);
+const jsPathCode = await minify(`(function () {
+'use strict';
+var TANDEM_VERSION = ${JSON.stringify(version)};
+var TANDEM_MESSAGES = '';
+var TANDEM_JS_PATH = '';
+${loader}
+window.__tandemJsPath = createJsPath;
+})();
+`, false);
+const jsPathFile = `tandem-jspath-${createHash('sha256').update(jsPathCode).digest('hex').slice(0, 12)}.js`;
 const messagesJson = JSON.stringify(messages);
 const messagesFile = `tandem-messages-${createHash('sha256').update(messagesJson).digest('hex').slice(0, 12)}.json`;
 writeFileSync(join(outDir, messagesFile), messagesJson);
 
-const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\nvar TANDEM_MESSAGES = ${JSON.stringify(messagesFile)};\n${glueFactory()}${loader}`;
+writeFileSync(join(outDir, jsPathFile), jsPathCode);
+// Its gates written as constants, so terser drops what they guard (a `false` var would not do: a
+// hoisted function may run before the var is set, so terser keeps both branches).
+const loaderWithoutDelivery = loader.replace(jsPathOn, '').replaceAll('if (!JS_PATH_DELIVERY) return;', 'return;');
+if (loaderWithoutDelivery.includes('JS_PATH_DELIVERY')) throw new Error('build: JS_PATH_DELIVERY is only tested as `if (!JS_PATH_DELIVERY) return;`');
+
+const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\nvar TANDEM_MESSAGES = ${JSON.stringify(messagesFile)};\nvar TANDEM_JS_PATH = ${JSON.stringify(jsPathFile)};\n${glueFactory()}${loaderWithoutDelivery}`;
 
 const classic = `(function () {
 'use strict';
@@ -411,6 +431,7 @@ function live() {
   return bootTandem(window, {
     src: import.meta.url, nonce: pageNonce(), wasm: new URL('./tandem_bg.wasm', import.meta.url).href,
     messages: new URL('./${messagesFile}', import.meta.url).href,
+    jsPath: new URL('./${jsPathFile}', import.meta.url).href,
   });
 }
 export function tandem() {

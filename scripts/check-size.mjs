@@ -18,9 +18,12 @@ for (const file of budget.files) {
   console.log(`size: ${file} ${size} B gzip`);
 }
 console.log(`size: total ${total} B gzip; ceiling ${budget.ceiling_gzip_bytes} B; goal ${budget.goal_gzip_bytes} B`);
-// Not counted: the message text, which a browser fetches only once there is something to report.
-for (const file of readdirSync(dist).filter((name) => /^tandem-messages-[0-9a-f]+\.json$/.test(name))) {
-  console.log(`size: ${file} ${gzipSync(readFileSync(join(dist, file)), { level: 9 }).length} B gzip, fetched only at the first report (not counted)`);
+// Not counted: the message text, which a browser fetches only once there is something to report,
+// and the plain-JS path's delivery code, fetched only where WebAssembly cannot run.
+for (const [pattern, when] of [[/^tandem-messages-[0-9a-f]+\.json$/, 'at the first report'], [/^tandem-jspath-[0-9a-f]+\.js$/, 'where WebAssembly cannot run']]) {
+  for (const file of readdirSync(dist).filter((name) => pattern.test(name))) {
+    console.log(`size: ${file} ${gzipSync(readFileSync(join(dist, file)), { level: 9 }).length} B gzip, fetched only ${when} (not counted)`);
+  }
 }
 // The wasm memory's declared limits (the memory section, id 5): the build sets the maximum from
 // memory_max_bytes; a module without one, or with a larger one, fails here.

@@ -196,6 +196,15 @@ function words(key, text) {
 
 // How long reports wait for the message text before they are told with keys in its place.
 var MESSAGES_TIMEOUT_MS = 10000;
+// Whether this copy of the plain-JS path (createJsPath) delivers as a page that stays does: sends
+// at once, retries, takes over what earlier pages left. The loader's own copy does not
+// (scripts/build.mjs makes this false in tandem.js): WebAssembly runs on nearly every page, and
+// that code is in TANDEM_JS_PATH, a file next to the loader, fetched only when it does not (see
+// fail). The loader's copy turns calls into events, stores them, and beacons them at unload: what
+// a page closing before the wasm or that file arrived needs.
+var JS_PATH_DELIVERY = true;
+// How long the loader waits for TANDEM_JS_PATH before its own copy takes the calls.
+var JS_PATH_TIMEOUT_MS = 10000;
 var EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 var CLICK_ID_NAMES = ['gclid', 'gbraid', 'wbraid', 'dclid', 'fbclid', 'ttclid', 'msclkid', 'li_fat_id', 'ScCid', 'epik', 'rdt_cid', 'twclid'];
 
@@ -368,6 +377,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // queue is claimed first and taken only once the claim has stood, as the core does
   // (src/core/outbox.rs, "Several tabs"), so two tabs starting together never both send it.
   function adopt() {
+    if (!JS_PATH_DELIVERY) return;
     var ls = storage();
     var now = Date.now();
     var state = consentState();
@@ -443,6 +453,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     queue = queue.filter(function (p) { return entries.indexOf(p) < 0; });
   }
   function schedule(ms) {
+    if (!JS_PATH_DELIVERY) return;
     try {
       clearTimeout(timer);
       timer = setTimeout(pump, ms);
@@ -476,6 +487,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     store();
   }
   function pump() {
+    if (!JS_PATH_DELIVERY) return;
     checkKey();
     if (Date.now() < holdUntil) return schedule(holdUntil - Date.now());
     if (sending || !queue.length) return;
@@ -705,7 +717,8 @@ function createJsPath(win, version, report, tabId, stashOnly) {
 
 // Installs Tandem on `win` (idempotent) and returns the current `win.tandem`.
 // `script` = { src: the loader's own URL, nonce: its CSP nonce, wasm: an optional wasm URL,
-// messages: an optional URL of the message text (else TANDEM_MESSAGES next to `src`) }.
+// messages: an optional URL of the message text (else TANDEM_MESSAGES next to `src`), jsPath: the
+// same for the plain-JS path's delivery code (else TANDEM_JS_PATH) }.
 function bootTandem(win, script) {
   var stub = win.tandem;
   if (typeof stub !== 'function') {
@@ -931,12 +944,16 @@ function bootTandem(win, script) {
   // `args` is an array from every caller (the listeners below, the transport snippet).
   function relay(name, args) {
     try {
-      if (!jsPath && !glue && restarts === 0 && name === '__flush') {
+      if (!jsPath && !glue && name === '__flush') {
         // Hidden before the wasm started: see stash.
-        if (args[0] === 'hidden' && stub.q.length) return stash();
-        // The page is going away before the wasm started: the plain-JS path beacons what the stub
-        // queued, so a click tracked right before a navigation is not lost (fail sets jsPath).
-        if (args[0] === 'pagehide' && (stub.q.length || held.length)) fail(new Error('the page is closing before WebAssembly started'));
+        if (restarts === 0 && args[0] === 'hidden' && stub.q.length) return stash();
+        // The page is going away before the wasm started, or while the plain-JS path's delivery
+        // code is on its way: the loader's own copy of the path beacons what the stub queued, so a
+        // click tracked right before a navigation is not lost (degrade sets jsPath).
+        if (args[0] === 'pagehide' && (failed || (restarts === 0 && (stub.q.length || held.length)))) {
+          fail(new Error('the page is closing before WebAssembly started'));
+          degrade(createJsPath);
+        }
       }
       if (jsPath) return jsPath(name, args[0], args[1]);
       if (initConfig === null) return null;
@@ -1085,7 +1102,7 @@ function bootTandem(win, script) {
   // Calls into the instance stop as soon as one of them crashed it (`glue` is then null, and a
   // fresh instance is on its way to take the queue): looping on would requeue the same call forever.
   function goLive(fresh) {
-    if (jsPath) return; // the page already handed its calls to the plain-JS path
+    if (failed) return; // the page already handed its calls to the plain-JS path
     unstash();
     glue = fresh;
     if (initConfig !== null) {
@@ -1175,14 +1192,48 @@ function bootTandem(win, script) {
   // WebAssembly refused (CSP without 'wasm-unsafe-eval', Lockdown Mode, a blocked or missing
   // file): say so once, and send every conversion to the first-party endpoint on plain JS, so its
   // server-side copy survives. The pixels get nothing on this path: their mapping lives in the wasm.
+  // The path's delivery code comes in a file of its own (TANDEM_JS_PATH, see createJsPath): until
+  // it is here, calls wait in the queue as they waited for the wasm (a page hidden meanwhile
+  // stores them, see stash; one closing hands them to the loader's own copy, see relay); if it
+  // cannot be had, the loader's copy takes them, stores them for a later page and beacons them
+  // when the page is hidden or closes.
+  var failed = false;
   function fail(error) {
-    if (jsPath) return; // already on the plain-JS path (the page left before the wasm arrived)
+    if (failed) return;
+    failed = true;
     try {
       console_.warn('[tandem] WebAssembly could not start (' + describeError(error) + '); events go to the first-party endpoint only');
     } catch (e) { /* ignore */ }
+    loadJsPath(degrade);
+  }
+
+  // Calls `done` once with the plain-JS path of TANDEM_JS_PATH (a script next to the loader that
+  // sets window.__tandemJsPath), or with the loader's own copy when that cannot be had.
+  function loadJsPath(done) {
+    var settled = false;
+    function loaded() {
+      if (settled) return;
+      settled = true;
+      var full = win.__tandemJsPath;
+      done(typeof full === 'function' ? full : createJsPath);
+    }
+    try {
+      var tag = win.document.createElement('script');
+      tag.src = String(new URL(script.jsPath || TANDEM_JS_PATH, script.src || win.location.href));
+      if (script.nonce) tag.nonce = script.nonce; // CSP: as the platforms' scripts get it
+      tag.onload = tag.onerror = loaded;
+      (win.document.head || win.document.documentElement).appendChild(tag);
+      setTimeout(loaded, JS_PATH_TIMEOUT_MS);
+    } catch (e) {
+      loaded(); // no DOM, or Trusted Types refusing a plain URL: the loader's copy
+    }
+  }
+
+  function degrade(create) {
+    if (jsPath) return; // already on the plain-JS path (the page closed while its code was on its way)
     flushStorage(); // a crashed instance's last queue, for the JS path to adopt
     unstash(); // the queued calls it stored go to the JS path now, under the same event_ids
-    var fallback = createJsPath(win, TANDEM_VERSION, report, tabId);
+    var fallback = create(win, TANDEM_VERSION, report, tabId);
     jsPath = fallback;
     function degraded() {
       var args = argumentsToArray(arguments);

@@ -536,6 +536,68 @@ test('degraded mode: a pending queue survives a reload', needsDist, async (t) =>
   assert.deepEqual(pageErrors, []);
 });
 
+const JS_PATH_FILE = /\/tandem-jspath-[0-9a-f]{12}\.js$/;
+
+test('degraded mode: the plain-JS path\'s delivery code is fetched once, and only where WebAssembly cannot run', needsDist, async () => {
+  const live = await env.newPage({ overrides: { autoPageView: false } });
+  await live.page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(live.page);
+  await track(live.page, ['jsfile-live']);
+  await waitForEvents(env.server, (e) => e.event_id === 'jsfile-live');
+  assert.deepEqual(live.requests.filter((u) => JS_PATH_FILE.test(u)), [], 'a page whose wasm runs never loads it');
+  await live.page.close();
+
+  const { page, pageErrors, requests } = await env.newPage({ overrides: { autoPageView: false } });
+  await page.route('**/*.wasm', (route) => route.abort('blockedbyclient'));
+  await page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(page);
+  assert.equal(await page.evaluate(() => window.tandem.degraded), true);
+  const list = ids('jsfile-degraded', 2);
+  await track(page, list);
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: 2, timeout: 6000 });
+  assert.equal(requests.filter((u) => JS_PATH_FILE.test(u)).length, 1, 'fetched once');
+  assert.deepEqual(pageErrors, []);
+  await page.close();
+});
+
+test('degraded mode without its delivery code: the loader\'s own copy of the path stores the events and beacons them when the page is hidden, once', needsDist, async (t) => {
+  const { page, pageErrors } = await env.newPage({ overrides: { autoPageView: false } });
+  await page.route('**/*.wasm', (route) => route.abort('blockedbyclient'));
+  await page.route(JS_PATH_FILE, (route) => route.fulfill({ status: 404, body: 'not found' }));
+  await page.goto(env.url('/fixtures/basic.html'));
+  await waitForLoaded(page);
+  assert.equal(await page.evaluate(() => window.tandem.degraded), true);
+  const list = ids('nojsfile', 2);
+  await track(page, list);
+  await settle(500);
+  assert.deepEqual(env.server.events.filter((e) => list.includes(e.event_id)), [], 'nothing sent while the page is shown');
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tandem:q:')).length), 1, 'stored for a later page meanwhile');
+  await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true })));
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: 2, timeout: 6000 });
+  await settle(500);
+  check(t, 'degraded without the delivery code', env.server, list);
+  assert.deepEqual(pageErrors, []);
+  await page.close();
+});
+
+test('degraded mode: a page closing while the delivery code is on its way hands its calls to the loader\'s own copy, which beacons them once', needsDist, async (t) => {
+  const { page, pageErrors } = await env.newPage({ overrides: { autoPageView: false } });
+  await page.route('**/*.wasm', (route) => route.abort('blockedbyclient'));
+  await page.route(JS_PATH_FILE, () => { /* never answered */ });
+  await page.goto(env.url('/fixtures/basic.html'));
+  await waitFor(() => page.evaluate(() => !!(window.tandem && window.tandem.__tandem)), { message: 'the loader' });
+  const list = ids('gap', 2);
+  const returned = await page.evaluate((list) => list.map((id) => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: id })), list);
+  assert.deepEqual(returned, [undefined, undefined], 'queued while the delivery code is on its way');
+  await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false })));
+  assert.equal(await page.evaluate(() => window.tandem.degraded), true, 'the loader\'s copy took over at pagehide');
+  await waitForEvents(env.server, (e) => list.includes(e.event_id), { count: 2, timeout: 6000 });
+  await settle(500);
+  check(t, 'degraded, closing before the delivery code arrived', env.server, list);
+  assert.deepEqual(pageErrors, []);
+  await page.close();
+});
+
 // ---------------------------------------------------------------- crash recovery (test-hooks build)
 
 test('a wasm panic is reported and recovered from; queued and persisted events survive, once', { skip: TEST_DIST_READY ? false : 'test-hooks build (dist-test/) missing', timeout: 30_000 }, async (t) => {
@@ -683,7 +745,8 @@ test('a crash loop: after the fourth trap the plain-JS path takes over, and conv
     await page.evaluate(() => window.tandem('__test_panic'));
     await waitFor(() => page.evaluate(() => window.tandem.loaded === true), { message: `loaded again after trap ${i}` });
   }
-  assert.equal(await page.evaluate(() => window.tandem.degraded), true, 'the plain-JS path');
+  // The plain-JS path's delivery code is a file of its own, fetched at the fourth trap.
+  await waitFor(() => page.evaluate(() => window.tandem.degraded === true), { message: 'the plain-JS path' });
   const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 1, currency: 'EUR' }, { eventId: 'loop-1' }));
   assert.equal(id, 'loop-1');
   await waitForEvents(hooks.server, (e) => e.event_id === 'loop-1', { count: 1, timeout: 8000 });
@@ -703,7 +766,8 @@ test('a crash loop with ad_storage denied: the plain-JS path delivers what the l
     await page.evaluate(() => window.tandem('__test_panic'));
     await waitFor(() => page.evaluate(() => window.tandem.loaded === true), { message: `loaded again after trap ${i}` });
   }
-  assert.equal(await page.evaluate(() => window.tandem.degraded), true, 'the plain-JS path');
+  // The plain-JS path's delivery code is a file of its own, fetched at the fourth trap.
+  await waitFor(() => page.evaluate(() => window.tandem.degraded === true), { message: 'the plain-JS path' });
   assert.deepEqual(await queueKeys(page), [], 'nothing stored: ad_storage is denied');
   await recoveredDeliversOnce(t, 'crash-loop-memory', page, list);
   assert.deepEqual(pageErrors, []);
