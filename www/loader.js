@@ -1214,8 +1214,10 @@ function bootTandem(win, script) {
     function loaded() {
       if (settled) return;
       settled = true;
-      var full = win.__tandemJsPath;
-      done(typeof full === 'function' ? full : createJsPath);
+      try {
+        var full = win.__tandemJsPath;
+        done(typeof full === 'function' ? full : createJsPath);
+      } catch (e) { /* called from the script's load event: never into the page */ }
     }
     try {
       var tag = win.document.createElement('script');
