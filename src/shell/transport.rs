@@ -256,11 +256,14 @@ pub fn follow_consent(state: &State) {
         with_outbox(&mut |outbox, now_ms| outbox.storage_allowed(allowed, now_ms));
     }
     if was && !allowed {
-        if let Some(key) = OUTBOX.with(|o| o.borrow().as_ref().map(|o| o.key().to_string())) {
-            // Not as our queue's value: that is kept outside storage from now on (see run).
-            transport_store(&key, None, false, true);
-            transport_flush();
-        }
+        // The key is borrowed where it lies: neither call re-enters the wasm.
+        OUTBOX.with(|o| {
+            if let Some(outbox) = o.borrow().as_ref() {
+                // Not as our queue's value: that is kept outside storage from now on (see run).
+                transport_store(outbox.key(), None, false, true);
+                transport_flush();
+            }
+        });
     }
     // Read again while a claim is to be followed (see core::outbox), so what it takes is
     // treated like anything adopted below.
