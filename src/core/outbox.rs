@@ -661,9 +661,12 @@ impl Outbox {
         }
         if self.failures == 0 || !self.storage_ok {
             let mut budget = UNLOAD_BUDGET.saturating_sub(keepalive_in_flight.unwrap_or(0));
-            while let Some(req) = self.batch(true, budget, now_ms) {
-                budget = budget.saturating_sub(req.body.len());
-                step.requests.push(req);
+            loop {
+                let sent = self.batch(true, budget, now_ms, &mut step.requests);
+                if sent == 0 {
+                    break;
+                }
+                budget = budget.saturating_sub(sent);
             }
         }
         if pagehide {
@@ -777,9 +780,11 @@ impl Outbox {
         }
     }
 
-    /// The next batch of waiting events, marked in flight from `now_ms`.
-    fn batch(&mut self, beacon: bool, budget: usize, now_ms: u64) -> Option<Request> {
-        let first = self.items.iter().position(|i| !i.in_flight)?;
+    /// Pushes the next batch of waiting events onto `requests`, marked in flight from `now_ms`,
+    /// and returns its body's length (0: no batch; a body is never empty). Made where it is kept:
+    /// a returned `Option<Request>` was moved through memory into the step.
+    fn batch(&mut self, beacon: bool, budget: usize, now_ms: u64, requests: &mut Vec<Request>) -> usize {
+        let Some(first) = self.items.iter().position(|i| !i.in_flight) else { return 0 };
         let url = self.items[first].url.clone();
         let limit = self.settings.batch_bytes.min(budget.max(1));
         let mut body = String::from("{\"events\":[");
@@ -808,22 +813,23 @@ impl Outbox {
             count += 1;
         }
         if count == 0 {
-            return None;
+            return 0;
         }
         body.push_str("]}");
-        let keepalive = body.len() <= KEEPALIVE_MAX;
+        let len = body.len();
         // In flight from now, a beacon too: one the browser refuses goes by fetch (`set_wake`).
         self.in_flight_since = now_ms;
-        Some(Request { url, body, ids, beacon, keepalive })
+        requests.push(Request { url, body, ids, beacon, keepalive: len <= KEEPALIVE_MAX });
+        len
     }
 
     /// Sends a batch when one is due, then persists (when `persist`) and sets the timer.
     fn finish(&mut self, step: &mut Step, now_ms: u64, persist: bool) {
         if !self.unloading && !self.in_flight() && self.next_send.is_some_and(|due| due <= now_ms) {
             self.next_send = None;
-            if let Some(req) = self.batch(false, usize::MAX, now_ms) {
-                self.in_flight_keepalive = req.keepalive.then_some(req.body.len());
-                step.requests.push(req);
+            let sent = self.batch(false, usize::MAX, now_ms, &mut step.requests);
+            if sent > 0 {
+                self.in_flight_keepalive = (sent <= KEEPALIVE_MAX).then_some(sent);
             }
         }
         if persist {
