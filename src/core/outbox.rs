@@ -552,7 +552,7 @@ impl Outbox {
     }
 
     /// Drops the items `gone` picks, one by one, with the remove `bound` links anyway: a
-    /// `Vec::retain` for each of the two callers linked a larger loop each.
+    /// `Vec::retain` linked a larger loop (`answered` drops in its own counting pass).
     fn drop_items(&mut self, gone: impl Fn(&Item) -> bool) {
         let mut i = 0;
         while let Some(item) = self.items.get(i) {
@@ -574,28 +574,32 @@ impl Outbox {
     /// pick the same events).
     fn answered(&mut self, id_list: Option<&str>, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
         let mut step = Step::default();
+        let done = (200..300).contains(&status);
+        let refused = (400..500).contains(&status) && status != 408 && status != 429;
         // An event of the answered request: one of `id_list`'s comma-separated ids (never an empty
-        // one). Read before any is taken out of flight, and `None` answers only with a failure,
-        // which drops nothing, so the in-flight test is never read after the loop below.
-        let answered = |i: &Item| match id_list {
-            Some(list) => text::listed(list, ",", &i.id),
-            None => i.in_flight,
-        };
-        // Counted and taken out of flight in one pass: a success or refusal drops them anyway.
+        // one). Counted, and dropped (a success or refusal) or taken out of flight, in one pass:
+        // a second pass to drop them linked `drop_items` once more for this test.
         let mut matched = 0;
-        for item in &mut self.items {
-            if answered(item) {
-                item.in_flight = false;
+        let mut i = 0;
+        while let Some(item) = self.items.get_mut(i) {
+            let answered = match id_list {
+                Some(list) => text::listed(list, ",", &item.id),
+                None => item.in_flight,
+            };
+            if answered {
                 matched += 1;
+                if done || refused {
+                    self.items.remove(i);
+                    continue;
+                }
+                item.in_flight = false;
             }
+            i += 1;
         }
         if matched == 0 {
             return step;
         }
-        let done = (200..300).contains(&status);
-        let refused = (400..500).contains(&status) && status != 408 && status != 429;
         if done || refused {
-            self.drop_items(answered);
             self.failures = 0;
             if refused {
                 let mut m = String::from(ENDPOINT_REFUSED);
