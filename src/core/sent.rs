@@ -50,11 +50,11 @@ impl SentLog {
         if let Ok(Value::Array(items)) = json::parse(stored.unwrap_or_default()) {
             for item in &items {
                 let Value::Array(pair) = item else { continue };
-                let (Some(Value::String(key)), ts) = (pair.first(), ts_of(pair.get(1))) else { continue };
-                if let Some(ts) = ts {
-                    if key.len() <= MAX_KEY_BYTES && now_ms.saturating_sub(ts) < MAX_AGE_MS {
-                        log.entries.push(entry(key.clone(), ts));
-                    }
+                // One by one, not matched as a pair, which moved both through memory first.
+                let Some(Value::String(key)) = pair.first() else { continue };
+                let Some(ts) = ts_of(pair.get(1)) else { continue };
+                if key.len() <= MAX_KEY_BYTES && now_ms.saturating_sub(ts) < MAX_AGE_MS {
+                    log.entries.push(entry(key.clone(), ts));
                 }
             }
         }
