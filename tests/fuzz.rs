@@ -11,6 +11,15 @@ use tandem::core::outbox::{self, Outbox, Settings};
 use tandem::core::tag::Entropy;
 use tandem::core::{cookies, event, url};
 
+/// Calls an outbox method with a fresh step for it to fill, and gives the step back.
+macro_rules! step {
+    ($outbox:ident . $method:ident ( $($arg:expr),* $(,)? )) => {{
+        let mut step = outbox::Step::default();
+        $outbox.$method(&mut step, $($arg),*);
+        step
+    }};
+}
+
 /// xorshift64*: small, deterministic, good enough to explore inputs.
 struct Rng(u64);
 
@@ -178,7 +187,7 @@ fn enqueue_all(o: &mut Outbox, ids: &[String], pad: usize, now: u64) -> outbox::
     let mut step = outbox::Step::default();
     for id in ids {
         let event = String::from(r#"{"event_id":""#) + id + r#"","event_name":"Lead","event_time_ms":1800000000000,"p":""# + &"x".repeat(pad) + "\"}";
-        let s = o.enqueue_event(URL, id, TIME_MS, &event, now);
+        let s = step!(o.enqueue_event(URL, id, TIME_MS, &event, now));
         step.requests.extend(s.requests);
         step.errors.extend(s.errors);
         step.warnings.extend(s.warnings);
@@ -202,12 +211,12 @@ fn stored_queues_load_within_bounds_and_round_trip() {
         // Another tab's queue is claimed first, then taken once the claim, read back, has stood.
         let at = now + outbox::LEASE_MS + 1;
         let mut stored = vec![(String::from("tandem:q:old"), candidate)];
-        let claimed = o.adopt(&stored, at);
+        let claimed = step!(o.adopt(&stored, at));
         assert!(o.is_empty(), "seed {} case {case}: nothing taken before the claim stood", seed());
         if let Some((key, claim)) = claimed.others.iter().find(|(_, v)| !v.is_empty()) {
             stored = vec![(key.clone(), claim.clone())];
         }
-        let step = o.adopt(&stored, at + outbox::CLAIM_WAIT_MS);
+        let step = step!(o.adopt(&stored, at + outbox::CLAIM_WAIT_MS));
         assert!(o.len() <= settings.queue_events, "seed {} case {case}", seed());
         if let Some(Some(written)) = &step.persist {
             let items = outbox::parse_stored(written, "", now).expect("what we write, we read").items;
@@ -216,7 +225,7 @@ fn stored_queues_load_within_bounds_and_round_trip() {
             assert!(bytes <= settings.queue_bytes, "case {case}: {bytes} > {}", settings.queue_bytes);
             // Loading what was written changes nothing.
             let mut again = Outbox::new(settings.clone(), "tab"); // its own key: a restart
-            again.adopt(&[(String::from("tandem:q:tab"), written.clone())], now + 1);
+            step!(again.adopt(&[(String::from("tandem:q:tab"), written.clone())], now + 1));
             assert_eq!(again.ids(), o.ids(), "case {case}");
             assert_eq!(again.stored_value(now + 1), o.stored_value(now + 1), "case {case}");
         }
@@ -254,19 +263,19 @@ fn the_outbox_never_loses_silently_nor_resends_what_was_delivered() {
                     let ids: Vec<String> = (0..1 + rng.below(3)).map(|_| { next_id += 1; String::from("e") + &next_id.to_string() }).collect();
                     enqueue_all(&mut o, &ids, rng.below(1500), now)
                 }
-                2 => o.tick(now, true, &mut rng),
+                2 => step!(o.tick(now, true, &mut rng)),
                 3 | 4 if !requests.is_empty() => {
                     let (ids, beacon) = requests.remove(rng.below(requests.len()));
                     status = [200, 204, 500, 503, 0, 400, 413, 429][rng.below(8)];
                     if beacon && rng.chance(2) {
                         status = 204;
-                        o.sent(&ids, true, now, &mut rng)
+                        step!(o.sent(&ids, true, now, &mut rng))
                     } else {
-                        o.delivered(&ids, status, now, &mut rng)
+                        step!(o.delivered(&ids, status, now, &mut rng))
                     }
                 }
-                5 => o.hide(now, pagehide),
-                _ => o.online(now),
+                5 => step!(o.hide(now, pagehide)),
+                _ => step!(o.online(now)),
             };
             for r in &step.requests {
                 for id in r.ids.split(',') {

@@ -2,7 +2,8 @@
 //!
 //! Pure and sans-IO like the rest of the core: the shell (`shell/transport.rs`) hands in what
 //! happened (an event to send, a timer that fired, an HTTP status, the page going away) and
-//! carries out the `Step` that comes back (requests, one timer, one localStorage write).
+//! carries out the `Step` each call fills (requests, one timer, one localStorage write). A call
+//! fills a fresh step the shell gives it: returned, each step was moved through memory once more.
 //!
 //! Rules:
 //! - **Batching.** The first queued event opens a window (`batch.windowMs`, default 0: the end of the
@@ -346,8 +347,7 @@ impl Outbox {
     /// On start, and again when `recheck_due`: takes over our own key (after a crash and restart),
     /// claims the keys of tabs whose lease ran out, and takes those whose claim by us has stood
     /// for `CLAIM_WAIT_MS` (`stored` = every `tandem:q:*` key and value; see the module doc).
-    pub fn adopt(&mut self, stored: &[(String, String)], now_ms: u64) -> Step {
-        let mut step = Step::default();
+    pub fn adopt(&mut self, step: &mut Step, stored: &[(String, String)], now_ms: u64) {
         let mut own_found = false;
         self.recheck_at = NEVER;
         for (key, text) in stored {
@@ -408,7 +408,7 @@ impl Outbox {
                 }
             }
         }
-        self.bound(&mut step);
+        self.bound(step);
         if !self.items.is_empty() {
             // Our own key after a crash: a delay, so an answer still on its way to the crashed
             // instance (its request went out just before the trap) can land first and spare the
@@ -418,9 +418,8 @@ impl Outbox {
         }
         // Nothing is sent here: what is due goes at the next tick, once the shell has applied
         // the consent in force to what was adopted (redacted it, or dropped it in basic mode).
-        self.persist(&mut step, now_ms);
-        self.set_wake(&mut step, now_ms);
-        step
+        self.persist(step, now_ms);
+        self.set_wake(step, now_ms);
     }
 
     /// Whether the stored queues must be read again and handed to `adopt` (see `recheck_at`).
@@ -431,12 +430,12 @@ impl Outbox {
     /// Queues one event object the core wrote (`payload::event`), whose id and time the caller
     /// already has: the text is kept as written, not parsed and written again (which was most of
     /// the work after a track).
-    pub fn enqueue_event(&mut self, url: &str, id: &str, time_ms: u64, event: &str, now_ms: u64) -> Step {
-        let mut step = Step::default();
+    pub fn enqueue_event(&mut self, step: &mut Step, url: &str, id: &str, time_ms: u64, event: &str, now_ms: u64) {
         self.released = false;
         self.unloading = false;
-        let added = self.add(url, id, time_ms, event, &mut step);
-        self.queued(added, step, now_ms)
+        if self.add(url, id, time_ms, event, step) {
+            self.queued(step, now_ms);
+        }
     }
 
     /// Queues one event unless its id is malformed or already queued (with a warning).
@@ -457,28 +456,23 @@ impl Outbox {
     }
 
     /// After events joined the queue: bounds, the batching window, persistence, the timer.
-    fn queued(&mut self, added: bool, mut step: Step, now_ms: u64) -> Step {
-        if !added {
-            return step;
-        }
-        self.bound(&mut step);
+    fn queued(&mut self, step: &mut Step, now_ms: u64) {
+        self.bound(step);
         if self.next_send.is_none() {
             self.next_send = Some(now_ms + self.settings.window_ms);
         }
         if self.failures == 0 && self.waiting() >= self.settings.batch_events {
             self.next_send = Some(now_ms);
         }
-        self.persist(&mut step, now_ms);
-        self.set_wake(&mut step, now_ms);
-        step
+        self.persist(step, now_ms);
+        self.set_wake(step, now_ms);
     }
 
     /// Rewrites every queued event with `f` (a consent revocation: `payload::redact`) and persists
     /// the result over the stored copy. Events in flight are rewritten too: their request already
     /// left with its own body and cannot be recalled, but `item.json` is what a retry would send.
     /// Nothing is sent or rescheduled; ids, times and order stay, so no event is lost or doubled.
-    pub fn rewrite(&mut self, now_ms: u64, f: impl Fn(&str) -> String) -> Step {
-        let mut step = Step::default();
+    pub fn rewrite(&mut self, step: &mut Step, now_ms: u64, f: impl Fn(&str) -> String) {
         let mut changed = false;
         for item in &mut self.items {
             let json = f(&item.json);
@@ -486,38 +480,35 @@ impl Outbox {
             item.json = json;
         }
         if changed {
-            self.persist(&mut step, now_ms);
+            self.persist(step, now_ms);
         }
-        step
     }
 
     /// Consent no longer allows sending (basic mode): every event waiting goes, from memory and
     /// storage, and nothing is retried. A request in flight cannot be recalled; its answer finds
     /// nothing to keep or retry.
-    pub fn drop_all(&mut self, now_ms: u64) -> Step {
-        let mut step = Step { wake_ms: Some(NEVER), ..Step::default() };
+    pub fn drop_all(&mut self, step: &mut Step, now_ms: u64) {
+        step.wake_ms = Some(NEVER);
         // A new Vec, with the drop every Vec<Item> links, where `clear` linked a loop of its own.
         self.items = Vec::new();
         self.next_send = None;
-        self.persist(&mut step, now_ms);
-        step
+        self.persist(step, now_ms);
     }
 
     /// The timer fired. `own_stored`: whether our key is still in storage (its value does not
     /// matter, so the shell need not carry it into the wasm).
-    pub fn tick(&mut self, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) -> Step {
-        let mut step = self.key_checked(own_stored);
+    pub fn tick(&mut self, step: &mut Step, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) {
+        self.key_checked(step, own_stored);
         self.released = false;
         self.unloading = false;
         if !step.warnings.is_empty() {
             // Its one warning: the queue was adopted and dropped, nothing is left to send.
-            return step;
+            return;
         }
         if self.in_flight() && now_ms.saturating_sub(self.in_flight_since) >= IN_FLIGHT_TIMEOUT_MS {
-            return self.answered(None, 0, now_ms, rng);
+            return self.answered(step, None, 0, now_ms, rng);
         }
-        self.finish(&mut step, now_ms, !self.items.is_empty());
-        step
+        self.finish(step, now_ms, !self.items.is_empty());
     }
 
     /// Whether another tab may have adopted our stored queue since our last write: its lease ran
@@ -532,8 +523,7 @@ impl Outbox {
     /// `own_stored`: whether our key is still in storage, unclaimed. When it is gone or claimed,
     /// another tab adopted our queue (our lease had run out) and sends those events: our copy is
     /// dropped, and what comes later is stored under a new key, never over a standing claim.
-    pub fn key_checked(&mut self, own_stored: bool) -> Step {
-        let mut step = Step::default();
+    pub fn key_checked(&mut self, step: &mut Step, own_stored: bool) {
         if self.persisted && !own_stored {
             self.items = Vec::new();
             self.persisted = false;
@@ -542,7 +532,6 @@ impl Outbox {
             self.rotate_key();
             step.warnings.push(String::from(TAKEN_OVER));
         }
-        step
     }
 
     /// From here on our queue goes under a new key, which this instance has not written yet.
@@ -565,15 +554,14 @@ impl Outbox {
     }
 
     /// The answer to a request: `status` 0 for a network error or offline.
-    pub fn delivered(&mut self, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
-        self.answered(Some(id_list), status, now_ms, rng)
+    pub fn delivered(&mut self, step: &mut Step, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) {
+        self.answered(step, Some(id_list), status, now_ms, rng)
     }
 
     /// `delivered` for the request of `id_list`, or (`None`) for the request in flight, which
     /// the timeout answers without writing out its ids (an event_id is queued once, so the two
     /// pick the same events).
-    fn answered(&mut self, id_list: Option<&str>, status: u32, now_ms: u64, rng: &mut dyn Entropy) -> Step {
-        let mut step = Step::default();
+    fn answered(&mut self, step: &mut Step, id_list: Option<&str>, status: u32, now_ms: u64, rng: &mut dyn Entropy) {
         let done = (200..300).contains(&status);
         let refused = (400..500).contains(&status) && status != 408 && status != 429;
         // An event of the answered request: one of `id_list`'s comma-separated ids (never an empty
@@ -597,7 +585,7 @@ impl Outbox {
             i += 1;
         }
         if matched == 0 {
-            return step;
+            return;
         }
         if done || refused {
             self.failures = 0;
@@ -626,19 +614,17 @@ impl Outbox {
             w.push_str(MS_SAME_IDS);
             step.warnings.push(w);
         }
-        self.finish(&mut step, now_ms, true);
-        step
+        self.finish(step, now_ms, true);
     }
 
     /// The shell's immediate result for a request: handed over (a sendBeacon that returned true)
     /// or not started at all (counts as a network error).
-    pub fn sent(&mut self, ids: &str, handed_over: bool, now_ms: u64, rng: &mut dyn Entropy) -> Step {
-        self.delivered(ids, if handed_over { 204 } else { 0 }, now_ms, rng)
+    pub fn sent(&mut self, step: &mut Step, ids: &str, handed_over: bool, now_ms: u64, rng: &mut dyn Entropy) {
+        self.delivered(step, ids, if handed_over { 204 } else { 0 }, now_ms, rng)
     }
 
     /// The browser is back online: retry now.
-    pub fn online(&mut self, now_ms: u64) -> Step {
-        let mut step = Step::default();
+    pub fn online(&mut self, step: &mut Step, now_ms: u64) {
         self.unloading = false;
         // Sending again (a page back from the back/forward cache, say), this page holds its
         // queue again, as `tick` does: a copy still stored as released would be claimed and sent
@@ -647,13 +633,11 @@ impl Outbox {
         if !self.items.is_empty() && !self.in_flight() {
             self.next_send = Some(now_ms);
         }
-        self.finish(&mut step, now_ms, true);
-        step
+        self.finish(step, now_ms, true);
     }
 
     /// `visibilitychange`→hidden (`pagehide` false) or `pagehide` (true).
-    pub fn hide(&mut self, now_ms: u64, pagehide: bool) -> Step {
-        let mut step = Step::default();
+    pub fn hide(&mut self, step: &mut Step, now_ms: u64, pagehide: bool) {
         // A keepalive fetch in flight shares the page's keepalive budget with the beacons.
         let keepalive_in_flight = if self.in_flight() { self.in_flight_keepalive } else { None };
         if pagehide && self.failures == 0 && keepalive_in_flight.is_some() {
@@ -677,8 +661,7 @@ impl Outbox {
             self.released = true;
         }
         self.unloading = true;
-        self.persist(&mut step, now_ms);
-        step
+        self.persist(step, now_ms);
     }
 
     /// Whether the shell's write of our key worked (a failed write is removed by the shell, so
@@ -697,8 +680,7 @@ impl Outbox {
     /// not, nothing is stored, so a missing key does not mean another tab adopted the queue, and
     /// the unload beacon is the events' last chance even with a failing endpoint. When it does
     /// again, the queue is stored at once.
-    pub fn storage_allowed(&mut self, allowed: bool, now_ms: u64) -> Step {
-        let mut step = Step::default();
+    pub fn storage_allowed(&mut self, step: &mut Step, allowed: bool, now_ms: u64) {
         self.storage_ok = allowed;
         self.persisted = false;
         self.written = false;
@@ -707,8 +689,7 @@ impl Outbox {
         self.recheck_at = if allowed { now_ms } else { NEVER };
         // Denied, the shell keeps the value outside storage (in the loader's page object, where
         // a crash of the wasm does not lose it); allowed, it stores it at once.
-        self.persist(&mut step, now_ms);
-        step
+        self.persist(step, now_ms);
     }
 
     /// Whether the last write of our key that the shell reported worked (see `persisted`).
@@ -862,6 +843,15 @@ mod tests {
     use super::*;
     use crate::core::json::parse;
 
+    /// Calls an outbox method with a fresh step for it to fill, and gives the step back.
+    macro_rules! step {
+        ($outbox:ident . $method:ident ( $($arg:expr),* $(,)? )) => {{
+            let mut step = Step::default();
+            $outbox.$method(&mut step, $($arg),*);
+            step
+        }};
+    }
+
     struct Fixed(u8);
     impl Entropy for Fixed {
         fn fill(&mut self, buf: &mut [u8]) {
@@ -878,10 +868,10 @@ mod tests {
     fn rewrite_covers_every_queued_event_and_persists_it() {
         let mut o = Outbox::new(Settings::default(), "t");
         let _ = queue(&mut o, "a", 1, NOW);
-        let sent = o.tick(NOW, true, &mut Fixed(0));
+        let sent = step!(o.tick(NOW, true, &mut Fixed(0)));
         assert_eq!(sent.requests.len(), 1);
         let _ = queue(&mut o, "b", 1, NOW);
-        let step = o.rewrite(NOW, |json| json.replace(r#""x""#, r#""""#));
+        let step = step!(o.rewrite(NOW, |json| json.replace(r#""x""#, r#""""#)));
         // Nothing goes or is rescheduled; the stored copy is the rewritten one.
         assert!(step.requests.is_empty() && step.wake_ms.is_none(), "{step:?}");
         let stored = step.persist.flatten().expect("persisted");
@@ -889,12 +879,12 @@ mod tests {
         assert_eq!(o.ids(), ["a", "b"]);
         // The request in flight left with its body; a retry of it carries the rewritten one.
         assert!(sent.requests[0].body.contains(r#""x""#));
-        let _ = o.delivered("a", 503, NOW, &mut Fixed(0));
-        let retry = o.tick(NOW + BACKOFF_MAX_MS, true, &mut Fixed(0));
+        let _ = step!(o.delivered("a", 503, NOW, &mut Fixed(0)));
+        let retry = step!(o.tick(NOW + BACKOFF_MAX_MS, true, &mut Fixed(0)));
         assert_eq!(retry.requests.len(), 1, "{retry:?}");
         assert!(retry.requests[0].ids == "a,b" && !retry.requests[0].body.contains(r#""x""#), "{retry:?}");
         // A rewrite that changes nothing writes nothing.
-        assert_eq!(o.rewrite(NOW, |json| json.to_string()).persist, None);
+        assert_eq!(step!(o.rewrite(NOW, |json| json.to_string())).persist, None);
     }
 
     /// One event object as the core's payload writes it (`payload::event`): `event_time_ms` is
@@ -913,7 +903,7 @@ mod tests {
     /// Queues `event(id, extra)` the way the shell does (`transport::enqueue`): with the id and
     /// time the core wrote into it, the text as written.
     fn queue(o: &mut Outbox, id: &str, extra: usize, now: u64) -> Step {
-        o.enqueue_event(URL, id, NOW, &event(id, extra), now)
+        step!(o.enqueue_event(URL, id, NOW, &event(id, extra), now))
     }
 
     /// Several events of one task, queued one by one as the shell does: each one's step.
@@ -936,14 +926,14 @@ mod tests {
             assert_eq!(queued.wake_ms, Some(0), "a due batch goes at the end of the task");
             assert!(queued.persist.is_some(), "persisted before it is sent");
         }
-        o.tick(now, true, &mut Fixed(0))
+        step!(o.tick(now, true, &mut Fixed(0)))
     }
 
     #[test]
     fn an_event_is_queued_and_stored_as_written() {
         let mut o = outbox(Settings::default());
         let text = event("a", 3);
-        let s = o.enqueue_event(URL, "a", NOW, &text, NOW);
+        let s = step!(o.enqueue_event(URL, "a", NOW, &text, NOW));
         assert!(s.requests.is_empty() && s.errors.is_empty() && s.warnings.is_empty(), "{s:?}");
         let item = Item { url: URL.to_string(), id: "a".to_string(), time_ms: NOW, json: text.clone(), in_flight: false };
         assert_eq!(o.items, [item]);
@@ -952,8 +942,8 @@ mod tests {
         let stored = s.persist.flatten().expect("persisted");
         assert_eq!(parse_stored(&stored, "", NOW).unwrap().items, o.items);
         // A second copy is refused with a warning, a malformed id silently.
-        assert_eq!(o.enqueue_event(URL, "a", NOW, &text, NOW).warnings.len(), 1);
-        assert_eq!(o.enqueue_event(URL, "bad id", NOW, &text, NOW), Step::default());
+        assert_eq!(step!(o.enqueue_event(URL, "a", NOW, &text, NOW)).warnings.len(), 1);
+        assert_eq!(step!(o.enqueue_event(URL, "bad id", NOW, &text, NOW)), Step::default());
         assert_eq!(o.len(), 1);
     }
 
@@ -968,14 +958,14 @@ mod tests {
             assert!(s.requests.is_empty());
             assert_eq!(s.wake_ms, Some(600), "the window opened by the first event");
         }
-        assert!(o.tick(NOW + 500, true, &mut Fixed(0)).requests.is_empty());
-        let s = o.tick(NOW + 1000, true, &mut Fixed(0));
+        assert!(step!(o.tick(NOW + 500, true, &mut Fixed(0))).requests.is_empty());
+        let s = step!(o.tick(NOW + 1000, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&s), ["a,b,c"]);
         let req = &s.requests[0];
         assert!(!req.beacon && req.keepalive && req.url == URL);
         let parsed = parse(&req.body).unwrap();
         assert!(matches!(parsed.get("events"), Some(Value::Array(e)) if e.len() == 3));
-        let s = o.delivered("a,b,c", 200, NOW + 1100, &mut Fixed(0));
+        let s = step!(o.delivered("a,b,c", 200, NOW + 1100, &mut Fixed(0)));
         assert_eq!(s.persist, Some(None), "an empty queue removes the key");
         assert!(o.is_empty() && s.requests.is_empty() && s.errors.is_empty());
     }
@@ -986,12 +976,12 @@ mod tests {
         let mut o = outbox(Settings::default());
         let s = enqueue_and_end_task(&mut o, &["a", "ab", "b"], 0, NOW);
         assert_eq!(sent_ids(&s), ["a,ab,b"]);
-        let s = o.delivered(",,abc,xa,ab,", 200, NOW + 10, &mut Fixed(0));
+        let s = step!(o.delivered(",,abc,xa,ab,", 200, NOW + 10, &mut Fixed(0)));
         assert!(s.errors.is_empty());
         assert_eq!(o.ids(), ["a", "b"]);
-        let _ = o.delivered("", 200, NOW + 20, &mut Fixed(0));
+        let _ = step!(o.delivered("", 200, NOW + 20, &mut Fixed(0)));
         assert_eq!(o.ids(), ["a", "b"]);
-        let _ = o.delivered("b,a", 200, NOW + 30, &mut Fixed(0));
+        let _ = step!(o.delivered("b,a", 200, NOW + 30, &mut Fixed(0)));
         assert!(o.is_empty());
     }
 
@@ -1000,14 +990,14 @@ mod tests {
         let mut o = outbox(Settings { batch_events: 2, ..Settings::default() });
         let s = enqueue_and_end_task(&mut o, &["a", "b", "c", "d", "e"], 0, NOW);
         assert_eq!(sent_ids(&s), ["a,b"], "a full batch goes at the end of the task");
-        assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW + 10, &mut Fixed(0))), ["c,d"]);
-        assert_eq!(sent_ids(&o.delivered("c,d", 200, NOW + 20, &mut Fixed(0))), ["e"]);
+        assert_eq!(sent_ids(&step!(o.delivered("a,b", 200, NOW + 10, &mut Fixed(0)))), ["c,d"]);
+        assert_eq!(sent_ids(&step!(o.delivered("c,d", 200, NOW + 20, &mut Fixed(0)))), ["e"]);
 
         let mut o = outbox(Settings { batch_bytes: 2000, window_ms: 0, ..Settings::default() });
         let s = enqueue_and_end_task(&mut o, &["a", "b", "c"], 900, NOW);
         assert_eq!(sent_ids(&s), ["a,b"]);
         assert!(s.requests[0].body.len() <= 2000);
-        assert_eq!(sent_ids(&o.delivered("a,b", 200, NOW, &mut Fixed(0))), ["c"]);
+        assert_eq!(sent_ids(&step!(o.delivered("a,b", 200, NOW, &mut Fixed(0)))), ["c"]);
     }
 
     #[test]
@@ -1018,24 +1008,24 @@ mod tests {
         let mut now = NOW;
         let mut delays = Vec::new();
         for status in [503, 0, 500, 429, 408] {
-            let s = o.delivered("a,b", status, now, &mut Fixed(255));
+            let s = step!(o.delivered("a,b", status, now, &mut Fixed(255)));
             assert!(s.requests.is_empty() && s.errors.is_empty(), "{status}");
             assert!(s.warnings[0].contains("retrying"), "{:?}", s.warnings);
             let wait = s.wake_ms.unwrap();
             delays.push(wait);
             now += wait;
-            let again = o.tick(now, true, &mut Fixed(0));
+            let again = step!(o.tick(now, true, &mut Fixed(0)));
             assert_eq!(again.requests[0].body, body0, "the same events, the same ids");
         }
         assert_eq!(delays, [1000, 2000, 4000, 8000, 16000], "rng at its maximum: the full delay");
         for _ in 0..10 {
-            o.delivered("a,b", 503, now, &mut Fixed(0));
+            step!(o.delivered("a,b", 503, now, &mut Fixed(0)));
             now += 60_000;
-            o.tick(now, true, &mut Fixed(0));
+            step!(o.tick(now, true, &mut Fixed(0)));
         }
-        let s = o.delivered("a,b", 503, now, &mut Fixed(0));
+        let s = step!(o.delivered("a,b", 503, now, &mut Fixed(0)));
         assert_eq!(s.wake_ms, Some(30_000), "capped at 60 s, jittered into its upper half");
-        let s = o.delivered("a,b", 204, now, &mut Fixed(0));
+        let s = step!(o.delivered("a,b", 204, now, &mut Fixed(0)));
         assert!(o.is_empty() && s.persist == Some(None));
     }
 
@@ -1044,9 +1034,9 @@ mod tests {
         for byte in 0..=255u8 {
             let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
             queue(&mut o, "a", 0, NOW);
-            o.delivered("a", 0, NOW, &mut Fixed(0));
-            o.tick(NOW + 1000, true, &mut Fixed(0));
-            let d = o.delivered("a", 0, NOW, &mut Fixed(byte)).wake_ms.unwrap();
+            step!(o.delivered("a", 0, NOW, &mut Fixed(0)));
+            step!(o.tick(NOW + 1000, true, &mut Fixed(0)));
+            let d = step!(o.delivered("a", 0, NOW, &mut Fixed(byte))).wake_ms.unwrap();
             assert!((1000..=2000).contains(&d), "{d}");
         }
     }
@@ -1056,7 +1046,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
         queue(&mut o, "b", 0, NOW);
-        let s = o.delivered("a", 413, NOW, &mut Fixed(0));
+        let s = step!(o.delivered("a", 413, NOW, &mut Fixed(0)));
         assert_eq!(s.errors[0].code, "delivery_refused");
         assert!(s.errors[0].message.contains("HTTP 413"));
         assert_eq!(sent_ids(&s), ["b"], "the next batch goes");
@@ -1069,7 +1059,7 @@ mod tests {
         for id in ["a", "b", "c"] {
             queue(&mut o, id, 0, NOW);
         }
-        let s = o.delivered("a,c,x", 400, NOW, &mut Fixed(0));
+        let s = step!(o.delivered("a,c,x", 400, NOW, &mut Fixed(0)));
         assert_eq!(s.errors[0].message, "The endpoint refused 2 event(s) with HTTP 400; they are dropped, not retried");
         assert_eq!(s.errors[0].input, "a,c,x");
         assert_eq!(o.ids(), ["b"]);
@@ -1149,7 +1139,7 @@ mod tests {
         let mut other = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue_all(&mut other, &["x1", "x2"], 0, NOW);
         let live = other.stored_value(NOW).unwrap();
-        other.hide(NOW, true);
+        step!(other.hide(NOW, true));
         let released = other.stored_value(NOW).unwrap();
         assert!(released.starts_with(r#"{"until":0,"#), "{released}");
         let mut own = outbox(Settings { window_ms: 1000, ..Settings::default() });
@@ -1164,7 +1154,7 @@ mod tests {
             (String::from("tandem:q:junk"), String::from("{not json")),
             (String::from("other"), live.clone()),
         ];
-        let s = o.adopt(&storage, NOW + 1);
+        let s = step!(o.adopt(&storage, NOW + 1));
         assert_eq!(o.ids(), ["o1"], "our own key (a crashed instance's) is taken at once");
         assert_eq!(forgotten(&s), ["tandem:q:junk"], "a live lease is left alone, our own key is rewritten");
         assert_eq!(claims(&s).len(), 1);
@@ -1174,11 +1164,11 @@ mod tests {
         assert_eq!(s.wake_ms, Some(CLAIM_WAIT_MS), "the claim is looked at before the own key's delay is over");
         apply(&mut storage, &o, &s);
         // Before the claim has stood, nothing more is taken; once it has, the items are ours.
-        let s = o.adopt(&storage, NOW + CLAIM_WAIT_MS);
+        let s = step!(o.adopt(&storage, NOW + CLAIM_WAIT_MS));
         assert!(s.others.is_empty() && o.ids() == ["o1"], "{s:?}");
         assert_eq!(s.wake_ms, Some(1), "{s:?}");
         assert!(!o.recheck_due(NOW + CLAIM_WAIT_MS) && o.recheck_due(NOW + 1 + CLAIM_WAIT_MS));
-        let s = o.adopt(&storage, NOW + 1 + CLAIM_WAIT_MS);
+        let s = step!(o.adopt(&storage, NOW + 1 + CLAIM_WAIT_MS));
         assert_eq!(o.ids(), ["o1", "x1", "x2"]);
         assert_eq!(forgotten(&s), ["tandem:q:gone"]);
         assert!(!o.recheck_due(u64::MAX - 1), "no claim left to follow");
@@ -1186,7 +1176,7 @@ mod tests {
         assert_eq!(parse_stored(&written, "", NOW).unwrap().items.len(), 3);
         // After the lease, the live one is claimed too.
         let mut later = Outbox::new(Settings { window_ms: 1000, ..Settings::default() }, "tab2");
-        let s = later.adopt(&[(String::from("tandem:q:live"), live)], NOW + LEASE_MS + 1);
+        let s = step!(later.adopt(&[(String::from("tandem:q:live"), live)], NOW + LEASE_MS + 1));
         assert_eq!((later.ids().len(), claims(&s).len()), (0, 1));
     }
 
@@ -1194,22 +1184,22 @@ mod tests {
     fn two_tabs_starting_together_take_a_released_queue_once() {
         let mut old = outbox(Settings::default());
         queue_all(&mut old, &["x1", "x2"], 0, NOW);
-        old.hide(NOW, true);
+        step!(old.hide(NOW, true));
         let released = old.stored_value(NOW).unwrap();
         for b_writes_last in [false, true] {
             let mut storage = vec![(String::from("tandem:q:old"), released.clone())];
             let mut b = Outbox::new(Settings::default(), "B");
             let mut c = Outbox::new(Settings::default(), "C");
             // Both read the released queue before either claim landed.
-            let sb = b.adopt(&storage, NOW + 10);
-            let sc = c.adopt(&storage, NOW + 11);
+            let sb = step!(b.adopt(&storage, NOW + 10));
+            let sc = step!(c.adopt(&storage, NOW + 11));
             let (first, last) = if b_writes_last { ((&c, &sc), (&b, &sb)) } else { ((&b, &sb), (&c, &sc)) };
             apply(&mut storage, first.0, first.1);
             apply(&mut storage, last.0, last.1);
             let at = NOW + 11 + CLAIM_WAIT_MS;
-            let sb = b.adopt(&storage, at);
+            let sb = step!(b.adopt(&storage, at));
             apply(&mut storage, &b, &sb);
-            let sc = c.adopt(&storage, at);
+            let sc = step!(c.adopt(&storage, at));
             apply(&mut storage, &c, &sc);
             let (winner, loser) = if b_writes_last { (&b, &c) } else { (&c, &b) };
             assert_eq!((winner.ids(), loser.ids()), (vec!["x1", "x2"], vec![]), "b last: {b_writes_last}");
@@ -1221,24 +1211,24 @@ mod tests {
     fn a_claim_whose_tab_closed_is_claimed_again_once_it_ran_out() {
         let mut old = outbox(Settings::default());
         queue(&mut old, "x1", 0, NOW);
-        old.hide(NOW, true);
+        step!(old.hide(NOW, true));
         let mut storage = vec![(String::from("tandem:q:old"), old.stored_value(NOW).unwrap())];
         // Tab C claims it and closes before taking it.
         let mut c = Outbox::new(Settings::default(), "C");
-        let sc = c.adopt(&storage, NOW);
+        let sc = step!(c.adopt(&storage, NOW));
         apply(&mut storage, &c, &sc);
         // Tab B sees C's live claim: it leaves it, and looks again when the claim runs out.
         let mut b = Outbox::new(Settings::default(), "B");
-        let s = b.adopt(&storage, NOW + 100);
+        let s = step!(b.adopt(&storage, NOW + 100));
         assert!(s.others.is_empty() && b.ids().is_empty() && s.wake_ms == Some(CLAIM_MS - 100), "{s:?}");
-        let s = b.adopt(&storage, NOW + CLAIM_MS);
+        let s = step!(b.adopt(&storage, NOW + CLAIM_MS));
         assert_eq!(claims(&s).len(), 1);
         apply(&mut storage, &b, &s);
         // A claim re-read late (a throttled timer), after it ran out, is made again, not trusted.
-        let s = b.adopt(&storage, NOW + 2 * CLAIM_MS);
+        let s = step!(b.adopt(&storage, NOW + 2 * CLAIM_MS));
         assert!(b.ids().is_empty() && claims(&s).len() == 1, "{s:?}");
         apply(&mut storage, &b, &s);
-        let _ = b.adopt(&storage, NOW + 2 * CLAIM_MS + CLAIM_WAIT_MS);
+        let _ = step!(b.adopt(&storage, NOW + 2 * CLAIM_MS + CLAIM_WAIT_MS));
         assert_eq!(b.ids(), ["x1"]);
     }
 
@@ -1256,10 +1246,10 @@ mod tests {
     fn unload_beacons_what_waits_within_budget() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue_all(&mut o, &["a", "b"], 0, NOW);
-        let s = o.hide(NOW + 10, true);
+        let s = step!(o.hide(NOW + 10, true));
         assert_eq!(sent_ids(&s), ["a,b"]);
         assert!(s.requests[0].beacon);
-        let s = o.sent("a,b", true, NOW + 10, &mut Fixed(0));
+        let s = step!(o.sent("a,b", true, NOW + 10, &mut Fixed(0)));
         assert_eq!(s.persist, Some(None), "handed over: nothing left for the next page");
 
         // Many big events: several beacons, under the budget together; the rest stays stored.
@@ -1270,7 +1260,7 @@ mod tests {
         }
         // The queue filled a batch before the page went away: that fetch is already in flight.
         let fetched_before = o.items.iter().filter(|i| i.in_flight).count();
-        let s = o.hide(NOW, true);
+        let s = step!(o.hide(NOW, true));
         let total: usize = s.requests.iter().map(|r| r.body.len()).sum();
         assert!(s.requests.len() >= 3 && total <= UNLOAD_BUDGET, "{} requests, {total} bytes", s.requests.len());
         assert!(s.requests.iter().all(|r| r.body.len() <= 16 * 1024 && r.beacon));
@@ -1287,22 +1277,22 @@ mod tests {
     fn a_failing_endpoint_is_not_beaconed_on_unload() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
-        o.delivered("a", 503, NOW, &mut Fixed(0));
-        let s = o.hide(NOW + 1, true);
+        step!(o.delivered("a", 503, NOW, &mut Fixed(0)));
+        let s = step!(o.hide(NOW + 1, true));
         assert!(s.requests.is_empty());
         assert!(s.persist.unwrap().unwrap().contains(r#""event_id":"a""#));
         // Without storage the beacon is the last chance: it goes.
         o.persisted(false);
-        assert_eq!(sent_ids(&o.hide(NOW + 2, true)), ["a"]);
+        assert_eq!(sent_ids(&step!(o.hide(NOW + 2, true))), ["a"]);
     }
 
     #[test]
     fn online_retries_now() {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
-        o.delivered("a", 0, NOW, &mut Fixed(0));
-        assert_eq!(sent_ids(&o.online(NOW + 5)), ["a"]);
-        assert!(o.online(NOW + 6).requests.is_empty(), "one request at a time");
+        step!(o.delivered("a", 0, NOW, &mut Fixed(0)));
+        assert_eq!(sent_ids(&step!(o.online(NOW + 5))), ["a"]);
+        assert!(step!(o.online(NOW + 6)).requests.is_empty(), "one request at a time");
     }
 
     #[test]
@@ -1310,7 +1300,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
         assert!(o.persisted(true).is_none());
-        let s = o.tick(NOW + 1000, false, &mut Fixed(0));
+        let s = step!(o.tick(NOW + 1000, false, &mut Fixed(0)));
         assert!(s.requests.is_empty() && o.is_empty());
         assert!(s.warnings[0].contains("another tab"));
     }
@@ -1320,10 +1310,10 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 0, ..Settings::default() });
         let s = enqueue_and_end_task(&mut o, &["a"], 0, NOW);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS));
-        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
+        let s = step!(o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0)));
         assert!(s.warnings[0].contains("network error"));
         assert_eq!(o.len(), 1);
-        let s = o.sent("a", false, NOW + IN_FLIGHT_TIMEOUT_MS + 5000, &mut Fixed(0));
+        let s = step!(o.sent("a", false, NOW + IN_FLIGHT_TIMEOUT_MS + 5000, &mut Fixed(0)));
         assert!(s.requests.is_empty(), "not sent: the item was not in flight, it waits for its retry");
     }
 
@@ -1336,13 +1326,13 @@ mod tests {
         // time out, and every later event waits behind it.
         let s = queue(&mut o, "b", 0, NOW + 20_000);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS - 20_000), "{s:?}");
-        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
+        let s = step!(o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0)));
         assert!(s.warnings[0].contains("network error"), "{s:?}");
         // A beacon the browser refused goes by fetch (the shell's fallback), in flight from the
         // hide: its timeout counts from there, not from an older request.
         let mut o = outbox(Settings { window_ms: 5000, ..Settings::default() });
         let _ = queue(&mut o, "a", 0, NOW);
-        assert_eq!(sent_ids(&o.hide(NOW + 60_000, false)), ["a"]);
+        assert_eq!(sent_ids(&step!(o.hide(NOW + 60_000, false))), ["a"]);
         let s = queue(&mut o, "b", 0, NOW + 61_000);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS - 1000), "{s:?}");
     }
@@ -1353,10 +1343,10 @@ mod tests {
         let s = enqueue_and_end_task(&mut o, &["a", "b"], 0, NOW);
         assert_eq!(sent_ids(&s), ["a,b"]);
         let _ = queue(&mut o, "c", 0, NOW);
-        let s = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0));
+        let s = step!(o.tick(NOW + IN_FLIGHT_TIMEOUT_MS, true, &mut Fixed(0)));
         assert_eq!(s.warnings, ["the endpoint could not take 2 event(s) (a network error); retrying in 500 ms with the same event_ids"]);
         assert!(s.requests.is_empty() && s.wake_ms == Some(500), "{s:?}");
-        let retry = o.tick(NOW + IN_FLIGHT_TIMEOUT_MS + 500, true, &mut Fixed(0));
+        let retry = step!(o.tick(NOW + IN_FLIGHT_TIMEOUT_MS + 500, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&retry), ["a,b,c"]);
     }
 
@@ -1367,7 +1357,7 @@ mod tests {
         assert!(o.persisted(false).is_some());
         assert!(o.persisted(false).is_none());
         // Nothing persisted: a missing key does not mean another tab adopted us.
-        assert_eq!(o.tick(NOW + 1000, false, &mut Fixed(0)).requests.len(), 1);
+        assert_eq!(step!(o.tick(NOW + 1000, false, &mut Fixed(0))).requests.len(), 1);
     }
 
     #[test]
@@ -1390,7 +1380,7 @@ mod tests {
         let s = enqueue_and_end_task(&mut o, &["buy"], 0, NOW);
         assert_eq!(sent_ids(&s), ["buy"], "window 0: sent without waiting");
         assert!(!s.requests[0].beacon);
-        let s = o.hide(NOW + 5, true);
+        let s = step!(o.hide(NOW + 5, true));
         assert!(s.requests.is_empty(), "not beaconed again");
         assert!(o.ids().is_empty(), "handed over, so the next page does not resend it");
         // With a failing endpoint the same event would stay stored (see the retry tests).
@@ -1404,7 +1394,7 @@ mod tests {
         let s = enqueue_and_end_task(&mut o, &["big"], 70_000, NOW);
         assert_eq!(sent_ids(&s), ["big"]);
         assert!(!s.requests[0].keepalive);
-        let s = o.hide(NOW + 5, true);
+        let s = step!(o.hide(NOW + 5, true));
         assert_eq!(o.ids(), ["big"]);
         assert!(s.persist.flatten().is_some_and(|v| v.contains(r#""event_id":"big""#)));
     }
@@ -1418,7 +1408,7 @@ mod tests {
             let s = enqueue_and_end_task(&mut o, &refs, 3000, NOW);
             let in_flight: usize = s.requests.iter().filter(|r| r.keepalive).map(|r| r.body.len()).sum();
             assert!(in_flight > 12_000, "{in_flight}");
-            let s = o.hide(NOW + 5, true);
+            let s = step!(o.hide(NOW + 5, true));
             let beacons: usize = s.requests.iter().map(|r| r.body.len()).sum();
             assert!(beacons <= UNLOAD_BUDGET.saturating_sub(in_flight), "in flight {in_flight} + beacons {beacons} > {UNLOAD_BUDGET}");
             assert!(!o.ids().is_empty(), "what did not fit stays stored for the next page");
@@ -1430,18 +1420,18 @@ mod tests {
         let stored = |key: &str| vec![(String::from(KEY_PREFIX) + key, format!(r#"{{"until":0,"items":[["{URL}",{{"event_id":"old-1","event_time_ms":{}}}]]}}"#, NOW - 5000))];
         let mut o = outbox(Settings::default());
         let mut storage = stored("old-tab");
-        let claimed = o.adopt(&storage, NOW);
+        let claimed = step!(o.adopt(&storage, NOW));
         apply(&mut storage, &o, &claimed);
-        let adopted = o.adopt(&storage, NOW + CLAIM_WAIT_MS);
+        let adopted = step!(o.adopt(&storage, NOW + CLAIM_WAIT_MS));
         assert_eq!((o.ids(), adopted.requests.len(), adopted.wake_ms), (vec!["old-1"], 0, Some(0)), "another page's queue goes once claimed, at the next tick");
-        assert_eq!(sent_ids(&o.tick(NOW + CLAIM_WAIT_MS, true, &mut Fixed(0))), ["old-1"]);
+        assert_eq!(sent_ids(&step!(o.tick(NOW + CLAIM_WAIT_MS, true, &mut Fixed(0)))), ["old-1"]);
         let mut o = outbox(Settings::default());
-        let adopted = o.adopt(&stored("tab1"), NOW);
+        let adopted = step!(o.adopt(&stored("tab1"), NOW));
         assert_eq!((adopted.requests.len(), adopted.wake_ms), (0, Some(ADOPT_DELAY_MS)));
         // Read again later (a claim to follow), our own key holds what this instance wrote: it
         // does not delay the queue again: the timer is the timeout of the request sent 1 ms before.
-        let _ = o.tick(NOW + ADOPT_DELAY_MS, true, &mut Fixed(0));
-        let again = o.adopt(&stored("tab1"), NOW + ADOPT_DELAY_MS + 1);
+        let _ = step!(o.tick(NOW + ADOPT_DELAY_MS, true, &mut Fixed(0)));
+        let again = step!(o.adopt(&stored("tab1"), NOW + ADOPT_DELAY_MS + 1));
         assert_eq!(again.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS - 1), "{again:?}");
     }
 
@@ -1455,16 +1445,16 @@ mod tests {
         for step in queue_all(&mut o, &refs, 3000, NOW) {
             assert!(step.requests.is_empty());
         }
-        let hidden = o.hide(NOW + 5, true);
+        let hidden = step!(o.hide(NOW + 5, true));
         let beaconed: usize = hidden.requests.iter().map(|r| r.body.len()).sum();
         assert!(beaconed <= UNLOAD_BUDGET && !hidden.requests.is_empty());
         for request in &hidden.requests {
-            let after = o.sent(&request.ids, true, NOW + 6, &mut Fixed(0));
+            let after = step!(o.sent(&request.ids, true, NOW + 6, &mut Fixed(0)));
             assert!(after.requests.is_empty(), "a request after the unload beacons: {:?}", sent_ids(&after));
         }
         assert!(!o.ids().is_empty(), "the rest stays stored for the next page");
         // The page came back (a tick): the rest goes.
-        assert_eq!(o.tick(NOW + 3000, true, &mut Fixed(0)).requests.len(), 1);
+        assert_eq!(step!(o.tick(NOW + 3000, true, &mut Fixed(0))).requests.len(), 1);
     }
 
     #[test]
@@ -1472,7 +1462,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 2000, queue_bytes: 1_000_000, ..Settings::default() });
         let _ = queue(&mut o, "big", 20 * 1024, NOW);
         let _ = queue(&mut o, "small", 10, NOW);
-        let s = o.hide(NOW + 5, true);
+        let s = step!(o.hide(NOW + 5, true));
         assert_eq!(sent_ids(&s), ["big", "small"]);
         assert!(s.requests.iter().all(|r| r.beacon));
     }
@@ -1482,7 +1472,7 @@ mod tests {
         let mut o = outbox(Settings { window_ms: 2000, batch_bytes: 60_000, queue_bytes: 1_000_000, ..Settings::default() });
         let _ = queue(&mut o, "big", UNLOAD_BUDGET, NOW);
         let _ = queue(&mut o, "small", 10, NOW);
-        let s = o.hide(NOW + 5, true);
+        let s = step!(o.hide(NOW + 5, true));
         assert_eq!(sent_ids(&s), ["small"]);
         assert!(s.requests[0].beacon);
         assert_eq!(o.ids(), ["big", "small"], "big stays for the next page; small until its beacon's result");
@@ -1494,11 +1484,11 @@ mod tests {
         let mut o = outbox(Settings::default());
         assert!(queue(&mut o, "lead", 0, NOW).persist.is_some());
         let _ = o.persisted(o.storage_ok());
-        let off = o.storage_allowed(false, NOW);
+        let off = step!(o.storage_allowed(false, NOW));
         assert!(off.requests.is_empty());
         let kept = off.persist.flatten().unwrap_or_default();
         assert!(kept.contains("\"lead\""), "the queue, for the shell to keep outside storage: {kept}");
-        let s = o.tick(NOW, false, &mut Fixed(0));
+        let s = step!(o.tick(NOW, false, &mut Fixed(0)));
         assert_eq!(sent_ids(&s), ["lead"], "delivered from memory during the page: {s:?}");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
@@ -1507,33 +1497,33 @@ mod tests {
     fn drop_all_empties_the_queue_and_its_stored_copy_and_retries_nothing() {
         let mut o = outbox(Settings::default());
         let _ = enqueue_and_end_task(&mut o, &["a"], 0, NOW);
-        let _ = o.delivered("a", 503, NOW, &mut Fixed(0));
+        let _ = step!(o.delivered("a", 503, NOW, &mut Fixed(0)));
         let _ = queue(&mut o, "b", 0, NOW);
-        let _ = o.tick(NOW + BACKOFF_MAX_MS, true, &mut Fixed(0));
+        let _ = step!(o.tick(NOW + BACKOFF_MAX_MS, true, &mut Fixed(0)));
         // "a" and "b" are in flight again, and storage holds them.
-        let s = o.drop_all(NOW + BACKOFF_MAX_MS);
+        let s = step!(o.drop_all(NOW + BACKOFF_MAX_MS));
         assert!(o.is_empty() && s.requests.is_empty(), "{s:?}");
         assert_eq!((s.persist, s.wake_ms), (Some(None), Some(NEVER)), "the stored copy removed, the timer cancelled");
         // The answer to the request in flight, a timer, the browser back online: nothing goes.
         let later = NOW + 10 * BACKOFF_MAX_MS;
-        assert!(o.delivered("a,b", 503, later, &mut Fixed(0)).requests.is_empty());
-        assert!(o.tick(later, false, &mut Fixed(0)).requests.is_empty() && o.online(later).requests.is_empty() && o.hide(later, true).requests.is_empty());
+        assert!(step!(o.delivered("a,b", 503, later, &mut Fixed(0))).requests.is_empty());
+        assert!(step!(o.tick(later, false, &mut Fixed(0))).requests.is_empty() && step!(o.online(later)).requests.is_empty() && step!(o.hide(later, true)).requests.is_empty());
         assert!(o.is_empty());
     }
 
     #[test]
     fn without_storage_a_failing_endpoint_still_gets_the_unload_beacon() {
         let mut o = outbox(Settings::default());
-        let _ = o.storage_allowed(false, NOW);
+        let _ = step!(o.storage_allowed(false, NOW));
         let _ = enqueue_and_end_task(&mut o, &["lead"], 0, NOW);
-        let _ = o.delivered("lead", 503, NOW, &mut Fixed(0));
-        let s = o.hide(NOW + 100, true);
+        let _ = step!(o.delivered("lead", 503, NOW, &mut Fixed(0)));
+        let s = step!(o.hide(NOW + 100, true));
         assert_eq!(sent_ids(&s), ["lead"], "not stored anywhere: the beacon is the last chance");
         // Stored again as soon as consent allows.
         let mut o = outbox(Settings::default());
-        let _ = o.storage_allowed(false, NOW);
+        let _ = step!(o.storage_allowed(false, NOW));
         let _ = queue(&mut o, "later", 0, NOW);
-        let on = o.storage_allowed(true, NOW);
+        let on = step!(o.storage_allowed(true, NOW));
         assert!(on.persist.flatten().is_some_and(|v| v.contains(r#""event_id":"later""#)));
     }
 
@@ -1542,10 +1532,10 @@ mod tests {
     fn released_by_a(status: u32) -> (Outbox, Vec<(String, String)>) {
         let mut a = Outbox::new(Settings::default(), "A");
         let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
-        let _ = a.delivered("a", status, NOW, &mut Fixed(0));
+        let _ = step!(a.delivered("a", status, NOW, &mut Fixed(0)));
         let _ = a.persisted(true);
         let mut storage = Vec::new();
-        let s = a.hide(NOW + 10, true);
+        let s = step!(a.hide(NOW + 10, true));
         apply(&mut storage, &a, &s);
         (a, storage)
     }
@@ -1555,7 +1545,7 @@ mod tests {
     fn released_then_claimed() -> (Outbox, Outbox, Vec<(String, String)>) {
         let (a, mut storage) = released_by_a(503);
         let mut b = Outbox::new(Settings::default(), "B");
-        let sb = b.adopt(&storage, NOW + 20);
+        let sb = step!(b.adopt(&storage, NOW + 20));
         apply(&mut storage, &b, &sb);
         (a, b, storage)
     }
@@ -1565,11 +1555,11 @@ mod tests {
         let (mut a, mut b, mut storage) = released_then_claimed();
         // A is back before B's claim has stood: the shell sees A's key claimed (as gone), so A
         // drops "a", and its next event goes under a new key, not over B's claim.
-        assert_eq!(a.key_checked(false).warnings.len(), 1);
+        assert_eq!(step!(a.key_checked(false)).warnings.len(), 1);
         let s = queue(&mut a, "b", 0, NOW + 30);
         assert_eq!(a.key(), "tandem:q:A~");
         apply(&mut storage, &a, &s);
-        let sb = b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS);
+        let sb = step!(b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS));
         apply(&mut storage, &b, &sb);
         assert_eq!((a.ids(), b.ids()), (vec!["b"], vec!["a"]));
         assert_eq!(storage.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["tandem:q:A~", "tandem:q:B"], "A's first key is gone");
@@ -1581,11 +1571,11 @@ mod tests {
         // (same tab id) finds its key claimed.
         let (_, mut b, mut storage) = released_then_claimed();
         let mut fresh = Outbox::new(Settings::default(), "A");
-        let sf = fresh.adopt(&storage, NOW + 30);
+        let sf = step!(fresh.adopt(&storage, NOW + 30));
         assert_eq!((fresh.key(), fresh.ids().len(), claims(&sf).len()), ("tandem:q:A~", 0, 0), "{sf:?}");
         let s = queue(&mut fresh, "b", 0, NOW + 40);
         apply(&mut storage, &fresh, &s);
-        let sb = b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS);
+        let sb = step!(b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS));
         apply(&mut storage, &b, &sb);
         assert_eq!((b.ids(), fresh.ids()), (vec!["a"], vec!["b"]), "B's claim stood: \"a\" goes once, from B");
         assert_eq!(storage.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["tandem:q:A~", "tandem:q:B"]);
@@ -1595,19 +1585,19 @@ mod tests {
     fn a_claim_left_when_storage_is_denied_does_not_wake_the_tab_at_once_forever() {
         let (_, mut b, _) = released_then_claimed();
         let _ = queue(&mut b, "b", 0, NOW + 30);
-        let _ = b.storage_allowed(false, NOW + 40);
+        let _ = step!(b.storage_allowed(false, NOW + 40));
         // The claim would stand now, but storage may not be read: no recheck is due, and the
         // timer waits for what is queued, not 0 ms at every wake.
         let at = NOW + 20 + CLAIM_WAIT_MS + 1;
         assert!(!b.recheck_due(at));
-        let s = b.tick(at, true, &mut Fixed(0));
+        let s = step!(b.tick(at, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&s), ["b"]);
         assert_eq!(s.wake_ms, Some(IN_FLIGHT_TIMEOUT_MS), "{s:?}");
-        let _ = b.delivered("b", 204, at, &mut Fixed(0));
-        let idle = b.tick(at + 1, true, &mut Fixed(0));
+        let _ = step!(b.delivered("b", 204, at, &mut Fixed(0)));
+        let idle = step!(b.tick(at + 1, true, &mut Fixed(0)));
         assert!(idle.wake_ms.is_some_and(|ms| ms > u64::from(u32::MAX)), "no timer: {idle:?}");
         // Allowed again: storage is read at once, and the claim that stood is taken.
-        let _ = b.storage_allowed(true, at + 2);
+        let _ = step!(b.storage_allowed(true, at + 2));
         assert!(b.recheck_due(at + 2));
     }
 
@@ -1618,18 +1608,18 @@ mod tests {
         let s = queue(&mut o, "a", 0, NOW);
         apply(&mut storage, &o, &s);
         let _ = o.persisted(true);
-        let sent = o.tick(NOW, true, &mut Fixed(0));
+        let sent = step!(o.tick(NOW, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&sent), ["a"]);
-        let s = o.delivered("a", 204, NOW + 5, &mut Fixed(0));
+        let s = step!(o.delivered("a", 204, NOW + 5, &mut Fixed(0)));
         assert_eq!(s.persist, Some(None), "the delivered queue is removed");
         // Storage read again (a claim to follow) before the coalesced removal was made: our key
         // still holds "a", and it is not taken back to be sent twice.
-        let s = o.adopt(&storage, NOW + 6);
+        let s = step!(o.adopt(&storage, NOW + 6));
         assert!(o.ids().is_empty() && s.requests.is_empty(), "{s:?}");
-        assert!(sent_ids(&o.tick(NOW + 7, true, &mut Fixed(0))).is_empty());
+        assert!(sent_ids(&step!(o.tick(NOW + 7, true, &mut Fixed(0)))).is_empty());
         // A fresh instance of the same tab (after a crash) still takes what its key holds.
         let mut fresh = Outbox::new(Settings::default(), "A");
-        let _ = fresh.adopt(&storage, NOW + 8);
+        let _ = step!(fresh.adopt(&storage, NOW + 8));
         assert_eq!(fresh.ids(), ["a"]);
     }
 
@@ -1639,14 +1629,14 @@ mod tests {
         let (mut a, mut storage) = released_by_a(0);
         // Back from the cache, its key still its own, A is online again and sends "a" at once.
         assert!(a.key_check_due(NOW + 5000));
-        let _ = a.key_checked(true);
-        let s = a.online(NOW + 5000);
+        let _ = step!(a.key_checked(true));
+        let s = step!(a.online(NOW + 5000));
         assert_eq!(sent_ids(&s), ["a"]);
         apply(&mut storage, &a, &s);
         // Another tab starting while that request is on its way must find a live lease, not a
         // released queue to claim and send a second time (as the tick does, and the JS path).
         let mut b = Outbox::new(Settings::default(), "B");
-        let sb = b.adopt(&storage, NOW + 5100);
+        let sb = step!(b.adopt(&storage, NOW + 5100));
         assert!(sb.others.is_empty(), "B claims the queue A is sending: {sb:?}");
     }
 
@@ -1656,18 +1646,18 @@ mod tests {
         let (mut a, mut storage) = released_by_a(503);
         // Page B adopts it (claims A's key, then takes it and deletes it), and will send "a".
         let mut b = Outbox::new(Settings::default(), "B");
-        let sb = b.adopt(&storage, NOW + 20);
+        let sb = step!(b.adopt(&storage, NOW + 20));
         apply(&mut storage, &b, &sb);
-        let sb = b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS);
+        let sb = step!(b.adopt(&storage, NOW + 20 + CLAIM_WAIT_MS));
         assert_eq!((b.ids(), forgotten(&sb)), (vec!["a"], vec!["tandem:q:A"]));
         // Back to A (restored from the back/forward cache): its lease was released, so the shell
         // looks for A's key before the track, finds it gone, and A drops its copy of "a".
         assert!(a.key_check_due(NOW + 30_000));
-        assert_eq!(a.key_checked(false).warnings.len(), 1);
+        assert_eq!(step!(a.key_checked(false)).warnings.len(), 1);
         let s = queue(&mut a, "b", 0, NOW + 30_000);
         assert!(!s.persist.flatten().unwrap().contains(r#""event_id":"a""#), "A writes B's event back");
         let _ = a.persisted(true);
-        let s = a.tick(NOW + 30_001, true, &mut Fixed(0));
+        let s = step!(a.tick(NOW + 30_001, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&s), ["b"]);
         // A live lease needs no look: a frozen tab does once it ran out.
         assert!(!a.key_check_due(NOW + 30_001 + LEASE_MS - 1000));

@@ -253,7 +253,7 @@ pub fn follow_consent(state: &State) {
     // removed first, a due check (a page back from the back/forward cache) would find it gone,
     // take that for another tab's adoption and drop the queue.
     if was != allowed {
-        with_outbox(&mut |outbox, now_ms| outbox.storage_allowed(allowed, now_ms));
+        with_outbox(&mut |outbox, step, now_ms| outbox.storage_allowed(step, allowed, now_ms));
     }
     if was && !allowed {
         // The key is borrowed where it lies: neither call re-enters the wasm.
@@ -273,18 +273,18 @@ pub fn follow_consent(state: &State) {
         // Our own writes still coalesced land first, so storage reads as this tab left it.
         transport_flush();
         let stored = stored_queues();
-        with_outbox(&mut |outbox, now_ms| outbox.adopt(&stored, now_ms));
+        with_outbox(&mut |outbox, step, now_ms| outbox.adopt(step, &stored, now_ms));
     }
     // Basic mode sends nothing without ad consent: what waits goes too, retries included.
     let stopped = !state.may_send() && !state.pending();
     let was_stopped = SENDING_STOPPED.with(|s| s.replace(stopped));
     if stopped && (!was_stopped || adopting) {
-        with_outbox(&mut |outbox, now_ms| outbox.drop_all(now_ms));
+        with_outbox(&mut |outbox, step, now_ms| outbox.drop_all(step, now_ms));
     }
     let denied = !state.user_data() && !state.pending();
     let was_denied = USER_DATA_DENIED.with(|d| d.replace(denied));
     if denied && (!was_denied || adopting) {
-        with_outbox(&mut |outbox, now_ms| outbox.rewrite(now_ms, |json| payload::redact(json, state)));
+        with_outbox(&mut |outbox, step, now_ms| outbox.rewrite(step, now_ms, |json| payload::redact(json, state)));
     }
 }
 
@@ -369,7 +369,8 @@ fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
     for req in &step.requests {
         let result = transport_send(&req.url, &req.body, &req.ids, req.beacon, req.keepalive);
         if result != 0 {
-            let mut next = outbox.sent(&req.ids, result == 1, now_ms, &mut BrowserEntropy);
+            let mut next = Step::default();
+            outbox.sent(&mut next, &req.ids, result == 1, now_ms, &mut BrowserEntropy);
             run(outbox, &mut next, now_ms);
         }
     }
@@ -380,16 +381,19 @@ fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
     }
 }
 
-fn with_outbox(f: &mut dyn FnMut(&mut Outbox, u64) -> Step) {
+/// Runs `f` on the outbox with a fresh step for it to fill (see core::outbox), then carries it out.
+fn with_outbox(f: &mut dyn FnMut(&mut Outbox, &mut Step, u64)) {
     OUTBOX.with(|slot| {
         if let Some(outbox) = slot.borrow_mut().as_mut() {
             let now_ms = browser::now();
             if outbox.key_check_due(now_ms) {
                 let own = transport_has(outbox.key());
-                let mut step = outbox.key_checked(own);
+                let mut step = Step::default();
+                outbox.key_checked(&mut step, own);
                 run(outbox, &mut step, now_ms);
             }
-            let mut step = f(outbox, now_ms);
+            let mut step = Step::default();
+            f(outbox, &mut step, now_ms);
             run(outbox, &mut step, now_ms);
         }
     });
@@ -418,7 +422,7 @@ pub fn send_after(apply: impl FnOnce()) {
 
 /// The core's `Effect::Send`: the event joins the outbox.
 pub fn enqueue(url: &str, event: &str, event_id: &str, time_ms: u64) {
-    with_outbox(&mut |outbox, now_ms| outbox.enqueue_event(url, event_id, time_ms, event, now_ms));
+    with_outbox(&mut |outbox, step, now_ms| outbox.enqueue_event(step, url, event_id, time_ms, event, now_ms));
 }
 
 /// Whether `name` is one of the relayed commands handled here.
@@ -429,22 +433,20 @@ pub fn is_internal(name: &str) -> bool {
 /// A relayed command: a timer, a request's status, the page hiding, the browser online again.
 pub fn handle(name: &str, args: &[Value]) -> Outcome {
     let arg = |i: usize| args.get(i);
-    with_outbox(&mut |outbox, now_ms| match name {
+    with_outbox(&mut |outbox, step, now_ms| match name {
         "__tick" => {
             let own = transport_has(outbox.key());
-            outbox.tick(now_ms, own, &mut BrowserEntropy)
+            outbox.tick(step, now_ms, own, &mut BrowserEntropy)
         }
         "__stored" => {
             // The outcome of a coalesced write of our key changed (see `transport_flush`).
             // Its warning goes out through the step, as `run` reports every step's.
             let ok = arg(1).is_some_and(|v| matches!(v, Value::Bool(true)));
-            let mut step = Step::default();
             if arg(0).and_then(Value::as_str) == Some(outbox.key()) {
                 if let Some(w) = outbox.persisted(ok) {
                     step.warnings.push(w);
                 }
             }
-            step
         }
         "__delivered" => {
             let status = match arg(0) {
@@ -452,16 +454,16 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
                 _ => 0,
             };
             let ids = arg(1).and_then(Value::as_str).unwrap_or("");
-            outbox.delivered(ids, status, now_ms, &mut BrowserEntropy)
+            outbox.delivered(step, ids, status, now_ms, &mut BrowserEntropy)
         }
-        "__flush" => outbox.hide(now_ms, matches!(arg(0).and_then(Value::as_str), Some("pagehide"))),
+        "__flush" => outbox.hide(step, now_ms, matches!(arg(0).and_then(Value::as_str), Some("pagehide"))),
         // From the loader after a crash: the queue the crashed instance kept outside storage
         // (see transport_store), ours as if read from our key.
         "__kept" => {
             let kept = [(outbox.key().to_string(), arg(0).and_then(Value::as_str).unwrap_or("").to_string())];
-            outbox.adopt(&kept, now_ms)
+            outbox.adopt(step, &kept, now_ms)
         }
-        _ => outbox.online(now_ms),
+        _ => outbox.online(step, now_ms),
     });
     if name == "__flush" {
         // The page may be gone before the next task: every pending write goes now.
