@@ -666,14 +666,14 @@ impl Outbox {
 
     /// Whether the shell's write of our key worked (a failed write is removed by the shell, so
     /// no stale copy is left for another page to resend).
-    pub fn persisted(&mut self, ok: bool) -> Option<String> {
+    /// The first failure warns, in `step` (pushed there, not returned as an `Option<String>`).
+    pub fn persisted(&mut self, step: &mut Step, ok: bool) {
         let first_failure = ok != self.storage_ok && !ok;
         self.storage_ok = ok;
         self.persisted = ok && !self.items.is_empty();
-        if !first_failure {
-            return None;
+        if first_failure {
+            step.warnings.push(String::from(STORAGE_FULL));
         }
-        Some(String::from(STORAGE_FULL))
     }
 
     /// Whether consent lets the shell keep the queue in localStorage (ad_storage). While it does
@@ -1282,7 +1282,7 @@ mod tests {
         assert!(s.requests.is_empty());
         assert!(s.persist.unwrap().unwrap().contains(r#""event_id":"a""#));
         // Without storage the beacon is the last chance: it goes.
-        o.persisted(false);
+        step!(o.persisted(false));
         assert_eq!(sent_ids(&step!(o.hide(NOW + 2, true))), ["a"]);
     }
 
@@ -1299,7 +1299,7 @@ mod tests {
     fn an_adopted_queue_is_dropped_by_its_old_tab() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
-        assert!(o.persisted(true).is_none());
+        assert!(step!(o.persisted(true)).warnings.is_empty());
         let s = step!(o.tick(NOW + 1000, false, &mut Fixed(0)));
         assert!(s.requests.is_empty() && o.is_empty());
         assert!(s.warnings[0].contains("another tab"));
@@ -1354,8 +1354,8 @@ mod tests {
     fn storage_failures_are_reported_once() {
         let mut o = outbox(Settings { window_ms: 1000, ..Settings::default() });
         queue(&mut o, "a", 0, NOW);
-        assert!(o.persisted(false).is_some());
-        assert!(o.persisted(false).is_none());
+        assert_eq!(step!(o.persisted(false)).warnings.len(), 1);
+        assert!(step!(o.persisted(false)).warnings.is_empty());
         // Nothing persisted: a missing key does not mean another tab adopted us.
         assert_eq!(step!(o.tick(NOW + 1000, false, &mut Fixed(0))).requests.len(), 1);
     }
@@ -1483,7 +1483,7 @@ mod tests {
         // The shell removes our key when ad_storage is denied, and tells the outbox.
         let mut o = outbox(Settings::default());
         assert!(queue(&mut o, "lead", 0, NOW).persist.is_some());
-        let _ = o.persisted(o.storage_ok());
+        let _ = step!(o.persisted(o.storage_ok()));
         let off = step!(o.storage_allowed(false, NOW));
         assert!(off.requests.is_empty());
         let kept = off.persist.flatten().unwrap_or_default();
@@ -1533,7 +1533,7 @@ mod tests {
         let mut a = Outbox::new(Settings::default(), "A");
         let _ = enqueue_and_end_task(&mut a, &["a"], 0, NOW);
         let _ = step!(a.delivered("a", status, NOW, &mut Fixed(0)));
-        let _ = a.persisted(true);
+        let _ = step!(a.persisted(true));
         let mut storage = Vec::new();
         let s = step!(a.hide(NOW + 10, true));
         apply(&mut storage, &a, &s);
@@ -1607,7 +1607,7 @@ mod tests {
         let mut storage = Vec::new();
         let s = queue(&mut o, "a", 0, NOW);
         apply(&mut storage, &o, &s);
-        let _ = o.persisted(true);
+        let _ = step!(o.persisted(true));
         let sent = step!(o.tick(NOW, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&sent), ["a"]);
         let s = step!(o.delivered("a", 204, NOW + 5, &mut Fixed(0)));
@@ -1656,7 +1656,7 @@ mod tests {
         assert_eq!(step!(a.key_checked(false)).warnings.len(), 1);
         let s = queue(&mut a, "b", 0, NOW + 30_000);
         assert!(!s.persist.flatten().unwrap().contains(r#""event_id":"a""#), "A writes B's event back");
-        let _ = a.persisted(true);
+        let _ = step!(a.persisted(true));
         let s = step!(a.tick(NOW + 30_001, true, &mut Fixed(0)));
         assert_eq!(sent_ids(&s), ["b"]);
         // A live lease needs no look: a frozen tab does once it ran out.

@@ -356,9 +356,10 @@ fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
         let allowed = STORAGE_ALLOWED.with(|a| a.get());
         transport_store(outbox.key(), value.as_deref(), true, allowed);
         if allowed {
-            // The write is made later; until `__stored` says otherwise, it goes as the last one did.
+            // The write is made later; until `__stored` says otherwise, it goes as the last one did
+            // (an outcome unchanged: no warning).
             let ok = outbox.storage_ok();
-            let _ = outbox.persisted(ok);
+            outbox.persisted(step, ok);
         }
     }
     REPORT.with(|r| {
@@ -443,9 +444,7 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
             // Its warning goes out through the step, as `run` reports every step's.
             let ok = arg(1).is_some_and(|v| matches!(v, Value::Bool(true)));
             if arg(0).and_then(Value::as_str) == Some(outbox.key()) {
-                if let Some(w) = outbox.persisted(ok) {
-                    step.warnings.push(w);
-                }
+                outbox.persisted(step, ok);
             }
         }
         "__delivered" => {
