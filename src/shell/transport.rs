@@ -375,10 +375,13 @@ fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
             run(outbox, &mut next, now_ms);
         }
     }
-    match (step.wake_ms, DUE_NOW.with(|d| d.get())) {
-        (Some(0), (true, _)) => DUE_NOW.with(|d| d.set((true, true))),
-        (Some(ms), _) => transport_wake(ms.min(u64::from(u32::MAX)) as u32),
-        (None, _) => {}
+    // Nested: a match on the pair (wake, DUE_NOW) read DUE_NOW for every step, in more wasm.
+    if let Some(ms) = step.wake_ms {
+        if ms == 0 && DUE_NOW.with(|d| d.get().0) {
+            DUE_NOW.with(|d| d.set((true, true)));
+        } else {
+            transport_wake(ms.min(u64::from(u32::MAX)) as u32);
+        }
     }
 }
 
