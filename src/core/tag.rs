@@ -330,10 +330,9 @@ impl Tag {
             tag.set_up(&consent, &page.nonce, &mut out.effects);
         }
         if tag.config.auto_page_view {
-            let pv = tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
-            tag.remember_page_view(page, &pv.event_id);
-            // Its errors are none (a fresh random id cannot be a double): all of it is appended.
-            out.append_event(pv);
+            // Its errors are none (a fresh random id cannot be a double): all of it goes into init's outcome.
+            tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, &mut out);
+            tag.remember_page_view(page, &out.event_id);
         }
         (Some(tag), out)
     }
@@ -446,7 +445,10 @@ impl Tag {
         // A consent wait may have ended without its timer having run yet: its change comes first.
         let mut caught_up = self.consent_changed(page);
         let (cookie, store) = self.observe_landing(page);
-        let out = self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng);
+        // Its own outcome: the writes below are gated after it (as the sent log's it may keep
+        // back) but go before its effects.
+        let mut out = Outcome::default();
+        self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, &mut out);
         self.remember_page_view(page, &out.event_id);
         self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
         self.gate_write(store, page.now_ms, &mut caught_up.effects);
@@ -527,11 +529,10 @@ impl Tag {
                 return out;
             }
         }
-        let sent = self.track_valid(name, params, event_id, page, rng);
+        self.track_valid(name, params, event_id, page, rng, &mut out);
         if page_view {
-            self.remember_page_view(page, &sent.event_id);
+            self.remember_page_view(page, &out.event_id);
         }
-        out.append_event(sent);
         out
     }
 
@@ -562,8 +563,10 @@ impl Tag {
         out
     }
 
-    /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint.
-    fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint. Its
+    /// effects, errors and warnings go after `out`'s, and its event_id into `out` (`None` there
+    /// before): filled in place, where a returned Outcome was moved and appended at each caller.
+    fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy, out: &mut Outcome) {
         let site_event_id = event_id.is_some();
         // The site's id, else a Purchase's from its order, else a random one: one match, where
         // or_else, filter, map and unwrap_or_else each linked Option plumbing of their own.
@@ -577,16 +580,16 @@ impl Tag {
             }
         };
         // Consent: held while a wait runs, dropped in basic mode without ad consent.
-        if let Some(out) = self.consent_gate(&name, &mut params, &event_id, site_event_id, page) {
-            return out;
+        if self.consent_gate(&name, &mut params, &event_id, site_event_id, page, out) {
+            return;
         }
-        self.send_valid(name, params, event_id, site_event_id, page)
+        self.send_valid(name, params, event_id, site_event_id, page, out)
     }
 
     /// Deduplication, destinations, endpoint, for an event with its id (also a held event
-    /// released by a consent update, with the page facts of when it was tracked).
-    fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts) -> Outcome {
-        let mut out = Outcome::default();
+    /// released by a consent update, with the page facts of when it was tracked), into `out` as
+    /// `track_valid`'s.
+    fn send_valid(&mut self, name: EventName, params: event::Params, event_id: String, site_event_id: bool, page: &PageFacts, out: &mut Outcome) {
         // One event per event_id: the endpoint and the collector keep one event per id. The same
         // id under another event name is a site's mistake that would lose that event silently,
         // so it is an error (the id and its name are both recorded, as `"<id> <name>"`: an id has
@@ -606,7 +609,7 @@ impl Tag {
                 out.errors.push(TagError::new("duplicate_event_id", m, name.as_str()));
             }
             out.event_id = Some(event_id);
-            return out;
+            return;
         }
         // A site-supplied id names one logical conversion: remembered across page loads, so a
         // reloaded thank-you page answers with the same id and sends nothing.
@@ -617,7 +620,7 @@ impl Tag {
             w.push_str(SENT_FROM_THIS_BROWSER);
             out.warnings.push(w);
             out.event_id = Some(event_id);
-            return out;
+            return;
         }
         // The last check: the order id is recorded by the same lookup that finds a double.
         if let (EventName::Standard(Standard::Purchase), Some(order)) = (&name, &params.order_id) {
@@ -626,7 +629,7 @@ impl Tag {
                 w.push_str(order);
                 w.push_str(SENT_FROM_THIS_BROWSER);
                 out.warnings.push(w);
-                return out;
+                return;
             }
             self.sent_log_dirty = true;
         }
@@ -641,11 +644,10 @@ impl Tag {
             self.deferred.push(ev);
         } else {
             self.find_ttp(page);
-            self.emit(&ev, page, &mut out);
-            self.store_sent_log(page, &mut out);
+            self.emit(&ev, page, out);
+            self.store_sent_log(page, out);
         }
         out.event_id = Some(event_id);
-        out
     }
 
     /// Whether `emit_deferred` needs `PageFacts::stored_sent`: only to write the sent log back.

@@ -241,17 +241,17 @@ impl Tag {
         state
     }
 
-    /// The gate every validated event passes: `Some` when it is held (waiting for consent) or
-    /// dropped (basic mode without ad consent); `None` when it goes out now. A held event takes
-    /// `params` (the caller is done with them), which spares a copy.
-    pub(super) fn consent_gate(&mut self, name: &EventName, params: &mut Params, event_id: &str, site_event_id: bool, page: &PageFacts) -> Option<Outcome> {
+    /// The gate every validated event passes: true when it is held (waiting for consent) or
+    /// dropped (basic mode without ad consent), with its warning (and a held one's event_id) in
+    /// `out`; false when it goes out now. A held event takes `params` (the caller is done with
+    /// them), which spares a copy.
+    pub(super) fn consent_gate(&mut self, name: &EventName, params: &mut Params, event_id: &str, site_event_id: bool, page: &PageFacts, out: &mut Outcome) -> bool {
         let state = self.privacy.state(page.now_ms);
         let held = state.pending();
         if !held && state.may_send() {
-            return None;
+            return false;
         }
         // Held or dropped, the warning names the event the same way: one prefix for both.
-        let mut out = Outcome::default();
         let mut w = String::from(CONSENT_PREFIX);
         w.push_str(name.as_str());
         if held {
@@ -263,7 +263,7 @@ impl Tag {
             w.push_str(BASIC_NOT_SENT);
         }
         out.warnings.push(w);
-        Some(out)
+        true
     }
 
     /// The endpoint's copy of one event: identifiers only with ad_user_data granted, hashed
@@ -381,8 +381,10 @@ impl Tag {
                     continue;
                 }
                 let name = std::mem::replace(&mut h.name, EventName::Standard(Standard::PageView));
-                out.append(&mut self.send_valid(name, std::mem::take(&mut h.params), std::mem::take(&mut h.event_id), h.site_event_id, &h.page));
+                self.send_valid(name, std::mem::take(&mut h.params), std::mem::take(&mut h.event_id), h.site_event_id, &h.page, &mut out);
             }
+            // Sent into this outcome, each set its event_id: a change is no event's call.
+            out.event_id = None;
         }
         out
     }
