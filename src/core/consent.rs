@@ -152,22 +152,22 @@ impl Consent {
         false
     }
 
-    /// `tandem('consent', kind, values)`: applies what is valid, reports the rest. Returns true when
-    /// something changed (or a wait ended).
-    pub fn apply(&mut self, kind: &Value, values: &Value, now_ms: u64, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> bool {
+    /// `tandem('consent', kind, values)`: applies what is valid, reports the rest. Nothing is
+    /// returned: the tag compares the state in force with the one it last told (a copy of the
+    /// whole Consent to compare with here was code no caller used).
+    pub fn apply(&mut self, kind: &Value, values: &Value, now_ms: u64, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) {
         let kind = match kind.as_str() {
             Some("default") => Kind::Default,
             Some("update") => Kind::Update,
             _ => {
                 errors.push(TagError::new("invalid_consent", CONSENT_KIND, kind.to_json()));
-                return false;
+                return;
             }
         };
         let Value::Object(members) = values else {
             errors.push(TagError::new("invalid_consent", CONSENT_VALUES, values.to_json()));
-            return false;
+            return;
         };
-        let before = self.clone();
         self.managed = true;
         // A malformed region still counts: the site meant the default for some region.
         let regional = values.get("region").is_some_and(|r| {
@@ -226,7 +226,6 @@ impl Consent {
         if kind == Kind::Update || self.updated != [false; 4] {
             self.wait_until = None;
         }
-        *self != before
     }
 }
 
@@ -359,8 +358,9 @@ mod tests {
 
     fn call(c: &mut Consent, kind: &str, values: &str, now: u64) -> (bool, Vec<TagError>, Vec<String>) {
         let (mut e, mut w) = (Vec::new(), Vec::new());
-        let changed = c.apply(&parse(kind).unwrap(), &parse(values).unwrap(), now, &mut e, &mut w);
-        (changed, e, w)
+        let before = c.clone();
+        c.apply(&parse(kind).unwrap(), &parse(values).unwrap(), now, &mut e, &mut w);
+        (*c != before, e, w)
     }
 
     /// The state machine as a table: a sequence of calls (kind, values, at ms after T0), then the
