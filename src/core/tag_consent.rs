@@ -162,9 +162,9 @@ impl Tag {
     /// before, as reading a cookie or storage is access too. The URLs this page observed meanwhile
     /// are observed again on the stored attribution, in order, as if it had been read at init, and
     /// the kept-back write of it is made again; an `_fbc` already set is kept unless this page
-    /// brought another click.
-    fn take_in_ad_storage(&mut self, page: &PageFacts) {
-        if self.ad_storage_read || !self.privacy.state(page.now_ms).ad_storage() {
+    /// brought another click. `state` is the one in force (the caller's, not computed again).
+    fn take_in_ad_storage(&mut self, page: &PageFacts, state: &State) {
+        if self.ad_storage_read || !state.ad_storage() {
             return;
         }
         self.ad_storage_read = true;
@@ -194,9 +194,9 @@ impl Tag {
     /// Once a cookie of ours may be written, the registrable domain is probed: not before, as the
     /// probe's test cookie is a cookie too (see `PageFacts::registrable_domain`). The cookies kept back
     /// until then were made host-only; they are made again for the domain found, and the `_fbp`
-    /// and `_fbc` values Tandem made take its subdomainIndex.
-    pub(super) fn settle_domain(&mut self, page: &PageFacts) {
-        if self.domain_settled || !self.privacy.state(page.now_ms).any_cookie() {
+    /// and `_fbc` values Tandem made take its subdomainIndex. `state` as in `take_in_ad_storage`.
+    fn settle_domain(&mut self, page: &PageFacts, state: &State) {
+        if self.domain_settled || !state.any_cookie() {
             return;
         }
         self.domain_settled = true;
@@ -316,8 +316,8 @@ impl Tag {
         for d in &self.config.destinations {
             d.consent(&state, false, &mut out.effects);
         }
-        self.take_in_ad_storage(page);
-        self.settle_domain(page);
+        self.take_in_ad_storage(page, &state);
+        self.settle_domain(page, &state);
         // Writes kept back, now allowed: a cookie someone else set meanwhile is adopted instead.
         // Walked in place, each write moved out of the list (a few writes at most): a consuming
         // loop linked an owning iterator for Effect alone.
