@@ -304,8 +304,10 @@ impl Tag {
         }
         let (fbc_cookie, store) = tag.observe_landing(page);
         tag.gate_write(fbc_cookie, page.now_ms, &mut out.effects);
-        // Not read without analytics_storage: an if, where Option::filter linked a copy for it.
-        let cid_cookie = if tag.may_read_client_id(page.now_ms) { cookies::get(&page.cookie_header, cookies::CLIENT_ID) } else { None };
+        // The cookie's client id only with analytics_storage granted (reading the cookie is storage
+        // access too), otherwise a fresh one for this page; `state` is still the one in force.
+        // Not read without it: an if, where Option::filter linked a copy for it.
+        let cid_cookie = if state.analytics_storage() { cookies::get(&page.cookie_header, cookies::CLIENT_ID) } else { None };
         match cookies::valid_client_id(cid_cookie) {
             Some(v) => tag.client_id = v.to_string(),
             None => {

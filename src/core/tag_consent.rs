@@ -224,12 +224,6 @@ impl Tag {
         }
     }
 
-    /// The client id to use at init: the cookie's only with analytics_storage granted (reading
-    /// the cookie is storage access too); otherwise a fresh one for this page.
-    pub(super) fn may_read_client_id(&self, now_ms: u64) -> bool {
-        self.privacy.state(now_ms).analytics_storage()
-    }
-
     /// Consent and identity for the platforms' setup.
     pub(super) fn setup_privacy(&mut self, now_ms: u64) -> State {
         let mut state = self.privacy.state(now_ms);
