@@ -226,6 +226,13 @@ fn find_cookie_domain(page: &PageFacts, configured: Option<&String>, probe: bool
     (domain, index)
 }
 
+/// Puts `value` in `slot`, in the String already there: a fresh copy assigned over the old one
+/// linked an allocation and the old one's drop at each field.
+fn set_text(slot: &mut String, value: &str) {
+    slot.clear();
+    slot.push_str(value);
+}
+
 /// A debug line; the shell prefixes it with `[tandem] ` on the console.
 fn log(out: &mut Vec<Effect>, parts: &[&str]) {
     let mut line = String::new();
@@ -295,7 +302,7 @@ impl Tag {
 
         // Identifiers: reuse what is there (ours or fbevents.js's), create only what is missing.
         match cookies::valid_fbp(cookies::get(tag.ad_cookies(page), cookies::FBP)) {
-            Some(v) => tag.fbp = v.to_string(),
+            Some(v) => set_text(&mut tag.fbp, v),
             None => {
                 tag.fbp = cookies::new_fbp(subdomain_index, page.now_ms, random_u32(rng));
                 let c = tag.cookie(cookies::FBP, &tag.fbp, cookies::FB_MAX_AGE_S, page.https);
@@ -309,7 +316,7 @@ impl Tag {
         // Not read without it: an if, where Option::filter linked a copy for it.
         let cid_cookie = if state.analytics_storage() { cookies::get(&page.cookie_header, cookies::CLIENT_ID) } else { None };
         match cookies::valid_client_id(cid_cookie) {
-            Some(v) => tag.client_id = v.to_string(),
+            Some(v) => set_text(&mut tag.client_id, v),
             None => {
                 let mut b = [0u8; 16];
                 rng.fill(&mut b);
@@ -399,7 +406,7 @@ impl Tag {
             if !(self.read_attribution == *stored || self.stored_attribution == *stored) {
                 self.load_attribution(Some(stored));
             } else {
-                self.read_attribution = stored.to_string();
+                set_text(&mut self.read_attribution, stored);
             }
         }
         self.attribution.expire(page.now_ms, self.config.attribution_window_days);
@@ -424,8 +431,8 @@ impl Tag {
     /// granted, and when another tab stored its own.
     fn load_attribution(&mut self, stored: Option<&str>) {
         self.attribution = Attribution::load(stored);
-        self.stored_attribution = stored.unwrap_or_default().to_string();
-        self.read_attribution = self.stored_attribution.clone();
+        set_text(&mut self.stored_attribution, stored.unwrap_or_default());
+        set_text(&mut self.read_attribution, stored.unwrap_or_default());
     }
 
     /// The attribution's `Store`, when it differs from what storage holds (or will hold).

@@ -330,13 +330,13 @@ impl Tag {
             if let Effect::SetCookie(c) = &e {
                 if c.starts_with(cookies::CLIENT_ID) {
                     if let Some(v) = cookies::valid_client_id(cookies::get(&page.cookie_header, cookies::CLIENT_ID)) {
-                        self.client_id = v.to_string();
+                        super::set_text(&mut self.client_id, v);
                         continue;
                     }
                 }
                 if c.starts_with(cookies::FBP) {
                     if let Some(v) = cookies::valid_fbp(cookies::get(&page.cookie_header, cookies::FBP)) {
-                        self.fbp = v.to_string();
+                        super::set_text(&mut self.fbp, v);
                         continue;
                     }
                 }
