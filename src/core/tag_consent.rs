@@ -300,7 +300,10 @@ impl Tag {
         self.privacy.consent.expire(page.now_ms);
         let state = self.privacy.state(page.now_ms);
         let before = self.privacy.told.replace(state);
-        if before == Some(state) {
+        // The same state when the signals and `managed` are: GPC and the mode are the tag's for
+        // good, and a told state never carries a wait. Compared so, where comparing the whole
+        // Options inlined a comparison of every field.
+        if before.is_some_and(|b| b.signals == state.signals && b.managed == state.managed) {
             return out;
         }
         if self.config.debug {
