@@ -448,15 +448,16 @@ impl Tag {
     /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then
     /// tracks PageView.
     pub fn page(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
-        if let Some(out) = self.repeated_page_view(page) {
+        // The PageView's own outcome, the repeated one's too.
+        let mut out = Outcome::default();
+        if self.repeated_page_view(page, &mut out) {
             return out;
         }
         // A consent wait may have ended without its timer having run yet: its change comes first.
         let mut caught_up = self.consent_changed(page);
         let (cookie, store) = self.observe_landing(page);
-        // Its own outcome: the writes below are gated after it (as the sent log's it may keep
+        // In its own outcome: the writes below are gated after it (as the sent log's it may keep
         // back) but go before its effects.
-        let mut out = Outcome::default();
         self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, &mut out);
         self.remember_page_view(page, &out.event_id);
         self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
@@ -467,18 +468,19 @@ impl Tag {
 
     /// The answer to a PageView for the URL of the last one, within `PAGE_VIEW_DOUBLE_MS`: its
     /// event_id, and nothing sent. A router, the automatic PageView and a ported
-    /// `track('PageView')` all report the same view.
-    fn repeated_page_view(&self, page: &PageFacts) -> Option<Outcome> {
-        let (url, at, id) = self.last_page_view.as_ref()?;
+    /// `track('PageView')` all report the same view. True when it is one, with the warning and
+    /// the event_id in `out` (`None` there before), as `track_valid` fills it.
+    fn repeated_page_view(&self, page: &PageFacts, out: &mut Outcome) -> bool {
+        let Some((url, at, id)) = &self.last_page_view else { return false };
         if *url != page.url || page.now_ms.saturating_sub(*at) >= PAGE_VIEW_DOUBLE_MS {
-            return None;
+            return false;
         }
         let mut w = String::from(PAGE_VIEW_ALREADY_SENT);
         w.push_str(id);
         w.push_str(PAGE_VIEW_SAME_VIEW);
-        let mut out = Outcome { event_id: Some(id.clone()), ..Outcome::default() };
+        out.event_id = Some(id.clone());
         out.warnings.push(w);
-        Some(out)
+        true
     }
 
     /// What `repeated_page_view` compares the next PageView with.
@@ -532,11 +534,8 @@ impl Tag {
         // A PageView with a site's id is always sent (its id is not the earlier view's), and is
         // then the view a router's page() right after repeats.
         let page_view = matches!(name, EventName::Standard(Standard::PageView));
-        if page_view && event_id.is_none() {
-            if let Some(repeated) = self.repeated_page_view(page) {
-                out.append_event(repeated);
-                return out;
-            }
+        if page_view && event_id.is_none() && self.repeated_page_view(page, &mut out) {
+            return out;
         }
         self.track_valid(name, params, event_id, page, rng, &mut out);
         if page_view {
