@@ -100,6 +100,12 @@ pub fn settings(config: &Value, errors: &mut Vec<TagError>) -> Settings {
     s
 }
 
+/// An invalid_consent error about `v`: one function for `Consent::apply`'s five, which each
+/// inlined the value's JSON, the error and its push.
+fn invalid(errors: &mut Vec<TagError>, message: &str, v: &Value) {
+    errors.push(TagError::new("invalid_consent", message, v.to_json()));
+}
+
 /// What the site said, before GPC and settings are applied. Lives in the shell before init (so a
 /// default set before `init` applies before init's first effect) and in the `Tag` after.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -160,19 +166,19 @@ impl Consent {
             Some("default") => Kind::Default,
             Some("update") => Kind::Update,
             _ => {
-                errors.push(TagError::new("invalid_consent", CONSENT_KIND, kind.to_json()));
+                invalid(errors, CONSENT_KIND, kind);
                 return;
             }
         };
         let Value::Object(members) = values else {
-            errors.push(TagError::new("invalid_consent", CONSENT_VALUES, values.to_json()));
+            invalid(errors, CONSENT_VALUES, values);
             return;
         };
         self.managed = true;
         // A malformed region still counts: the site meant the default for some region.
         let regional = values.get("region").is_some_and(|r| {
             if !matches!(r, Value::Array(codes) if codes.iter().all(|c| c.as_str().is_some())) {
-                errors.push(TagError::new("invalid_consent", CONSENT_REGION, r.to_json()));
+                invalid(errors, CONSENT_REGION, r);
             }
             true
         });
@@ -187,7 +193,7 @@ impl Consent {
                     }
                     _ if wait => match if let Value::Number(n) = v { whole(n) } else { None } {
                         Some(ms) => self.wait_until = if ms == 0 { None } else { Some(now_ms.saturating_add(ms.min(MAX_WAIT_MS))) },
-                        None => errors.push(TagError::new("invalid_consent", CONSENT_WAIT, v.to_json())),
+                        None => invalid(errors, CONSENT_WAIT, v),
                     },
                     _ => {}
                 }
@@ -204,7 +210,7 @@ impl Consent {
                     let mut m = String::from("consent.");
                     m.push_str(k);
                     m.push_str(GRANTED_OR_DENIED);
-                    errors.push(TagError::new("invalid_consent", m, v.to_json()));
+                    invalid(errors, &m, v);
                     continue;
                 }
             };
