@@ -441,7 +441,7 @@ impl Tag {
         if json == self.stored_attribution {
             return None;
         }
-        self.stored_attribution = json.clone();
+        set_text(&mut self.stored_attribution, &json);
         Some(Effect::Store { key: STORAGE_KEY, value: json })
     }
 
