@@ -119,7 +119,7 @@ export interface Tandem {
 }
 
 export declare const tandem: Tandem;
-/** Resolves true once the wasm is live; false at once on the plain-JS path (WebAssembly refused) or on the server, or after timeoutMs (default 10 s). */
+/** Resolves true once the wasm is live; false as soon as the plain-JS path has taken over (WebAssembly refused) or at once on the server, or after timeoutMs (default 10 s). */
 export declare function ready(timeoutMs?: number): Promise<boolean>;
 export default tandem;
 
