@@ -380,7 +380,9 @@ fn hashed(s: String) -> String {
     }
 }
 
-/// A platform's hashes as a JSON object, `None` when it has none (see `write_hashes`).
+/// A platform's hashes as a JSON object, `None` when it has none (see `write_hashes`). For the
+/// tests: the tag writes them in place with `write_hashes`.
+#[cfg(test)]
 fn hashes_json(list: &[(&'static str, String)]) -> Option<String> {
     if list.is_empty() {
         return None;
@@ -393,7 +395,7 @@ fn hashes_json(list: &[(&'static str, String)]) -> Option<String> {
 /// A platform's hashes as an object, the next value of `w`: `{key: hash, …}`, with Google's name
 /// fields (`*_name`) inside `address` as gtag's `user_data` has them. One writer for the three
 /// platforms: no Meta or TikTok key ends in `_name`, so theirs never open `address`.
-fn write_hashes(w: &mut W, list: &[(&'static str, String)]) {
+pub fn write_hashes(w: &mut W, list: &[(&'static str, String)]) {
     // The list keeps its keys' order, where Google's address fields come last: one pass writes the
     // others, then opens `address` at the first of them.
     w.open('{');
@@ -493,11 +495,13 @@ impl Identity {
     }
 
     /// gtag's `user_data` (`{sha256_email_address, sha256_phone_number, address: {sha256_first_name, …}}`).
+    #[cfg(test)]
     pub fn google_json(&self) -> Option<String> {
         hashes_json(&self.google)
     }
 
     /// `ttq.identify({email, phone_number, external_id})`, hashed.
+    #[cfg(test)]
     pub fn tiktok_json(&self) -> Option<String> {
         hashes_json(&self.tiktok)
     }

@@ -5,7 +5,7 @@
 use crate::core::attribution::{Attribution, CLICK_IDS};
 use crate::core::consent::State;
 use crate::core::event::{write_details, write_items, Item, ValidEvent};
-use crate::core::identity::Identity;
+use crate::core::identity::{write_hashes, Identity};
 use crate::core::json::{self, truncate_utf8, Value, W};
 use crate::core::text;
 
@@ -106,11 +106,12 @@ pub fn write_event(w: &mut W, e: &Envelope, p: &Allowed) {
     e.attribution.write(w, p.user_data);
     w.s("client_id", e.client_id).s("tag_version", TAG_VERSION);
     if let Some(id) = p.identity {
-        if let Some(g) = id.google_json() {
-            w.key("google_user_data").raw(&g);
+        // Written in place, not made into a String of their own (google_json) and copied in.
+        if !id.google.is_empty() {
+            write_hashes(w.key("google_user_data"), &id.google);
         }
-        if let Some(t) = id.tiktok_json() {
-            w.key("tiktok_user_data").raw(&t);
+        if !id.tiktok.is_empty() {
+            write_hashes(w.key("tiktok_user_data"), &id.tiktok);
         }
     }
     if let Some(state) = p.state {

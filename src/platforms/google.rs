@@ -13,7 +13,7 @@ use super::{push_call, config_error, members, opt_bool, push_custom, Destination
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, EventName, Item, Standard, ValidEvent};
-use crate::core::identity::Identity;
+use crate::core::identity::{write_hashes, Identity};
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 use crate::core::text;
@@ -217,9 +217,12 @@ impl Destination for Google {
 
     /// Enhanced conversions: `gtag('set', 'user_data', {sha256_email_address, …})`.
     fn identify(&self, identity: &Identity, out: &mut Vec<Effect>) {
-        let Some(user_data) = identity.google_json() else { return };
+        // Written in place, not made into a String of their own (google_json) and copied in.
+        if identity.google.is_empty() {
+            return;
+        }
         let mut w = W::new('[');
-        w.str("set").str("user_data").raw(&user_data);
+        write_hashes(w.str("set").str("user_data"), &identity.google);
         push_call(out, KEY, "gtag", w.end(']'));
     }
 

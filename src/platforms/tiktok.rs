@@ -10,7 +10,7 @@ use super::{push_call, config_error, members, opt_bool, push_custom, Destination
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, EventName, Item, Standard, Status, ValidEvent};
-use crate::core::identity::Identity;
+use crate::core::identity::{write_hashes, Identity};
 use crate::core::json::{str_array, Value, W};
 use crate::core::tag::Effect;
 use crate::core::text;
@@ -128,9 +128,12 @@ impl Destination for TikTok {
 
     /// `ttq.identify({email, phone_number, external_id})` with SHA-256 hashes.
     fn identify(&self, identity: &Identity, out: &mut Vec<Effect>) {
-        let Some(user) = identity.tiktok_json() else { return };
+        // Written in place, not made into a String of their own (tiktok_json) and copied in.
+        if identity.tiktok.is_empty() {
+            return;
+        }
         let mut w = W::new('[');
-        w.raw(&user);
+        write_hashes(&mut w, &identity.tiktok);
         push_call(out, KEY, "ttq.identify", w.end(']'));
     }
 
