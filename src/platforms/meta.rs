@@ -6,7 +6,7 @@
 //! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
 //! carries it to CAPI.
 
-use super::{call, push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{write_details, write_items, Item, Standard, ValidEvent};
@@ -93,11 +93,15 @@ fn params(w: &mut W, ev: &ValidEvent) {
 
 /// `fbq('init', id, {em, ph, …})`: advanced matching with SHA-256 hashes, which the pixel takes
 /// as they are.
-fn init(id: &str, identity: &Identity) -> Effect {
+fn init(id: &str, identity: Option<&Identity>, out: &mut Vec<Effect>) {
+    // Pushed here through push_call, with or without the hashes, instead of an Effect returned
+    // for the caller to move in, and a second writer (str_array) for an init without them.
     let mut w = W::new('[');
     w.str("init").str(id);
-    identity.write_meta(&mut w);
-    call(KEY, "fbq", w.end(']'))
+    if let Some(identity) = identity {
+        identity.write_meta(&mut w);
+    }
+    push_call(out, KEY, "fbq", w.end(']'));
 }
 
 impl Destination for Meta {
@@ -118,10 +122,7 @@ impl Destination for Meta {
         // fbq('consent', …) before init, as Meta documents it.
         self.consent(ctx.consent, true, out);
         for id in &self.pixels {
-            out.push(match ctx.identity {
-                Some(identity) => init(id, identity),
-                None => call(KEY, "fbq", str_array(&["init", id])),
-            });
+            init(id, ctx.identity, out);
         }
     }
 
@@ -138,7 +139,7 @@ impl Destination for Meta {
     fn identify(&self, identity: &Identity, out: &mut Vec<Effect>) {
         // A loop rather than map and extend, which linked its own extend for the closure.
         for id in &self.pixels {
-            out.push(init(id, identity));
+            init(id, Some(identity), out);
         }
     }
 
