@@ -279,9 +279,9 @@ pub fn meta_normalize(field: usize, raw: &str) -> Result<String, &'static str> {
 
 /// Google's form of a field Meta normalised (`None`: Google does not take it hashed).
 pub fn google_normalize(field: usize, meta: &str, raw: &str) -> Option<String> {
-    let hash = sha256::is_hex64(meta);
+    // The hash test only where it changes the answer (a name is kept as it is either way).
     match field {
-        _ if hash && matches!(field, EMAIL | PHONE | FIRST_NAME | LAST_NAME) => Some(meta.to_string()),
+        EMAIL | PHONE if sha256::is_hex64(meta) => Some(meta.to_string()),
         EMAIL => Some(match text::split_once(meta, "@") {
             Some((local, domain)) if domain == "gmail.com" || domain == "googlemail.com" => {
                 let mut e = kept(local, |c| c != '.');
@@ -299,10 +299,10 @@ pub fn google_normalize(field: usize, meta: &str, raw: &str) -> Option<String> {
 
 /// TikTok's form (`raw` for external_id, which TikTok hashes as given).
 pub fn tiktok_normalize(field: usize, meta: &str, raw: &str) -> Option<String> {
-    let hash = sha256::is_hex64(meta);
+    // The hash test only where it changes the answer (an email is kept as it is either way).
     match field {
-        _ if hash && matches!(field, EMAIL | PHONE | EXTERNAL_ID) => Some(meta.to_string()),
         EMAIL => Some(meta.to_string()),
+        PHONE | EXTERNAL_ID if sha256::is_hex64(meta) => Some(meta.to_string()),
         PHONE => e164(raw),
         EXTERNAL_ID => Some(text::trim(raw).to_string()),
         _ => None,
