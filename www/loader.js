@@ -198,8 +198,9 @@ function words(key, text) {
 var MESSAGES_TIMEOUT_MS = 10000;
 // Whether this copy of the plain-JS path (createJsPath) delivers as a page that stays does: sends
 // at once, retries, takes over what earlier pages left. The loader's own copy does not
-// (scripts/build.mjs makes this false in tandem.js): WebAssembly runs on nearly every page, and
-// that code is in TANDEM_JS_PATH, a file next to the loader, fetched only when it does not (see
+// (scripts/build.mjs drops this line from tandem.js and writes each test of it as a bare
+// `return;`, so terser drops what follows): WebAssembly runs on nearly every page, and that
+// code is in TANDEM_JS_PATH, a file next to the loader, fetched only when it does not (see
 // fail). The loader's copy turns calls into events, stores them, and beacons them at unload: what
 // a page closing before the wasm or that file arrived needs.
 var JS_PATH_DELIVERY = true;
