@@ -736,6 +736,7 @@ async function main() {
     const agg = {};
     for (const v of VARIANTS) {
       const rs = by(v);
+      const local = beacons(v);
       const firstRun = rs[0];
       const loadedPaths = [...new Set(rs.flatMap((r) => r.tagFiles.map((f) => f.path)))];
       const fileRows = loadedPaths.map((p) => files(p)).filter(Boolean);
@@ -754,12 +755,12 @@ async function main() {
         wireEncoded: firstRun ? firstRun.tagFiles.reduce((a, f) => a + f.encoded, 0) : 0,
         wireTransfer: firstRun ? firstRun.tagFiles.reduce((a, f) => a + f.transfer, 0) : 0,
         requests: firstRun ? firstRun.tagFiles.length : 0,
-        firstBeacon: median(beacons(v).map((r) => r.firstBeacon ?? NaN)),
-        firstBeaconMin: Math.min(...beacons(v).map((r) => r.firstBeacon ?? Infinity)),
-        firstBeaconMax: Math.max(...beacons(v).map((r) => r.firstBeacon ?? -Infinity)),
-        firstBeaconAll: beacons(v).map((r) => r.firstBeacon),
-        scriptReceived: median(beacons(v).map((r) => r.scriptReceived ?? NaN)),
-        bootToBeacon: median(beacons(v).map((r) => (r.firstBeacon ?? NaN) - (r.scriptReceived ?? NaN))),
+        firstBeacon: median(local.map((r) => r.firstBeacon ?? NaN)),
+        firstBeaconMin: Math.min(...local.map((r) => r.firstBeacon ?? Infinity)),
+        firstBeaconMax: Math.max(...local.map((r) => r.firstBeacon ?? -Infinity)),
+        firstBeaconAll: local.map((r) => r.firstBeacon),
+        scriptReceived: median(local.map((r) => r.scriptReceived ?? NaN)),
+        bootToBeacon: median(local.map((r) => (r.firstBeacon ?? NaN) - (r.scriptReceived ?? NaN))),
         firstBeaconType: firstRun && firstRun.firstBeaconType,
         trackMedian: median(rs.map((r) => r.track.median)),
         trackP95: median(rs.map((r) => r.track.p95)),
@@ -885,7 +886,7 @@ async function main() {
 
     fs.mkdirSync(path.join(ROOT, 'target', 'bench'), { recursive: true });
     const jsonPath = path.join(ROOT, 'target', 'bench', 'tag.json');
-    fs.writeFileSync(jsonPath, JSON.stringify({ machine, agg, results, slowResults }, null, 1));
+    fs.writeFileSync(jsonPath, JSON.stringify({ machine, agg, results, slowResults, quickResults }, null, 1));
     console.log(`raw figures: ${path.relative(ROOT, jsonPath)}`);
 
     if (WRITE) {
