@@ -61,6 +61,10 @@ fn url(w: &mut W, k: &str, url: &str, p: &Allowed) {
     w.s(k, &s);
 }
 
+/// Conversions API `contents` item names: a constant, where an array built on the stack at each
+/// call cost a store per pointer, length and field.
+const CONTENTS_FIELDS: &[(Item, &str)] = &[(Item::Id, "id"), (Item::Quantity, "quantity"), (Item::Price, "item_price"), (Item::Name, "title"), (Item::Category, "category")];
+
 fn custom_data(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
     w.key("custom_data")
@@ -68,9 +72,7 @@ fn custom_data(w: &mut W, ev: &ValidEvent) {
         .opt_n("value", p.value.as_deref())
         .opt_s("currency", p.currency.as_deref())
         .opt_s("order_id", p.order_id.as_deref());
-    // Conversions API `contents` item names.
-    let fields = [(Item::Id, "id"), (Item::Quantity, "quantity"), (Item::Price, "item_price"), (Item::Name, "title"), (Item::Category, "category")];
-    write_items(w, "contents", p, &fields, false);
+    write_items(w, "contents", p, CONTENTS_FIELDS, false);
     if !p.content_ids.is_empty() {
         w.key("content_ids").open('[');
         for id in &p.content_ids {
