@@ -156,11 +156,11 @@ pub enum Item {
 /// this order, with the same keys: written once here for both.
 pub fn write_details(w: &mut W, p: &Params) {
     w.opt_s("content_type", p.content_type)
-        .opt_s("content_name", p.content_name.as_deref())
-        .opt_s("content_category", p.content_category.as_deref())
-        .opt_n("num_items", p.num_items.as_deref())
-        .opt_s("search_string", p.search_string.as_deref())
-        .opt_n("predicted_ltv", p.predicted_ltv.as_deref());
+        .opt_string("content_name", &p.content_name)
+        .opt_string("content_category", &p.content_category)
+        .opt_number("num_items", &p.num_items)
+        .opt_string("search_string", &p.search_string)
+        .opt_number("predicted_ltv", &p.predicted_ltv);
     write_status(w, p.status.as_ref());
 }
 
@@ -194,10 +194,10 @@ pub fn write_items(w: &mut W, list_key: &str, params: &Params, fields: &[(Item, 
         for &(field, key) in fields {
             match field {
                 Item::Id => w.s(key, &c.id),
-                Item::Name => w.opt_s(key, c.name.as_deref()),
-                Item::Price => w.opt_n(key, c.price.as_deref()),
-                Item::Quantity => w.opt_n(key, c.quantity.as_deref()),
-                Item::Category => w.opt_s(key, c.category.as_deref()),
+                Item::Name => w.opt_string(key, &c.name),
+                Item::Price => w.opt_number(key, &c.price),
+                Item::Quantity => w.opt_number(key, &c.quantity),
+                Item::Category => w.opt_string(key, &c.category),
             };
         }
         w.close('}');

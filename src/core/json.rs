@@ -568,6 +568,17 @@ impl W {
             None => self,
         }
     }
+    /// `opt_s` of an owned field: the caller passes the field's address, where `as_deref()` at
+    /// each call site picked the pointer and length out of the Option inline.
+    #[inline(never)]
+    pub fn opt_string(&mut self, k: &str, s: &Option<String>) -> &mut W {
+        self.opt_s(k, s.as_deref())
+    }
+    /// `opt_n` of an owned field (see `opt_string`).
+    #[inline(never)]
+    pub fn opt_number(&mut self, k: &str, n: &Option<String>) -> &mut W {
+        self.opt_n(k, n.as_deref())
+    }
     pub fn u(&mut self, k: &str, n: u64) -> &mut W {
         self.key(k);
         write_u64(&mut self.0, n);

@@ -69,9 +69,9 @@ fn custom_data(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
     w.key("custom_data")
         .open('{')
-        .opt_n("value", p.value.as_deref())
-        .opt_s("currency", p.currency.as_deref())
-        .opt_s("order_id", p.order_id.as_deref());
+        .opt_number("value", &p.value)
+        .opt_string("currency", &p.currency)
+        .opt_string("order_id", &p.order_id);
     write_items(w, "contents", p, CONTENTS_FIELDS, false);
     if !p.content_ids.is_empty() {
         w.key("content_ids").open('[');
