@@ -560,8 +560,8 @@ fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
     for (k, v) in members {
         match k.as_str() {
             "id" => {}
-            "quantity" => c.keep(&mut out.quantity, count_text(v), "invalid_param", Some(i), "quantity", INTEGER_NOT_NEGATIVE, v),
-            "price" => c.keep(&mut out.price, non_negative(v), "invalid_param", Some(i), "price", NUMBER_NOT_NEGATIVE, v),
+            "quantity" => c.keep(&mut out.quantity, count_text(v), "invalid_param", Some(i), k, INTEGER_NOT_NEGATIVE, v),
+            "price" => c.keep(&mut out.price, non_negative(v), "invalid_param", Some(i), k, NUMBER_NOT_NEGATIVE, v),
             "name" => c.keep(&mut out.name, text(v), "invalid_param", Some(i), k, MUST_BE_STRING, v),
             "category" => c.keep(&mut out.category, text(v), "invalid_param", Some(i), k, MUST_BE_STRING, v),
             _ => {
@@ -597,14 +597,14 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             continue;
         }
         match k.as_str() {
-            "value" => c.keep(&mut p.value, non_negative(v), "invalid_value", None, "value", NUMBER_NOT_NEGATIVE, v),
-            "currency" => c.keep(&mut p.currency, currency(v), "invalid_currency", None, "currency", CURRENCY_CODE, v),
-            "order_id" => c.keep(&mut p.order_id, id_text(v, ORDER_ID_MAX), "invalid_param", None, "order_id", ORDER_ID_RULE, v),
+            "value" => c.keep(&mut p.value, non_negative(v), "invalid_value", None, k, NUMBER_NOT_NEGATIVE, v),
+            "currency" => c.keep(&mut p.currency, currency(v), "invalid_currency", None, k, CURRENCY_CODE, v),
+            "order_id" => c.keep(&mut p.order_id, id_text(v, ORDER_ID_MAX), "invalid_param", None, k, ORDER_ID_RULE, v),
             "contents" => match v {
                 Value::Array(items) => {
                     for (j, item) in items.iter().enumerate() {
                         if j == LIST_CAP {
-                            c.bad("invalid_param", "contents", CONTENTS_CAP, v);
+                            c.bad("invalid_param", k, CONTENTS_CAP, v);
                             break;
                         }
                         if let Some(ct) = content(&mut c, j, item) {
@@ -612,7 +612,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                         }
                     }
                 }
-                _ => c.bad("invalid_param", "contents", CONTENTS_NOT_ARRAY, v),
+                _ => c.bad("invalid_param", k, CONTENTS_NOT_ARRAY, v),
             },
             "content_ids" => {
                 let single = std::slice::from_ref(v);
@@ -620,7 +620,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
                     Value::Array(items) => items.as_slice(),
                     Value::String(_) | Value::Number(_) => single,
                     _ => {
-                        c.bad("invalid_param", "content_ids", CONTENT_IDS_NOT_ARRAY, v);
+                        c.bad("invalid_param", k, CONTENT_IDS_NOT_ARRAY, v);
                         &[]
                     }
                 };
@@ -634,17 +634,17 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             "content_type" => match v.as_str() {
                 Some("product") => p.content_type = Some("product"),
                 Some("product_group") => p.content_type = Some("product_group"),
-                _ => c.bad("invalid_param", "content_type", CONTENT_TYPE_RULE, v),
+                _ => c.bad("invalid_param", k, CONTENT_TYPE_RULE, v),
             },
             "content_name" => c.keep(&mut p.content_name, text(v), "invalid_param", None, k, MUST_BE_STRING, v),
             "content_category" => c.keep(&mut p.content_category, text(v), "invalid_param", None, k, MUST_BE_STRING, v),
             "search_string" => c.keep(&mut p.search_string, text(v), "invalid_param", None, k, MUST_BE_STRING, v),
-            "num_items" => c.keep(&mut p.num_items, count_text(v), "invalid_param", None, "num_items", INTEGER_NOT_NEGATIVE, v),
-            "predicted_ltv" => c.keep(&mut p.predicted_ltv, number_text(v), "invalid_param", None, "predicted_ltv", NUMBER_RULE, v),
+            "num_items" => c.keep(&mut p.num_items, count_text(v), "invalid_param", None, k, INTEGER_NOT_NEGATIVE, v),
+            "predicted_ltv" => c.keep(&mut p.predicted_ltv, number_text(v), "invalid_param", None, k, NUMBER_RULE, v),
             "status" => match v {
                 Value::String(text) => p.status = Some(Status::Text(text.clone())),
                 Value::Bool(flag) => p.status = Some(Status::Flag(*flag)),
-                _ => c.bad("invalid_param", "status", STATUS_RULE, v),
+                _ => c.bad("invalid_param", k, STATUS_RULE, v),
             },
             _ if v.contains_invalid() => {
                 let reason = match v {
