@@ -340,8 +340,7 @@ impl Tag {
         }
         if tag.config.auto_page_view {
             // Its errors are none (a fresh random id cannot be a double): all of it goes into init's outcome.
-            tag.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, &mut out);
-            tag.remember_page_view(page, &out.event_id);
+            tag.page_view(page, rng, &mut out);
         }
         (Some(tag), out)
     }
@@ -458,8 +457,7 @@ impl Tag {
         let (cookie, store) = self.observe_landing(page);
         // In its own outcome: the writes below are gated after it (as the sent log's it may keep
         // back) but go before its effects.
-        self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, &mut out);
-        self.remember_page_view(page, &out.event_id);
+        self.page_view(page, rng, &mut out);
         self.gate_write(cookie, page.now_ms, &mut caught_up.effects);
         self.gate_write(store, page.now_ms, &mut caught_up.effects);
         caught_up.append_event(out);
@@ -481,6 +479,13 @@ impl Tag {
         out.event_id = Some(id.clone());
         out.warnings.push(w);
         true
+    }
+
+    /// The PageView of init and `page`, remembered for `repeated_page_view`: one function for
+    /// both, where each built the empty params and the call in line.
+    fn page_view(&mut self, page: &PageFacts, rng: &mut dyn Entropy, out: &mut Outcome) {
+        self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, out);
+        self.remember_page_view(page, &out.event_id);
     }
 
     /// What `repeated_page_view` compares the next PageView with.
