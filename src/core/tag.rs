@@ -233,6 +233,14 @@ fn set_text(slot: &mut String, value: &str) {
     slot.push_str(value);
 }
 
+/// Params with nothing in them, for init's and `page`'s PageView and in place of the params a
+/// consent wait takes and gives back: out of line, where `Params::default()` (or the
+/// `mem::take` of one) wrote every field in line at each of the three.
+#[inline(never)]
+fn no_params() -> event::Params {
+    event::Params::default()
+}
+
 /// A debug line; the shell prefixes it with `[tandem] ` on the console.
 fn log(out: &mut Vec<Effect>, parts: &[&str]) {
     let mut line = String::new();
@@ -484,7 +492,7 @@ impl Tag {
     /// The PageView of init and `page`, remembered for `repeated_page_view`: one function for
     /// both, where each built the empty params and the call in line.
     fn page_view(&mut self, page: &PageFacts, rng: &mut dyn Entropy, out: &mut Outcome) {
-        self.track_valid(EventName::Standard(Standard::PageView), event::Params::default(), None, page, rng, out);
+        self.track_valid(EventName::Standard(Standard::PageView), no_params(), None, page, rng, out);
         self.remember_page_view(page, &out.event_id);
     }
 

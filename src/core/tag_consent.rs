@@ -249,7 +249,7 @@ impl Tag {
         let mut w = String::from(CONSENT_PREFIX);
         w.push_str(name.as_str());
         if held {
-            self.privacy.held.push(Held { name: name.clone(), params: std::mem::take(params), event_id: event_id.to_string(), site_event_id, page: page.clone() });
+            self.privacy.held.push(Held { name: name.clone(), params: std::mem::replace(params, super::no_params()), event_id: event_id.to_string(), site_event_id, page: page.clone() });
             w.push_str(WAITS_FOR_UPDATE);
             w.push_str(event_id);
             out.event_id = Some(event_id.to_string());
@@ -378,7 +378,7 @@ impl Tag {
                     continue;
                 }
                 let name = std::mem::replace(&mut h.name, EventName::Standard(Standard::PageView));
-                self.send_valid(name, std::mem::take(&mut h.params), std::mem::take(&mut h.event_id), h.site_event_id, &h.page, &mut out);
+                self.send_valid(name, std::mem::replace(&mut h.params, super::no_params()), std::mem::take(&mut h.event_id), h.site_event_id, &h.page, &mut out);
             }
             // Sent into this outcome, each set its event_id: a change is no event's call.
             out.event_id = None;
