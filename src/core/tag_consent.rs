@@ -32,12 +32,21 @@ crate::messages! {
 
 /// What the shell collected before `init` (consent defaults, identify), applied before init's
 /// first effect.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Pre {
     pub consent: Consent,
     pub identity: Identity,
     /// `navigator.globalPrivacyControl === true`.
     pub gpc: bool,
+}
+
+impl Default for Pre {
+    /// Out of line, as `Outcome`'s: the derived one, inlined, wrote every field of the consent and
+    /// the identity at each place that starts one (init, the shell's init and its rehearsal).
+    #[inline(never)]
+    fn default() -> Pre {
+        Pre { consent: Consent::default(), identity: Identity::default(), gpc: false }
+    }
 }
 
 impl Pre {
