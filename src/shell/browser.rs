@@ -284,17 +284,13 @@ pub fn apply(effects: &[Effect], debug: bool) {
             Effect::LoadBaseCode { platform, args_json } => {
                 match REGISTRY.iter().find(|entry| entry.key == *platform) {
                     Some(entry) => (entry.load_base_code)(args_json),
-                    None => warn(debug, &["no base code loader for ", platform]),
+                    None => log(debug, true, &["no base code loader for ", platform]),
                 }
             }
             Effect::Call { platform, function, args_json } => call_global(platform, function, args_json, debug),
             // The outbox batches, persists and retries it (see transport.rs).
             Effect::Send { url, event, event_id, time_ms } => super::transport::enqueue(url, event, event_id, *time_ms),
-            Effect::Log(line) => {
-                if debug {
-                    shell_log(false, &(String::from("[tandem] ") + line));
-                }
-            }
+            Effect::Log(line) => log(debug, false, &[line]),
         }
     }
 }
@@ -303,17 +299,19 @@ pub fn apply(effects: &[Effect], debug: bool) {
 fn call_global(platform: &str, path: &str, args_json: &str, debug: bool) {
     match shell_call(path, args_json).as_deref() {
         None => {}
-        Some("") => warn(debug, &[path, " is not on the page; ", platform, " skipped (load it, or set load: true)"]),
-        Some(thrown) => warn(debug, &[path, " threw: ", thrown.strip_prefix("!").unwrap_or(thrown)]),
+        Some("") => log(debug, true, &[path, " is not on the page; ", platform, " skipped (load it, or set load: true)"]),
+        Some(thrown) => log(debug, true, &[path, " threw: ", thrown.strip_prefix("!").unwrap_or(thrown)]),
     }
 }
 
-fn warn(debug: bool, parts: &[&str]) {
+/// A debug line, `[tandem] ` and `parts`, to the console (a warning when `warn`): the core's log
+/// lines and the shell's warnings share this one builder.
+fn log(debug: bool, warn: bool, parts: &[&str]) {
     if debug {
         let mut line = String::from("[tandem] ");
         for part in parts {
             line.push_str(part);
         }
-        shell_log(true, &line);
+        shell_log(warn, &line);
     }
 }
