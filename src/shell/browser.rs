@@ -250,9 +250,9 @@ fn registrable_domain(host: &str) -> Option<String> {
                 return (Some(domain.to_string()), None);
             }
             for domain in &cookies::domain_candidates(host) {
-                shell_set_cookie(&(String::from(PROBE_COOKIE) + "=1; Path=/; SameSite=Lax; Domain=" + domain));
+                set_probe("=1; Path=/; SameSite=Lax; Domain=", domain);
                 if cookies::get(&shell_cookie(), PROBE_COOKIE).is_some() {
-                    shell_set_cookie(&(String::from(PROBE_COOKIE) + "=; Path=/; Max-Age=0; Domain=" + domain));
+                    set_probe("=; Path=/; Max-Age=0; Domain=", domain);
                     let record = cookies::domain_record(domain, now_ms);
                     return (Some(domain.clone()), Some(record));
                 }
@@ -262,6 +262,15 @@ fn registrable_domain(host: &str) -> Option<String> {
         // Copied from the borrowed domain, not by cloning the Option (a clone linked for this).
         found.as_deref().map(str::to_string)
     })
+}
+
+/// Sets (or removes) the probe cookie on `domain`: one builder for both, where each inlined its
+/// own `+` of three texts.
+fn set_probe(attributes: &str, domain: &str) {
+    let mut cookie = String::from(PROBE_COOKIE);
+    cookie.push_str(attributes);
+    cookie.push_str(domain);
+    shell_set_cookie(&cookie);
 }
 
 /// Stores the record of a domain probed on this page once `state` lets a Tandem cookie be set
