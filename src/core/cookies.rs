@@ -240,13 +240,12 @@ pub enum FbcDecision {
 /// a new cookie with a new creation time; an fbclid over 500 chars, or one that cannot be stored
 /// in a cookie unchanged, is ignored. The fbclid is never modified (it is case-sensitive).
 pub fn decide_fbc(existing: Option<&str>, fbclid: Option<&str>, index: u64, now_ms: u64) -> FbcDecision {
-    let current = existing.filter(|v| parse_fb(v).is_some()).map(str::to_string);
+    // The cookie parsed once: whether it is kept, and its fbclid, where the kept copy was parsed again.
+    let current = existing.and_then(parse_fb);
     let usable = fbclid.filter(|c| c.len() <= FBCLID_CAP && is_cookie_value(c) && !text::contains(c, "."));
     match usable {
-        Some(id) if !current.as_deref().and_then(parse_fb).is_some_and(|c| c.payload == id) => {
-            FbcDecision::Set(render_fb(index, now_ms, id))
-        }
-        _ => FbcDecision::Keep(current),
+        Some(id) if !current.as_ref().is_some_and(|c| c.payload == id) => FbcDecision::Set(render_fb(index, now_ms, id)),
+        _ => FbcDecision::Keep(existing.filter(|_| current.is_some()).map(str::to_string)),
     }
 }
 
