@@ -164,12 +164,13 @@ pub fn stored(key: &str) -> Option<String> {
 /// Every stored key starting with `prefix`, with its value.
 pub fn stored_with_prefix(prefix: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let Ok(Value::Array(items)) = json::parse(&shell_entries(prefix)) {
-        // Pair by pair with a slice pattern, not `chunks_exact`'s iterator (an odd last one is left).
-        let mut rest = &items[..];
+    if let Ok(Value::Array(mut items)) = json::parse(&shell_entries(prefix)) {
+        // Pair by pair with a slice pattern, not `chunks_exact`'s iterator (an odd last one is
+        // left); the parsed strings are taken, not copied.
+        let mut rest = &mut items[..];
         while let [key, value, tail @ ..] = rest {
             if let (Value::String(key), Value::String(value)) = (key, value) {
-                out.push((key.clone(), value.clone()));
+                out.push((std::mem::take(key), std::mem::take(value)));
             }
             rest = tail;
         }
