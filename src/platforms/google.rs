@@ -153,14 +153,14 @@ fn transaction_id(ev: &ValidEvent) -> &str {
 fn ga4_event(ev: &ValidEvent, name: &str, tag_id: &str) -> String {
     let p = &ev.params;
     let mut w = W::new('[');
-    w.str("event").str(name).open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    w.str("event").str(name).open('{').opt_number("value", &p.value).opt_string("currency", &p.currency);
     if matches!(ev.name, EventName::Standard(Standard::Purchase)) {
         w.s("transaction_id", transaction_id(ev));
     } else {
-        w.opt_s("transaction_id", p.order_id.as_deref());
+        w.opt_string("transaction_id", &p.order_id);
     }
     write_items(&mut w, "items", p, ITEM_FIELDS, true);
-    w.opt_s("search_term", p.search_string.as_deref());
+    w.opt_string("search_term", &p.search_string);
     push_custom(&mut w, ev, RESERVED);
     w.s("event_id", &ev.event_id).s("send_to", tag_id).close('}');
     w.end(']')
@@ -242,8 +242,8 @@ impl Destination for Google {
                 send_to.push_str(label);
                 let mut w = W::new('[');
                 w.str("event").str("conversion").open('{').s("send_to", &send_to);
-                w.opt_n("value", ev.params.value.as_deref())
-                    .opt_s("currency", ev.params.currency.as_deref())
+                w.opt_number("value", &ev.params.value)
+                    .opt_string("currency", &ev.params.currency)
                     .s("transaction_id", transaction_id(ev))
                     .close('}');
                 push_call(out, KEY, "gtag", w.end(']'));

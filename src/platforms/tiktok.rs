@@ -69,15 +69,15 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
 /// TikTok's properties, as the next value of `w`.
 fn props(w: &mut W, ev: &ValidEvent) {
     let p = &ev.params;
-    w.open('{').opt_n("value", p.value.as_deref()).opt_s("currency", p.currency.as_deref());
+    w.open('{').opt_number("value", &p.value).opt_string("currency", &p.currency);
     write_items(w, "contents", p, ITEM_FIELDS, true);
     w.opt_s("content_type", p.content_type)
-        .opt_s("content_name", p.content_name.as_deref())
-        .opt_s("content_category", p.content_category.as_deref())
+        .opt_string("content_name", &p.content_name)
+        .opt_string("content_category", &p.content_category)
         // TikTok's parameter page names search_string; its standard-event table names query.
-        .opt_s("search_string", p.search_string.as_deref())
-        .opt_s("query", p.search_string.as_deref())
-        .opt_s("order_id", p.order_id.as_deref());
+        .opt_string("search_string", &p.search_string)
+        .opt_string("query", &p.search_string)
+        .opt_string("order_id", &p.order_id);
     // TikTok documents status as a string.
     match &p.status {
         Some(Status::Flag(done)) => {
