@@ -425,7 +425,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       var ev = Array.isArray(p) && p[1];
       if (typeof p[0] === 'string' && /^https?:\/\//.test(p[0]) && ev && typeof ev.event_id === 'string' &&
           EVENT_ID_PATTERN.test(ev.event_id) && !queued(ev.event_id) && !(now - ev.event_time_ms > WEEK_MS)) {
-        if (own) holdUntil = now + 1000;
+        holdAdopted(own, now);
         queue.push([p[0], ev]);
       }
     });
@@ -438,9 +438,10 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // core's Outbox::batch): it stays persisted for the next page, and smaller ones behind it go.
   function nextBatch(budget, beacon) {
     var out = [], url = null, chars = 13; // {"events":[]} and a comma per event
+    var busy = onItsWay();
     for (var i = 0; i < queue.length && out.length < 20; i++) {
       var entry = queue[i];
-      if ((sending && sending.indexOf(entry) >= 0) || (url !== null && entry[0] !== url)) continue;
+      if ((busy && busy.indexOf(entry) >= 0) || (url !== null && entry[0] !== url)) continue;
       var size = JSON.stringify(entry[1]).length + 1;
       if (out.length && chars + size > Math.min(BATCH_BYTES, budget)) break;
       if (beacon && chars + size > budget) continue;
@@ -449,6 +450,34 @@ function createJsPath(win, version, report, tabId, stashOnly) {
       out.push(entry);
     }
     return out;
+  }
+  // The request state, read through these: only the path's own file sends requests (the loader's
+  // copy beacons, nothing more), so in the loader's copy they answer that none is on its way and
+  // none failed, as is so there, and terser drops what they guard.
+  function onItsWay() {
+    if (!JS_PATH_DELIVERY) return;
+    return sending;
+  }
+  function failing() {
+    if (!JS_PATH_DELIVERY) return;
+    return failures;
+  }
+  // The bytes of a keepalive fetch on its way, which count against the unload budget; at pagehide
+  // its events are dropped (see flush).
+  function keptAlive(pagehide) {
+    if (!JS_PATH_DELIVERY) return;
+    if (pagehide && !failures && sendingKeepalive) without(sending);
+    return sendingKeepalive;
+  }
+  // An event queued goes at once, unless a retry waits for its time (a stash sends nothing).
+  function sendSoon() {
+    if (!JS_PATH_DELIVERY) return;
+    if (!failures && !stashOnly) pump();
+  }
+  // See take.
+  function holdAdopted(own, now) {
+    if (!JS_PATH_DELIVERY) return;
+    if (own) holdUntil = now + 1000;
   }
   function without(entries) {
     queue = queue.filter(function (p) { return entries.indexOf(p) < 0; });
@@ -524,15 +553,13 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // send its events again.
   function flush(pagehide) {
     checkKey();
-    if (pagehide) {
-      released = true;
-      if (!failures && sendingKeepalive) without(sending);
-    }
-    var budget = UNLOAD_BUDGET - sendingKeepalive;
+    if (pagehide) released = true;
+    var budget = UNLOAD_BUDGET - (keptAlive(pagehide) || 0);
     // With a failing endpoint what waits is kept for the next page, unless it is in memory only
     // (ad_storage denied, storage full or blocked: no lease stored): then the beacon is its last
     // chance, as in the core's Outbox::hide.
-    while ((!failures || leaseUntil === Infinity) && queue.length) {
+    var beacon = !failing() || leaseUntil === Infinity;
+    while (beacon && queue.length) {
       var batch = nextBatch(budget, true);
       if (!batch.length) break;
       var text = body(batch);
@@ -548,9 +575,9 @@ function createJsPath(win, version, report, tabId, stashOnly) {
   // of the JSON text stored) the oldest waiting events go (never the batch on its way), and never
   // silently: onError hears how many.
   function bound() {
-    var dropped = 0, i = 0, bytes = stringify(queue).length;
+    var dropped = 0, i = 0, bytes = stringify(queue).length, busy = onItsWay();
     while (i < queue.length && (queue.length > queueEvents || bytes > queueBytes)) {
-      if (sending && sending.indexOf(queue[i]) >= 0) i++;
+      if (busy && busy.indexOf(queue[i]) >= 0) i++;
       else {
         bytes -= stringify(queue.splice(i, 1)[0]).length + 1;
         dropped++;
@@ -566,7 +593,7 @@ function createJsPath(win, version, report, tabId, stashOnly) {
     bound();
     released = false;
     store();
-    if (!failures && !stashOnly) pump();
+    sendSoon();
   }
   function storedClickIds() {
     var out = {};
