@@ -20,10 +20,6 @@ const PROBE_COOKIE: &str = "_tandem_probe";
 // for less. Each function catches what the page can throw (blocked storage or cookies in a
 // sandboxed iframe, a throwing getter, a replaced pixel function) and answers with a value.
 #[wasm_bindgen(inline_js = r#"
-// As transport's tandemStorage, word for word (gzip finds the second): callers test it for truth.
-function shell_storage() {
-  try { return window.localStorage; } catch (e) { return null; }
-}
 let shellHref = null, shellEntry = null, shellNavigation;
 export function shell_page() {
   try {
@@ -53,13 +49,14 @@ export function shell_set_cookie(c) {
   try { document.cookie = c; } catch (e) { /* cookies disabled: the page goes on without them */ }
 }
 export function shell_get(key) {
-  try { var s = shell_storage(); return s ? s.getItem(key) : null; } catch (e) { return null; }
+  // No storage (a null localStorage, or a getter that throws) reads as nothing stored.
+  try { return window.localStorage.getItem(key); } catch (e) { return null; }
 }
 export function shell_entries(prefix) {
   var out = '[';
   try {
-    var s = shell_storage();
-    for (var i = 0, n = s ? s.length : 0; i < n; i++) {
+    var s = window.localStorage;
+    for (var i = 0, n = s.length; i < n; i++) {
       var k = s.key(i);
       if (k !== null && k.lastIndexOf(prefix, 0) === 0) {
         var v = s.getItem(k);
