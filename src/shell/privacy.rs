@@ -19,7 +19,7 @@ thread_local! {
 export function consent_wake(ms) {
   try {
     setTimeout(function () {
-      try { var t = window.tandem; if (typeof t === 'function') t('__consent_wait'); } catch (e) { /* never into the page */ }
+      try { window.tandem('__consent_wait'); } catch (e) { /* no tandem function: never into the page */ }
     }, ms);
   } catch (e) { /* no timers: the next call releases what waits */ }
 }
