@@ -37,8 +37,7 @@ use crate::core::tag::{Entropy, Outcome};
 
 #[wasm_bindgen(inline_js = r#"
 // A no-op until the loader hands over its relay, so a caller need not test for one.
-function tandemNoRelay() {}
-let tandemRelay = tandemNoRelay;
+let tandemRelay = function () {};
 let tandemTimer = 0;
 let tandemSoon = false;
 let tandemEmitSoon = false;
@@ -47,9 +46,10 @@ let tandemEmitSoon = false;
 let tandemShared = {};
 // Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so neither
 // the relay nor the shared object crosses into the wasm, which then needs no externref table.
+// Its callers (set_relay, and set_relay's test hook) pass the loader's relay and page object.
 export function transport_relay(f, shared) {
-  tandemRelay = typeof f === 'function' ? f : tandemNoRelay;
-  tandemShared = shared && typeof shared === 'object' ? shared : {};
+  tandemRelay = f;
+  tandemShared = shared;
   tandemShared.flush = transport_flush;
   transport_flush();
 }
