@@ -1025,7 +1025,7 @@ function bootTandem(win, script) {
         held.push(args);
         return undefined; // still queued, as the README says of a call before the loader
       }
-      report('not_initialized', "More than " + MAX_HELD + words('LA', " calls before tandem('init', config); this one was dropped"), String(command));
+      report('not_initialized', words('LW', 'More than ') + MAX_HELD + words('LA', " calls before tandem('init', config); this one was dropped"), String(command));
       return null;
     }
     return invoke(command, args.slice(1));
