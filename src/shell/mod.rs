@@ -24,8 +24,21 @@ crate::messages! {
     UNKNOWN_COMMAND = "s2" "Unknown command; use 'init', 'track', 'page', 'consent' or 'identify'";
 }
 
-thread_local! {
-    static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
+static TAG: Single<RefCell<Option<Tag>>> = Single(RefCell::new(None));
+
+/// The shell's state (here and in `transport`) as plain statics, used as a `thread_local!` is
+/// (`TAG.with(|slot| ..)`): a `thread_local!` was reached through a function pointer the
+/// optimisers did not resolve, an indirect call and a null check at each use.
+struct Single<T>(T);
+
+// SAFETY: the shell is built only for wasm32 without the atomics feature, which has exactly one
+// thread (as the allocator, see crate::alloc).
+unsafe impl<T> Sync for Single<T> {}
+
+impl<T> Single<T> {
+    fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0)
+    }
 }
 
 /// The nonce of the loader's script tag, given once after instantiation, passed to injected scripts.

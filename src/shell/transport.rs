@@ -28,6 +28,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use super::browser::{self, BrowserEntropy};
+use super::Single;
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::{ids, payload};
@@ -212,27 +213,25 @@ struct Report {
     warnings: Vec<String>,
 }
 
-thread_local! {
-    static OUTBOX: RefCell<Option<Outbox>> = const { RefCell::new(None) };
-    static TAB_ID: RefCell<String> = const { RefCell::new(String::new()) };
-    // `const`: a thread_local initialised on first use links its lazy-initialisation code into
-    // the wasm (about 120 B of gzip) for what is two empty vectors.
-    static REPORT: RefCell<Report> = const { RefCell::new(Report { errors: Vec::new(), warnings: Vec::new() }) };
-    /// Whether the visitor's consent allows storage (ad_storage): the queue holds click IDs and
-    /// Meta cookies, so with ad_storage denied it stays in memory for the page only.
-    static STORAGE_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
-    /// Whether the queues earlier pages left were read (see `follow_consent`).
-    static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Whether the queue was last redacted for a denied ad_user_data (see `follow_consent`).
-    static USER_DATA_DENIED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// The number of held events the loader was last told of (see `held`).
-    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    /// Whether basic mode last stopped sending, so the queue was dropped (see `follow_consent`).
-    static SENDING_STOPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
-    /// than scheduled (see `send_after`).
-    static DUE_NOW: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
-}
+static OUTBOX: Single<RefCell<Option<Outbox>>> = Single(RefCell::new(None));
+static TAB_ID: Single<RefCell<String>> = Single(RefCell::new(String::new()));
+// Made at compile time: a value initialised on first use links its lazy-initialisation code into
+// the wasm (about 120 B of gzip) for what is two empty vectors.
+static REPORT: Single<RefCell<Report>> = Single(RefCell::new(Report { errors: Vec::new(), warnings: Vec::new() }));
+/// Whether the visitor's consent allows storage (ad_storage): the queue holds click IDs and
+/// Meta cookies, so with ad_storage denied it stays in memory for the page only.
+static STORAGE_ALLOWED: Single<std::cell::Cell<bool>> = Single(std::cell::Cell::new(true));
+/// Whether the queues earlier pages left were read (see `follow_consent`).
+static ADOPTED: Single<std::cell::Cell<bool>> = Single(std::cell::Cell::new(false));
+/// Whether the queue was last redacted for a denied ad_user_data (see `follow_consent`).
+static USER_DATA_DENIED: Single<std::cell::Cell<bool>> = Single(std::cell::Cell::new(false));
+/// The number of held events the loader was last told of (see `held`).
+static HELD: Single<std::cell::Cell<usize>> = Single(std::cell::Cell::new(0));
+/// Whether basic mode last stopped sending, so the queue was dropped (see `follow_consent`).
+static SENDING_STOPPED: Single<std::cell::Cell<bool>> = Single(std::cell::Cell::new(false));
+/// (holding, due): while the end-of-task effects are applied, a wake of 0 ms is noted rather
+/// than scheduled (see `send_after`).
+static DUE_NOW: Single<std::cell::Cell<(bool, bool)>> = Single(std::cell::Cell::new((false, false)));
 
 /// Follows the consent state after every command. Denial (or revocation) of ad_storage removes
 /// this tab's stored queue at once; what waits is still delivered from memory during the page
