@@ -111,13 +111,17 @@ pub fn command(name: &str, args_json: &str) -> String {
 
     let mut outcome = TAG.with(|slot| {
         let mut slot = slot.borrow_mut();
-        match (name, slot.as_mut()) {
-            ("init", Some(_)) => {
-                let mut again = Outcome::default();
-                again.warnings.push(INIT_AGAIN.into());
-                again
-            }
-            ("init", None) | ("restore", None) => {
+        // The name first, then whether there is a core: matched as a pair, a name that comes with
+        // and without one was compared twice.
+        match name {
+            "init" | "restore" => {
+                if slot.is_some() {
+                    let mut again = Outcome::default();
+                    if name == "init" {
+                        again.warnings.push(INIT_AGAIN.into());
+                    }
+                    return again;
+                }
                 // privacy::take forgets what the page said before init: a refused config leaves it
                 // for the init that follows, which would otherwise start without its consent.
                 let pre = if Tag::accepts(arg(0)) { privacy::take() } else { Pre::default() };
@@ -132,14 +136,13 @@ pub fn command(name: &str, args_json: &str) -> String {
                     outcome
                 }
             }
-            ("restore", Some(_)) => Outcome::default(),
-            (internal, _) if transport::is_internal(internal) => transport::handle(internal, &args),
+            internal if transport::is_internal(internal) => transport::handle(internal, &args),
             #[cfg(feature = "test-hooks")]
-            ("__test_panic", _) => panic!("deliberate test panic"),
+            "__test_panic" => panic!("deliberate test panic"),
             // Allocates until the memory's declared maximum refuses to grow: the failed allocation
             // traps, as a panic does. Without a maximum this would take the tab's memory.
             #[cfg(feature = "test-hooks")]
-            ("__test_exhaust_memory", _) => {
+            "__test_exhaust_memory" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
                     hoard.push(vec![1u8; 1 << 20]);
@@ -147,25 +150,18 @@ pub fn command(name: &str, args_json: &str) -> String {
                 }
             }
             #[cfg(feature = "test-hooks")]
-            ("__test_reset", _) => {
+            "__test_reset" => {
                 *slot = None;
                 transport::reset();
                 Outcome::default()
             }
-            ("track", Some(tag)) => {
-                let out = tag.track_deferred(arg(0), arg(1), arg(2), &page, &mut entropy);
-                if tag.has_deferred() {
-                    transport::emit_soon();
-                }
-                out
-            }
-            ("__emit", _) => Outcome::default(),
+            "__emit" => Outcome::default(),
             // V8 compiles each wasm function on its first call, so a site's first identify() and
             // track() would pay for compiling their paths (about 0.5 and 0.7 ms in Chromium, see
             // BENCHMARKS.md). Once the page is idle, the loader has an email identified and a
             // Purchase tracked here, on a throwaway core made from the same config: their effects
             // are dropped and the page's core never sees them.
-            ("__rehearse", _) => {
+            "__rehearse" => {
                 let facts = browser::track_facts(false, page.now_ms);
                 if let (Some(mut rehearsal), _) = Tag::init_with(arg(0), &facts, &mut entropy, Pre::default()) {
                     let _ = rehearsal.identify(arg(2), page.now_ms);
@@ -173,25 +169,35 @@ pub fn command(name: &str, args_json: &str) -> String {
                 }
                 Outcome::default()
             }
-            ("page", Some(tag)) => tag.page(&page, &mut entropy),
-            ("consent" | "__consent_restored", Some(tag)) => restored(name, tag.consent(arg(0), arg(1), &page)),
-            ("identify" | "__identity_restored", Some(tag)) => restored(name, tag.identify(arg(0), page.now_ms)),
-            ("__consent_wait", Some(tag)) => {
-                privacy::woke();
-                tag.wake(&page)
+            "track" | "page" => {
+                let Some(tag) = slot.as_mut() else {
+                    return rejected(TagError::new("not_initialized", NOT_INITIALIZED, name));
+                };
+                if name == "page" {
+                    return tag.page(&page, &mut entropy);
+                }
+                let out = tag.track_deferred(arg(0), arg(1), arg(2), &page, &mut entropy);
+                if tag.has_deferred() {
+                    transport::emit_soon();
+                }
+                out
             }
-            ("consent", None) | ("identify", None) => privacy::before_init(name, &args, page.now_ms),
-            ("__consent_wait", None) => Outcome::default(),
-            ("track", None) | ("page", None) => rejected(TagError::new(
-                "not_initialized",
-                NOT_INITIALIZED,
-                name,
-            )),
-            _ => rejected(TagError::new(
-                "unknown_command",
-                UNKNOWN_COMMAND,
-                name,
-            )),
+            "consent" | "__consent_restored" => match slot.as_mut() {
+                Some(tag) => restored(name, tag.consent(arg(0), arg(1), &page)),
+                None => before_init(name, &args, page.now_ms),
+            },
+            "identify" | "__identity_restored" => match slot.as_mut() {
+                Some(tag) => restored(name, tag.identify(arg(0), page.now_ms)),
+                None => before_init(name, &args, page.now_ms),
+            },
+            "__consent_wait" => match slot.as_mut() {
+                Some(tag) => {
+                    privacy::woke();
+                    tag.wake(&page)
+                }
+                None => Outcome::default(),
+            },
+            _ => unknown(name),
         }
     });
     // Swapped in where the outcome lies, not the earlier outcome moved out of its Option.
@@ -238,6 +244,20 @@ fn restored(name: &str, outcome: Outcome) -> Outcome {
     } else {
         outcome
     }
+}
+
+/// A consent or identify call before init is held for it (see `privacy`); a restored one comes
+/// only after a restore, so none is known before it.
+fn before_init(name: &str, args: &[Value], now_ms: u64) -> Outcome {
+    if name.starts_with("__") {
+        unknown(name)
+    } else {
+        privacy::before_init(name, args, now_ms)
+    }
+}
+
+fn unknown(name: &str) -> Outcome {
+    rejected(TagError::new("unknown_command", UNKNOWN_COMMAND, name))
 }
 
 fn rejected(error: TagError) -> Outcome {
