@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
+use super::Single;
 use crate::core::consent::State;
 use crate::core::json::{self, Value};
 use crate::core::{cookies, sent, text};
@@ -110,14 +111,12 @@ extern "C" {
     fn shell_log(warn: bool, line: &str);
 }
 
-thread_local! {
-    static NONCE: RefCell<String> = const { RefCell::new(String::new()) };
-    /// `shell_page`'s last full answer.
-    static PAGE: RefCell<String> = const { RefCell::new(String::new()) };
-    /// The registrable domain, found once per page (`Some(None)`: host-only), and the record of a
-    /// fresh probe's answer until `remember_domain` stores it.
-    static REGISTRABLE_DOMAIN: RefCell<Option<(Option<String>, Option<String>)>> = const { RefCell::new(None) };
-}
+static NONCE: Single<RefCell<String>> = Single(RefCell::new(String::new()));
+/// `shell_page`'s last full answer.
+static PAGE: Single<RefCell<String>> = Single(RefCell::new(String::new()));
+/// The registrable domain, found once per page (`Some(None)`: host-only), and the record of a
+/// fresh probe's answer until `remember_domain` stores it.
+static REGISTRABLE_DOMAIN: Single<RefCell<Option<(Option<String>, Option<String>)>>> = Single(RefCell::new(None));
 
 pub fn set_nonce(nonce: &str) {
     NONCE.with(|slot| *slot.borrow_mut() = nonce.to_string());
@@ -125,13 +124,11 @@ pub fn set_nonce(nonce: &str) {
 
 pub struct BrowserEntropy;
 
-thread_local! {
-    /// Random bytes drawn from the browser in blocks: one crypto.getRandomValues call per 32
-    /// event ids instead of one each (a call out of the wasm costs more than the bytes).
-    /// (bytes, how many are left to hand out, from the end): all zero at first, so it costs no
-    /// data segment.
-    static POOL: RefCell<([u8; 512], usize)> = const { RefCell::new(([0; 512], 0)) };
-}
+/// Random bytes drawn from the browser in blocks: one crypto.getRandomValues call per 32
+/// event ids instead of one each (a call out of the wasm costs more than the bytes).
+/// (bytes, how many are left to hand out, from the end): all zero at first, so it costs no
+/// data segment.
+static POOL: Single<RefCell<([u8; 512], usize)>> = Single(RefCell::new(([0; 512], 0)));
 
 impl Entropy for BrowserEntropy {
     fn fill(&mut self, buf: &mut [u8]) {

@@ -26,9 +26,9 @@ crate::messages! {
 
 static TAG: Single<RefCell<Option<Tag>>> = Single(RefCell::new(None));
 
-/// The shell's state (here and in `transport`) as plain statics, used as a `thread_local!` is
-/// (`TAG.with(|slot| ..)`): a `thread_local!` was reached through a function pointer the
-/// optimisers did not resolve, an indirect call and a null check at each use.
+/// The shell's state (here and in `transport`, `browser` and `privacy`) as plain statics, used
+/// as a `thread_local!` is (`TAG.with(|slot| ..)`): a `thread_local!` was reached through a
+/// function pointer the optimisers did not resolve, an indirect call and a null check at each use.
 struct Single<T>(T);
 
 // SAFETY: the shell is built only for wasm32 without the atomics feature, which has exactly one

@@ -6,14 +6,13 @@ use std::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
+use super::Single;
 use crate::core::json::Value;
 use crate::core::tag::{Outcome, Pre, Tag};
 
-thread_local! {
-    /// `None` until the first call before init: a const initialiser links no lazy set-up code.
-    static PRE: RefCell<Option<Pre>> = const { RefCell::new(None) };
-    static WAKE_AT: RefCell<Option<u64>> = const { RefCell::new(None) };
-}
+/// `None` until the first call before init: a value made at compile time links no lazy set-up code.
+static PRE: Single<RefCell<Option<Pre>>> = Single(RefCell::new(None));
+static WAKE_AT: Single<RefCell<Option<u64>>> = Single(RefCell::new(None));
 
 #[wasm_bindgen(inline_js = r#"
 export function consent_wake(ms) {
