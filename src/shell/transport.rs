@@ -252,7 +252,7 @@ pub fn follow_consent(state: &State) {
     // removed first, a due check (a page back from the back/forward cache) would find it gone,
     // take that for another tab's adoption and drop the queue.
     if was != allowed {
-        with_outbox(&mut |outbox, step, now_ms| outbox.storage_allowed(step, allowed, now_ms));
+        with_outbox(Call::Storage(allowed));
     }
     if was && !allowed {
         // The key is borrowed where it lies: neither call re-enters the wasm.
@@ -272,18 +272,18 @@ pub fn follow_consent(state: &State) {
         // Our own writes still coalesced land first, so storage reads as this tab left it.
         transport_flush();
         let stored = stored_queues();
-        with_outbox(&mut |outbox, step, now_ms| outbox.adopt(step, &stored, now_ms));
+        with_outbox(Call::Adopt(&stored));
     }
     // Basic mode sends nothing without ad consent: what waits goes too, retries included.
     let stopped = !state.may_send() && !state.pending();
     let was_stopped = SENDING_STOPPED.with(|s| s.replace(stopped));
     if stopped && (!was_stopped || adopting) {
-        with_outbox(&mut |outbox, step, now_ms| outbox.drop_all(step, now_ms));
+        with_outbox(Call::DropAll);
     }
     let denied = !state.user_data() && !state.pending();
     let was_denied = USER_DATA_DENIED.with(|d| d.replace(denied));
     if denied && (!was_denied || adopting) {
-        with_outbox(&mut |outbox, step, now_ms| outbox.rewrite(step, now_ms, |json| payload::redact(json, state)));
+        with_outbox(Call::Redact(state));
     }
 }
 
@@ -384,8 +384,24 @@ fn run(outbox: &mut Outbox, step: &mut Step, now_ms: u64) {
     }
 }
 
-/// Runs `f` on the outbox with a fresh step for it to fill (see core::outbox), then carries it out.
-fn with_outbox(f: &mut dyn FnMut(&mut Outbox, &mut Step, u64)) {
+/// What `with_outbox` has the outbox do: one of these, matched there, where each caller's closure
+/// (a `&mut dyn FnMut`) came with a vtable and a call_once shim of its own.
+enum Call<'a> {
+    /// `Outbox::storage_allowed`.
+    Storage(bool),
+    /// `Outbox::adopt` of these stored queues.
+    Adopt(&'a [(String, String)]),
+    DropAll,
+    /// What waits, redacted for this state (`payload::redact`).
+    Redact(&'a State),
+    /// (url, event, event_id, time_ms): `Outbox::enqueue_event`.
+    Enqueue(&'a str, &'a str, &'a str, u64),
+    /// A relayed command and its arguments (see `handle`).
+    Relayed(&'a str, &'a [Value]),
+}
+
+/// Runs `call` on the outbox with a fresh step for it to fill (see core::outbox), then carries it out.
+fn with_outbox(call: Call) {
     OUTBOX.with(|slot| {
         if let Some(outbox) = slot.borrow_mut().as_mut() {
             let now_ms = browser::now();
@@ -396,7 +412,14 @@ fn with_outbox(f: &mut dyn FnMut(&mut Outbox, &mut Step, u64)) {
                 run(outbox, &mut step, now_ms);
             }
             let mut step = Step::default();
-            f(outbox, &mut step, now_ms);
+            match call {
+                Call::Storage(allowed) => outbox.storage_allowed(&mut step, allowed, now_ms),
+                Call::Adopt(stored) => outbox.adopt(&mut step, stored, now_ms),
+                Call::DropAll => outbox.drop_all(&mut step, now_ms),
+                Call::Redact(state) => outbox.rewrite(&mut step, now_ms, |json| payload::redact(json, state)),
+                Call::Enqueue(url, event, event_id, time_ms) => outbox.enqueue_event(&mut step, url, event_id, time_ms, event, now_ms),
+                Call::Relayed(name, args) => relayed(outbox, &mut step, now_ms, name, args),
+            }
             run(outbox, &mut step, now_ms);
         }
     });
@@ -425,7 +448,7 @@ pub fn send_after(apply: impl FnOnce()) {
 
 /// The core's `Effect::Send`: the event joins the outbox.
 pub fn enqueue(url: &str, event: &str, event_id: &str, time_ms: u64) {
-    with_outbox(&mut |outbox, step, now_ms| outbox.enqueue_event(step, url, event_id, time_ms, event, now_ms));
+    with_outbox(Call::Enqueue(url, event, event_id, time_ms));
 }
 
 /// Whether `name` is one of the relayed commands handled here.
@@ -435,8 +458,18 @@ pub fn is_internal(name: &str) -> bool {
 
 /// A relayed command: a timer, a request's status, the page hiding, the browser online again.
 pub fn handle(name: &str, args: &[Value]) -> Outcome {
+    with_outbox(Call::Relayed(name, args));
+    if name == "__flush" {
+        // The page may be gone before the next task: every pending write goes now.
+        transport_flush();
+    }
+    Outcome::default()
+}
+
+/// `handle`'s work on the outbox.
+fn relayed(outbox: &mut Outbox, step: &mut Step, now_ms: u64, name: &str, args: &[Value]) {
     let arg = |i: usize| args.get(i);
-    with_outbox(&mut |outbox, step, now_ms| match name {
+    match name {
         "__tick" => {
             let own = transport_has(outbox.key());
             outbox.tick(step, now_ms, own, &mut BrowserEntropy)
@@ -465,12 +498,7 @@ pub fn handle(name: &str, args: &[Value]) -> Outcome {
             outbox.adopt(step, &kept, now_ms)
         }
         _ => outbox.online(step, now_ms),
-    });
-    if name == "__flush" {
-        // The page may be gone before the next task: every pending write goes now.
-        transport_flush();
     }
-    Outcome::default()
 }
 
 /// Errors and warnings from delivery since the last call, added to the reply the loader reports.
