@@ -192,7 +192,7 @@ pub fn page_facts() -> PageFacts {
 /// held for consent keeps the facts of its track call). `https` from the URL, which starts with
 /// the protocol, so a cookie made in any call is `Secure` on an https page.
 pub fn track_facts(with_cookies: bool, now_ms: u64) -> PageFacts {
-    let mut facts = PageFacts { now_ms, ..PageFacts::default() };
+    let mut facts = clock_facts(now_ms);
     read_location(&mut facts);
     facts.https = facts.url.starts_with("https:");
     if with_cookies {
@@ -222,12 +222,19 @@ fn read_location(facts: &mut PageFacts) {
 /// `_ttp` (each event keeps the URL and referrer of its track call), without the location read
 /// and copy of `page_facts`.
 pub fn emit_facts(with_cookies: bool, with_sent_log: bool) -> PageFacts {
-    PageFacts {
-        cookie_header: if with_cookies { shell_cookie() } else { String::new() },
-        stored_sent: if with_sent_log { stored(sent::STORAGE_KEY) } else { None },
-        now_ms: now(),
-        ..PageFacts::default()
-    }
+    let cookie_header = if with_cookies { shell_cookie() } else { String::new() };
+    let stored_sent = if with_sent_log { stored(sent::STORAGE_KEY) } else { None };
+    let mut facts = clock_facts(now());
+    facts.cookie_header = cookie_header;
+    facts.stored_sent = stored_sent;
+    facts
+}
+
+/// Facts that hold the time only (the calls that read nothing else, and the start of the others'),
+/// made out of line: the derived default, inlined, wrote every field at each of its three places.
+#[inline(never)]
+pub fn clock_facts(now_ms: u64) -> PageFacts {
+    PageFacts { now_ms, ..PageFacts::default() }
 }
 
 /// The shortest parent domain the browser lets us set a cookie on is the registrable domain

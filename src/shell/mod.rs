@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::core::error::TagError;
 use crate::core::json::{self, Value};
-use crate::core::tag::{Outcome, PageFacts, Pre, Tag};
+use crate::core::tag::{Outcome, Pre, Tag};
 
 crate::messages! {
     INIT_AGAIN = "s0" "tandem('init') was called again; the first configuration stays in force";
@@ -67,7 +67,7 @@ pub fn command(name: &str, args_json: &str) -> String {
     // every other call reads all of `page_facts`.
     let page = match name {
         clock_only if transport::is_internal(clock_only) || matches!(clock_only, "__emit" | "identify" | "__identity_restored" | "__rehearse") => {
-            PageFacts { now_ms: browser::now(), ..PageFacts::default() }
+            browser::clock_facts(browser::now())
         }
         // An event held for consent keeps its call's cookies; any other is built with later ones.
         // A wait past its deadline is caught up first (`Tag::track`), which reads what `__consent_wait` would.
