@@ -305,13 +305,19 @@ fn queue_text(by: &str, until: u64, items: &[Item]) -> String {
     w.end('}')
 }
 
-fn status_text(out: &mut String, status: u32) {
+/// `<start><count><mid><status>`, the start of both messages about an answer (a refusal, a
+/// failure), built once rather than by each.
+fn answer_text(start: &str, count: usize, mid: &str, status: u32) -> String {
+    let mut out = String::from(start);
+    write_u64(&mut out, count as u64);
+    out.push_str(mid);
     if status == 0 {
         out.push_str(A_NETWORK_ERROR);
     } else {
         out.push_str("HTTP ");
-        write_u64(out, u64::from(status));
+        write_u64(&mut out, u64::from(status));
     }
+    out
 }
 
 impl Outbox {
@@ -599,11 +605,8 @@ impl Outbox {
         if done || refused {
             self.failures = 0;
             if refused {
-                let mut m = String::from(ENDPOINT_REFUSED);
                 // The events just dropped are the ones counted above.
-                write_u64(&mut m, matched as u64);
-                m.push_str(EVENTS_WITH);
-                status_text(&mut m, status);
+                let mut m = answer_text(ENDPOINT_REFUSED, matched, EVENTS_WITH, status);
                 m.push_str(DROPPED_NOT_RETRIED);
                 step.errors.push(TagError::new("delivery_refused", m, id_list.unwrap_or_default()));
             }
@@ -614,10 +617,7 @@ impl Outbox {
             self.failures = self.failures.saturating_add(1);
             let delay = self.backoff(rng);
             self.next_send = Some(now_ms + delay);
-            let mut w = String::from(COULD_NOT_TAKE);
-            write_u64(&mut w, matched as u64);
-            w.push_str(EVENTS_OPEN);
-            status_text(&mut w, status);
+            let mut w = answer_text(COULD_NOT_TAKE, matched, EVENTS_OPEN, status);
             w.push_str(RETRYING_IN);
             write_u64(&mut w, delay);
             w.push_str(MS_SAME_IDS);
