@@ -12,6 +12,11 @@ pub mod shell;
 
 pub mod alloc;
 
+// The allocator and the shell's state (`shell::Single`) are shared without locks, which is sound
+// only because a wasm32 instance without the atomics feature has exactly one thread.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+compile_error!("Tandem assumes one thread per instance: build the wasm without the atomics target feature");
+
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOCATOR: alloc::SizeClasses<alloc::WasmMemory> = alloc::SizeClasses::new(alloc::WasmMemory);

@@ -31,8 +31,8 @@ static TAG: Single<RefCell<Option<Tag>>> = Single(RefCell::new(None));
 /// function pointer the optimisers did not resolve, an indirect call and a null check at each use.
 struct Single<T>(T);
 
-// SAFETY: the shell is built only for wasm32 without the atomics feature, which has exactly one
-// thread (as the allocator, see crate::alloc).
+// SAFETY: the shell is built only for wasm32 without the atomics feature (src/lib.rs refuses to
+// build with it), which has exactly one thread (as the allocator, see crate::alloc).
 unsafe impl<T> Sync for Single<T> {}
 
 impl<T> Single<T> {
