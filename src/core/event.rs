@@ -577,8 +577,14 @@ fn content(c: &mut Check, i: usize, item: &Value) -> Option<Content> {
 
 /// Validates `params` for event `name`. `None` (with errors) when the event must not be sent.
 pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> Option<Params> {
-    let mut c = Check { errors, warnings };
     let mut p = Params::default();
+    fill_params(name, params, &mut p, errors, warnings).then_some(p)
+}
+
+/// `validate_params` into the caller's empty `p`; false (with errors) when the event must not be
+/// sent. In place: the returned Option<Params> was copied out whole and moved again by `track`.
+pub fn fill_params(name: &EventName, params: &Value, p: &mut Params, errors: &mut Vec<TagError>, warnings: &mut Vec<String>) -> bool {
+    let mut c = Check { errors, warnings };
     let members: &[(String, Value)] = match params {
         Value::Object(m) => m,
         Value::Null => &[],
@@ -672,7 +678,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
             m.push_str(missing);
             m.push_str(EVENT_NOT_SENT);
             c.errors.push(TagError::new("missing_field", m, params.to_json()));
-            return None;
+            return false;
         }
     } else if let (Some(value), None) = (&p.value, &p.currency) {
         // GA4 ignores a value without currency and Meta rejects it; dropping the value keeps
@@ -684,7 +690,7 @@ pub fn validate_params(name: &EventName, params: &Value, errors: &mut Vec<TagErr
         ));
         p.value = None;
     }
-    Some(p)
+    true
 }
 
 #[cfg(test)]

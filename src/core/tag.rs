@@ -552,14 +552,17 @@ impl Tag {
             }
         }
         let Some(name) = event::validate_name(name, &mut out.errors, &mut out.warnings) else { return out };
-        let Some(params) = event::validate_params(&name, params, &mut out.errors, &mut out.warnings) else { return out };
+        let mut valid = no_params();
+        if !event::fill_params(&name, params, &mut valid, &mut out.errors, &mut out.warnings) {
+            return out;
+        }
         // A PageView with a site's id is always sent (its id is not the earlier view's), and is
         // then the view a router's page() right after repeats.
         let page_view = matches!(name, EventName::Standard(Standard::PageView));
         if page_view && event_id.is_none() && self.repeated_page_view(page, &mut out) {
             return out;
         }
-        self.track_valid(name, params, event_id, page, rng, &mut out);
+        self.track_valid(name, valid, event_id, page, rng, &mut out);
         if page_view {
             self.remember_page_view(page, &out.event_id);
         }
