@@ -502,11 +502,16 @@ impl Tag {
     /// both, where each built the empty params and the call in line.
     fn page_view(&mut self, page: &PageFacts, rng: &mut dyn Entropy, out: &mut Outcome) {
         self.track_valid(EventName::Standard(Standard::PageView), no_params(), None, page, rng, out);
-        self.remember_page_view(page, &out.event_id);
+        self.remember_page_view(true, page, &out.event_id);
     }
 
-    /// What `repeated_page_view` compares the next PageView with.
-    fn remember_page_view(&mut self, page: &PageFacts, event_id: &Option<String>) {
+    /// What `repeated_page_view` compares the next PageView with, when the event is a PageView
+    /// (`page_view`): told, not tested by `track`, whose test after `track_valid` had the compiler
+    /// write the call to `track_valid` twice, once for each answer.
+    fn remember_page_view(&mut self, page_view: bool, page: &PageFacts, event_id: &Option<String>) {
+        if !page_view {
+            return;
+        }
         // The id copied inside the map, not the Option cloned first, a clone linked for this line.
         self.last_page_view = event_id.as_ref().map(|id| (page.url.clone(), page.now_ms, id.clone()));
     }
@@ -563,9 +568,7 @@ impl Tag {
             return out;
         }
         self.track_valid(name, valid, event_id, page, rng, &mut out);
-        if page_view {
-            self.remember_page_view(page, &out.event_id);
-        }
+        self.remember_page_view(page_view, page, &out.event_id);
         out
     }
 
