@@ -1,6 +1,7 @@
 //! SHA-256 (FIPS 180-4), hand-written: a crate would bring traits and generic buffering the tag
-//! does not need. Inputs are short (an email, a phone number): whole blocks are read where they are,
-//! the padded tail from a small stack buffer. Tested against the NIST example vectors below.
+//! does not need. Inputs are short (an email, a phone number): each block's words are read from the
+//! message and its padding byte by byte, one path for all. Tested against the NIST example vectors
+//! below.
 
 /// FIPS 180-4's constants, computed as the standard defines them rather than stored: the 288
 /// bytes of tables did not compress (-161 B of gzip; keeping them in a thread_local once computed
@@ -43,12 +44,8 @@ fn constants() -> ([u32; 8], [u32; 64]) {
     (initial, rounds)
 }
 
-/// One 64-byte block (`block` holds exactly 64: `chunks_exact(64)` pieces).
-fn compress(h: &mut [u32; 8], rounds: &[u32; 64], block: &[u8]) {
-    let mut w = [0u32; 64];
-    for (i, word) in block.chunks_exact(4).enumerate() {
-        w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-    }
+/// One block: `w` holds its sixteen words first; the rest is the message schedule, filled here.
+fn compress(h: &mut [u32; 8], rounds: &[u32; 64], w: &mut [u32; 64]) {
     for i in 16..64 {
         let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
         let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
@@ -65,43 +62,52 @@ fn compress(h: &mut [u32; 8], rounds: &[u32; 64], block: &[u8]) {
         let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22)).wrapping_add((a & b) ^ (a & c) ^ (b & c));
         v = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
     }
-    // Index loops here and in `digest`: zipping with an array linked its by-value iterator.
+    // An index loop: zipping with an array linked its by-value iterator.
     for i in 0..8 {
         h[i] = h[i].wrapping_add(v[i]);
     }
 }
 
-/// The SHA-256 digest of `data`.
-pub fn digest(data: &[u8]) -> [u8; 32] {
+/// The SHA-256 digest of `data`, as its eight words.
+fn digest(data: &[u8]) -> [u32; 8] {
     let (mut h, rounds) = constants();
-    let mut chunks = data.chunks_exact(64);
-    for block in &mut chunks {
-        compress(&mut h, &rounds, block);
+    let len = data.len();
+    // The padded message (0x80, zeros, then the bit length big-endian) is made byte by byte in
+    // the loop that reads the message into each block's words: one path for every block, where
+    // whole blocks and a padded tail copied to the stack were two (inputs are a few dozen bytes).
+    let blocks = (len + 9).div_ceil(64);
+    let mut at = 0;
+    for block in 0..blocks {
+        let mut w = [0u32; 64];
+        for i in 0..64 {
+            let b = if at < len {
+                data[at]
+            } else if at == len {
+                0x80
+            } else {
+                0
+            };
+            w[i / 4] |= u32::from(b) << (24 - 8 * (i % 4));
+            at += 1;
+        }
+        if block + 1 == blocks {
+            let bits = (len as u64).wrapping_mul(8);
+            w[14] = (bits >> 32) as u32;
+            w[15] = bits as u32;
+        }
+        compress(&mut h, &rounds, &mut w);
     }
-    // Padding: 0x80, zeros, then the bit length big-endian; one or two final blocks.
-    let rest = chunks.remainder();
-    let mut tail = [0u8; 128];
-    tail[..rest.len()].copy_from_slice(rest);
-    tail[rest.len()] = 0x80;
-    let end = if rest.len() < 56 { 64 } else { 128 };
-    tail[end - 8..end].copy_from_slice(&((data.len() as u64).wrapping_mul(8)).to_be_bytes());
-    for block in tail[..end].chunks_exact(64) {
-        compress(&mut h, &rounds, block);
-    }
-    let mut out = [0u8; 32];
-    for i in 0..32 {
-        out[i] = (h[i / 4] >> (24 - 8 * (i % 4))) as u8;
-    }
-    out
+    h
 }
 
 /// Lower-case hex of the SHA-256 of `text` (UTF-8), the form Meta, Google and TikTok take.
 pub fn hex(text: &str) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let h = digest(text.as_bytes());
     let mut s = String::with_capacity(64);
-    for &b in &digest(text.as_bytes()) {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+    // Read from the words a digit at a time, not through the digest's 32 bytes written out first.
+    for i in 0..64 {
+        s.push(DIGITS[(h[i / 8] >> (28 - 4 * (i % 8)) & 15) as usize] as char);
     }
     s
 }
