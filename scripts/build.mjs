@@ -10,6 +10,11 @@
 //   node scripts/build.mjs --platforms meta,google
 //                                          -> only these destination platforms (cargo features; all by
 //                                             default); a config naming another gets a `not_built` error
+//   node scripts/build.mjs --js-only       -> in seconds, for changes to www/loader.js and this file's
+//                                             glue and minifying steps: reuses the wasm and the
+//                                             wasm-bindgen output (glue, inline_js snippets) of the
+//                                             last full build with the same flags; the same files as
+//                                             a full build would write
 //
 // Steps: cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz -> the functions
 // reordered for gzip (scripts/order-functions.mjs) -> wasm-opt's strip and renaming -> the glue is
@@ -27,6 +32,7 @@ import { orderFunctions } from './order-functions.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testHooks = process.argv.includes('--test-hooks');
 const keepNames = process.argv.includes('--names');
+const jsOnly = process.argv.includes('--js-only');
 const orderSeedFlag = process.argv.indexOf('--order-seed');
 const orderSeed = orderSeedFlag > 0 ? Number(process.argv[orderSeedFlag + 1]) : 12345;
 if (!Number.isInteger(orderSeed)) {
@@ -84,7 +90,7 @@ const cargoArgs = [
 const features = ['lazy-messages', ...(testHooks ? ['test-hooks'] : []), ...(platforms || [])];
 if (platforms) cargoArgs.push('--no-default-features');
 if (features.length) cargoArgs.push('--features', features.join(','));
-execFileSync('cargo', cargoArgs, {
+if (!jsOnly) execFileSync('cargo', cargoArgs, {
   cwd: root,
   stdio: 'inherit',
   env: {
@@ -97,8 +103,8 @@ execFileSync('cargo', cargoArgs, {
 });
 const rawWasm = join(targetDir, 'wasm32-unknown-unknown', 'release', 'tandem.wasm');
 
-rmSync(bindgenDir, { recursive: true, force: true });
-run('wasm-bindgen', ['--target', 'web', '--no-typescript', '--out-dir', bindgenDir, '--out-name', 'tandem', rawWasm]);
+if (!jsOnly) rmSync(bindgenDir, { recursive: true, force: true });
+if (!jsOnly) run('wasm-bindgen', ['--target', 'web', '--no-typescript', '--out-dir', bindgenDir, '--out-name', 'tandem', rawWasm]);
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
@@ -128,11 +134,12 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 // --reorder-functions, which cost 800 B of gzip, -O4, --merge-similar-functions, ...).
 // The target_features custom section (rustc's record of the wasm features it used) is read by
 // linkers only; browsers ignore it (about 100 B of gzip).
-run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', '--always-inline-max-function-size=4', '--flatten', '--rereloop', '-Oz', '-Oz', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
+if (!jsOnly) run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', '--always-inline-max-function-size=4', '--flatten', '--rereloop', '-Oz', '-Oz', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
 // The order of the functions decides what gzip's window holds when each is compressed: ordered for
 // that, the wasm is about 760 B of gzip smaller, for 20 to 35 s of build time.
 const ordered = join(bindgenDir, 'tandem_ordered.wasm');
-orderFunctions(optimized, ordered, keepNames, orderSeed);
+if (!jsOnly) orderFunctions(optimized, ordered, keepNames, orderSeed);
+else if (!statSync(ordered, { throwIfNoEntry: false })) throw new Error(`build: --js-only needs a full build into ${outName} first`);
 const minified = JSON.parse(execFileSync(wasmOpt, [
   ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', ordered, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
