@@ -345,8 +345,18 @@ function getInt32Memory0() {
   // set_relay is assembled here: the relay function goes to the transport snippet directly and only
   // the tab id into the wasm (src/shell/transport.rs), so no JS object ever enters the wasm.
   // It also hands over the script nonce, which the loader gave right before it in a call of its own.
+  // Its three calls are written out as their bodies, with set_relay's parameters named as theirs:
+  // terser would keep each call as a function expression called in place.
+  const callees = [['set_script_nonce', glue], ['transport_relay', snippets], ['set_tab_id', glue]].map(([name, source]) => {
+    const definition = new RegExp(`^function ${name}\\(([\\w, ]*)\\) \\{\\n(.*?)^\\}\\n`, 'ms').exec(source);
+    if (!definition) throw new Error(`${name} not found in the wasm-bindgen glue or its snippets`);
+    if (/\b(?:const|let|var|function|return)\b/.test(definition[2])) throw new Error(`${name} declares or returns something: its body cannot be written into set_relay as it is`);
+    return definition;
+  });
+  const params = callees.map((definition) => definition[1]).join(', ');
+  if (params !== 'nonce, f, shared, tab_id') throw new Error(`set_relay's callees take (${params}), not (nonce, f, shared, tab_id)`);
   const api = 'init: __wbg_init, command: command, '
-    + 'set_relay: function (relay, tabId, shared, nonce) { set_script_nonce(nonce); transport_relay(relay, shared); set_tab_id(tabId); }';
+    + `set_relay: function (f, tab_id, shared, nonce) {\n${callees.map((definition) => definition[2]).join('')}}`;
   return `function createGlue() {\n${snippets}${glue}\nreturn { ${api} };\n}\n`;
 }
 

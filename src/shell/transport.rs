@@ -45,9 +45,10 @@ let tandemEmitSoon = false;
 // The loader's per-page object (one per page, shared by every instance): it holds the storage
 // writes not yet made, so a crashed instance's last writes still land and the fresh one reads them.
 let tandemShared = {};
-// Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) calls it, so neither
-// the relay nor the shared object crosses into the wasm, which then needs no externref table.
-// Its callers (set_relay, and set_relay's test hook) pass the loader's relay and page object.
+// Not imported by the wasm: the glue factory's set_relay (scripts/build.mjs) runs its body, with
+// its parameters' names, so neither the relay nor the shared object crosses into the wasm, which
+// then needs no externref table. Its callers (set_relay, and set_relay's test hook) pass the
+// loader's relay and page object.
 export function transport_relay(f, shared) {
   tandemRelay = f;
   tandemShared = shared;
