@@ -206,22 +206,19 @@ function glueFactory() {
   });
   if (/getInt32Memory0\(\)\[/.test(glue)) throw new Error('a string returned to the wasm in another form in the wasm-bindgen glue');
   if (returnAllocators.size !== 1) throw new Error('strings returned to the wasm with more than one malloc and realloc in the wasm-bindgen glue');
-  // isLikeNone's test, written in place (terser would inline it as a function expression).
+  // isLikeNone's test, and the view's renewal, its one user, written in place (terser would inline
+  // each as a function expression called in place). The view is renewed after the string is
+  // passed, which may grow the memory.
   glue += `function returnString(slot, text, optional) {
     const pointer = optional && text == null ? 0 : passStringToWasm0(text, ${[...returnAllocators][0]});
-    const memory = getInt32Memory0();
-    memory[(slot >>> 2) + 1] = WASM_VECTOR_LEN;
-    memory[slot >>> 2] = pointer;
+    if (cachedInt32Memory0 === null || cachedInt32Memory0.byteLength === 0) cachedInt32Memory0 = new Int32Array(wasm.memory.buffer);
+    cachedInt32Memory0[(slot >>> 2) + 1] = WASM_VECTOR_LEN;
+    cachedInt32Memory0[slot >>> 2] = pointer;
 }
 `;
   const dataView = /^let cachedDataViewMemory0 = null;\nfunction getDataViewMemory0\(\) \{\n.*?^}\n/ms;
   if (!dataView.test(glue)) throw new Error('getDataViewMemory0 not found in the wasm-bindgen glue');
-  glue = glue.replace(dataView, `let cachedInt32Memory0 = null;
-function getInt32Memory0() {
-    if (cachedInt32Memory0 === null || cachedInt32Memory0.byteLength === 0) cachedInt32Memory0 = new Int32Array(wasm.memory.buffer);
-    return cachedInt32Memory0;
-}
-`);
+  glue = glue.replace(dataView, 'let cachedInt32Memory0 = null;\n');
   glue = glue.replace(/\bcachedDataViewMemory0 = null;/g, 'cachedInt32Memory0 = null;');
   if (/DataViewMemory0/.test(glue)) throw new Error('the DataView memory view is still used in the wasm-bindgen glue');
   // command's wrapper, as wasm-bindgen writes it, frees in a finally what a trap in the call never
