@@ -326,10 +326,22 @@ function glueFactory() {
 `);
   // wasm-bindgen scales byte offsets and lengths by the element size, 1 for bytes: an identity on
   // the numbers the wasm passes.
+  // Two helpers with one caller each are written in it (terser would keep each as a function
+  // expression called in place): decodeText in getStringFromWasm0, its bytes the view it was passed.
+  const decodeText = /^function decodeText\(bytes\) \{\n(.*?)^\}\n/ms.exec(glue);
+  const decodeCall = /^( {4})return decodeText\((getUint8ArrayMemory0\(\)\.subarray\(ptr, ptr \+ len\))\);\n/m;
+  if (!decodeText || !decodeCall.test(glue)) throw new Error('decodeText not found in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(decodeText[0], '').replace(decodeCall, (call, indent, view) => `${indent}const bytes = ${view};\n${decodeText[1]}`);
+  if (glue.includes('decodeText')) throw new Error('decodeText left in the wasm-bindgen glue');
   const byteScale = /getUint8ArrayMemory0\(\)\.subarray\(ptr \/ 1, ptr \/ 1 \+ len\)/;
   if (!byteScale.test(glue)) throw new Error('getArrayU8FromWasm0 not found in the expected form in the wasm-bindgen glue');
   glue = glue.replace(byteScale, 'getUint8ArrayMemory0().subarray(ptr, ptr + len)').replace(/\b(\w+) \* 1, 1\)/g, '$1, 1)');
   if (/ptr \/ 1\b|\w \* 1, 1\)/.test(glue)) throw new Error('a byte scaled by 1 left in the wasm-bindgen glue');
+  // getArrayU8FromWasm0 is written in its callers (shell_fill_random's shim).
+  const arrayFromWasm = /^function getArrayU8FromWasm0\(ptr, len\) \{\n {4}ptr = ptr >>> 0;\n {4}return getUint8ArrayMemory0\(\)\.subarray\(ptr, ptr \+ len\);\n\}\n/m;
+  if (!arrayFromWasm.test(glue)) throw new Error('getArrayU8FromWasm0 not found in the expected form in the wasm-bindgen glue');
+  glue = glue.replace(arrayFromWasm, '').replace(/\bgetArrayU8FromWasm0\((\w+), (\w+)\)/g, 'getUint8ArrayMemory0().subarray($1 >>> 0, ($1 >>> 0) + $2)');
+  if (glue.includes('getArrayU8FromWasm0')) throw new Error('getArrayU8FromWasm0 called in another form in the wasm-bindgen glue');
   glue += `function __wbg_init(module) {
   return WebAssembly.instantiate(module, __wbg_get_imports()).then(function (instance) {
     wasm = instance.exports;
