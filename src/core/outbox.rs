@@ -512,7 +512,7 @@ impl Outbox {
 
     /// The timer fired. `own_stored`: whether our key is still in storage (its value does not
     /// matter, so the shell need not carry it into the wasm).
-    pub fn tick(&mut self, step: &mut Step, now_ms: u64, own_stored: bool, rng: &mut dyn Entropy) {
+    pub fn tick(&mut self, step: &mut Step, now_ms: u64, own_stored: bool, rng: &mut (impl Entropy + ?Sized)) {
         self.key_checked(step, own_stored);
         self.released = false;
         self.unloading = false;
@@ -569,14 +569,14 @@ impl Outbox {
     }
 
     /// The answer to a request: `status` 0 for a network error or offline.
-    pub fn delivered(&mut self, step: &mut Step, id_list: &str, status: u32, now_ms: u64, rng: &mut dyn Entropy) {
+    pub fn delivered(&mut self, step: &mut Step, id_list: &str, status: u32, now_ms: u64, rng: &mut (impl Entropy + ?Sized)) {
         self.answered(step, Some(id_list), status, now_ms, rng)
     }
 
     /// `delivered` for the request of `id_list`, or (`None`) for the request in flight, which
     /// the timeout answers without writing out its ids (an event_id is queued once, so the two
     /// pick the same events).
-    fn answered(&mut self, step: &mut Step, id_list: Option<&str>, status: u32, now_ms: u64, rng: &mut dyn Entropy) {
+    fn answered(&mut self, step: &mut Step, id_list: Option<&str>, status: u32, now_ms: u64, rng: &mut (impl Entropy + ?Sized)) {
         let done = (200..300).contains(&status);
         let refused = (400..500).contains(&status) && status != 408 && status != 429;
         // An event of the answered request: one of `id_list`'s comma-separated ids (never an empty
@@ -628,7 +628,7 @@ impl Outbox {
 
     /// The shell's immediate result for a request: handed over (a sendBeacon that returned true)
     /// or not started at all (counts as a network error).
-    pub fn sent(&mut self, step: &mut Step, ids: &str, handed_over: bool, now_ms: u64, rng: &mut dyn Entropy) {
+    pub fn sent(&mut self, step: &mut Step, ids: &str, handed_over: bool, now_ms: u64, rng: &mut (impl Entropy + ?Sized)) {
         self.delivered(step, ids, if handed_over { 204 } else { 0 }, now_ms, rng)
     }
 
@@ -745,7 +745,7 @@ impl Outbox {
         n
     }
 
-    fn backoff(&self, rng: &mut dyn Entropy) -> u64 {
+    fn backoff(&self, rng: &mut (impl Entropy + ?Sized)) -> u64 {
         let exp = self.failures.saturating_sub(1).min(16);
         let full = BACKOFF_BASE_MS.saturating_mul(1u64 << exp).min(BACKOFF_MAX_MS);
         let mut b = [0u8; 4];

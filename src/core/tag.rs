@@ -214,7 +214,7 @@ pub const PAGE_VIEW_DOUBLE_MS: u64 = 1000;
 mod tag_consent;
 pub use tag_consent::Pre;
 
-fn random_u32(rng: &mut dyn Entropy) -> u32 {
+fn random_u32(rng: &mut (impl Entropy + ?Sized)) -> u32 {
     let mut b = [0u8; 4];
     rng.fill(&mut b);
     u32::from_le_bytes(b)
@@ -263,7 +263,7 @@ impl Tag {
     /// Reads the config and the page, sets identifier cookies, stores attribution, sets up the
     /// platforms and (unless `autoPageView: false`) tracks the first PageView. `None` only when
     /// the config is not an object at all.
-    pub fn init(config: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> (Option<Tag>, Outcome) {
+    pub fn init(config: &Value, page: &PageFacts, rng: &mut (impl Entropy + ?Sized)) -> (Option<Tag>, Outcome) {
         Tag::init_with(config, page, rng, Pre::default())
     }
 
@@ -275,7 +275,7 @@ impl Tag {
 
     /// `init` with what the page said before it: consent defaults, identity, GPC (`Pre`), all in
     /// force before init's first effect.
-    pub fn init_with(config: &Value, page: &PageFacts, rng: &mut dyn Entropy, pre: Pre) -> (Option<Tag>, Outcome) {
+    pub fn init_with(config: &Value, page: &PageFacts, rng: &mut (impl Entropy + ?Sized), pre: Pre) -> (Option<Tag>, Outcome) {
         let mut out = Outcome::default();
         if !Tag::accepts(config) {
             let mut m = String::from(INIT_TAKES_OBJECT);
@@ -463,7 +463,7 @@ impl Tag {
 
     /// A page view (SPA navigations call this): re-reads the URL's click IDs and UTMs, then
     /// tracks PageView.
-    pub fn page(&mut self, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub fn page(&mut self, page: &PageFacts, rng: &mut (impl Entropy + ?Sized)) -> Outcome {
         // The PageView's own outcome, the repeated one's too.
         let mut out = Outcome::default();
         if self.repeated_page_view(page, &mut out) {
@@ -500,7 +500,7 @@ impl Tag {
 
     /// The PageView of init and `page`, remembered for `repeated_page_view`: one function for
     /// both, where each built the empty params and the call in line.
-    fn page_view(&mut self, page: &PageFacts, rng: &mut dyn Entropy, out: &mut Outcome) {
+    fn page_view(&mut self, page: &PageFacts, rng: &mut (impl Entropy + ?Sized), out: &mut Outcome) {
         self.track_valid(EventName::Standard(Standard::PageView), no_params(), None, page, rng, out);
         self.remember_page_view(true, page, &out.event_id);
     }
@@ -517,7 +517,7 @@ impl Tag {
     }
 
     /// `tandem.track(name, params, options)`.
-    pub fn track(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub fn track(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut (impl Entropy + ?Sized)) -> Outcome {
         // As in `page`: a wait that ended before its timer ran releases what it held first (when
         // deferred, into `deferred` ahead of this event), and the platforms hear of it first.
         let mut out = self.consent_changed(page);
@@ -576,7 +576,7 @@ impl Tag {
     /// doubles, consent, errors) is made now, so the call returns what `track` returns, while the
     /// mapping, the platform calls and the endpoint body can wait for the end of the task. The
     /// shell emits before any other call, so effects keep the order of the calls.
-    pub fn track_deferred(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut dyn Entropy) -> Outcome {
+    pub fn track_deferred(&mut self, name: &Value, params: &Value, options: &Value, page: &PageFacts, rng: &mut (impl Entropy + ?Sized)) -> Outcome {
         self.defer = true;
         let out = self.track(name, params, options, page, rng);
         self.defer = false;
@@ -602,7 +602,7 @@ impl Tag {
     /// Stages 2 and 3 for a validated event: id, deduplication, destinations, endpoint. Its
     /// effects, errors and warnings go after `out`'s, and its event_id into `out` (`None` there
     /// before): filled in place, where a returned Outcome was moved and appended at each caller.
-    fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut dyn Entropy, out: &mut Outcome) {
+    fn track_valid(&mut self, name: EventName, mut params: event::Params, event_id: Option<String>, page: &PageFacts, rng: &mut (impl Entropy + ?Sized), out: &mut Outcome) {
         let site_event_id = event_id.is_some();
         // The site's id, else a Purchase's from its order, else a random one: one match, where
         // or_else, filter, map and unwrap_or_else each linked Option plumbing of their own.
