@@ -91,11 +91,9 @@ impl Attribution {
     /// The stored state; anything unreadable is left out.
     pub fn load(stored: Option<&str>) -> Attribution {
         // Nothing stored reads as "", which does not parse: no `Option::map` linked for it.
-        let v = match json::parse(stored.unwrap_or_default()) {
-            Ok(v) => v,
-            _ => return Attribution::default(),
-        };
+        // One empty state, returned as it is when nothing parses: two were written out in line.
         let mut a = Attribution::default();
+        let Ok(v) = json::parse(stored.unwrap_or_default()) else { return a };
         if let Some(ids) = v.get("click_ids") {
             for name in text::split(CLICK_IDS, " ") {
                 let Some(entry) = ids.get(name) else { continue };
