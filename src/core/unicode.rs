@@ -70,23 +70,29 @@ mod browser {
         super::fault_code(name, |c| c.is_ascii_alphabetic(), |c| c.is_ascii_alphanumeric())
     }
 
-    thread_local! {
-        static LOWERCASE: Cell<fn(&str) -> String> = const { Cell::new(str::to_ascii_lowercase) };
-        static NAME_FAULT: Cell<fn(&str) -> u32> = const { Cell::new(ascii_name_fault_code) };
-    }
+    /// A slot held in a plain static, where a `thread_local!` was reached through a function
+    /// pointer, an indirect call and a null check at each use (as the shell's `Single`).
+    struct Slot<T>(Cell<T>);
+
+    // SAFETY: this module is built only for wasm32, and src/lib.rs refuses to build the wasm with
+    // the atomics feature, so there is exactly one thread.
+    unsafe impl<T> Sync for Slot<T> {}
+
+    static LOWERCASE: Slot<fn(&str) -> String> = Slot(Cell::new(str::to_ascii_lowercase));
+    static NAME_FAULT: Slot<fn(&str) -> u32> = Slot(Cell::new(ascii_name_fault_code));
 
     /// The browser's `String.prototype.toLowerCase` and its regular expressions for the name rule.
     pub fn install(lowercase: fn(&str) -> String, name_fault_code: fn(&str) -> u32) {
-        LOWERCASE.with(|slot| slot.set(lowercase));
-        NAME_FAULT.with(|slot| slot.set(name_fault_code));
+        LOWERCASE.0.set(lowercase);
+        NAME_FAULT.0.set(name_fault_code);
     }
 
     pub fn lowercase(s: &str) -> String {
-        LOWERCASE.with(|f| (f.get())(s))
+        (LOWERCASE.0.get())(s)
     }
 
     pub fn name_fault_code(name: &str) -> u32 {
-        NAME_FAULT.with(|f| (f.get())(name))
+        (NAME_FAULT.0.get())(name)
     }
 }
 
