@@ -9,7 +9,7 @@
 //! with `send_page_view: false`) or `sendPageView: true`: a site's own `gtag('config')` already
 //! sends page_view, and a second one would double every page view.
 
-use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{push_call, config_error, load_options, members, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, EventName, Item, Standard, ValidEvent};
@@ -139,8 +139,8 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     if google.tag_id.is_none() && google.ads.is_none() {
         return Err(config_error(KEY, "", NEEDS_AN_ID, v));
     }
-    google.load = opt_bool(KEY, v, "load", false)?;
-    google.send_page_view = opt_bool(KEY, v, "sendPageView", google.load)?;
+    // sendPageView defaults to load.
+    load_options(KEY, v, true, &mut google.load, &mut google.send_page_view)?;
     Ok(google)
 }
 

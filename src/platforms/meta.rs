@@ -6,7 +6,7 @@
 //! Pixel parameter (only the Conversions API's custom_data has it), and the endpoint payload
 //! carries it to CAPI.
 
-use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{push_call, config_error, load_options, members, push_custom, Destination, SetupCtx};
 use crate::core::consent::{State, AD_PERSONALIZATION};
 use crate::core::error::TagError;
 use crate::core::event::{write_details, write_items, Item, Standard, ValidEvent};
@@ -59,11 +59,10 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
             return Err(config_error(KEY, "pixelId", PIXEL_ID_REQUIRED, other.unwrap_or(&Value::Null)))
         }
     }
-    meta.load = opt_bool(KEY, v, "load", false)?;
     // Tandem owns PageView for Meta (with its event_id, so Meta can dedup it against the endpoint
     // copy); a site moving to Tandem removes fbq('track', 'PageView') from its own snippet, or sets
-    // sendPageView: false to keep it.
-    meta.send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
+    // sendPageView: false to keep it (its default is true).
+    load_options(KEY, v, false, &mut meta.load, &mut meta.send_page_view)?;
     Ok(meta)
 }
 

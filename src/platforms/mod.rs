@@ -175,13 +175,41 @@ pub(crate) fn members<'a>(
     Ok(m)
 }
 
-/// An optional boolean option, `default` when it is absent or null.
-pub(crate) fn opt_bool(platform: &str, v: &Value, key: &str, default: bool) -> Result<bool, TagError> {
+/// Sets `slot` from the optional boolean `key`, left as it is when absent or null; else the value
+/// that is not a boolean.
+fn set_bool<'a>(v: &'a Value, key: &str, slot: &mut bool) -> Result<(), &'a Value> {
     match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(config_error(platform, key, MUST_BE_BOOL, other)),
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Bool(b)) => {
+            *slot = *b;
+            Ok(())
+        }
+        Some(other) => Err(other),
     }
+}
+
+/// The `load` (default false) and `sendPageView` options every platform has, into `load` (false
+/// on entry) and `page_view`, whose default is `load` when `follows_load` (Google) and true
+/// otherwise. One call and one error built, where two calls of a `Result<bool, TagError>` helper
+/// each had the caller copy the error through memory field by field.
+pub(crate) fn load_options(
+    platform: &str,
+    v: &Value,
+    follows_load: bool,
+    load: &mut bool,
+    page_view: &mut bool,
+) -> Result<(), TagError> {
+    let (key, bad) = match set_bool(v, "load", load) {
+        Err(bad) => ("load", bad),
+        Ok(()) => {
+            *page_view = !follows_load || *load;
+            match set_bool(v, "sendPageView", page_view) {
+                Ok(()) => return Ok(()),
+                Err(bad) => ("sendPageView", bad),
+            }
+        }
+    };
+    Err(config_error(platform, key, MUST_BE_BOOL, bad))
 }
 
 /// Custom params, minus keys the platform sets itself (so a site cannot override `send_to`).

@@ -6,7 +6,7 @@
 //! TikTok cannot dedup PageViews with the endpoint. Tandem owns PageView: a site moving to Tandem
 //! removes `ttq.page()` from its own snippet, or sets `sendPageView: false` to keep it.
 
-use super::{push_call, config_error, members, opt_bool, push_custom, Destination, SetupCtx};
+use super::{push_call, config_error, load_options, members, push_custom, Destination, SetupCtx};
 use crate::core::consent::State;
 use crate::core::error::TagError;
 use crate::core::event::{write_items, EventName, Item, Standard, Status, ValidEvent};
@@ -61,8 +61,7 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
             return Err(config_error(KEY, "pixelId", PIXEL_CODE_REQUIRED, other.unwrap_or(&Value::Null)))
         }
     };
-    tiktok.load = opt_bool(KEY, v, "load", false)?;
-    tiktok.send_page_view = opt_bool(KEY, v, "sendPageView", true)?;
+    load_options(KEY, v, false, &mut tiktok.load, &mut tiktok.send_page_view)?;
     Ok(tiktok)
 }
 
