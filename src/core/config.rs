@@ -40,13 +40,14 @@ pub struct Config {
     pub destinations: Vec<Box<dyn Destination>>,
 }
 
-/// `config.<field> <rule>`, an invalid_config error with the value given.
-pub(crate) fn bad(field: &str, rule: &str, v: &Value) -> TagError {
+/// Adds `config.<field> <rule>`, an invalid_config error with the value given, to `errors`:
+/// pushed here, where each caller's push of a returned error copied it field by field.
+pub(crate) fn bad(errors: &mut Vec<TagError>, field: &str, rule: &str, v: &Value) {
     let mut m = String::from("config.");
     m.push_str(field);
     m.push(' ');
     m.push_str(rule);
-    TagError::new("invalid_config", m, v.to_json())
+    errors.push(TagError::new("invalid_config", m, v.to_json()));
 }
 
 fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> bool {
@@ -54,7 +55,7 @@ fn opt_bool(v: &Value, key: &str, default: bool, errors: &mut Vec<TagError>) -> 
         None | Some(Value::Null) => default,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            errors.push(bad(key, if default { NOT_BOOL_USING_TRUE } else { NOT_BOOL_USING_FALSE }, other));
+            bad(errors, key, if default { NOT_BOOL_USING_TRUE } else { NOT_BOOL_USING_FALSE }, other);
             default
         }
     }
@@ -93,7 +94,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
         Value::Object(m) => m.as_slice(),
         Value::Null => &[],
         other => {
-            errors.push(bad("", CONFIG_NOT_OBJECT, other));
+            bad(errors, "", CONFIG_NOT_OBJECT, other);
             &[]
         }
     };
@@ -110,10 +111,10 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
             // The browser blocks an http request from an https page (mixed content): every event
             // would be retried until the queue is full, with nothing pointing at the endpoint.
             Some(abs) if abs.starts_with("http:") && page_url.starts_with("https:") => {
-                errors.push(bad("endpoint", ENDPOINT_HTTPS, e))
+                bad(errors, "endpoint", ENDPOINT_HTTPS, e)
             }
             Some(abs) => c.endpoint = Some(abs),
-            None => errors.push(bad("endpoint", ENDPOINT_URL, e)),
+            None => bad(errors, "endpoint", ENDPOINT_URL, e),
         },
     }
     match v.get("attributionWindowDays") {
@@ -126,7 +127,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
             // One error arm for a number out of range and a value of another kind.
             match days {
                 Some(days) if matches!(days, 1..=730) => c.attribution_window_days = days,
-                _ => errors.push(bad("attributionWindowDays", WINDOW_DAYS_RANGE, d)),
+                _ => bad(errors, "attributionWindowDays", WINDOW_DAYS_RANGE, d),
             }
         }
     }
@@ -134,7 +135,7 @@ pub fn parse(v: &Value, page_url: &str, errors: &mut Vec<TagError>, warnings: &m
         None | Some(Value::Null) => {}
         Some(d) => {
             if let Err(rule) = cookie_domain(d, page_url, &mut c.cookie_domain) {
-                errors.push(bad("cookieDomain", rule, d));
+                bad(errors, "cookieDomain", rule, d);
             }
         }
     }

@@ -89,13 +89,13 @@ pub fn settings(config: &Value, errors: &mut Vec<TagError>) -> Settings {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "advanced" => {}
         Some(Value::String(m)) if m == "basic" => s.mode = Mode::Basic,
-        Some(other) => errors.push(bad("consentMode", ADVANCED_OR_BASIC, other)),
+        Some(other) => bad(errors, "consentMode", ADVANCED_OR_BASIC, other),
     }
     match config.get("gpc") {
         None | Some(Value::Null) => {}
         Some(Value::String(g)) if g == "honor" => {}
         Some(Value::String(g)) if g == "ignore" => s.honor_gpc = false,
-        Some(other) => errors.push(bad("gpc", HONOR_OR_IGNORE, other)),
+        Some(other) => bad(errors, "gpc", HONOR_OR_IGNORE, other),
     }
     s
 }
