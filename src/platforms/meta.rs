@@ -29,18 +29,19 @@ pub struct Meta {
     send_page_view: bool,
 }
 
-/// Adds Pixel ID `v` to `pixels` unless it is there already. The id goes straight into the list:
-/// returned as a `Result<String, _>` it was moved through memory twice at each of two callers.
-fn add_pixel(pixels: &mut Vec<String>, v: &Value) -> Result<(), TagError> {
+/// Adds Pixel ID `v` to `pixels` unless it is there already; false when `v` is not a Pixel ID.
+/// The id goes straight into the list, and the caller builds the one error for both of its
+/// calls: a `Result` moved the error (and before it, the id) through memory at each.
+fn add_pixel(pixels: &mut Vec<String>, v: &Value) -> bool {
     match v {
         Value::String(id) | Value::Number(id) if matches!(id.len(), 5..=20) && text::all(id, |b| b.is_ascii_digit()) => {
             // any(..), not Vec::contains: the wasm has no other search of a [String] to share.
             if !pixels.iter().any(|p| p == id) {
                 pixels.push(id.clone());
             }
-            Ok(())
+            true
         }
-        other => Err(config_error(KEY, "pixelId", PIXEL_ID_DIGITS, other)),
+        _ => false,
     }
 }
 
@@ -48,22 +49,28 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     members(KEY, v, KNOWN, warnings)?;
     // Filled in place, as google::configure does: no value moved into the struct at the end.
     let mut meta = Box::new(Meta { pixels: Vec::new(), load: false, send_page_view: false });
-    match v.get("pixelId") {
-        Some(Value::Array(ids)) if !ids.is_empty() => {
-            for id in ids {
-                add_pixel(&mut meta.pixels, id)?;
+    // The pixel errors share one config_error, built into the return value after the block.
+    let (rule, bad) = 'bad: {
+        match v.get("pixelId") {
+            Some(Value::Array(ids)) if !ids.is_empty() => {
+                if let Some(id) = ids.iter().find(|id| !add_pixel(&mut meta.pixels, id)) {
+                    break 'bad (PIXEL_ID_DIGITS, id);
+                }
             }
+            Some(one @ (Value::String(_) | Value::Number(_))) => {
+                if !add_pixel(&mut meta.pixels, one) {
+                    break 'bad (PIXEL_ID_DIGITS, one);
+                }
+            }
+            other => break 'bad (PIXEL_ID_REQUIRED, other.unwrap_or(&Value::Null)),
         }
-        Some(one @ (Value::String(_) | Value::Number(_))) => add_pixel(&mut meta.pixels, one)?,
-        other => {
-            return Err(config_error(KEY, "pixelId", PIXEL_ID_REQUIRED, other.unwrap_or(&Value::Null)))
-        }
-    }
-    // Tandem owns PageView for Meta (with its event_id, so Meta can dedup it against the endpoint
-    // copy); a site moving to Tandem removes fbq('track', 'PageView') from its own snippet, or sets
-    // sendPageView: false to keep it (its default is true).
-    load_options(KEY, v, false, &mut meta.load, &mut meta.send_page_view)?;
-    Ok(meta)
+        // Tandem owns PageView for Meta (with its event_id, so Meta can dedup it against the
+        // endpoint copy); a site moving to Tandem removes fbq('track', 'PageView') from its own
+        // snippet, or sets sendPageView: false to keep it (its default is true).
+        load_options(KEY, v, false, &mut meta.load, &mut meta.send_page_view)?;
+        return Ok(meta);
+    };
+    Err(config_error(KEY, "pixelId", rule, bad))
 }
 
 /// Meta's shape of the canonical params, as the next value of `w`.
