@@ -84,17 +84,20 @@ fn is_label(l: &str) -> bool {
     !l.is_empty() && l.len() <= 64 && text::all(l, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A config error's field, rule and value, for `configure` to build the one `config_error` from.
+type Bad<'a> = (&'static str, &'static str, &'a Value);
+
 /// Reads the `ads` config into `into`, in place as `configure` fills its fields (on an error the
 /// caller drops what was filled).
-fn ads(v: &Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<(), TagError> {
+fn ads<'a>(v: &'a Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<(), Bad<'a>> {
     if !matches!(v, Value::Object(_)) {
-        return Err(config_error(KEY, "ads", ADS_OBJECT, v));
+        return Err(("ads", ADS_OBJECT, v));
     }
     // An object: only the unknown-key warnings can come of it.
     let _ = members(GOOGLE_ADS, v, "id, labels", warnings);
     let id = v.get("id").and_then(|id| id_with_prefix(id, &["AW-"], true));
     let Some(id) = id else {
-        return Err(config_error(KEY, "ads.id", ADS_ID_FORMAT, v.get("id").unwrap_or(&Value::Null)));
+        return Err(("ads.id", ADS_ID_FORMAT, v.get("id").unwrap_or(&Value::Null)));
     };
     let labels = &mut into.insert(Ads { id, labels: Vec::new() }).labels;
     match v.get("labels") {
@@ -103,7 +106,7 @@ fn ads(v: &Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<
             for (name, label) in m {
                 match label.as_str() {
                     Some(l) if is_label(l) => labels.push((name.clone(), l.to_string())),
-                    _ => return Err(config_error(KEY, ADS_LABELS, LABEL_FORMAT, label)),
+                    _ => return Err((ADS_LABELS, LABEL_FORMAT, label)),
                 }
                 if Standard::from_name(name).is_none() {
                     let mut w = String::from(GOOGLE_ADS_LABELS);
@@ -113,7 +116,7 @@ fn ads(v: &Value, warnings: &mut Vec<String>, into: &mut Option<Ads>) -> Result<
                 }
             }
         }
-        Some(other) => return Err(config_error(KEY, ADS_LABELS, LABELS_OBJECT, other)),
+        Some(other) => return Err((ADS_LABELS, LABELS_OBJECT, other)),
     }
     Ok(())
 }
@@ -123,25 +126,34 @@ pub fn configure(v: &Value, warnings: &mut Vec<String>) -> Result<Box<dyn Destin
     // Filled in place, field by field: each value built apart and then moved into the struct was
     // copied through memory, with a drop of its own on every error path after it.
     let mut google = Box::new(Google { tag_id: None, ads: None, load: false, send_page_view: false });
-    match v.get("tagId") {
-        None | Some(Value::Null) => {}
-        Some(t) => {
-            google.tag_id = id_with_prefix(t, &["G-", "GT-"], false);
-            if google.tag_id.is_none() {
-                return Err(config_error(KEY, "tagId", TAG_ID_FORMAT, t));
+    // The errors share one config_error, built into the return value after the block, where
+    // each one built apart (or returned by ads) was moved through memory.
+    let (field, rule, bad) = 'bad: {
+        match v.get("tagId") {
+            None | Some(Value::Null) => {}
+            Some(t) => {
+                google.tag_id = id_with_prefix(t, &["G-", "GT-"], false);
+                if google.tag_id.is_none() {
+                    break 'bad ("tagId", TAG_ID_FORMAT, t);
+                }
             }
         }
-    }
-    match v.get("ads") {
-        None | Some(Value::Null) => {}
-        Some(a) => ads(a, warnings, &mut google.ads)?,
-    }
-    if google.tag_id.is_none() && google.ads.is_none() {
-        return Err(config_error(KEY, "", NEEDS_AN_ID, v));
-    }
-    // sendPageView defaults to load.
-    load_options(KEY, v, true, &mut google.load, &mut google.send_page_view)?;
-    Ok(google)
+        match v.get("ads") {
+            None | Some(Value::Null) => {}
+            Some(a) => {
+                if let Err(bad) = ads(a, warnings, &mut google.ads) {
+                    break 'bad bad;
+                }
+            }
+        }
+        if google.tag_id.is_none() && google.ads.is_none() {
+            break 'bad ("", NEEDS_AN_ID, v);
+        }
+        // sendPageView defaults to load.
+        load_options(KEY, v, true, &mut google.load, &mut google.send_page_view)?;
+        return Ok(google);
+    };
+    Err(config_error(KEY, field, rule, bad))
 }
 
 /// A transaction_id for deduplication: the order id, else the event id (never empty).
