@@ -64,22 +64,17 @@ use browser::name_fault_code;
 mod browser {
     use std::cell::Cell;
 
+    use crate::Single;
+
     /// Until `install` (at init, or at a consent or identify call before it, so before any event
     /// name or identity is read): ASCII rules, which link no Unicode table.
     fn ascii_name_fault_code(name: &str) -> u32 {
         super::fault_code(name, |c| c.is_ascii_alphabetic(), |c| c.is_ascii_alphanumeric())
     }
 
-    /// A slot held in a plain static, where a `thread_local!` was reached through a function
-    /// pointer, an indirect call and a null check at each use (as the shell's `Single`).
-    struct Slot<T>(Cell<T>);
-
-    // SAFETY: this module is built only for wasm32, and src/lib.rs refuses to build the wasm with
-    // the atomics feature, so there is exactly one thread.
-    unsafe impl<T> Sync for Slot<T> {}
-
-    static LOWERCASE: Slot<fn(&str) -> String> = Slot(Cell::new(str::to_ascii_lowercase));
-    static NAME_FAULT: Slot<fn(&str) -> u32> = Slot(Cell::new(ascii_name_fault_code));
+    // Plain statics, not `thread_local!`s: see `Single`.
+    static LOWERCASE: Single<Cell<fn(&str) -> String>> = Single(Cell::new(str::to_ascii_lowercase));
+    static NAME_FAULT: Single<Cell<fn(&str) -> u32>> = Single(Cell::new(ascii_name_fault_code));
 
     /// The browser's `String.prototype.toLowerCase` and its regular expressions for the name rule.
     pub fn install(lowercase: fn(&str) -> String, name_fault_code: fn(&str) -> u32) {

@@ -24,22 +24,10 @@ crate::messages! {
     UNKNOWN_COMMAND = "s2" "Unknown command; use 'init', 'track', 'page', 'consent' or 'identify'";
 }
 
+use crate::Single;
+
+/// The core, once init made it (see `Single` for why a plain static).
 static TAG: Single<RefCell<Option<Tag>>> = Single(RefCell::new(None));
-
-/// The shell's state (here and in `transport`, `browser` and `privacy`) as plain statics, used
-/// as a `thread_local!` is (`TAG.with(|slot| ..)`): a `thread_local!` was reached through a
-/// function pointer the optimisers did not resolve, an indirect call and a null check at each use.
-struct Single<T>(T);
-
-// SAFETY: the shell is built only for wasm32 without the atomics feature (src/lib.rs refuses to
-// build with it), which has exactly one thread (as the allocator, see crate::alloc).
-unsafe impl<T> Sync for Single<T> {}
-
-impl<T> Single<T> {
-    fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        f(&self.0)
-    }
-}
 
 /// The nonce of the loader's script tag, given once after instantiation, passed to injected scripts.
 #[wasm_bindgen]
