@@ -43,6 +43,13 @@ const outFlag = process.argv.indexOf('--out');
 const outName = outFlag > 0 ? process.argv[outFlag + 1] : (testHooks ? 'dist-test' : 'dist');
 const outDir = join(root, outName);
 const bindgenDir = join(root, 'target', 'bindgen-' + outName.replace(/[^A-Za-z0-9_-]/g, '_'));
+// The wasm as ordered for gzip (below). --js-only starts from the one the last full build into the
+// same output left here: checked before anything is removed, so a missing build leaves dist/ as it was.
+const ordered = join(bindgenDir, 'tandem_ordered.wasm');
+if (jsOnly && !statSync(ordered, { throwIfNoEntry: false })) {
+  console.error(`build: --js-only needs a full build into ${outName} first`);
+  process.exit(2);
+}
 const platformsFlag = process.argv.indexOf('--platforms');
 const platforms = platformsFlag > 0 ? process.argv[platformsFlag + 1].split(',').map((p) => p.trim()).filter(Boolean) : null;
 // The platforms are Cargo.toml's default features (one per src/platforms/<name>.rs).
@@ -137,9 +144,7 @@ const optimized = join(bindgenDir, 'tandem_opt.wasm');
 if (!jsOnly) run(wasmOpt, [...(keepNames ? ['-g'] : []), '-Oz', '--converge', '--low-memory-unused', '--one-caller-inline-max-function-size=20', '--always-inline-max-function-size=4', '--flatten', '--rereloop', '-Oz', '-Oz', join(bindgenDir, 'tandem_bg.wasm'), '-o', optimized]);
 // The order of the functions decides what gzip's window holds when each is compressed: ordered for
 // that, the wasm is about 760 B of gzip smaller, for 20 to 35 s of build time.
-const ordered = join(bindgenDir, 'tandem_ordered.wasm');
 if (!jsOnly) orderFunctions(optimized, ordered, keepNames, orderSeed);
-else if (!statSync(ordered, { throwIfNoEntry: false })) throw new Error(`build: --js-only needs a full build into ${outName} first`);
 const minified = JSON.parse(execFileSync(wasmOpt, [
   ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', ordered, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
