@@ -59,8 +59,8 @@ const ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Em
 const frame = (dir) => `<!doctype html><script>
 window.fbq = function () {}; window.gtag = function () {};
 window.ttq = { track: function () {}, page: function () {}, identify: function () {}, load: function () {}, instance: function () { return window.ttq; } };
-${snippetInit()}
-</script><link rel="preload" href="/${dir}/tandem_bg.wasm" as="fetch" crossorigin><script async src="/${dir}/tandem.js"></script>`;
+${snippetInit(`/${dir}/tandem_bg.wasm`)}
+</script><script async src="/${dir}/tandem.js"></script>`;
 const top = (order) => `<!doctype html>${order.map((d, k) => `<iframe id="${'ab'[k]}" src="/frame?d=${encodeURIComponent(d)}"></iframe>`).join('')}`;
 
 const server = http.createServer((req, res) => {

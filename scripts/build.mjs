@@ -148,6 +148,12 @@ if (!jsOnly) orderFunctions(optimized, ordered, keepNames, orderSeed);
 const minified = JSON.parse(execFileSync(wasmOpt, [
   ...(keepNames ? ['-g'] : ['--strip-debug']), '--strip-producers', '--strip-target-features', '--minify-imports-and-exports-and-modules', ordered, '-o', outWasm,
 ], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+// The build's id, in a custom section `t` of the wasm and in the loader (TANDEM_WASM): the loader
+// takes a module the snippet compiled (tandem.compiled) only when the ids match, so a compile line
+// left pointing at another release's wasm costs a second download, never a module whose exports
+// and imports mean something else to this glue.
+const wasmId = createHash('sha256').update(readFileSync(outWasm)).digest('hex').slice(0, 8);
+writeFileSync(outWasm, Buffer.concat([readFileSync(outWasm), Buffer.from([0, 2 + wasmId.length, 1, 't'.charCodeAt(0)]), Buffer.from(wasmId)]));
 const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
 if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');
 const importModule = [...importModules][0] || 'a';
@@ -419,6 +425,7 @@ const jsPathCode = await minify(`(function () {
 var TANDEM_VERSION = ${JSON.stringify(version)};
 var TANDEM_MESSAGES = '';
 var TANDEM_JS_PATH = '';
+var TANDEM_WASM = '';
 ${loader}
 window.__tandemJsPath = createJsPath;
 })();
@@ -434,7 +441,7 @@ writeFileSync(join(outDir, jsPathFile), jsPathCode);
 const loaderWithoutDelivery = loader.replace(jsPathOn, '').replaceAll('if (!JS_PATH_DELIVERY) return;', 'return;');
 if (loaderWithoutDelivery.includes('JS_PATH_DELIVERY')) throw new Error('build: JS_PATH_DELIVERY is only tested as `if (!JS_PATH_DELIVERY) return;`');
 
-const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\nvar TANDEM_MESSAGES = ${JSON.stringify(messagesFile)};\nvar TANDEM_JS_PATH = ${JSON.stringify(jsPathFile)};\n${glueFactory()}${loaderWithoutDelivery}`;
+const shared = `var TANDEM_VERSION = ${JSON.stringify(version)};\nvar TANDEM_WASM = ${JSON.stringify(wasmId)};\nvar TANDEM_MESSAGES = ${JSON.stringify(messagesFile)};\nvar TANDEM_JS_PATH = ${JSON.stringify(jsPathFile)};\n${glueFactory()}${loaderWithoutDelivery}`;
 
 const classic = `(function () {
 'use strict';

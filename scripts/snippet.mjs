@@ -1,11 +1,13 @@
 // What the measurement scripts (npm run bench, ab, startup) share: the README snippet's inline
 // part, and the emulated slow network.
 //
-// The snippet's inline part: the stub, then init with meta, google and tiktok configured and `load: false` (each
-// page puts no-op or recording fbq / gtag / ttq in place). `extra`, a JSON object's text, is
-// spread into the config last.
-export function snippetInit(extra = '') {
+// The snippet's inline part: the stub, the line that fetches and compiles the wasm at `wasmUrl`
+// while the loader is on its way, then init with meta, google and tiktok configured and `load:
+// false` (each page puts no-op or recording fbq / gtag / ttq in place). `extra`, a JSON object's
+// text, is spread into the config last.
+export function snippetInit(wasmUrl, extra = '') {
   return `window.tandem = window.tandem || function () { (window.tandem.q = window.tandem.q || []).push(arguments); };
+${compileLine(wasmUrl)}
 tandem('init', {
   endpoint: '/collect',
   meta: { pixelId: '123456789012345', load: false },
@@ -13,6 +15,12 @@ tandem('init', {
   tiktok: { pixelId: 'CXXXXXXXXXXXXXXXXXXX', load: false },${extra ? `
   ...${extra},` : ''}
 });`;
+}
+
+// The README snippet's second line: the wasm's compilation started by the page (tandem.compiled),
+// not by the loader once it has arrived (www/loader.js, bootTandem).
+export function compileLine(wasmUrl) {
+  return `if (!tandem.loaded && !tandem.compiled && window.WebAssembly && WebAssembly.compileStreaming && window.fetch) tandem.compiled = WebAssembly.compileStreaming(fetch(${JSON.stringify(wasmUrl)})).catch(function () {});`;
 }
 
 // The emulated network for the "slow network" loads: DevTools throttling (latency is added to every

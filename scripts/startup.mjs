@@ -5,9 +5,10 @@
 //   node scripts/startup.mjs dist [tmp/other-build] [--loads 16] [--js-flags "--no-wasm-lazy-compilation"] [--slow]
 //
 // Each load is a fresh browser context on a local page with the README snippet (meta, google and
-// tiktok configured, load: false, no-op fbq / gtag / ttq), the wasm preloaded. The page's first
-// script stamps the stages from the outside (the loader is not modified): the loader's first and
-// last statement (wrapped around it by this server), its fetch of the wasm and when that resolves,
+// tiktok configured, load: false, no-op fbq / gtag / ttq), whose second line fetches and compiles
+// the wasm. The page's first script stamps the stages from the outside (the loader is not
+// modified): the loader's first and last statement (wrapped around it by this server), the fetch
+// of the wasm (the snippet's; a build older than tandem.compiled fetches it again) and when it resolves,
 // WebAssembly.compileStreaming and instantiate, the first platform call of init, the endpoint
 // fetch; Resource Timing gives the network side. After load and 300 ms, one Purchase is timed,
 // then a second one and an identify(), each in a later task. Builds alternate load by load, in
@@ -74,10 +75,9 @@ window.__purchase = function (i) {
     { id: 'sku-2', quantity: 1, price: 9.99, name: 'Tea towel', category: 'Kitchen' }] };
 };
 </script><script>
-${snippetInit()}
+${snippetInit('/tag/BUILD/tandem_bg.wasm')}
 </script>
-<script async fetchpriority="high" src="/tag/BUILD/tandem.js"></script>
-<link rel="preload" href="/tag/BUILD/tandem_bg.wasm" as="fetch" crossorigin></head><body>startup</body></html>`;
+<script async fetchpriority="high" src="/tag/BUILD/tandem.js"></script></head><body>startup</body></html>`;
 
 const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin', 'Cache-Control': 'no-store' };
 const files = new Map();
@@ -159,9 +159,9 @@ try {
 const median = (xs) => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[s.length >> 1] : NaN; };
 const stages = [
   ['loader received (responseEnd)', (r) => r.loaderEnd],
-  ['wasm received (preloaded)', (r) => r.wasmEnd],
+  ['wasm received', (r) => r.wasmEnd],
   ['loader starts running', (r) => r.T.loaderStart],
-  ['loader fetches the wasm', (r) => r.T.wasmFetch],
+  ['the wasm fetched (by the snippet)', (r) => r.T.wasmFetch],
   ['loader script done', (r) => r.T.loaderEnd],
   ['that fetch resolves', (r) => r.T.wasmResponse],
   ['compileStreaming called', (r) => r.T.compileStreaming[0]],
@@ -182,4 +182,4 @@ for (const [label, get] of stages) {
   console.log(label.padEnd(40) + rows.map((r) => median(r.map(get)).toFixed(2).padStart(14)).join(''));
 }
 const doubled = rows.map((r) => r.filter((x) => x.wasmRequests !== 1).length);
-if (doubled.some(Boolean)) console.log('loads that fetched the wasm more than once (preload not used): ' + doubled.join(' / '));
+if (doubled.some(Boolean)) console.log('loads that fetched the wasm more than once (a loader that ignores tandem.compiled): ' + doubled.join(' / '));

@@ -176,6 +176,16 @@ function compileWasm(url, onResponse) {
   });
 }
 
+// Whether `module` is this build's wasm (scripts/build.mjs writes the same id into both); anything
+// else, including no module at all, is not.
+function ours(module) {
+  try {
+    return new TextDecoder().decode(WebAssembly.Module.customSections(module, 't')[0]) === TANDEM_WASM;
+  } catch (error) {
+    return false; // not a WebAssembly.Module
+  }
+}
+
 function wasmUrlFor(win, script) {
   var stub = win.tandem;
   var explicit = (stub && typeof stub.wasmUrl === 'string' && stub.wasmUrl) || script.wasm;
@@ -1328,9 +1338,21 @@ function bootTandem(win, script) {
   // before then waits for a task of its own before init. Otherwise init starts at once: yielding
   // every time delayed the first PageView by about 18 ms in the bench's page.
   var responseTaskOver = false;
-  compileWasm(wasmUrlFor(win, script), function () {
+  function taskOverSoon() {
     nextTask(win).then(function () { responseTaskOver = true; });
-  })
+  }
+  // The snippet may have started the compilation itself (`tandem.compiled`, README), while this
+  // script was on its way: a promise of the module, or of nothing when it failed (a wrong MIME
+  // type, a blocked request), and then, as for another release's module, the loader fetches the
+  // file as without it. A module ready before this script ran is taken in this task, so it too
+  // waits for a task of its own.
+  var early = stub.compiled;
+  if (early) taskOverSoon();
+  Promise.resolve(early)
+    .then(null, function () { /* not a promise of ours: compiled here */ })
+    .then(function (module) {
+      return ours(module) ? module : compileWasm(wasmUrlFor(win, script), taskOverSoon);
+    })
     .then(function (module) {
       compiled = module;
       return responseTaskOver ? null : nextTask(win);

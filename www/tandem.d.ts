@@ -116,6 +116,8 @@ export interface Tandem {
   version?: string;
   /** Override where the wasm file is fetched from (set on the stub before the loader runs). */
   wasmUrl?: string;
+  /** The wasm's module, compiled by the snippet's second line while the loader is on its way (set on the stub before the loader runs); a promise of nothing makes the loader compile the file itself. */
+  compiled?: Promise<WebAssembly.Module | void>;
 }
 
 export declare const tandem: Tandem;

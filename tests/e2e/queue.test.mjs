@@ -163,6 +163,58 @@ test('wasm served as application/octet-stream still works (instantiateStreaming 
   assert.deepEqual(pageErrors, []);
 });
 
+// The README snippet's compile line (`tandem.compiled`): the snippet fetches and compiles the wasm
+// while the loader is on its way, and the loader instantiates that module.
+for (const [label, query] of [['', ''], [', ready before the loader runs', '?late=1']]) test(`the snippet's compilation is the one the loader instantiates: one download, one compilation${label}`, needsDist, async () => {
+  const { page, pageErrors, consoleErrors, requests } = await env.newPage();
+  await page.goto(env.url('/fixtures/early-compile.html' + query), { waitUntil: 'domcontentloaded' });
+  if (query) {
+    const early = await page.evaluate(async () => (await window.tandem.compiled) instanceof WebAssembly.Module && !window.tandem.loaded);
+    assert.ok(early, 'the module was compiled while the loader was still on its way');
+  }
+  await waitForLoaded(page);
+  const id = await page.evaluate(() => window.tandem('track', 'Lead', { value: 7, currency: 'EUR' }));
+  assert.match(String(id), UUID_V4);
+  await waitForCalls(page, hasId(id), { count: 3 });
+  const [ev] = await waitForEvents(env.server, (e) => e.event_id === id);
+  assert.deepEqual(eventSchemaErrors(ev), []);
+  await waitForEvents(env.server, (e) => e.event_name === 'PageView' && e.event_source_url.endsWith('early-compile.html' + query), { message: 'the automatic PageView' });
+  const wasm = requests.filter((u) => u.includes('.wasm'));
+  assert.deepEqual(wasm.map((u) => new URL(u).pathname), ['/dist/tandem_bg.wasm'], 'one download');
+  assert.deepEqual(await page.evaluate(() => window.__compiles), ['compileStreaming'], 'one compilation, the snippet\'s');
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(consoleErrors, []);
+});
+
+// A compile line that fails (a wrong MIME type, a missing file), a `tandem.compiled` that is not a
+// promise of a module, or another release's module (a compile line left pointing at an old file)
+// costs the page nothing: no unhandled rejection, no report, and the loader fetches and compiles
+// the wasm itself.
+// The last compilation listed is the loader's own.
+for (const [label, query, compiles, order] of [
+  ['a wrong MIME type', '?wasm=/badmime/dist/tandem_bg.wasm', ['compileStreaming', 'compileStreaming']],
+  ['a missing file', '?wasm=/missing/tandem_bg.wasm', ['compileStreaming', 'compileStreaming']],
+  ['a thenable whose then throws', '?compiled=hostile', ['compileStreaming']],
+  ['a promise of a number', '?compiled=number', ['compileStreaming']],
+  ["another release's module", '?compiled=other', ['compile', 'compileStreaming']],
+].map((c, k) => [...c, 'early-' + k])) {
+  test(`the snippet's compilation failing (${label}): the loader compiles the wasm itself, quietly`, needsDist, async () => {
+    const { page, pageErrors, consoleErrors, requests } = await env.newPage();
+    await page.goto(env.url('/fixtures/early-compile.html' + query));
+    await waitForLoaded(page);
+    const id = await page.evaluate((o) => window.tandem('track', 'Purchase', { value: 5, currency: 'EUR', order_id: o }), order);
+    assert.equal(id, 'o-' + order);
+    await waitForCalls(page, hasId(id), { count: 3 });
+    await waitForEvents(env.server, (e) => e.event_id === id);
+    assert.ok(requests.some((u) => new URL(u).pathname === '/dist/tandem_bg.wasm'), 'the loader fetched the wasm beside itself');
+    assert.deepEqual(await page.evaluate(() => window.__compiles), compiles, 'the loader compiled the wasm itself');
+    assert.equal(await page.evaluate(() => window.tandem.degraded), undefined, 'not the plain-JS path');
+    assert.deepEqual(await page.evaluate(() => window.__errors), [], 'nothing reported to onError');
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(consoleErrors.filter((m) => !/Failed to load resource/.test(m)), []);
+  });
+}
+
 test('with WebAssembly blocked (CSP, Lockdown Mode), conversions still reach the endpoint', needsDist, async () => {
   const { page, pageErrors } = await env.newPage();
   await page.route('**/*.wasm', (route) => route.abort('blockedbyclient'));

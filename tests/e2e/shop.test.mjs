@@ -69,9 +69,9 @@ test('the demo shop sends each step once, with the order id as the Purchase even
 });
 
 
-// The snippet's `<link rel=preload as=fetch crossorigin>` must match the loader's own fetch (CORS
-// mode, same-origin credentials): a mismatch makes the browser download the wasm a second time.
-test('the preloaded wasm is the one the loader compiles: one download per page', needsDist, async () => {
+// The shop's snippet compiles the wasm itself (tandem.compiled): the loader must take that module,
+// not download the file a second time.
+test("the snippet's compiled wasm is the one the loader instantiates: one download per page", needsDist, async () => {
   const { page } = await env.newPage({ stubs: false });
   const wasmRequests = [];
   page.on('request', (request) => {
