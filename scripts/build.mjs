@@ -151,8 +151,9 @@ const minified = JSON.parse(execFileSync(wasmOpt, [
 // The build's id, in a custom section `t` of the wasm and in the loader (TANDEM_WASM): the loader
 // takes a module the snippet compiled (tandem.compiled) only when the ids match, so a compile line
 // left pointing at another release's wasm costs a second download, never a module whose exports
-// and imports mean something else to this glue.
-const wasmId = createHash('sha256').update(readFileSync(outWasm)).digest('hex').slice(0, 8);
+// and imports mean something else to this glue. Six hex digits of the wasm's hash: two releases
+// share an id once in 16 million.
+const wasmId = createHash('sha256').update(readFileSync(outWasm)).digest('hex').slice(0, 6);
 writeFileSync(outWasm, Buffer.concat([readFileSync(outWasm), Buffer.from([0, 2 + wasmId.length, 1, 't'.charCodeAt(0)]), Buffer.from(wasmId)]));
 const importModules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(outWasm))).map((i) => i.module));
 if (importModules.size > 1) throw new Error('the minified wasm imports from more than one module');
